@@ -1,0 +1,4 @@
+//! Resource types shared by every wisp crate: the Knative Serving v1 objects (Service, Configuration,
+//! Revision, Route) with their conditions, and small value types such as revision keys and load stats.
+//!
+//! This crate does no I/O and holds no behaviour beyond defaults and validation of plain values.

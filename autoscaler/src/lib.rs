@@ -1,0 +1,1 @@
+//! Knative KPA autoscaler (work in progress by the autoscaler issue).

@@ -1,0 +1,54 @@
+//! `wisp`: the command line of the wisp serverless pod runtime.
+//!
+//! It parses arguments and composes the library crates; the behaviour lives in those crates.
+
+mod autoscaler_cmd;
+mod run_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "wisp", version, about = "Serverless pods as WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve one wasi:http component over HTTP/1.1 and HTTP/2 (h2c), without a control plane.
+    Run(run_cmd::RunArgs),
+    /// Tools around the Knative-compatible autoscaler.
+    Autoscaler {
+        #[command(subcommand)]
+        command: autoscaler_cmd::AutoscalerCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => run_cmd::run(args),
+        Command::Autoscaler { command } => autoscaler_cmd::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays machine-readable (`listening on …`, CSV output).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WISP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
