@@ -2,3 +2,5 @@
 //! Revision, Route) with their conditions, and small value types such as revision keys and load stats.
 //!
 //! This crate does no I/O and holds no behaviour beyond defaults and validation of plain values.
+
+pub mod revision_key;
