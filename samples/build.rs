@@ -69,11 +69,12 @@ fn env_var(name: &str) -> OsString {
 /// `OUT_DIR` is `<target>/<profile>/build/<pkg>-<hash>/out`, or `<target>/<triple>/<profile>/...`
 /// under `--target`, and other layouts are possible (`build.build-dir`). Rather than counting
 /// levels, take the nearest ancestor holding the `CACHEDIR.TAG` cargo writes at the root of the
-/// directories it owns; only ancestors 3 to 6 levels up are considered, so a tag far above the
-/// target dir can never be picked. Without a tag, fall back to 4 levels up (`<target>`, or
-/// `<target>/<triple>`). Either way it is not a profile folder such as `<target>/debug`, whose
-/// lock the outer cargo holds (building there would deadlock), and debug and release builds of
-/// the outer workspace share one guest build.
+/// directories it lays out (`<target>`, and `<target>/<triple>` under `--target`); only ancestors
+/// 3 to 6 levels up are considered, so a tag far above the target dir can never be picked. Without
+/// a tag, fall back to 4 levels up (the same directories). Either way it is never a profile folder
+/// such as `<target>/debug`, whose lock the outer cargo holds while this script runs (an inner
+/// build there would deadlock), and debug and release builds of the outer workspace share one
+/// guest build (the guests are always built `--release`).
 fn outer_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
     out_dir
@@ -235,11 +236,25 @@ fn leaks_outer_build(key: &str) -> bool {
     key.starts_with("__CARGO") || OUTER.contains(&key)
 }
 
-/// Forwards the tail of a failed command's output as cargo warnings, then fails the build.
+/// Forwards a failed command's diagnostics (its stderr less cargo's progress lines, at most the
+/// last 80 lines) as cargo warnings, which cargo always shows, then fails the build.
 fn fail(what: &str, output: &Output, todo: &str) -> ! {
+    const PROGRESS: &[&str] = &[
+        "Compiling ",
+        "Checking ",
+        "Downloading ",
+        "Downloaded ",
+        "Updating ",
+        "Locking ",
+        "Blocking ",
+        "Fresh ",
+    ];
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    for line in &lines[lines.len().saturating_sub(60)..] {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !PROGRESS.iter().any(|p| line.trim_start().starts_with(p)))
+        .collect();
+    for line in &lines[lines.len().saturating_sub(80)..] {
         println!("cargo:warning={line}");
     }
     panic!("{what}; {todo}");

@@ -1,5 +1,6 @@
 //! Grows memory 1 MiB at a time (`?mb=N` to stop after N MiB) until allocation fails, then traps.
 
+use core::hint::black_box;
 use wstd::http::{Body, Error, Request, Response, StatusCode};
 
 const MIB: usize = 1 << 20;
@@ -33,6 +34,8 @@ fn allocate_chunk(chunks: &mut Vec<Vec<u8>>) -> Option<()> {
     chunk.try_reserve_exact(MIB).ok()?;
     chunk.resize(MIB, 0xa5); // within the reserved capacity: no reallocation, touches every page
     chunks.push(chunk);
+    // Makes the chunks observable, so the optimizer can elide neither the allocations nor the writes.
+    black_box(&*chunks);
     Some(())
 }
 
