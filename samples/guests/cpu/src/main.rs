@@ -13,6 +13,7 @@ async fn main(req: Request<Body>) -> Result<Response<Body>, Error> {
         Some(Err(e)) => {
             return Ok(Response::builder()
                 .status(StatusCode::BAD_REQUEST)
+                .header("content-type", "text/plain")
                 .body(format!("n: {e}\n").into())?);
         }
     };

@@ -39,5 +39,6 @@ fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
 fn bad_request(msg: &str) -> Result<Response<Body>, Error> {
     Ok(Response::builder()
         .status(StatusCode::BAD_REQUEST)
+        .header("content-type", "text/plain")
         .body(msg.into())?)
 }
