@@ -33,6 +33,9 @@ mod tests {
 
     #[test]
     fn displays_as_namespace_slash_name() {
-        assert_eq!(RevisionKey::new("default", "hello-00001").to_string(), "default/hello-00001");
+        assert_eq!(
+            RevisionKey::new("default", "hello-00001").to_string(),
+            "default/hello-00001"
+        );
     }
 }

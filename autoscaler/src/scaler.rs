@@ -256,7 +256,13 @@ fn update_activity(
         state.scale_target_initialized = true;
     }
     if want == 0 || min_ready == 0 {
-        let reason = if state.activity == Activity::Activating && min_ready > 0 {
+        // Knative re-marks a timed-out PA `NoTraffic` on the next reconcile and fails the Revision
+        // through the Deployment's progress deadline instead; wisp has no Deployment, so the
+        // failure stays on the state until the revision activates again.
+        let timed_out = (state.activity == Activity::Activating && min_ready > 0)
+            || (state.activity == Activity::Inactive
+                && state.reason == Some(ActivityReason::TimedOut));
+        let reason = if timed_out {
             ActivityReason::TimedOut
         } else {
             ActivityReason::NoTraffic
@@ -265,7 +271,7 @@ fn update_activity(
     } else if ready < min_ready {
         if want > 0 || state.activity != Activity::Inactive {
             state.mark(Activity::Activating, Some(ActivityReason::Queued), now);
-        } else {
+        } else if state.reason != Some(ActivityReason::TimedOut) {
             state.mark(Activity::Inactive, Some(ActivityReason::NoTraffic), now);
         }
     } else if want > 0 || state.activity != Activity::Inactive {
