@@ -3,4 +3,5 @@
 //!
 //! This crate does no I/O and holds no behaviour beyond defaults and validation of plain values.
 
+pub mod quantity;
 pub mod revision_key;

@@ -1,1 +1,35 @@
-//! runtime
+//! The wasm pod runtime: runs standard `wasi:http/proxy` components with instant start and hard
+//! isolation.
+//!
+//! One [`Runtime`] per node holds the wasmtime engine (pooling allocator, copy-on-write memory
+//! images, one epoch ticker), the compile cache (once per digest per process, precompiled images
+//! on disk) and the linker. [`Runtime::prepare`] turns a component reference into a
+//! [`PreparedComponent`]; [`PreparedComponent::start_replica`] makes a [`Replica`], the resource
+//! envelope that serves requests, each in a fresh instance.
+//!
+//! Not here: HTTP listening, routing, queueing across replicas and scaling decisions — those
+//! belong to the gateway, activator and autoscaler.
+
+mod artifact;
+mod body;
+mod config;
+mod disk_cache;
+mod engine;
+mod error;
+mod guest_log;
+mod host;
+mod inspect;
+mod limits;
+mod loader;
+mod node;
+mod replica;
+mod response;
+
+pub use artifact::{Artifact, ArtifactSource, Digest};
+pub use config::{MIB, ReplicaIdentity, ReplicaLimits, RuntimeConfig};
+pub use engine::AllocatorKind;
+pub use error::RuntimeError;
+pub use loader::{LoadOrigin, LoaderStats};
+pub use node::{PreparedComponent, Runtime};
+pub use replica::{BodyError, Replica, RequestTimings};
+pub use response::{ResponseBody, plain_response};

@@ -3,6 +3,7 @@
 //! It parses arguments and composes the library crates; the behaviour lives in those crates.
 
 mod autoscaler_cmd;
+mod cli_values;
 mod run_cmd;
 
 use std::process::ExitCode;
@@ -10,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "wisp", version, about = "Serverless pods as WebAssembly components")]
+#[command(
+    name = "wisp",
+    version,
+    about = "Serverless pods as WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,5 +55,6 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

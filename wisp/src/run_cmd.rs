@@ -1,10 +1,149 @@
-//! `wisp run`: serve one component.
+//! `wisp run COMPONENT`: serve one component over HTTP with no control plane — the
+//! `wasmtime serve` use case, on wisp's runtime.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use wisp_runtime::{ArtifactSource, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig};
+
+use crate::cli_values;
+
+/// Exit code for input the user must fix (a bad component, a bad argument).
+const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// The component: a path, a file: URL or an http(s):// URL of a wasi:http/proxy component.
+    component: String,
+    /// Address to listen on; port 0 picks a free port (the first line of output names it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Wall-clock limit of one request (504 beyond), e.g. 30s, 1500ms, 5m.
+    #[arg(long, default_value = "300s", value_parser = cli_values::duration)]
+    timeout: Duration,
+    /// Linear memory shared by the requests running at once, e.g. 128Mi, 1Gi.
+    #[arg(long, default_value = "256Mi", value_parser = cli_values::memory)]
+    memory: u64,
+    /// Requests served at once (0 = unlimited); more wait for a free slot.
+    #[arg(long, default_value_t = 0)]
+    concurrency: u32,
+    /// Largest request body accepted (413 beyond), e.g. 10Mi.
+    #[arg(long, default_value = "128Mi", value_parser = cli_values::memory)]
+    max_body: u64,
+    /// Environment variable for the guest (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = cli_values::env_pair)]
+    env: Vec<(String, String)>,
+    /// Where precompiled components are kept between runs.
+    #[arg(long, env = "WISP_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Keep compiled components in memory only.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// Most instances alive at once (the size of the instance pool).
+    #[arg(long, default_value_t = 1000)]
+    max_instances: u32,
+}
 
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(serve(args))
+}
+
+async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
+    };
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: args.max_instances,
+        max_memory_per_instance: args.memory.max(wisp_runtime::MIB),
+        cache_dir,
+        ..RuntimeConfig::default()
+    })?;
+    let source = ArtifactSource::parse(&args.component);
+    let prepared = match runtime.prepare(&source).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}; choose another --addr", args.addr))?;
+    let local = listener.local_addr()?;
+
+    let name = component_name(&source);
+    let identity = ReplicaIdentity {
+        service: name.clone(),
+        configuration: name.clone(),
+        revision: name,
+        env: args.env,
+        port: local.port(),
+    };
+    let replica = prepared.start_replica(
+        &identity,
+        ReplicaLimits {
+            concurrency: Some(args.concurrency).filter(|limit| *limit > 0),
+            memory: args.memory,
+            timeout: args.timeout,
+            max_request_body: args.max_body,
+        },
+    );
+    tracing::info!(
+        digest = %prepared.digest(),
+        origin = ?prepared.origin(),
+        allocator = ?runtime.allocator(),
+        "serving {}", prepared.source_name()
+    );
+    println!("listening on http://{local}");
+
+    let replica = Arc::new(replica);
+    wisp_gateway::server::serve(
+        listener,
+        move |mut request| {
+            let replica = replica.clone();
+            async move {
+                let request_id = wisp_gateway::request_id::assign(request.headers_mut());
+                let mut response = replica.handle(request, request_id.clone()).await;
+                if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                    response
+                        .headers_mut()
+                        .insert(wisp_gateway::request_id::HEADER, value);
+                }
+                response
+            }
+        },
+        wisp_gateway::server::shutdown_signal(),
+    )
+    .await;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guest's `K_SERVICE` and friends: the file name without `.wasm`.
+fn component_name(source: &ArtifactSource) -> String {
+    let text = source.to_string();
+    let file = text.rsplit('/').next().unwrap_or(&text);
+    let stem = file.strip_suffix(".wasm").unwrap_or(file);
+    if stem.is_empty() {
+        "component".into()
+    } else {
+        stem.into()
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wisp"))
 }

@@ -1,0 +1,79 @@
+//! Settings of one node's runtime and of the replicas it starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Node-wide settings: how the engine's instance pool is sized and where compiled components are kept.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Most component instances alive at once on this node (the pool's slot count).
+    pub max_instances: u32,
+    /// Most linear memory one instance may grow to; also the pool's per-slot memory size.
+    pub max_memory_per_instance: u64,
+    /// How often the single epoch ticker advances the engine's epoch. A busy guest yields to the
+    /// scheduler at every tick, so this bounds how late a deadline or a cancel is noticed.
+    pub epoch_tick: Duration,
+    /// Where precompiled components are kept across restarts; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator when the address space can be reserved (falls back otherwise).
+    pub pooling: bool,
+    /// Largest component accepted from a file or URL.
+    pub max_component_bytes: u64,
+    /// How long a component download may take.
+    pub fetch_timeout: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_per_instance: 512 * MIB,
+            epoch_tick: Duration::from_millis(10),
+            cache_dir: None,
+            pooling: true,
+            max_component_bytes: 512 * MIB,
+            fetch_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The resource envelope of one replica: what the instances it runs may use together.
+#[derive(Debug, Clone)]
+pub struct ReplicaLimits {
+    /// Requests served at once; further ones wait for a slot. `None` means unlimited.
+    pub concurrency: Option<u32>,
+    /// Linear memory shared by all instances the replica runs at once.
+    pub memory: u64,
+    /// Wall-clock budget of one request, from admission to the end of the guest's work (504 beyond).
+    pub timeout: Duration,
+    /// Largest request body passed to the guest (413 beyond).
+    pub max_request_body: u64,
+}
+
+impl Default for ReplicaLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: None,
+            memory: 256 * MIB,
+            timeout: Duration::from_secs(300),
+            max_request_body: 128 * MIB,
+        }
+    }
+}
+
+/// What the guest sees of where it runs: its environment and the Knative identity variables.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaIdentity {
+    /// Knative's `K_SERVICE`.
+    pub service: String,
+    /// Knative's `K_CONFIGURATION`.
+    pub configuration: String,
+    /// Knative's `K_REVISION`; also the `revision` field of guest log lines.
+    pub revision: String,
+    /// The container's `env`, in order; later entries win.
+    pub env: Vec<(String, String)>,
+    /// Knative's `PORT`: the port the front door listens on.
+    pub port: u16,
+}
+
+pub const MIB: u64 = 1024 * 1024;

@@ -1,0 +1,116 @@
+//! The one wasmtime `Engine` of a process: instance pool, copy-on-write memory images, and the
+//! single epoch ticker that gives every running guest its deadline checks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::RuntimeConfig;
+use crate::error::RuntimeError;
+
+/// Which instance allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocatorKind {
+    Pooling,
+    OnDemand,
+}
+
+/// Core instances, tables and memories one component instance may hold: the main module plus the
+/// small shim and fixup modules that component tooling adds (componentize-py brings a few more).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const TABLES_PER_COMPONENT: u32 = 8;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+/// How many of those the pool provides per component slot on average: most guests use about
+/// three core instances, two tables and one memory.
+const POOLED_CORE_INSTANCES_PER_SLOT: u32 = 4;
+const POOLED_TABLES_PER_SLOT: u32 = 4;
+const POOLED_MEMORIES_PER_SLOT: u32 = 2;
+
+/// Builds the engine, preferring the pooling allocator and falling back to on-demand allocation
+/// when the pool's address space cannot be reserved (small `ulimit -v`, 32-bit hosts, low
+/// overcommit limits).
+pub fn build_engine(config: &RuntimeConfig) -> Result<(Engine, AllocatorKind), RuntimeError> {
+    if config.pooling {
+        match Engine::new(&engine_config(Some(pool_config(config)))) {
+            Ok(engine) => return Ok((engine, AllocatorKind::Pooling)),
+            Err(error) => tracing::warn!(
+                error = %format!("{error:#}"),
+                "cannot reserve the address space of the instance pool; falling back to on-demand \
+                 allocation (instantiation will be slower; lower --max-instances or the memory per \
+                 instance to use the pool)"
+            ),
+        }
+    }
+    let engine = Engine::new(&engine_config(None))
+        .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+    Ok((engine, AllocatorKind::OnDemand))
+}
+
+fn engine_config(pool: Option<PoolingAllocationConfig>) -> Config {
+    let mut engine = Config::new();
+    engine.wasm_component_model(true);
+    engine.epoch_interruption(true);
+    engine.memory_init_cow(true);
+    if let Some(pool) = pool {
+        engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    engine
+}
+
+fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    let instances = config.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(POOLED_CORE_INSTANCES_PER_SLOT))
+        .total_memories(instances.saturating_mul(POOLED_MEMORIES_PER_SLOT))
+        .total_tables(instances.saturating_mul(POOLED_TABLES_PER_SLOT))
+        .total_stacks(instances)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_memory_size(usize::try_from(config.max_memory_per_instance).unwrap_or(usize::MAX));
+    pool
+}
+
+/// Advances the engine's epoch at a fixed period from one thread for the whole process (a ticker
+/// per request was wasmtime's own 100× slowdown, issue 11814). Stops when dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: Engine, period: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("wisp-epoch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(period);
+                        engine.increment_epoch();
+                    }
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::error!(
+                "cannot start the epoch ticker thread; guest deadlines will not be enforced"
+            );
+        }
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

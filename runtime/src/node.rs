@@ -1,0 +1,198 @@
+//! The runtime of one node: the engine, the compile cache and the linker, shared by every
+//! component and replica the node runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::artifact::{Artifact, ArtifactSource, Digest};
+use crate::config::{ReplicaIdentity, ReplicaLimits, RuntimeConfig};
+use crate::disk_cache::DiskCache;
+use crate::engine::{AllocatorKind, EpochTicker, build_engine};
+use crate::error::RuntimeError;
+use crate::host::{Host, proxy_linker};
+use crate::inspect::{WasmKind, classify};
+use crate::loader::{ComponentLoader, LoadOrigin, LoaderStats};
+use crate::replica::Replica;
+
+/// Export a component must have to serve HTTP, without its version.
+const HANDLER_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+
+/// A node's runtime. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    allocator: AllocatorKind,
+    linker: Linker<Host>,
+    loader: ComponentLoader,
+    config: RuntimeConfig,
+    instances_started: Arc<AtomicU64>,
+    instantiate_nanos: Arc<AtomicU64>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (engine, allocator) = build_engine(&config)?;
+        let disk = match &config.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            None => None,
+        };
+        let linker = proxy_linker(&engine)?;
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                loader: ComponentLoader::new(engine.clone(), disk),
+                engine,
+                allocator,
+                linker,
+                config,
+                instances_started: Arc::default(),
+                instantiate_nanos: Arc::default(),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn allocator(&self) -> AllocatorKind {
+        self.inner.allocator
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    pub fn loader_stats(&self) -> &LoaderStats {
+        self.inner.loader.stats()
+    }
+
+    /// Instances started on this node since it began.
+    pub fn instances_started(&self) -> u64 {
+        self.inner.instances_started.load(Ordering::Relaxed)
+    }
+
+    /// Total time spent instantiating, for the mean instantiation time.
+    pub fn instantiate_time_total(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.inner.instantiate_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Fetches a component, checks it, compiles it (or finds it compiled) and links it.
+    pub async fn prepare(
+        &self,
+        source: &ArtifactSource,
+    ) -> Result<PreparedComponent, RuntimeError> {
+        let config = &self.inner.config;
+        let artifact = source
+            .fetch(config.max_component_bytes, config.fetch_timeout)
+            .await?;
+        self.prepare_artifact(artifact).await
+    }
+
+    /// Like [`Runtime::prepare`], for bytes already in hand.
+    pub async fn prepare_artifact(
+        &self,
+        artifact: Artifact,
+    ) -> Result<PreparedComponent, RuntimeError> {
+        let source_name = artifact.source_name.clone();
+        match classify(&artifact.bytes) {
+            WasmKind::Component => {}
+            WasmKind::NotWasm => return Err(RuntimeError::NotWasm { source_name }),
+            WasmKind::CoreModule => return Err(RuntimeError::CoreModule { source_name }),
+            WasmKind::UnknownVersion => {
+                return Err(RuntimeError::UnknownWasmVersion { source_name });
+            }
+        }
+        let (component, origin) = self.inner.loader.load(&artifact).await?;
+        let pre = self.link(&component, &source_name)?;
+        Ok(PreparedComponent {
+            runtime: self.clone(),
+            digest: artifact.digest,
+            source_name,
+            origin,
+            pre,
+        })
+    }
+
+    fn link(
+        &self,
+        component: &Component,
+        source_name: &str,
+    ) -> Result<ProxyPre<Host>, RuntimeError> {
+        let engine = &self.inner.engine;
+        let component_type = component.component_type();
+        let exports: Vec<&str> = component_type
+            .exports(engine)
+            .map(|(name, _)| name)
+            .collect();
+        if !exports.iter().any(|name| name.starts_with(HANDLER_EXPORT)) {
+            return Err(RuntimeError::MissingHandler {
+                source_name: source_name.to_owned(),
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports.join(", ")
+                },
+            });
+        }
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(component)
+            .map_err(|error| RuntimeError::Link {
+                source_name: source_name.to_owned(),
+                reason: format!("{error:#}"),
+            })?;
+        ProxyPre::new(instance_pre).map_err(|error| RuntimeError::Invalid {
+            source_name: source_name.to_owned(),
+            reason: format!("{error:#}"),
+        })
+    }
+}
+
+/// A component compiled and linked for this node, from which replicas start in microseconds.
+#[derive(Clone)]
+pub struct PreparedComponent {
+    runtime: Runtime,
+    digest: Digest,
+    source_name: String,
+    origin: LoadOrigin,
+    pre: ProxyPre<Host>,
+}
+
+impl PreparedComponent {
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    /// Whether this preparation compiled, read the disk cache, or found the component in memory.
+    pub fn origin(&self) -> LoadOrigin {
+        self.origin
+    }
+
+    /// Starts a replica: no compiling or linking, just a new envelope around the shared
+    /// pre-instantiated component.
+    pub fn start_replica(&self, identity: &ReplicaIdentity, limits: ReplicaLimits) -> Replica {
+        let inner = &self.runtime.inner;
+        Replica::new(
+            self.pre.clone(),
+            identity,
+            limits,
+            inner.config.max_memory_per_instance,
+            (
+                inner.instances_started.clone(),
+                inner.instantiate_nanos.clone(),
+            ),
+        )
+    }
+}

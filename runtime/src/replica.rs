@@ -1,0 +1,417 @@
+//! A replica: one unit of a revision's capacity. It is a resource envelope (concurrency and
+//! memory limits shared by the instances it runs) around the linked, pre-instantiated component;
+//! every request gets a fresh `Store` and instance, dropped after the response.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::Store;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+
+use crate::body::LimitedBody;
+use crate::config::{ReplicaIdentity, ReplicaLimits};
+use crate::host::Host;
+use crate::limits::{InstanceLimiter, MemoryBudget};
+use crate::response::{ResponseBody, plain_response};
+
+/// How a request went, beside the response itself (also attached to the response as an
+/// extension, and as a `Server-Timing` header).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestTimings {
+    /// Waiting for a free concurrency slot of the replica.
+    pub wait: Duration,
+    /// Creating the store and instantiating the component.
+    pub instantiate: Duration,
+    /// From the instance being ready to the guest's response head.
+    pub handler: Duration,
+}
+
+impl RequestTimings {
+    /// The `Server-Timing` header value, in milliseconds as the header wants.
+    pub fn server_timing(&self) -> String {
+        format!(
+            "wait;dur={:.3}, instantiate;dur={:.3}, handler;dur={:.3}",
+            self.wait.as_secs_f64() * 1e3,
+            self.instantiate.as_secs_f64() * 1e3,
+            self.handler.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// A replica of a prepared component. Cloning shares the replica.
+#[derive(Clone)]
+pub struct Replica {
+    inner: Arc<ReplicaInner>,
+}
+
+struct ReplicaInner {
+    pre: ProxyPre<Host>,
+    revision: Arc<str>,
+    env: Vec<(String, String)>,
+    limits: ReplicaLimits,
+    per_instance_memory: u64,
+    memory: Arc<MemoryBudget>,
+    slots: Option<Arc<Semaphore>>,
+    in_flight: AtomicUsize,
+    instances_started: Arc<AtomicU64>,
+    instantiate_nanos: Arc<AtomicU64>,
+}
+
+impl Replica {
+    pub(crate) fn new(
+        pre: ProxyPre<Host>,
+        identity: &ReplicaIdentity,
+        limits: ReplicaLimits,
+        per_instance_memory: u64,
+        node_counters: (Arc<AtomicU64>, Arc<AtomicU64>),
+    ) -> Self {
+        let mut env = identity.env.clone();
+        env.push(("PORT".into(), identity.port.to_string()));
+        env.push(("K_SERVICE".into(), identity.service.clone()));
+        env.push(("K_CONFIGURATION".into(), identity.configuration.clone()));
+        env.push(("K_REVISION".into(), identity.revision.clone()));
+        let slots = limits
+            .concurrency
+            .filter(|limit| *limit > 0)
+            .map(|limit| Arc::new(Semaphore::new(limit as usize)));
+        Self {
+            inner: Arc::new(ReplicaInner {
+                pre,
+                revision: Arc::from(identity.revision.as_str()),
+                env,
+                memory: MemoryBudget::new(limits.memory),
+                per_instance_memory: per_instance_memory.min(limits.memory),
+                limits,
+                slots,
+                in_flight: AtomicUsize::new(0),
+                instances_started: node_counters.0,
+                instantiate_nanos: node_counters.1,
+            }),
+        }
+    }
+
+    /// Requests admitted and not yet finished (including a streaming response body).
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Linear memory its instances hold right now.
+    pub fn memory_in_use(&self) -> u64 {
+        self.inner.memory.used()
+    }
+
+    pub fn limits(&self) -> &ReplicaLimits {
+        &self.inner.limits
+    }
+
+    /// Serves one request in a fresh instance. Never fails: every fault of the guest becomes a
+    /// response (500 trap, 504 deadline, 413 body too large), and none of them reaches the host
+    /// or another request.
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        request_id: Arc<str>,
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let admitted = Instant::now();
+        let limit = self.inner.limits.max_request_body;
+        if declared_length(&request).is_some_and(|length| length > limit) {
+            return plain_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the {limit} byte limit\n"),
+            );
+        }
+        let permit = match &self.inner.slots {
+            Some(slots) => match slots.clone().acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return plain_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "replica is stopping\n",
+                    );
+                }
+            },
+            None => None,
+        };
+        let wait = admitted.elapsed();
+        let deadline = admitted + self.inner.limits.timeout;
+        let guard = InFlight::enter(self.inner.clone(), permit);
+        let (request, body_exceeded) = limit_body(request, limit);
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let instantiated = Arc::new(InstantiatedAt::default());
+        let guest = tokio::spawn(run_guest(
+            self.inner.clone(),
+            request,
+            sender,
+            request_id.clone(),
+            deadline,
+            instantiated.clone(),
+            guard,
+        ));
+        let mut guest = AbortOnDrop(Some(guest));
+
+        let head = receiver.await;
+        let responded = Instant::now();
+        let instantiate = instantiated.get();
+        let mut timings = RequestTimings {
+            wait,
+            instantiate,
+            handler: responded.saturating_duration_since(admitted + wait + instantiate),
+        };
+        let mut response = match head {
+            Ok(Ok(response)) => {
+                // The guest may still be writing the body: let its task run on.
+                guest.detach();
+                response.map(|body| body.map_err(BodyError::from).boxed_unsync())
+            }
+            Ok(Err(code)) => {
+                guest.detach();
+                if body_exceeded.load(Ordering::Acquire) {
+                    too_large(limit)
+                } else {
+                    guest_error_response(&code)
+                }
+            }
+            Err(_) => {
+                let outcome = guest.join().await;
+                timings.handler =
+                    responded.saturating_duration_since(admitted + wait + instantiate);
+                if body_exceeded.load(Ordering::Acquire) {
+                    too_large(limit)
+                } else {
+                    self.failure_response(outcome, &request_id)
+                }
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&timings.server_timing()) {
+            response.headers_mut().append("server-timing", value);
+        }
+        response.extensions_mut().insert(timings);
+        response
+    }
+
+    fn failure_response(&self, outcome: GuestOutcome, request_id: &str) -> Response<ResponseBody> {
+        let revision = &*self.inner.revision;
+        match outcome {
+            GuestOutcome::Finished => {
+                tracing::warn!(
+                    revision,
+                    request = request_id,
+                    "guest returned without setting a response"
+                );
+                plain_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "guest returned without sending a response\n",
+                )
+            }
+            GuestOutcome::TimedOut => {
+                let seconds = self.inner.limits.timeout.as_secs_f64();
+                tracing::warn!(
+                    revision,
+                    request = request_id,
+                    seconds,
+                    "guest exceeded its deadline"
+                );
+                plain_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("request exceeded the revision timeout of {seconds}s\n"),
+                )
+            }
+            GuestOutcome::Failed(error) => {
+                let reason = failure_reason(&error);
+                tracing::warn!(revision, request = request_id, error = %format!("{error:?}"), "guest failed: {reason}");
+                plain_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n"))
+            }
+            GuestOutcome::Panicked => plain_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the host task serving this request failed\n",
+            ),
+        }
+    }
+}
+
+/// The error type of response bodies leaving a replica.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+enum GuestOutcome {
+    Finished,
+    TimedOut,
+    Failed(wasmtime::Error),
+    Panicked,
+}
+
+async fn run_guest(
+    replica: Arc<ReplicaInner>,
+    request: Request<LimitedBody<BoxedIncoming>>,
+    sender: tokio::sync::oneshot::Sender<
+        Result<Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, ErrorCode>,
+    >,
+    request_id: Arc<str>,
+    deadline: Instant,
+    instantiated: Arc<InstantiatedAt>,
+    _in_flight: InFlight,
+) -> GuestOutcome {
+    let started = Instant::now();
+    let limiter = InstanceLimiter::new(replica.memory.clone(), replica.per_instance_memory);
+    let host = Host::new(&replica.env, &replica.revision, &request_id, limiter);
+    let mut store = Store::new(replica.pre.engine(), host);
+    store.limiter(|host| &mut host.limiter);
+    // Yield to the scheduler at every epoch tick, so a guest that computes forever still lets
+    // other requests run and can be cancelled at its deadline.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+
+    let work = async {
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        let proxy = replica.pre.instantiate_async(&mut store).await?;
+        let elapsed = instantiated.mark(started);
+        replica.instances_started.fetch_add(1, Ordering::Relaxed);
+        replica
+            .instantiate_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, outparam)
+            .await
+    };
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(Ok(())) => GuestOutcome::Finished,
+        Ok(Err(error)) => GuestOutcome::Failed(error),
+        Err(_) => GuestOutcome::TimedOut,
+    }
+}
+
+/// When instantiation finished, for the `Server-Timing` split between instantiate and handler.
+#[derive(Default)]
+struct InstantiatedAt(AtomicU64);
+
+impl InstantiatedAt {
+    fn mark(&self, started: Instant) -> Duration {
+        let elapsed = started.elapsed();
+        self.0
+            .store(elapsed.as_nanos() as u64 + 1, Ordering::Release);
+        elapsed
+    }
+
+    fn get(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::Acquire).saturating_sub(1))
+    }
+}
+
+type BoxedIncoming = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+fn limit_body<B>(
+    request: Request<B>,
+    limit: u64,
+) -> (Request<LimitedBody<BoxedIncoming>>, Arc<AtomicBool>)
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BodyError>,
+{
+    let (mut parts, body) = request.into_parts();
+    if !parts.headers.contains_key(header::HOST) && parts.uri.authority().is_none() {
+        // HTTP/1.0 clients may omit Host; the guest API requires an authority.
+        parts
+            .headers
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let (body, exceeded) = LimitedBody::new(body.map_err(Into::into).boxed_unsync(), limit);
+    (Request::from_parts(parts, body), exceeded)
+}
+
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn too_large(limit: u64) -> Response<ResponseBody> {
+    plain_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the {limit} byte limit\n"),
+    )
+}
+
+fn guest_error_response(code: &ErrorCode) -> Response<ResponseBody> {
+    plain_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("guest answered with an error: {code:?}\n"),
+    )
+}
+
+/// A short, plain reason for the client; the full error goes to the log.
+fn failure_reason(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => "guest trapped: stack overflow".into(),
+        Some(trap) => format!("guest trapped: {trap}"),
+        None => format!("guest failed: {}", error.root_cause()),
+    }
+}
+
+/// Counts a request as in flight from admission until its guest task ends, and holds its
+/// concurrency slot for as long.
+struct InFlight {
+    replica: Arc<ReplicaInner>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl InFlight {
+    fn enter(replica: Arc<ReplicaInner>, permit: Option<OwnedSemaphorePermit>) -> Self {
+        replica.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self {
+            replica,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Cancels the guest if the client goes away before the response head; once the head is out the
+/// task is detached so it can stream the body.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<GuestOutcome>>);
+
+impl AbortOnDrop {
+    fn detach(&mut self) {
+        self.0 = None;
+    }
+
+    async fn join(&mut self) -> GuestOutcome {
+        match self.0.take() {
+            Some(handle) => handle.await.unwrap_or(GuestOutcome::Panicked),
+            None => GuestOutcome::Finished,
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}

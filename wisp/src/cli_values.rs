@@ -1,0 +1,68 @@
+//! Parsers for command-line values: durations (`30s`, `1500ms`, `2m`, or plain seconds) and
+//! memory quantities (`128Mi`, `1Gi`).
+
+use std::time::Duration;
+
+pub fn duration(input: &str) -> Result<Duration, String> {
+    let trimmed = input.trim();
+    let (number, unit) = match trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(index) => trimmed.split_at(index),
+        None => (trimmed, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {input:?}: write e.g. 30s, 1500ms or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {input:?}: unknown unit {unit:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!(
+            "invalid duration {input:?}: it must be greater than zero"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+pub fn memory(input: &str) -> Result<u64, String> {
+    wisp_api::quantity::parse_memory(input).map_err(|error| error.to_string())
+}
+
+pub fn env_pair(input: &str) -> Result<(String, String), String> {
+    match input.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!(
+            "invalid environment variable {input:?}: write KEY=VALUE"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("5"), Ok(Duration::from_secs(5)));
+        assert!(duration("0s").is_err());
+        assert!(duration("5 days").is_err());
+        assert!(duration("").is_err());
+    }
+
+    #[test]
+    fn env_pairs() {
+        assert_eq!(env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(env_pair("=x").is_err());
+        assert!(env_pair("novalue").is_err());
+    }
+}
