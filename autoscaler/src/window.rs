@@ -38,7 +38,8 @@ impl MetricWindow {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// The number of one-second buckets (the window length in seconds).
+    pub fn bucket_count(&self) -> usize {
         self.buckets.len()
     }
 
