@@ -81,17 +81,11 @@ pub struct AnnotationOverrides {
     pub progress_deadline: Option<Duration>,
 }
 
-/// All annotation keys wisp understands, for error messages.
+/// The annotation keys wisp understands, for error messages (kebab-case; each camelCase alias
+/// listed in the reference works too).
 pub fn known_keys() -> String {
-    let mut names: Vec<String> = Vec::new();
-    for (kebab, camel) in KEYS {
-        names.push(format!("{PREFIX}{kebab}"));
-        if let Some(camel) = camel {
-            names.push(format!("{PREFIX}{camel}"));
-        }
-    }
-    names.push(PROGRESS_DEADLINE.to_string());
-    names.join(", ")
+    let names: Vec<&str> = KEYS.iter().map(|(kebab, _)| *kebab).collect();
+    format!("{PREFIX}{{{}}} or {PROGRESS_DEADLINE}", names.join(", "))
 }
 
 impl AnnotationOverrides {

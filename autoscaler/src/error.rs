@@ -38,7 +38,7 @@ pub enum SimulateError {
     Header { found: String },
     #[error("the trace has no data lines; add lines like `0,10` after the header")]
     EmptyTrace,
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("--startup-ms {0} is too large; use at most 3600000 (one hour)")]
     Startup(u64),

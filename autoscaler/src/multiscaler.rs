@@ -358,22 +358,6 @@ impl RevisionHandle {
         self.revision.ready.load(Ordering::Acquire)
     }
 
-    /// Replaces the revision's spec (annotations, containerConcurrency, reachability).
-    pub fn update_spec(
-        &self,
-        spec: RevisionSpec,
-        config: &AutoscalerConfig,
-    ) -> Result<(), ConfigError> {
-        let resolved = ResolvedSpec::resolve(config, &spec)?;
-        let mut cell = lock(&self.revision.cell);
-        cell.input = spec;
-        cell.state.update_spec(resolved);
-        self.revision
-            .reconcile_wanted
-            .store(true, Ordering::Release);
-        Ok(())
-    }
-
     pub fn view(&self) -> RevisionView {
         *self.revision.view.borrow()
     }
