@@ -28,3 +28,17 @@ pub fn num_activators(spec: &ResolvedSpec, ready: u32) -> u32 {
     // Saturating float → int: absurd capacities cannot wrap.
     (needed.min(f64::from(u32::MAX)) as u32).max(MIN_ACTIVATORS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_directly_only_with_capacity_wanted_headroom_and_a_ready_replica() {
+        assert!(!activator_in_path(3, 0, 3));
+        assert!(activator_in_path(3, -1, 3), "negative burst headroom");
+        assert!(activator_in_path(0, 10, 3), "scaling to zero");
+        assert!(activator_in_path(-1, 10, 3), "scale unknown");
+        assert!(activator_in_path(3, 10, 0), "nothing ready to serve");
+    }
+}

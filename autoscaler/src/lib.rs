@@ -15,6 +15,32 @@
 //!   talks to (register, record, poke, subscribe); [`driver`]: the 1-second real-time loop;
 //! * [`simulate`], [`chart`]: replaying a demand trace on simulated time (`wisp autoscaler simulate`).
 //!
+//! How a data plane uses it (in production the clock is a [`SystemClock`] and
+//! `tokio::spawn(wisp_autoscaler::driver::run(autoscaler.clone()))` calls `step` every second):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wisp_autoscaler::{Autoscaler, AutoscalerConfig, Clock, ManualClock, RevisionKey, RevisionSpec, Timestamp};
+//!
+//! let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+//! let autoscaler = Autoscaler::new(AutoscalerConfig::default(), clock.clone());
+//! // On a Revision add or change (annotations, containerConcurrency, reachability):
+//! let revision = autoscaler.register(RevisionKey::new("default", "hello-00001"), RevisionSpec::default(), 0)?;
+//! // The replica manager and the activator watch the revision's view; no polling.
+//! let mut view = revision.subscribe();
+//! // On the request path, for every request (queued in the activator or not):
+//! let in_flight = revision.track_request();
+//! // As replicas become ready or go away:
+//! revision.set_ready(1);
+//! autoscaler.step(clock.now());
+//! drop(in_flight);
+//! let decision = *view.borrow_and_update();
+//! assert_eq!(decision.replicas, 1);
+//! // On a Revision delete:
+//! autoscaler.unregister(revision.key());
+//! # Ok::<(), wisp_autoscaler::ConfigError>(())
+//! ```
+//!
 //! What it is not for: it starts no replicas and routes no requests (the data plane applies its
 //! decisions), does no network I/O, and reads no Kubernetes objects — the caller passes parsed
 //! annotations and ConfigMap data. All time comes from a [`Clock`], so everything runs on

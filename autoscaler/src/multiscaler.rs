@@ -401,3 +401,95 @@ impl Revision {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::collections::BTreeMap;
+
+    fn setup() -> (Arc<ManualClock>, Autoscaler) {
+        let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+        let autoscaler = Autoscaler::new(AutoscalerConfig::default(), clock.clone());
+        (clock, autoscaler)
+    }
+
+    fn annotated(key: &str, value: &str) -> RevisionSpec {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(format!("autoscaling.knative.dev/{key}"), value.to_string());
+        RevisionSpec {
+            annotations,
+            ..RevisionSpec::default()
+        }
+    }
+
+    #[test]
+    fn register_twice_updates_the_spec_and_keeps_one_entry() {
+        let (clock, autoscaler) = setup();
+        let key = RevisionKey::new("ns", "r");
+        autoscaler
+            .register(key.clone(), RevisionSpec::default(), 0)
+            .unwrap();
+        let handle = autoscaler
+            .register(key.clone(), annotated("min-scale", "3"), 0)
+            .unwrap();
+        assert_eq!(autoscaler.len(), 1);
+        autoscaler.step(clock.now());
+        assert_eq!(handle.view().replicas, 3);
+        assert!(autoscaler.unregister(&key));
+        assert!(autoscaler.is_empty());
+        assert!(!autoscaler.unregister(&key));
+    }
+
+    #[test]
+    fn invalid_annotations_are_rejected_at_registration() {
+        let (_, autoscaler) = setup();
+        let err = autoscaler
+            .register(
+                RevisionKey::new("ns", "r"),
+                annotated("max-scale", "many"),
+                0,
+            )
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("autoscaling.knative.dev/max-scale")
+        );
+        assert!(autoscaler.is_empty());
+    }
+
+    #[test]
+    fn changes_are_broadcast_once_per_change() {
+        let (clock, autoscaler) = setup();
+        let mut changes = autoscaler.subscribe();
+        let handle = autoscaler
+            .register(RevisionKey::new("ns", "r"), annotated("min-scale", "2"), 0)
+            .unwrap();
+        autoscaler.step(clock.now());
+        let decision = changes.try_recv().unwrap();
+        assert_eq!(decision.view.replicas, 2);
+        assert_eq!(handle.view(), decision.view);
+        // Nothing changed: nothing is sent.
+        autoscaler.step(clock.now());
+        assert!(changes.try_recv().is_err());
+    }
+
+    #[test]
+    fn config_update_keeps_the_old_spec_of_revisions_it_invalidates() {
+        let (_, autoscaler) = setup();
+        let key = RevisionKey::new("ns", "r");
+        autoscaler
+            .register(key.clone(), annotated("max-scale", "50"), 0)
+            .unwrap();
+        let config = AutoscalerConfig {
+            max_scale_limit: 10,
+            max_scale: 5,
+            ..AutoscalerConfig::default()
+        };
+        let rejected = autoscaler.update_config(config);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].0, key);
+        assert_eq!(autoscaler.config().max_scale_limit, 10);
+    }
+}
