@@ -71,6 +71,9 @@ impl Inner {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.strip_suffix('\r').unwrap_or(&line);
+        if line.trim().is_empty() {
+            return;
+        }
         let (revision, request) = (&*self.revision, &*self.request_id);
         match self.stream {
             GuestStream::Stdout => {

@@ -108,7 +108,7 @@ fn load_or_compile(
                 digest = %digest,
                 source = artifact.source_name,
                 ms = started.elapsed().as_secs_f64() * 1e3,
-                "loaded precompiled component from the compile cache"
+                "loaded the precompiled component from the compile cache"
             );
             return Ok((component, LoadOrigin::Disk));
         }
@@ -139,7 +139,7 @@ fn load_or_compile(
         digest = %digest,
         source = artifact.source_name,
         ms = started.elapsed().as_secs_f64() * 1e3,
-        "compiled component"
+        "compiled the component"
     );
     Ok((component, LoadOrigin::Compiled))
 }

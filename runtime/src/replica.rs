@@ -231,7 +231,7 @@ impl Replica {
             }
             GuestOutcome::Failed(error) => {
                 let reason = failure_reason(&error);
-                tracing::warn!(revision, request = request_id, error = %format!("{error:?}"), "guest failed: {reason}");
+                tracing::warn!(revision, request = request_id, error = %format!("{error:#}"), "guest failed: {reason}");
                 plain_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n"))
             }
             GuestOutcome::Panicked => plain_response(
@@ -281,6 +281,12 @@ async fn run_guest(
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let proxy = replica.pre.instantiate_async(&mut store).await?;
         let elapsed = instantiated.mark(started);
+        tracing::debug!(
+            revision = &*replica.revision,
+            request = &*request_id,
+            ?elapsed,
+            "instance started"
+        );
         replica.instances_started.fetch_add(1, Ordering::Relaxed);
         replica
             .instantiate_nanos

@@ -1,0 +1,174 @@
+//! Starting `wisp run` as a real process on an ephemeral loopback port, for end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `wisp run`; killed when dropped.
+pub struct WispRun {
+    child: Child,
+    pub base: String,
+    stderr: Arc<Mutex<String>>,
+    _cache: Option<tempfile::TempDir>,
+}
+
+impl WispRun {
+    /// Serves `component` with a fresh private compile cache.
+    pub fn start(component: &str, extra: &[&str]) -> Self {
+        let cache = tempfile::tempdir().expect("temp dir");
+        let mut run = Self::start_with_cache(component, cache.path(), extra);
+        run._cache = Some(cache);
+        run
+    }
+
+    pub fn start_with_cache(component: &str, cache: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+            .args(["run", component, "--addr", "127.0.0.1:0", "--cache-dir"])
+            .arg(cache)
+            .args(extra)
+            .env("WISP_LOG", "info,wisp_runtime::replica=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wisp");
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read stdout");
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                let _ = child.wait();
+                panic!(
+                    "wisp did not start: stdout {first:?}, stderr:\n{}",
+                    stderr.lock().unwrap()
+                )
+            })
+            .to_owned();
+        Self {
+            child,
+            base,
+            stderr,
+            _cache: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process has logged so far.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the logs contain `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "wisp did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Peak resident memory of the process so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .expect("VmHWM");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("VmHWM value");
+        kib * 1024
+    }
+}
+
+impl Drop for WispRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    text
+}
+
+/// Runs `wisp run` on something that should be refused; returns (exit code, stderr).
+pub fn run_expecting_failure(component: &Path) -> (Option<i32>, String) {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .arg("run")
+        .arg(component)
+        .args(["--addr", "127.0.0.1:0", "--cache-dir"])
+        .arg(cache.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wisp");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing may be served: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
