@@ -1,0 +1,105 @@
+//! Faults stay inside their request: while guests trap, spin and exhaust memory on the same
+//! engine, 200 concurrent `hello` requests all succeed.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use wisp_runtime::{
+    ArtifactSource, MIB, Replica, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig,
+};
+
+async fn replica(runtime: &Runtime, path: &str, limits: ReplicaLimits) -> Replica {
+    let prepared = runtime
+        .prepare(&ArtifactSource::parse(path))
+        .await
+        .expect("prepare sample");
+    let identity = ReplicaIdentity {
+        revision: path.rsplit('/').next().unwrap_or(path).to_owned(),
+        ..ReplicaIdentity::default()
+    };
+    prepared.start_replica(&identity, limits)
+}
+
+fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+async fn status_and_body(replica: &Replica, path: &str) -> (u16, String) {
+    let response = replica.handle(get(path), "test".into()).await;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map(|b| b.to_bytes());
+    (
+        status,
+        String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_keeps_serving_while_other_guests_trap_spin_and_hog() {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let limits = ReplicaLimits::default();
+    let hello = replica(&runtime, wisp_samples::HELLO, limits.clone()).await;
+    let trap = replica(&runtime, wisp_samples::TRAP, limits.clone()).await;
+    let spin = replica(
+        &runtime,
+        wisp_samples::SPIN,
+        ReplicaLimits {
+            timeout: Duration::from_secs(3),
+            ..limits.clone()
+        },
+    )
+    .await;
+    let hog = replica(
+        &runtime,
+        wisp_samples::HOG,
+        ReplicaLimits {
+            memory: 64 * MIB,
+            ..limits.clone()
+        },
+    )
+    .await;
+
+    let mut faults = Vec::new();
+    for _ in 0..2 {
+        let spin = spin.clone();
+        faults.push(tokio::spawn(async move {
+            ("spin", status_and_body(&spin, "/").await)
+        }));
+        let hog = hog.clone();
+        faults.push(tokio::spawn(async move {
+            ("hog", status_and_body(&hog, "/").await)
+        }));
+    }
+    for _ in 0..4 {
+        let trap = trap.clone();
+        faults.push(tokio::spawn(async move {
+            ("trap", status_and_body(&trap, "/").await)
+        }));
+    }
+
+    let hellos: Vec<_> = (0..200)
+        .map(|_| {
+            let hello = hello.clone();
+            tokio::spawn(async move { status_and_body(&hello, "/").await })
+        })
+        .collect();
+    for result in futures::future::join_all(hellos).await {
+        let (status, body) = result.unwrap();
+        assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
+    }
+
+    for fault in futures::future::join_all(faults).await {
+        let (name, (status, body)) = fault.unwrap();
+        let expected = if name == "spin" { 504 } else { 500 };
+        assert_eq!(status, expected, "{name}: {body}");
+    }
+    // Every instance is gone and every byte of the hog's budget came back.
+    assert_eq!(hog.in_flight(), 0);
+    assert_eq!(hog.memory_in_use(), 0);
+    assert_eq!(spin.in_flight(), 0);
+}
