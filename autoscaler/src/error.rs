@@ -40,6 +40,13 @@ pub enum SimulateError {
     EmptyTrace,
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(
+        "the trace measures {trace} but the revision scales on {metric}; set the annotation metric={trace} or use a `t,{metric}` trace"
+    )]
+    MetricMismatch {
+        trace: &'static str,
+        metric: &'static str,
+    },
     #[error("--startup-ms {0} is too large; use at most 3600000 (one hour)")]
     Startup(u64),
 }

@@ -137,8 +137,27 @@ pub fn simulate(trace: &Trace, options: &SimulationOptions) -> Result<Vec<Row>, 
         return Err(SimulateError::Startup(options.startup.as_millis() as u64));
     }
     let config = AutoscalerConfig::from_map_strict(&options.config)?;
+    let annotations = revision_annotations(trace.kind, &options.annotations);
+    let metric = annotations
+        .get(&format!("{PREFIX}metric"))
+        .map_or("concurrency", String::as_str);
+    let trace_metric = match trace.kind {
+        DemandKind::Concurrency => "concurrency",
+        DemandKind::Rps => "rps",
+    };
+    // Each trace feeds one metric; scaling on the other would read nothing.
+    if metric != trace_metric && (metric == "rps" || metric == "concurrency") {
+        return Err(SimulateError::MetricMismatch {
+            trace: trace_metric,
+            metric: if metric == "rps" {
+                "rps"
+            } else {
+                "concurrency"
+            },
+        });
+    }
     let spec = RevisionSpec {
-        annotations: revision_annotations(trace.kind, &options.annotations),
+        annotations,
         container_concurrency: options.container_concurrency,
         reachability: Reachability::Reachable,
     };
@@ -190,13 +209,13 @@ pub fn to_csv(rows: &[Row]) -> String {
     let mut out = String::with_capacity(rows.len() * 32 + CSV_HEADER.len() + 1);
     out.push_str(CSV_HEADER);
     out.push('\n');
-    let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    let opt = |v: Option<f64>| v.map(fmt_value).unwrap_or_default();
     for r in rows {
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{}",
             r.t,
-            r.demand,
+            fmt_value(r.demand),
             opt(r.stable),
             opt(r.panic),
             u8::from(r.panicking),
@@ -205,6 +224,18 @@ pub fn to_csv(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// At most 6 decimals (Knative's own precision), without trailing zeros: float noise such as
+/// `590.4000000000001` helps nobody reading the CSV.
+fn fmt_value(v: f64) -> String {
+    let text = format!("{v:.6}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 fn revision_annotations(
@@ -340,6 +371,32 @@ mod tests {
         let csv = to_csv(&rows);
         assert!(csv.starts_with("t,demand,stable,panic,panicking,desired,ready\n0,5,"));
         assert_eq!(csv.lines().count(), 6);
+    }
+
+    #[test]
+    fn values_print_with_at_most_six_decimals() {
+        assert_eq!(fmt_value(590.4000000000001), "590.4");
+        assert_eq!(fmt_value(83.3333333), "83.333333");
+        assert_eq!(fmt_value(500.0), "500");
+        assert_eq!(fmt_value(-0.0), "0");
+    }
+
+    #[test]
+    fn an_rps_trace_cannot_scale_on_concurrency() {
+        let trace = Trace::parse("t,rps\n0,5\n").unwrap();
+        let mut options = SimulationOptions::default();
+        options
+            .annotations
+            .insert("metric".into(), "concurrency".into());
+        assert!(matches!(
+            simulate(&trace, &options),
+            Err(SimulateError::MetricMismatch { .. })
+        ));
+        let trace = Trace::parse("t,concurrency\n0,5\n").unwrap();
+        let mut options = SimulationOptions::default();
+        options.annotations.insert("metric".into(), "rps".into());
+        let err = simulate(&trace, &options).unwrap_err().to_string();
+        assert!(err.contains("metric=concurrency"), "{err}");
     }
 
     #[test]
