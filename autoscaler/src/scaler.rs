@@ -154,8 +154,8 @@ fn scale(
     if max > 0 {
         bounded = bounded.min(i64::from(max));
     }
-    // Only reachable while Activating: nothing known yet, so the zero gate decides (it waits
-    // for activation or its timeout).
+    // A negative (unknown) desired scale gets here only while Activating; with no minimum it
+    // counts as 0, so the zero gate decides: wait for the activation or for its timeout.
     let bounded = bounded.max(0) as u32;
 
     match gate_scale_to_zero(spec, state, inputs, bounded, now, requeue) {

@@ -282,38 +282,50 @@ struct SimulatedPlane {
     handle: RevisionHandle,
     startup: Duration,
     ready: u32,
-    /// Ready times of replicas still starting, oldest first.
-    starting: Vec<Timestamp>,
+    /// Replicas still starting, as (ready time, count) batches, oldest first. Batches rather
+    /// than one entry per replica: a runaway scale-up must not cost memory per replica.
+    starting: Vec<(Timestamp, u32)>,
 }
 
 impl SimulatedPlane {
+    fn starting_total(&self) -> u64 {
+        self.starting.iter().map(|&(_, n)| u64::from(n)).sum()
+    }
+
     fn apply(&mut self, now: Timestamp) {
-        let target = self.handle.view().replicas;
-        let have = self.ready + self.starting.len() as u32;
+        let target = u64::from(self.handle.view().replicas);
+        let have = u64::from(self.ready) + self.starting_total();
         if target > have {
-            self.starting.extend(std::iter::repeat_n(
-                now + self.startup,
-                (target - have) as usize,
-            ));
+            let more = u32::try_from(target - have).unwrap_or(u32::MAX);
+            self.starting.push((now + self.startup, more));
         } else if target < have {
+            // Stop the newest starting replicas first, then ready ones.
             let mut surplus = have - target;
-            while surplus > 0 && self.starting.pop().is_some() {
-                surplus -= 1;
+            while surplus > 0 {
+                let Some(last) = self.starting.last_mut() else {
+                    break;
+                };
+                let cut = u64::from(last.1).min(surplus);
+                last.1 -= cut as u32;
+                surplus -= cut;
+                if last.1 == 0 {
+                    self.starting.pop();
+                }
             }
-            self.ready -= surplus.min(self.ready);
+            self.ready -= u32::try_from(surplus).unwrap_or(u32::MAX).min(self.ready);
             self.handle.set_ready(self.ready);
         }
     }
 
     /// Moves the clock through each replica start before `until`, reporting it ready then.
     fn become_ready_until(&mut self, clock: &ManualClock, until: Timestamp) {
-        while let Some(&at) = self.starting.first() {
+        while let Some(&(at, count)) = self.starting.first() {
             if at > until {
                 break;
             }
             clock.set(at.max(clock.now()));
             self.starting.remove(0);
-            self.ready += 1;
+            self.ready = self.ready.saturating_add(count);
             self.handle.set_ready(self.ready);
         }
     }
@@ -371,6 +383,15 @@ mod tests {
         let csv = to_csv(&rows);
         assert!(csv.starts_with("t,demand,stable,panic,panicking,desired,ready\n0,5,"));
         assert_eq!(csv.lines().count(), 6);
+    }
+
+    #[test]
+    fn runaway_demand_costs_no_memory_per_replica() {
+        let trace = Trace::parse("t,concurrency\n0,1000000000000\n20,1000000000000\n").unwrap();
+        let mut options = SimulationOptions::default();
+        options.annotations.insert("target".into(), "0.01".into());
+        let rows = simulate(&trace, &options).unwrap();
+        assert!(rows.last().unwrap().desired > 1_000_000);
     }
 
     #[test]
