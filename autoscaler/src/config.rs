@@ -267,11 +267,6 @@ impl AutoscalerConfig {
         }
         Ok(())
     }
-
-    /// The panic threshold as the ratio the decider compares against (200% → 2.0).
-    pub fn panic_threshold(&self) -> f64 {
-        self.panic_threshold_percentage / 100.0
-    }
 }
 
 pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {

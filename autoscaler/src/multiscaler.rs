@@ -354,6 +354,11 @@ impl RevisionHandle {
         }
     }
 
+    /// Requests of this revision in flight now, queued ones included.
+    pub fn in_flight(&self) -> u32 {
+        lock(&self.revision.reporter).in_flight()
+    }
+
     pub fn ready(&self) -> u32 {
         self.revision.ready.load(Ordering::Acquire)
     }
