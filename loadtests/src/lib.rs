@@ -1,1 +1,12 @@
-//! Load generation and benchmarks for wisp.
+//! Load generation and benchmarks for wisp: a closed-loop HTTP load generator with HDR
+//! histograms, the peers wisp is measured against (started as processes, found through
+//! environment variables or `PATH`), and Markdown reports of the ratios.
+//!
+//! Every target is on loopback: the generator refuses any other address. Speed is measured here,
+//! never asserted in tests.
+
+pub mod ceiling;
+pub mod closed_loop;
+pub mod peers;
+pub mod report;
+pub mod target;

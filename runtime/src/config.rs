@@ -15,6 +15,8 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Where precompiled components are kept across restarts; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Linear memory per pool slot kept mapped between instances and reset in place.
+    pub keep_resident: u64,
     /// Use the pooling allocator when the address space can be reserved (falls back otherwise).
     pub pooling: bool,
     /// Largest component accepted from a file or URL.
@@ -30,6 +32,7 @@ impl Default for RuntimeConfig {
             max_memory_per_instance: 512 * MIB,
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
+            keep_resident: 16 * MIB,
             pooling: true,
             max_component_bytes: 512 * MIB,
             fetch_timeout: Duration::from_secs(120),
