@@ -23,6 +23,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("spin", "spin.wasm"),
     ("hog", "hog.wasm"),
     ("env", "env.wasm"),
+    ("fetch", "fetch.wasm"),
 ];
 
 fn main() {

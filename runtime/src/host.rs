@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use http_body_util::BodyExt;
+
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -78,7 +80,9 @@ impl WasiHttpView for Host {
 }
 
 /// Refuses every outgoing request with `HTTP-request-denied`, the error code WASI defines for
-/// exactly this, and logs the attempt so the operator sees why the guest failed.
+/// exactly this, and logs the attempt so the operator sees why the guest failed. The request
+/// body is read to its end first, so the guest's body writes succeed and the denial is the one
+/// error it sees (a guest that streams forever is stopped by its deadline).
 struct DenyOutgoingHttp {
     revision: Arc<str>,
     request_id: Arc<str>,
@@ -106,7 +110,11 @@ impl WasiHttpHooks for DenyOutgoingHttp {
             uri = %request.uri(),
             "denied an outgoing HTTP request: wisp guests may not make outgoing requests"
         );
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+        Box::new(async move {
+            let mut body = request.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        })
     }
 }
 

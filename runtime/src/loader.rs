@@ -102,16 +102,14 @@ fn load_or_compile(
 ) -> Result<(Component, LoadOrigin), RuntimeError> {
     let started = Instant::now();
     let digest = artifact.digest.to_string();
-    if let Some(disk) = disk {
-        if let Some(component) = disk.load(engine, &artifact.digest) {
-            tracing::info!(
-                digest = %digest,
-                source = artifact.source_name,
-                ms = started.elapsed().as_secs_f64() * 1e3,
-                "loaded the precompiled component from the compile cache"
-            );
-            return Ok((component, LoadOrigin::Disk));
-        }
+    if let Some(component) = disk.and_then(|disk| disk.load(engine, &artifact.digest)) {
+        tracing::info!(
+            digest = %digest,
+            source = artifact.source_name,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "loaded the precompiled component from the compile cache"
+        );
+        return Ok((component, LoadOrigin::Disk));
     }
     let invalid = |error: wasmtime::Error| RuntimeError::Invalid {
         source_name: artifact.source_name.clone(),

@@ -12,10 +12,11 @@
 //! | [`ECHO`] | 200; headers `echo-method`, `echo-path` (path and query), `echo-header-<name>` for each request header; the request body streamed back |
 //! | [`SLEEP`] | `?ms=N` (default 100, capped at 600000): async sleep, then 200 `{"slept_ms":N,"start_unix_ns":S,"end_unix_ns":E}` |
 //! | [`CPU`] | `?n=N` (default 1000000): N rounds of busy work, then 200 `n=N result=R\n` |
-//! | [`TRAP`] | panics (`trap sample: deliberate panic`): a wasm trap |
+//! | [`TRAP`] | panics (`trap sample: deliberate panic`): a wasm trap; `?kind=overflow`: unbounded recursion, a stack-overflow trap |
 //! | [`SPIN`] | loops forever, never responds |
 //! | [`HOG`] | allocates and touches 1 MiB chunks; `?mb=N`: 200 `allocated N MiB\n` after N MiB; otherwise (or when allocation fails first) panics `hog: allocation failed after K MiB` |
 //! | [`ENV`] | 200, `text/plain`, the environment as sorted `KEY=VALUE\n` lines |
+//! | [`FETCH`] | tries an outgoing GET to `?url=` (default `http://127.0.0.1:9/`): 200 `upstream answered S`, or 502 `outgoing request failed: E` |
 //!
 //! A malformed query value (`?ms=x`, `?n=x`, `?mb=x`) gets a 400 with a one-line reason.
 
@@ -39,6 +40,8 @@ pub const SPIN: &str = env!("WISP_SAMPLE_SPIN");
 pub const HOG: &str = env!("WISP_SAMPLE_HOG");
 /// `env`: the environment, sorted `KEY=VALUE` lines.
 pub const ENV: &str = env!("WISP_SAMPLE_ENV");
+/// `fetch`: tries an outgoing request to `?url=`; 502 with the guest-visible error when denied.
+pub const FETCH: &str = env!("WISP_SAMPLE_FETCH");
 
 /// Every sample as (name, absolute path of the component).
 pub const ALL: &[(&str, &str)] = &[
@@ -51,6 +54,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("spin", SPIN),
     ("hog", HOG),
     ("env", ENV),
+    ("fetch", FETCH),
 ];
 
 /// The path of the sample called `name` (as in [`ALL`], e.g. `"hello-wasi"`), if there is one.

@@ -190,3 +190,36 @@ async fn env_shows_the_given_and_the_knative_variables() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stack_overflow_is_a_500() {
+    let wisp = WispRun::start(wisp_samples::TRAP, &[]);
+    let response = client()
+        .get(wisp.url("/?kind=overflow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "guest trapped: stack overflow\n"
+    );
+}
+
+#[tokio::test]
+async fn outgoing_http_is_denied_with_a_clear_error_to_the_guest() {
+    let wisp = WispRun::start(wisp_samples::FETCH, &[]);
+    let response = client()
+        .get(wisp.url("/?url=http://127.0.0.1:9/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("HttpRequestDenied"), "{text}");
+    assert!(
+        wisp.wait_for_log("denied an outgoing HTTP request"),
+        "{}",
+        wisp.logs()
+    );
+}
