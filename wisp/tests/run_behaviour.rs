@@ -228,3 +228,19 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// 1000 pool slots reserve terabytes of address space; under a 16 GiB `ulimit -v` that fails,
+/// and wisp must still serve, on the on-demand allocator, saying so once.
+#[tokio::test]
+async fn without_address_space_for_the_pool_wisp_falls_back_to_on_demand_allocation() {
+    let wisp = WispRun::start_with_address_space_limit(wisp_samples::HELLO, 16 * 1024 * 1024);
+    let response = client().get(wisp.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(wisp.wait_for_log("allocator=OnDemand"), "{}", wisp.logs());
+    let logs = wisp.logs();
+    assert_eq!(
+        logs.matches("falling back to on-demand allocation").count(),
+        1,
+        "{logs}"
+    );
+}

@@ -26,10 +26,27 @@ impl WispRun {
     }
 
     pub fn start_with_cache(component: &str, cache: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wisp"));
+        command
             .args(["run", component, "--addr", "127.0.0.1:0", "--cache-dir"])
             .arg(cache)
-            .args(extra)
+            .args(extra);
+        Self::spawn(command)
+    }
+
+    /// Serves `component` with the process's virtual address space capped at `kib` KiB
+    /// (`ulimit -v`), as on hosts with little address space.
+    pub fn start_with_address_space_limit(component: &str, kib: u64) -> Self {
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(format!(
+            "ulimit -v {kib} && exec \"$0\" run \"$1\" --addr 127.0.0.1:0 --no-cache"
+        ));
+        command.arg(env!("CARGO_BIN_EXE_wisp")).arg(component);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env("WISP_LOG", "info,wisp_runtime::replica=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
