@@ -64,8 +64,14 @@ impl MetricWindow {
         match self.last_write {
             None => self.reset_at(t),
             Some(last) if t != last => {
-                if t + window < last {
+                // Knative keeps a write only if `t + window` is after the last write: a value a
+                // whole window old would land in the newest bucket's ring slot.
+                if t + window <= last {
                     return; // older than the window: irrelevant now
+                }
+                // A late write older than every write so far starts the partial window earlier.
+                if t < self.first_write {
+                    self.first_write = t;
                 }
                 if t > last {
                     if t - last >= window {
@@ -178,6 +184,24 @@ mod tests {
         w.record(20, 4.0);
         w.record(14, 100.0);
         assert_eq!(w.average(20), 4.0);
+    }
+
+    #[test]
+    fn a_value_exactly_a_window_old_is_dropped_not_added_to_the_newest_bucket() {
+        let mut w = MetricWindow::new(5, Aggregation::Linear);
+        w.record(10, 4.0);
+        // 5 + 5 is not after 10: Knative drops it (same ring slot as second 10).
+        w.record(5, 100.0);
+        assert_eq!(w.average(10), 4.0);
+    }
+
+    #[test]
+    fn a_late_write_before_the_first_one_widens_the_partial_window() {
+        let mut w = MetricWindow::new(5, Aggregation::Linear);
+        w.record(11, 4.0);
+        w.record(10, 2.0);
+        // Knative moves firstWrite back to 10: (2 + 4) / 2 buckets.
+        assert_eq!(w.average(11), 3.0);
     }
 
     #[test]
