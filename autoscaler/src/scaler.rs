@@ -192,7 +192,8 @@ fn gate_scale_to_zero(
     }
     match state.activity {
         Activity::Activating => {
-            if now - state.since >= spec.activation_timeout {
+            // Knative's `CanFailActivation`: strictly longer than the timeout.
+            if now - state.since > spec.activation_timeout {
                 return Gate::Apply(0);
             }
             *requeue = Some(spec.activation_timeout - (now - state.since));

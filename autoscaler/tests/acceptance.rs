@@ -521,6 +521,18 @@ fn v26_activation_timeout_fails_the_revision() {
     assert_eq!(out.requeue_after, Some(Duration::from_secs(151 - 75)));
     assert_eq!(s.replicas, 1);
 
+    // Knative's `CanFailActivation` needs strictly longer than the timeout: at exactly 151 s the
+    // activation still holds.
+    let mut s = state(
+        Activity::Activating,
+        now.saturating_sub(Duration::from_secs(151)),
+        1,
+    );
+    s.scale_target_initialized = false;
+    let out = reconcile(&spec, &mut s, inputs(0, 0, Some(now)), now);
+    assert_eq!((out.want, s.replicas), (-1, 1));
+    assert_eq!(s.activity, Activity::Activating);
+
     let mut s = state(
         Activity::Activating,
         now.saturating_sub(Duration::from_secs(152)),
