@@ -22,6 +22,7 @@ mod inspect;
 mod limits;
 mod loader;
 mod node;
+mod prefetch;
 mod replica;
 mod response;
 

@@ -20,7 +20,12 @@ use crate::body::LimitedBody;
 use crate::config::{ReplicaIdentity, ReplicaLimits};
 use crate::host::Host;
 use crate::limits::{InstanceLimiter, MemoryBudget};
+use crate::prefetch;
 use crate::response::{ResponseBody, plain_response};
+
+/// How long a response head may wait for its body to end, so a small response leaves in one
+/// write; a guest still writing after this streams as usual.
+const GATHER_BUDGET: Duration = Duration::from_millis(2);
 
 /// How a request went, beside the response itself (also attached to the response as an
 /// extension, and as a `Server-Timing` header).
@@ -125,6 +130,7 @@ impl Replica {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let admitted = Instant::now();
+        let head_request = request.method() == http::Method::HEAD;
         let limit = self.inner.limits.max_request_body;
         if declared_length(&request).is_some_and(|length| length > limit) {
             return plain_response(
@@ -174,7 +180,8 @@ impl Replica {
             Ok(Ok(response)) => {
                 // The guest may still be writing the body: let its task run on.
                 guest.detach();
-                response.map(|body| body.map_err(BodyError::from).boxed_unsync())
+                let response = response.map(|body| body.map_err(BodyError::from).boxed_unsync());
+                prefetch::gather(response, GATHER_BUDGET, head_request).await
             }
             Ok(Err(code)) => {
                 guest.detach();
