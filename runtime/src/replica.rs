@@ -27,6 +27,9 @@ use crate::response::{ResponseBody, plain_response};
 /// write; a guest still writing after this streams as usual.
 const GATHER_BUDGET: Duration = Duration::from_millis(2);
 
+/// Requests that may wait per concurrency slot (Knative's queue-proxy allows 10 × cc).
+const QUEUE_PER_SLOT: usize = 10;
+
 /// How a request went, beside the response itself (also attached to the response as an
 /// extension, and as a `Server-Timing` header).
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,6 +69,7 @@ struct ReplicaInner {
     memory: Arc<MemoryBudget>,
     slots: Option<Arc<Semaphore>>,
     in_flight: AtomicUsize,
+    waiting: AtomicUsize,
     instances_started: Arc<AtomicU64>,
     instantiate_nanos: Arc<AtomicU64>,
 }
@@ -97,6 +101,7 @@ impl Replica {
                 limits,
                 slots,
                 in_flight: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
                 instances_started: node_counters.0,
                 instantiate_nanos: node_counters.1,
             }),
@@ -106,6 +111,11 @@ impl Replica {
     /// Requests admitted and not yet finished (including a streaming response body).
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests waiting for a concurrency slot.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
     }
 
     /// Linear memory its instances hold right now.
@@ -133,25 +143,17 @@ impl Replica {
         let head_request = request.method() == http::Method::HEAD;
         let limit = self.inner.limits.max_request_body;
         if declared_length(&request).is_some_and(|length| length > limit) {
-            return plain_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than the {limit} byte limit\n"),
-            );
+            return too_large(limit);
         }
+        let deadline = admitted + self.inner.limits.timeout;
         let permit = match &self.inner.slots {
-            Some(slots) => match slots.clone().acquire_owned().await {
+            Some(slots) => match self.wait_for_slot(slots, deadline).await {
                 Ok(permit) => Some(permit),
-                Err(_) => {
-                    return plain_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "replica is stopping\n",
-                    );
-                }
+                Err(response) => return response,
             },
             None => None,
         };
         let wait = admitted.elapsed();
-        let deadline = admitted + self.inner.limits.timeout;
         let guard = InFlight::enter(self.inner.clone(), permit);
         let (request, body_exceeded) = limit_body(request, limit);
 
@@ -207,6 +209,50 @@ impl Replica {
         }
         response.extensions_mut().insert(timings);
         response
+    }
+
+    /// Waits for a concurrency slot until the request's deadline. Like Knative's queue-proxy,
+    /// at most ten times the concurrency may wait; beyond that the replica answers 503 at once
+    /// rather than hold requests (and memory) without bound.
+    async fn wait_for_slot(
+        &self,
+        slots: &Arc<Semaphore>,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, Response<ResponseBody>> {
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let queue_limit = self.inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
+        if self.inner.waiting.fetch_add(1, Ordering::AcqRel) >= queue_limit {
+            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            let mut response = plain_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pending request queue full; retry shortly\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Err(response);
+        }
+        let acquired =
+            tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await;
+        self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(plain_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "replica is stopping\n",
+            )),
+            Err(_) => Err(self.timeout_response()),
+        }
+    }
+
+    fn timeout_response(&self) -> Response<ResponseBody> {
+        let seconds = self.inner.limits.timeout.as_secs_f64();
+        plain_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("request exceeded the revision timeout of {seconds}s\n"),
+        )
     }
 
     fn failure_response(&self, outcome: GuestOutcome, request_id: &str) -> Response<ResponseBody> {
