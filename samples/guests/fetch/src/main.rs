@@ -16,8 +16,14 @@ async fn main(req: Request<Body>) -> Result<Response<Body>, Error> {
         .to_owned();
     let outgoing = Request::get(url.as_str()).body(Body::empty())?;
     let (status, text) = match Client::new().send(outgoing).await {
-        Ok(response) => (StatusCode::OK, format!("upstream answered {}\n", response.status())),
-        Err(error) => (StatusCode::BAD_GATEWAY, format!("outgoing request failed: {error:?}\n")),
+        Ok(response) => (
+            StatusCode::OK,
+            format!("upstream answered {}\n", response.status()),
+        ),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            format!("outgoing request failed: {error:?}\n"),
+        ),
     };
     Ok(Response::builder()
         .status(status)

@@ -9,7 +9,9 @@ use wstd::http::{Body, Error, Request, Response};
 async fn main(req: Request<Body>) -> Result<Response<Body>, Error> {
     if req.uri().query() == Some("kind=overflow") {
         let depth = recurse(black_box(1));
-        return Ok(Response::new(format!("unreachable: depth {depth}\n").into()));
+        return Ok(Response::new(
+            format!("unreachable: depth {depth}\n").into(),
+        ));
     }
     panic!("trap sample: deliberate panic");
 }
