@@ -71,10 +71,16 @@ impl Server {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
+        // Write from another thread while this one reads: a streaming echo answers before the
+        // whole request is sent, and neither side may block on a full socket buffer.
+        let mut writer = stream.try_clone().unwrap();
+        let request = [head.as_bytes(), body].concat();
+        let sender = std::thread::spawn(move || writer.write_all(&request));
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read reply");
+        // A host may answer (e.g. an error) and close before reading the whole request: the reply
+        // is what the test checks.
+        let _ = sender.join();
         Reply::parse(&raw)
     }
 }
