@@ -223,8 +223,7 @@ impl Replica {
             return Ok(permit);
         }
         let queue_limit = self.inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
-        if self.inner.waiting.fetch_add(1, Ordering::AcqRel) >= queue_limit {
-            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        let Some(_waiting) = Waiting::enter(&self.inner.waiting, queue_limit) else {
             let mut response = plain_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "pending request queue full; retry shortly\n",
@@ -233,10 +232,9 @@ impl Replica {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return Err(response);
-        }
+        };
         let acquired =
             tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await;
-        self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(plain_response(
@@ -447,6 +445,26 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request waiting for a slot, also when the client gives up and the wait is dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < limit).then_some(waiting + 1)
+            })
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
