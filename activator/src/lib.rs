@@ -1,4 +1,38 @@
 //! The activator: a per-revision throttler that buffers requests while a revision lacks capacity,
 //! balances them across replicas, and reports demand (including queued requests) to the autoscaler.
 //!
-//! It is generic over a backend trait and knows nothing of WebAssembly.
+//! What it is for (reference §7): [`Throttler`] admits each request onto a backend slot
+//! (capacity = ready backends × `containerConcurrency`, open for cc = 0), queues the rest in a
+//! bounded FIFO with a deadline, picks backends as Knative does ([`policy`]), drains removed
+//! backends, and signals demand through [`DemandHooks`] from the moment a request enters,
+//! including the one-off poke when a request finds its revision at zero.
+//!
+//! How a gateway uses it, per revision:
+//!
+//! * create a `Throttler::new(config, hooks)` when the revision appears (it starts at zero and
+//!   in the path, so early requests queue rather than fail); `hooks` forwards to the
+//!   autoscaler's `RevisionHandle` (`request_started` / `request_finished` / `poke`);
+//! * on every replica change call [`Throttler::update_backends`]; on every autoscaler view call
+//!   [`Throttler::set_activator_in_path`]; on spec changes `set_container_concurrency`;
+//! * per request: `let lease = throttler.acquire().await?` then `lease.backend()` serves it and
+//!   the lease is dropped once the response body is done (or [`Throttler::call`] for the whole
+//!   thing); [`ThrottleError::QueueFull`] → 503 + `Retry-After`, [`ThrottleError::Timeout`] →
+//!   504, [`ThrottleError::Closed`] → 503.
+//!
+//! What it is not for: it does no HTTP, knows nothing of WebAssembly or of the autoscaler crate
+//! (the [`Backend`] and [`DemandHooks`] traits are the seams), does not probe backends (the
+//! runtime's replicas are ready when started), and it is one activator per node: Knative's
+//! multi-activator split is kept as pure functions in [`capacity`].
+
+pub mod backend;
+pub mod capacity;
+pub mod demand;
+pub mod error;
+pub mod policy;
+pub mod throttler;
+
+pub use backend::Backend;
+pub use demand::{DemandHooks, NoDemand};
+pub use error::ThrottleError;
+pub use policy::LbPolicy;
+pub use throttler::{Lease, Throttler, ThrottlerConfig, ThrottlerStats};

@@ -1,0 +1,28 @@
+//! Demand reporting hooks: how the activator tells the autoscaler about requests without
+//! depending on it (DESIGN §2: the activator depends only on `api`).
+//!
+//! A request counts as demand from the moment it enters the throttler, queue time included
+//! (reference §4.3), until its lease is dropped. The gateway implements [`DemandHooks`] over the
+//! autoscaler's `RevisionHandle` (`request_entered` → `request_started`, `request_left` →
+//! `request_finished`, `poke` → `poke`).
+
+/// Receives a revision's demand events. Called on the request path: keep it cheap and never
+/// block; calls are made without the throttler's lock held.
+pub trait DemandHooks: Send + Sync + 'static {
+    /// A request entered the activator (before it may queue).
+    fn request_entered(&self);
+    /// A request left: its lease was dropped, or it failed or gave up while queued.
+    fn request_left(&self);
+    /// The first request that found the revision with no backends (at zero): evaluate the
+    /// autoscaler now rather than at its next tick. Fired once per stretch at zero.
+    fn poke(&self) {}
+}
+
+/// Hooks that report nothing (tests, or a revision the autoscaler does not manage).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDemand;
+
+impl DemandHooks for NoDemand {
+    fn request_entered(&self) {}
+    fn request_left(&self) {}
+}
