@@ -173,7 +173,9 @@ impl<B: Backend> State<B> {
             self.poked = true;
             *poke = true;
         }
-        // Only when nobody waits, so a newcomer never overtakes the queue.
+        // Only when nobody waits, so a newcomer never overtakes the queue. (Every change that
+        // frees room dispatches to waiters at once, so with waiters there is normally no room;
+        // this keeps FIFO even if that ever stops being true.)
         if self.waiters.is_empty()
             && let Some(tracker) = self.reserve()
         {
