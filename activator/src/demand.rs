@@ -13,9 +13,23 @@ pub trait DemandHooks: Send + Sync + 'static {
     fn request_entered(&self);
     /// A request left: its lease was dropped, or it failed or gave up while queued.
     fn request_left(&self);
-    /// The first request that found the revision with no backends (at zero): evaluate the
-    /// autoscaler now rather than at its next tick. Fired once per stretch at zero.
+    /// A request found the revision with no backend and nobody waiting — the first request of
+    /// a cold start: evaluate the autoscaler now rather than at its next tick. Fired once for a
+    /// burst at zero (after `request_entered`), and again if a later request finds the queue
+    /// empty because everyone before it gave up.
     fn poke(&self) {}
+}
+
+impl<T: DemandHooks + ?Sized> DemandHooks for std::sync::Arc<T> {
+    fn request_entered(&self) {
+        (**self).request_entered();
+    }
+    fn request_left(&self) {
+        (**self).request_left();
+    }
+    fn poke(&self) {
+        (**self).poke();
+    }
 }
 
 /// Hooks that report nothing (tests, or a revision the autoscaler does not manage).

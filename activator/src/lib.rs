@@ -19,6 +19,45 @@
 //!   thing); [`ThrottleError::QueueFull`] → 503 + `Retry-After`, [`ThrottleError::Timeout`] →
 //!   504, [`ThrottleError::Closed`] → 503.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use wisp_activator::{Backend, DemandHooks, ThrottleError, Throttler, ThrottlerConfig};
+//!
+//! #[derive(Clone)]
+//! struct Replica(u32);
+//!
+//! impl Backend for Replica {
+//!     type Id = u32;
+//!     type Request = String;
+//!     type Response = String;
+//!     fn id(&self) -> u32 { self.0 }
+//!     async fn call(&self, request: String) -> String { format!("{} served {request}", self.0) }
+//! }
+//!
+//! /// In the gateway this wraps the autoscaler's `RevisionHandle`.
+//! struct Autoscaler;
+//! impl DemandHooks for Autoscaler {
+//!     fn request_entered(&self) { /* handle.request_started() */ }
+//!     fn request_left(&self) { /* handle.request_finished() */ }
+//!     fn poke(&self) { /* handle.poke() */ }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let config = ThrottlerConfig { container_concurrency: 1, ..ThrottlerConfig::default() };
+//! let throttler = Throttler::new(config, Arc::new(Autoscaler));
+//! // Replica manager: the ready replicas, in a stable order.
+//! throttler.update_backends([Replica(1), Replica(2)]);
+//! // Autoscaler view changes: `view.activator_in_path`.
+//! throttler.set_activator_in_path(true);
+//! // Per request; keep the lease until the response body is sent.
+//! let lease = throttler.acquire().await?;
+//! let response = lease.backend().call("GET /".to_string()).await;
+//! assert_eq!(response, "1 served GET /");
+//! drop(lease);
+//! # Ok::<(), ThrottleError>(())
+//! # }).unwrap();
+//! ```
+//!
 //! What it is not for: it does no HTTP, knows nothing of WebAssembly or of the autoscaler crate
 //! (the [`Backend`] and [`DemandHooks`] traits are the seams), does not probe backends (the
 //! runtime's replicas are ready when started), and it is one activator per node: Knative's

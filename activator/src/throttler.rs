@@ -132,8 +132,6 @@ struct State<B: Backend> {
     /// Round-robin position: the index after the last pick.
     cursor: usize,
     rng: Rng,
-    /// The poke for this stretch at zero was sent.
-    poked: bool,
     closed: bool,
 }
 
@@ -169,10 +167,9 @@ impl<B: Backend> State<B> {
         if self.closed {
             return Admission::Closed;
         }
-        if self.active.is_empty() && !self.poked {
-            self.poked = true;
-            *poke = true;
-        }
+        // The first request of a cold start: no backend and nobody already waiting (who would
+        // have poked). A burst at zero pokes once; a retry after everyone gave up pokes again.
+        *poke = self.active.is_empty() && self.waiters.is_empty();
         // Only when nobody waits, so a newcomer never overtakes the queue. (Every change that
         // frees room dispatches to waiters at once, so with waiters there is normally no room;
         // this keeps FIFO even if that ever stops being true.)
@@ -270,7 +267,6 @@ impl<B: Backend> Throttler<B> {
                     next_waiter: 0,
                     cursor: 0,
                     rng,
-                    poked: false,
                     closed: false,
                 }),
                 hooks: Box::new(hooks),
@@ -326,12 +322,15 @@ impl<B: Backend> Throttler<B> {
     /// Replaces the set of ready backends (in the order the load balancer should walk them).
     /// A backend whose id stays keeps its in-flight count; a removed one drains: it takes no
     /// new requests and its in-flight ones finish. New capacity goes to waiters at once.
+    /// A backend that stays keeps the clone first given; duplicate ids after the first are
+    /// ignored.
     pub fn update_backends(&self, backends: impl IntoIterator<Item = B>) {
+        // Caller code (`id`) runs before the lock is taken.
+        let incoming: Vec<(B::Id, B)> = backends.into_iter().map(|b| (b.id(), b)).collect();
         let mut state = lock(&self.inner.state);
         let mut previous = std::mem::take(&mut state.active);
-        let mut next: Vec<Arc<Tracker<B>>> = Vec::with_capacity(previous.len() + 1);
-        for backend in backends {
-            let id = backend.id();
+        let mut next: Vec<Arc<Tracker<B>>> = Vec::with_capacity(incoming.len());
+        for (id, backend) in incoming {
             if next.iter().any(|t| t.id == id) {
                 continue;
             }
@@ -357,9 +356,6 @@ impl<B: Backend> Throttler<B> {
             if gone.load() > 0 {
                 state.draining.push(gone);
             }
-        }
-        if !next.is_empty() {
-            state.poked = false;
         }
         state.active = next;
         state.dispatch();

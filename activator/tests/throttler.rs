@@ -65,6 +65,27 @@ async fn a_revision_at_zero_buffers_and_the_first_request_pokes_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_at_zero_after_everyone_gave_up_pokes_again() {
+    let hooks = common::Counting::default();
+    let counts = hooks.0.clone();
+    let t: Throttler<Fake> = Throttler::new(
+        ThrottlerConfig {
+            timeout: Duration::from_secs(1),
+            ..config(0)
+        },
+        hooks,
+    );
+    assert_eq!(t.call(0).await, Err(ThrottleError::Timeout));
+    assert_eq!(counts.pokes(), 1);
+    assert_eq!(t.call(0).await, Err(ThrottleError::Timeout));
+    assert_eq!(
+        counts.pokes(),
+        2,
+        "the autoscaler may have given up; ask again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn adding_backends_releases_waiters() {
     let (t, _) = throttler(2);
     let tasks: Vec<_> = (0..4)
