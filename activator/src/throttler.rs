@@ -507,6 +507,7 @@ impl<B: Backend> Drop for Waiting<'_, B> {
 mod tests {
     use super::*;
     use crate::demand::NoDemand;
+    use futures::FutureExt;
 
     #[derive(Clone, Debug)]
     struct Fake(u32);
@@ -566,6 +567,15 @@ mod tests {
         t.update_backends([Fake(2), Fake(1)]);
         assert_eq!(t.in_flight(&1), Some(1));
         assert_eq!(t.stats().backends, 2);
+    }
+
+    #[test]
+    fn duplicate_ids_count_once_and_order_follows_the_caller() {
+        let t = throttler(1);
+        t.update_backends([Fake(3), Fake(1), Fake(3)]);
+        assert_eq!(t.stats().backends, 2);
+        let first = t.acquire().now_or_never();
+        assert_eq!(first.and_then(Result::ok).map(|l| *l.backend_id()), Some(3));
     }
 
     #[tokio::test]

@@ -362,3 +362,49 @@ async fn raising_container_concurrency_releases_waiters() {
     t.set_container_concurrency(2);
     assert_eq!(waiter.await.unwrap(), Ok(1));
 }
+
+/// Many threads, short deadlines, aborted clients and backend churn at once; only end states
+/// are checked (nothing about how long anything took).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn churn_with_timeouts_and_aborts_leaks_no_slot_and_no_demand() {
+    let (t, counts) = throttler(2);
+    let backends: Vec<_> = (1..=3).map(Fake::new).collect();
+    t.update_backends(backends[..1].iter().cloned());
+    let tasks: Vec<_> = (0..600u32)
+        .map(|i| {
+            let t = t.clone();
+            tokio::spawn(async move {
+                let deadline =
+                    tokio::time::Instant::now() + Duration::from_micros(u64::from(i % 7) * 300);
+                match t.acquire_until(deadline).await {
+                    Ok(lease) => {
+                        lease.backend().call(i % 4).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+        })
+        .collect();
+    for round in 0..20usize {
+        t.update_backends(backends[..1 + round % 3].iter().cloned());
+        tokio::task::yield_now().await;
+    }
+    t.update_backends(backends.iter().cloned());
+    for (i, task) in tasks.into_iter().enumerate() {
+        if i % 5 == 0 {
+            task.abort();
+        }
+        match task.await {
+            Ok(Ok(())) | Ok(Err(ThrottleError::Timeout)) => {}
+            Err(join) => assert!(join.is_cancelled()),
+            Ok(Err(other)) => panic!("unexpected {other}"),
+        }
+    }
+    for backend in &backends {
+        assert!(backend.max_concurrent() <= 2, "backend {}", backend.id);
+    }
+    let stats = t.stats();
+    assert_eq!((stats.queued, stats.in_flight, stats.draining), (0, 0, 0));
+    assert_eq!(counts.in_flight(), 0);
+}

@@ -53,11 +53,20 @@ impl Backend for Fake {
         let now = self.stats.current.fetch_add(1, Ordering::SeqCst) + 1;
         self.stats.max.fetch_max(now, Ordering::SeqCst);
         self.stats.calls.fetch_add(1, Ordering::SeqCst);
+        // Leaves the count even when the call is dropped midway (an aborted client).
+        let _leave = Leave(&self.stats.current);
         for _ in 0..yields {
             tokio::task::yield_now().await;
         }
-        self.stats.current.fetch_sub(1, Ordering::SeqCst);
         self.id
+    }
+}
+
+struct Leave<'a>(&'a AtomicU32);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
