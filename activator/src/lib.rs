@@ -17,7 +17,9 @@
 //! * per request: `let lease = throttler.acquire().await?` then `lease.backend()` serves it and
 //!   the lease is dropped once the response body is done (or [`Throttler::call`] for the whole
 //!   thing); [`ThrottleError::QueueFull`] → 503 + `Retry-After`, [`ThrottleError::Timeout`] →
-//!   504, [`ThrottleError::Closed`] → 503.
+//!   504, [`ThrottleError::Closed`] → 503. Every request of the revision goes through
+//!   `acquire`, in the path or not (out of the path it costs the same as the fast path), so the
+//!   per-backend in-flight counts the balancer uses are complete.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -195,7 +195,7 @@ impl<B: Backend> State<B> {
                 return;
             };
             let Some(waiter) = self.waiters.pop_front() else {
-                self.release(&tracker);
+                self.unreserve(&tracker);
                 return;
             };
             // The receiver is gone only if its future was dropped without deregistering,
