@@ -47,7 +47,9 @@ impl RunResult {
         self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
-    fn merge(&mut self, other: &RunResult) {
+    /// Adds another run's counts, time and histograms to this one.
+    pub fn merge(&mut self, other: &RunResult) {
+        self.elapsed += other.elapsed;
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;
         self.errors += other.errors;
@@ -75,6 +77,7 @@ impl ClosedLoop {
                 total.merge(&result);
             }
         }
+        // Workers report counts, not time: the measured span is the same for all of them.
         total.elapsed = self.duration;
         total
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use wisp_loadtests::closed_loop::ClosedLoop;
+use wisp_loadtests::closed_loop::{ClosedLoop, RunResult};
 use wisp_loadtests::peers::{self, Peer};
 use wisp_loadtests::report::{self, Row};
 use wisp_loadtests::target::Target;
@@ -42,12 +42,15 @@ enum BenchCase {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 64)]
         connections: usize,
-        /// Seconds measured per server.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds measured per server and round.
+        #[arg(long, default_value_t = 5)]
         seconds: u64,
         /// Seconds of warm-up per server before measuring.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 1)]
         warmup: u64,
+        /// Interleaved rounds per server.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -60,11 +63,13 @@ fn main() -> anyhow::Result<()> {
                     connections,
                     seconds,
                     warmup,
+                    rounds,
                 },
         } => bench_run(
             connections,
             Duration::from_secs(seconds),
             Duration::from_secs(warmup),
+            rounds,
         ),
     }
 }
@@ -87,7 +92,7 @@ fn measure(
     connections: usize,
     duration: Duration,
     warmup: Duration,
-) -> anyhow::Result<wisp_loadtests::closed_loop::RunResult> {
+) -> anyhow::Result<RunResult> {
     let target = Target::parse(&format!("{}/", peer.url))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,69 +108,82 @@ fn measure(
     ))
 }
 
-fn bench_run(connections: usize, duration: Duration, warmup: Duration) -> anyhow::Result<()> {
+/// Measures every server in interleaved rounds (A B C A B C …), so a disturbance of the shared
+/// machine falls on all of them alike; each server's figures are over all its rounds.
+fn bench_run(
+    connections: usize,
+    duration: Duration,
+    warmup: Duration,
+    rounds: usize,
+) -> anyhow::Result<()> {
     let component = wisp_samples::HELLO;
     let cache = std::env::temp_dir().join(format!("wisp-bench-cache-{}", std::process::id()));
-    let mut rows = Vec::new();
-
     let wisp = peers::wisp_binary().context(
         "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
     )?;
-    let peer = peers::start_wisp_run(&wisp, component, &cache)?;
-    let wisp_result = measure(&peer, connections, duration, warmup)?;
-    drop(peer);
 
-    let wasmtime = peers::locate("WASMTIME", "wasmtime", None);
-    let wasmtime_row = match wasmtime {
-        Some(path) => {
-            let peer = peers::start_wasmtime_serve(&path, component)?;
-            Row {
-                name: peer.name.clone(),
-                result: Some(measure(&peer, connections, duration, warmup)?),
-                missing: None,
-            }
-        }
-        None => Row {
-            name: "wasmtime serve -S cli".into(),
-            result: None,
-            missing: Some(
+    let mut servers: Vec<(String, Option<Peer>, Option<String>)> = Vec::new();
+    servers.push((
+        "wisp run".into(),
+        Some(peers::start_wisp_run(&wisp, component, &cache)?),
+        None,
+    ));
+    match peers::locate("WASMTIME", "wasmtime", None) {
+        Some(path) => servers.push((
+            WASMTIME_SERVE.into(),
+            Some(peers::start_wasmtime_serve(&path, component)?),
+            None,
+        )),
+        None => servers.push((
+            WASMTIME_SERVE.into(),
+            None,
+            Some(
                 "missing: set $WASMTIME or `cargo install wasmtime-cli --version 48.0.8 --locked`"
                     .into(),
             ),
-        },
-    };
+        )),
+    }
+    servers.push((
+        "plain hyper (ceiling)".into(),
+        Some(peers::start_ceiling()?),
+        None,
+    ));
 
-    let ceiling = peers::start_ceiling()?;
-    let ceiling_result = measure(&ceiling, connections, duration, warmup)?;
-    drop(ceiling);
+    let mut results: Vec<Option<RunResult>> = servers.iter().map(|_| None).collect();
+    for _ in 0..rounds.max(1) {
+        for ((_, peer, _), total) in servers.iter().zip(results.iter_mut()) {
+            let Some(peer) = peer else { continue };
+            let round = measure(peer, connections, duration, warmup)?;
+            match total {
+                Some(total) => total.merge(&round),
+                None => *total = Some(round),
+            }
+        }
+    }
+    let instantiate = results[0].as_ref().map_or((0, 0), |wisp| {
+        (
+            wisp.instantiate_us.value_at_quantile(0.5),
+            wisp.instantiate_us.value_at_quantile(0.99),
+        )
+    });
+    let rows: Vec<Row> = servers
+        .into_iter()
+        .zip(results)
+        .map(|((name, _peer, missing), result)| Row {
+            name,
+            result,
+            missing,
+        })
+        .collect();
     let _ = std::fs::remove_dir_all(&cache);
 
-    let instantiate = (
-        wisp_result.instantiate_us.value_at_quantile(0.5),
-        wisp_result.instantiate_us.value_at_quantile(0.99),
-    );
-    rows.push(Row {
-        name: "wisp run".into(),
-        result: Some(wisp_result),
-        missing: None,
-    });
-    rows.push(wasmtime_row);
-    rows.push(Row {
-        name: "plain hyper (ceiling)".into(),
-        result: Some(ceiling_result),
-        missing: None,
-    });
-
     println!(
-        "hello, {connections} connections, {}s per server after {}s warm-up; load generator on 1 thread; {}\n",
+        "hello, {connections} connections, {rounds} interleaved rounds of {}s per server (each after {}s warm-up); load generator on 1 thread; {}\n",
         duration.as_secs(),
         warmup.as_secs(),
         report::machine_line()
     );
-    print!(
-        "{}",
-        report::throughput_table(&rows, "wasmtime serve -S cli")
-    );
+    print!("{}", report::throughput_table(&rows, WASMTIME_SERVE));
     println!(
         "\nwisp instantiation per request (Server-Timing): p50 {}, p99 {}",
         report::micros(instantiate.0),
@@ -173,3 +191,5 @@ fn bench_run(connections: usize, duration: Duration, warmup: Duration) -> anyhow
     );
     Ok(())
 }
+
+const WASMTIME_SERVE: &str = "wasmtime serve -S cli";
