@@ -15,7 +15,8 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Where precompiled components are kept across restarts; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
-    /// Linear memory per pool slot kept mapped between instances and reset in place.
+    /// Linear memory per pool slot kept mapped between instances and reset in place (only where
+    /// the kernel can say which pages are dirty; elsewhere slots are unmapped as usual).
     pub keep_resident: u64,
     /// Use the pooling allocator when the address space can be reserved (falls back otherwise).
     pub pooling: bool,

@@ -74,12 +74,17 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_memory_size(usize::try_from(config.max_memory_per_instance).unwrap_or(usize::MAX))
-        // Reset a freed slot by rewriting only its dirty pages (found with PAGEMAP_SCAN where
-        // the kernel has it) instead of unmapping them: the next instance then takes no page
-        // faults, and the machine no TLB shootdowns, for memory the last one touched.
-        .linear_memory_keep_resident(usize::try_from(config.keep_resident).unwrap_or(usize::MAX))
-        .table_keep_resident(TABLE_KEEP_RESIDENT)
         .pagemap_scan(Enabled::Auto);
+    // Reset a freed slot by rewriting only its dirty pages (found with PAGEMAP_SCAN, Linux 6.7+)
+    // instead of unmapping them: the next instance then takes no page faults, and the machine
+    // no TLB shootdowns, for memory the last one touched. Without PAGEMAP_SCAN the whole
+    // resident prefix would be rewritten on every reset, which costs more than it saves.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.linear_memory_keep_resident(
+            usize::try_from(config.keep_resident).unwrap_or(usize::MAX),
+        )
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
+    }
     pool
 }
 
