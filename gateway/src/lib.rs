@@ -7,4 +7,5 @@
 //! balancing (activator), scaling decisions (autoscaler).
 
 pub mod request_id;
+pub mod routing;
 pub mod server;
