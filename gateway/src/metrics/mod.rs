@@ -1,0 +1,96 @@
+//! The data plane's Prometheus metrics (DESIGN §6 "Observable"): per-revision request, scaling
+//! and cold-start series, per-node capacity and instantiation series, their text encoding, and
+//! the admin endpoint that serves them.
+//!
+//! Cost model: label sets are resolved once, when a revision or node is registered
+//! ([`DataPlaneMetrics::revision`], [`DataPlaneMetrics::node`]); the handles returned hold the
+//! metrics themselves, so the request path updates atomics and never hashes labels, takes the
+//! family lock or allocates. Scrapes take the family locks briefly to encode.
+//!
+//! Naming follows Prometheus conventions (prefix `wisp_`, base units, `_total` on counters,
+//! unit suffixes added by the registry) and Knative's label names.
+
+mod admin;
+mod buckets;
+mod encode;
+mod labels;
+mod node;
+mod revision;
+
+#[cfg(test)]
+mod tests;
+
+use prometheus_client::registry::Registry;
+
+pub use admin::serve_admin;
+pub use encode::{CONTENT_TYPE, EncodeError};
+pub use labels::{CodeClass, NodeLabels, RevisionLabels};
+pub use node::NodeMetrics;
+pub use revision::{AutoscalerView, InFlight, RevisionMetrics};
+
+use node::NodeFamilies;
+use revision::RevisionFamilies;
+
+/// Prefix of every metric name.
+pub const PREFIX: &str = "wisp";
+
+/// The registry of the data plane's metrics and the families in it. One per process, shared
+/// as `Arc<DataPlaneMetrics>` between the request path, the autoscaler loop, the replica
+/// manager and the admin endpoint.
+#[derive(Debug)]
+pub struct DataPlaneMetrics {
+    registry: Registry,
+    revisions: RevisionFamilies,
+    nodes: NodeFamilies,
+}
+
+impl DataPlaneMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let revisions = RevisionFamilies::register(&mut registry);
+        let nodes = NodeFamilies::register(&mut registry);
+        Self {
+            registry,
+            revisions,
+            nodes,
+        }
+    }
+
+    /// The handle for a revision's series, creating them (at zero) when new. Call it once per
+    /// revision, when the revision is added to the data plane, not per request. Calling it
+    /// again with the same labels returns a handle onto the same series.
+    pub fn revision(&self, labels: &RevisionLabels) -> RevisionMetrics {
+        self.revisions.handle(labels)
+    }
+
+    /// Drops a deleted revision's series from the export; returns whether it had any.
+    pub fn remove_revision(&self, labels: &RevisionLabels) -> bool {
+        self.revisions.remove(labels)
+    }
+
+    /// The handle for a node's series, creating them when new.
+    pub fn node(&self, labels: &NodeLabels) -> NodeMetrics {
+        self.nodes.handle(labels)
+    }
+
+    /// Drops a node's series from the export; returns whether it had any.
+    pub fn remove_node(&self, labels: &NodeLabels) -> bool {
+        self.nodes.remove(labels)
+    }
+
+    /// The registry, for encoding or for composing with other registries.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The OpenMetrics text exposition of every series, `# EOF` included.
+    pub fn encode(&self) -> Result<String, EncodeError> {
+        encode::encode_text(&self.registry)
+    }
+}
+
+impl Default for DataPlaneMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
