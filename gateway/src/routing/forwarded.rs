@@ -25,17 +25,18 @@ pub fn apply(headers: &mut HeaderMap, client: SocketAddr, scheme: &str, host: &s
         headers.append(FORWARDED, value);
     }
 
-    let ip = client.ip().to_string();
-    let xff = match joined(headers, &X_FORWARDED_FOR) {
-        Some(previous) => format!("{previous}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    let mut xff = joined(headers, &X_FORWARDED_FOR);
+    if !xff.is_empty() {
+        xff.extend_from_slice(b", ");
+    }
+    xff.extend_from_slice(client.ip().to_string().as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&xff) {
         headers.insert(X_FORWARDED_FOR, value);
     }
 
     for (name, value) in [(X_FORWARDED_PROTO, scheme), (X_FORWARDED_HOST, host)] {
-        if !headers.contains_key(&name)
+        if !value.is_empty()
+            && !headers.contains_key(&name)
             && let Ok(value) = HeaderValue::from_str(value)
         {
             headers.insert(name, value);
@@ -85,18 +86,15 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// All values of a header joined by ", " (as RFC 9110 allows for list headers), or `None`.
-fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let mut out: Option<String> = None;
+/// All values of a header joined by ", " (as RFC 9110 allows for list headers), as bytes so
+/// earlier hops' values pass through untouched even when they are not UTF-8.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Vec<u8> {
+    let mut out = Vec::new();
     for value in headers.get_all(name) {
-        let Ok(value) = value.to_str() else { continue };
-        match &mut out {
-            Some(out) => {
-                out.push_str(", ");
-                out.push_str(value);
-            }
-            None => out = Some(value.to_owned()),
+        if !out.is_empty() {
+            out.extend_from_slice(b", ");
         }
+        out.extend_from_slice(value.as_bytes());
     }
     out
 }
@@ -218,5 +216,25 @@ mod tests {
         assert!(headers.get(FORWARDED).is_none());
         assert!(headers.get(X_FORWARDED_HOST).is_none());
         assert_eq!(all(&headers, X_FORWARDED_FOR), ["1.2.3.4"]);
+
+        // An HTTP/1.0 request without Host: no empty host anywhere.
+        let mut headers = HeaderMap::new();
+        apply(&mut headers, addr("1.2.3.4:1"), "http", "");
+        assert_eq!(all(&headers, FORWARDED), [r#"for="1.2.3.4:1";proto=http"#]);
+        assert!(headers.get(X_FORWARDED_HOST).is_none());
+    }
+
+    #[test]
+    fn non_utf8_earlier_hops_pass_through() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        apply(&mut headers, addr("1.2.3.4:1"), "http", "h");
+        assert_eq!(
+            headers.get(X_FORWARDED_FOR).unwrap().as_bytes(),
+            b"caf\xe9, 1.2.3.4"
+        );
     }
 }

@@ -59,6 +59,17 @@ impl fmt::Display for Domain {
     }
 }
 
+/// The request's authority as the route table wants it: the URI's authority when present
+/// (HTTP/2 `:authority`, or an HTTP/1.1 absolute-form target, which RFC 9112 §3.2.2 says
+/// overrides `Host`), else the `Host` header. `None` when neither is usable.
+pub fn authority_of<B>(request: &http::Request<B>) -> Option<&str> {
+    request
+        .uri()
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| request.headers().get(http::header::HOST)?.to_str().ok())
+}
+
 /// The table key for a `Host` header or `:authority`: the host part, lowercase, without port or
 /// trailing dot. Returns `None` for something that is not a host at all (empty, a bad port,
 /// stray brackets); such requests can be answered like unknown hosts. Borrows when the input is
@@ -150,6 +161,22 @@ mod tests {
         ] {
             assert_eq!(norm(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn authority_prefers_the_uri() {
+        let request = http::Request::get("http://h2.ns.localhost:8080/x")
+            .header("host", "other.ns.localhost")
+            .body(())
+            .unwrap();
+        assert_eq!(authority_of(&request), Some("h2.ns.localhost:8080"));
+        let request = http::Request::get("/x")
+            .header("host", "h1.ns.localhost")
+            .body(())
+            .unwrap();
+        assert_eq!(authority_of(&request), Some("h1.ns.localhost"));
+        let request = http::Request::get("/x").body(()).unwrap();
+        assert_eq!(authority_of(&request), None);
     }
 
     #[test]

@@ -16,11 +16,18 @@
 //! assert!(built.problems.is_empty()); // else: report them on the Routes' status
 //! let router = Router::new(built.table);
 //!
-//! // Request side: one lookup per request.
-//! match router.lookup("canary-hello.default.localhost:8080") {
+//! // Request side: one lookup per request, then this hop's proxy headers.
+//! let mut request = http::Request::get("/")
+//!     .header("host", "canary-hello.default.localhost:8080")
+//!     .body(())
+//!     .unwrap();
+//! let authority = wisp_gateway::routing::authority_of(&request).unwrap_or("").to_owned();
+//! match router.lookup(&authority) {
 //!     Ok(resolved) => assert_eq!(&*resolved.revision, "hello-00002"),
 //!     Err(not_found) => { let _404_body = not_found.body(); }
 //! }
+//! let client: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+//! wisp_gateway::routing::forwarded::apply(request.headers_mut(), client, "http", &authority);
 //! ```
 //!
 //! Modules: `config` (typed routes and validation), `host` (domain and host normalisation),
@@ -35,7 +42,7 @@ pub mod split;
 pub mod table;
 
 pub use config::{RouteConfig, RouteError, RouteProblem, TrafficTarget};
-pub use host::{DEFAULT_DOMAIN, Domain, DomainError};
+pub use host::{DEFAULT_DOMAIN, Domain, DomainError, authority_of};
 pub use router::Router;
 pub use split::WeightedTargets;
 pub use table::{Built, Destination, HostEntry, NotFound, Resolved, RouteTable, not_found_body};
