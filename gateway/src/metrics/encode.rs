@@ -2,7 +2,7 @@
 
 use prometheus_client::registry::Registry;
 
-/// The media type of what [`encode_text`] writes. prometheus-client's text encoder emits the
+/// The media type of what [`super::DataPlaneMetrics::encode`] writes. prometheus-client's text encoder emits the
 /// OpenMetrics 1.0 text format (counter families typed without their `_total` suffix, `# UNIT`
 /// lines, a closing `# EOF`), so this is the honest content type; Prometheus asks for it in its
 /// scrape `Accept` header and parses it natively. Labelling it `text/plain; version=0.0.4`

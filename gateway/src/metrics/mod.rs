@@ -9,6 +9,45 @@
 //!
 //! Naming follows Prometheus conventions (prefix `wisp_`, base units, `_total` on counters,
 //! unit suffixes added by the registry) and Knative's label names.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, Instant};
+//! use wisp_gateway::metrics::{AutoscalerView, DataPlaneMetrics, NodeLabels, RevisionLabels};
+//!
+//! let metrics = Arc::new(DataPlaneMetrics::new());
+//! // When a revision joins the data plane: resolve its series once, keep the handle with it.
+//! let labels = RevisionLabels::new("default", "hello", "hello", "hello-00001");
+//! let revision = metrics.revision(&labels);
+//!
+//! // Request path: a guard for in-flight, then one call with the outcome.
+//! let started = Instant::now();
+//! let in_flight = revision.in_flight();
+//! // … route, maybe queue in the activator, maybe cold-start (`revision.cold_start(waited)`) …
+//! revision.observe_request(200, started.elapsed());
+//! drop(in_flight);
+//!
+//! // Autoscaler loop, per revision per tick.
+//! revision.set_replicas(3, 2);
+//! revision.set_queue_depth(0);
+//! revision.set_autoscaler_view(AutoscalerView {
+//!     panicking: false,
+//!     stable: 1.5,
+//!     panic: 2.0,
+//!     excess_burst_capacity: -10,
+//! });
+//!
+//! // Replica manager, per node.
+//! let node = metrics.node(&NodeLabels::new("local"));
+//! node.set_replicas(2);
+//! node.set_memory(8 << 30, 256 << 20);
+//! node.instance_started(Duration::from_micros(12));
+//!
+//! // The revision is deleted: its series leave the export.
+//! metrics.remove_revision(&labels);
+//! assert!(!metrics.encode()?.contains("hello-00001"));
+//! # Ok::<(), wisp_gateway::metrics::EncodeError>(())
+//! ```
 
 mod admin;
 mod buckets;
