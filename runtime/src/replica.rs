@@ -157,9 +157,9 @@ impl Replica {
         let guard = InFlight::enter(self.inner.clone(), permit);
         let (request, body_exceeded) = limit_body(request, limit);
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let instantiated = Arc::new(InstantiatedAt::default());
-        let guest = tokio::spawn(run_guest(
+        let mut guest: GuestFuture = Box::pin(run_guest(
             self.inner.clone(),
             request,
             sender,
@@ -168,9 +168,14 @@ impl Replica {
             instantiated.clone(),
             guard,
         ));
-        let mut guest = AbortOnDrop(Some(guest));
-
-        let head = receiver.await;
+        // Run the guest on this task until it sets its response head: a small handler usually
+        // finishes right here, with no task spawned and no wake-up across threads. Dropping this
+        // future before then (the client left) drops the guest and cancels it.
+        let (head, outcome) = tokio::select! {
+            biased;
+            head = &mut receiver => (head, None),
+            outcome = &mut guest => ((&mut receiver).await, Some(outcome)),
+        };
         let responded = Instant::now();
         let instantiate = instantiated.get();
         let mut timings = RequestTimings {
@@ -179,24 +184,28 @@ impl Replica {
             handler: responded.saturating_duration_since(admitted + wait + instantiate),
         };
         let mut response = match head {
-            Ok(Ok(response)) => {
-                // The guest may still be writing the body: let its task run on.
-                guest.detach();
-                let response = response.map(|body| body.map_err(BodyError::from).boxed_unsync());
-                prefetch::gather(response, GATHER_BUDGET, head_request).await
-            }
-            Ok(Err(code)) => {
-                guest.detach();
-                if body_exceeded.load(Ordering::Acquire) {
-                    too_large(limit)
-                } else {
-                    guest_error_response(&code)
+            Ok(head) => {
+                // The guest may still be writing the body: its own task carries it on.
+                if outcome.is_none() {
+                    tokio::spawn(guest);
+                }
+                match head {
+                    Ok(response) => {
+                        let response =
+                            response.map(|body| body.map_err(BodyError::from).boxed_unsync());
+                        prefetch::gather(response, GATHER_BUDGET, head_request).await
+                    }
+                    Err(_) if body_exceeded.load(Ordering::Acquire) => too_large(limit),
+                    Err(code) => guest_error_response(&code),
                 }
             }
             Err(_) => {
-                let outcome = guest.join().await;
+                let outcome = match outcome {
+                    Some(outcome) => outcome,
+                    None => guest.await,
+                };
                 timings.handler =
-                    responded.saturating_duration_since(admitted + wait + instantiate);
+                    Instant::now().saturating_duration_since(admitted + wait + instantiate);
                 if body_exceeded.load(Ordering::Acquire) {
                     too_large(limit)
                 } else {
@@ -285,10 +294,6 @@ impl Replica {
                 tracing::warn!(revision, request = request_id, error = %format!("{error:#}"), "guest failed: {reason}");
                 plain_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n"))
             }
-            GuestOutcome::Panicked => plain_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the host task serving this request failed\n",
-            ),
         }
     }
 }
@@ -296,11 +301,12 @@ impl Replica {
 /// The error type of response bodies leaving a replica.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
+type GuestFuture = std::pin::Pin<Box<dyn Future<Output = GuestOutcome> + Send>>;
+
 enum GuestOutcome {
     Finished,
     TimedOut,
     Failed(wasmtime::Error),
-    Panicked,
 }
 
 async fn run_guest(
@@ -465,30 +471,5 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Cancels the guest if the client goes away before the response head; once the head is out the
-/// task is detached so it can stream the body.
-struct AbortOnDrop(Option<tokio::task::JoinHandle<GuestOutcome>>);
-
-impl AbortOnDrop {
-    fn detach(&mut self) {
-        self.0 = None;
-    }
-
-    async fn join(&mut self) -> GuestOutcome {
-        match self.0.take() {
-            Some(handle) => handle.await.unwrap_or(GuestOutcome::Panicked),
-            None => GuestOutcome::Finished,
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.abort();
-        }
     }
 }
