@@ -83,39 +83,8 @@ pub fn least_loaded(count: usize, load: impl Fn(usize) -> u32) -> Option<usize> 
     (0..count).min_by_key(|i| load(*i))
 }
 
-/// A small xorshift64* generator: the policies need cheap, not cryptographic, randomness, and a
-/// seed makes tests deterministic.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn seeded(seed: u64) -> Self {
-        // Zero is xorshift's only fixed point.
-        Self(seed | 1)
-    }
-
-    /// Seeded from the process's random hasher keys.
-    pub fn from_entropy() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(0x9e37_79b9_7f4a_7c15);
-        Self::seeded(hasher.finish())
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform-enough in `0..n`; `n` must be positive.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+/// The policies' randomness: cheap, not cryptographic, and seedable for tests.
+pub use wisp_api::xorshift::XorShift as Rng;
 
 #[cfg(test)]
 mod tests {

@@ -5,3 +5,4 @@
 
 pub mod quantity;
 pub mod revision_key;
+pub mod xorshift;

@@ -69,30 +69,7 @@ impl WeightedTargets {
     }
 }
 
-/// Marsaglia's xorshift64* — not cryptographic, which a traffic split does not need; fast,
-/// and seedable for deterministic tests.
-#[derive(Clone, Debug)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A zero seed would stick at zero, so it is replaced by a fixed odd constant.
-    pub fn new(seed: u64) -> Self {
-        Self(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+pub use wisp_api::xorshift::XorShift;
 
 /// A random number from this thread's generator, seeded once per thread from std's randomly
 /// keyed hasher so threads (and processes) do not share a sequence.
@@ -104,9 +81,9 @@ pub fn thread_random() -> u64 {
         });
     }
     STATE.with(|state| {
-        let mut rng = XorShift::new(state.get());
+        let mut rng = XorShift::seeded(state.get());
         let value = rng.next_u64();
-        state.set(rng.0);
+        state.set(rng.state());
         value
     })
 }
@@ -118,7 +95,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn counts(targets: &WeightedTargets, picks: usize, seed: u64) -> HashMap<String, usize> {
-        let mut rng = XorShift::new(seed);
+        let mut rng = XorShift::seeded(seed);
         let mut counts = HashMap::new();
         for _ in 0..picks {
             *counts

@@ -284,7 +284,7 @@ mod tests {
             ],
         )]);
         assert_eq!(t.len(), 3);
-        let mut rng = XorShift::new(1);
+        let mut rng = XorShift::seeded(1);
         let mut counts: HashMap<String, usize> = HashMap::new();
         for _ in 0..2_000 {
             *counts
