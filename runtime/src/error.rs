@@ -57,20 +57,3 @@ pub enum RuntimeError {
     )]
     Cache { path: PathBuf, reason: String },
 }
-
-impl RuntimeError {
-    /// Whether the error is the component's fault (as opposed to the machine's), so callers can
-    /// report it as bad input: exit code 2 on the command line, `Ready=False` on a Revision.
-    pub fn is_invalid_component(&self) -> bool {
-        matches!(
-            self,
-            Self::NotWasm { .. }
-                | Self::CoreModule { .. }
-                | Self::UnknownWasmVersion { .. }
-                | Self::MissingHandler { .. }
-                | Self::Invalid { .. }
-                | Self::Link { .. }
-                | Self::TooLarge { .. }
-        )
-    }
-}

@@ -16,13 +16,13 @@ mod config;
 mod disk_cache;
 mod engine;
 mod error;
+mod gather;
 mod guest_log;
 mod host;
 mod inspect;
 mod limits;
 mod loader;
 mod node;
-mod prefetch;
 mod replica;
 mod response;
 

@@ -2,7 +2,6 @@
 //! component and replica the node runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -33,8 +32,6 @@ struct Inner {
     linker: Linker<Host>,
     loader: ComponentLoader,
     config: RuntimeConfig,
-    instances_started: Arc<AtomicU64>,
-    instantiate_nanos: Arc<AtomicU64>,
     _ticker: EpochTicker,
 }
 
@@ -54,8 +51,6 @@ impl Runtime {
                 allocator,
                 linker,
                 config,
-                instances_started: Arc::default(),
-                instantiate_nanos: Arc::default(),
                 _ticker: ticker,
             }),
         })
@@ -71,16 +66,6 @@ impl Runtime {
 
     pub fn loader_stats(&self) -> &LoaderStats {
         self.inner.loader.stats()
-    }
-
-    /// Instances started on this node since it began.
-    pub fn instances_started(&self) -> u64 {
-        self.inner.instances_started.load(Ordering::Relaxed)
-    }
-
-    /// Total time spent instantiating, for the mean instantiation time.
-    pub fn instantiate_time_total(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.inner.instantiate_nanos.load(Ordering::Relaxed))
     }
 
     /// Fetches a component, checks it, compiles it (or finds it compiled) and links it.
@@ -183,16 +168,11 @@ impl PreparedComponent {
     /// Starts a replica: no compiling or linking, just a new envelope around the shared
     /// pre-instantiated component.
     pub fn start_replica(&self, identity: &ReplicaIdentity, limits: ReplicaLimits) -> Replica {
-        let inner = &self.runtime.inner;
         Replica::new(
             self.pre.clone(),
             identity,
             limits,
-            inner.config.max_memory_per_instance,
-            (
-                inner.instances_started.clone(),
-                inner.instantiate_nanos.clone(),
-            ),
+            self.runtime.inner.config.max_memory_per_instance,
         )
     }
 }

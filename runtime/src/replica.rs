@@ -18,9 +18,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
 use crate::body::LimitedBody;
 use crate::config::{ReplicaIdentity, ReplicaLimits};
+use crate::gather;
 use crate::host::Host;
 use crate::limits::{InstanceLimiter, MemoryBudget};
-use crate::prefetch;
 use crate::response::{ResponseBody, plain_response};
 
 /// How long a response head may wait for its body to end, so a small response leaves in one
@@ -70,8 +70,6 @@ struct ReplicaInner {
     slots: Option<Arc<Semaphore>>,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
-    instances_started: Arc<AtomicU64>,
-    instantiate_nanos: Arc<AtomicU64>,
 }
 
 impl Replica {
@@ -80,7 +78,6 @@ impl Replica {
         identity: &ReplicaIdentity,
         limits: ReplicaLimits,
         per_instance_memory: u64,
-        node_counters: (Arc<AtomicU64>, Arc<AtomicU64>),
     ) -> Self {
         let mut env = identity.env.clone();
         env.push(("PORT".into(), identity.port.to_string()));
@@ -102,8 +99,6 @@ impl Replica {
                 slots,
                 in_flight: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
-                instances_started: node_counters.0,
-                instantiate_nanos: node_counters.1,
             }),
         }
     }
@@ -121,10 +116,6 @@ impl Replica {
     /// Linear memory its instances hold right now.
     pub fn memory_in_use(&self) -> u64 {
         self.inner.memory.used()
-    }
-
-    pub fn limits(&self) -> &ReplicaLimits {
-        &self.inner.limits
     }
 
     /// Serves one request in a fresh instance. Never fails: every fault of the guest becomes a
@@ -193,7 +184,7 @@ impl Replica {
                     Ok(response) => {
                         let response =
                             response.map(|body| body.map_err(BodyError::from).boxed_unsync());
-                        prefetch::gather(response, GATHER_BUDGET, head_request).await
+                        gather::gather(response, GATHER_BUDGET, head_request).await
                     }
                     Err(_) if body_exceeded.load(Ordering::Acquire) => too_large(limit),
                     Err(code) => guest_error_response(&code),
@@ -344,10 +335,6 @@ async fn run_guest(
             ?elapsed,
             "instance started"
         );
-        replica.instances_started.fetch_add(1, Ordering::Relaxed);
-        replica
-            .instantiate_nanos
-            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)
@@ -360,20 +347,20 @@ async fn run_guest(
     }
 }
 
-/// When instantiation finished, for the `Server-Timing` split between instantiate and handler.
+/// How long instantiation took, for the `Server-Timing` split between instantiate and handler;
+/// zero when the guest failed before it was instantiated.
 #[derive(Default)]
 struct InstantiatedAt(AtomicU64);
 
 impl InstantiatedAt {
     fn mark(&self, started: Instant) -> Duration {
         let elapsed = started.elapsed();
-        self.0
-            .store(elapsed.as_nanos() as u64 + 1, Ordering::Release);
+        self.0.store(elapsed.as_nanos() as u64, Ordering::Release);
         elapsed
     }
 
     fn get(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::Acquire).saturating_sub(1))
+        Duration::from_nanos(self.0.load(Ordering::Acquire))
     }
 }
 
