@@ -6,6 +6,7 @@
 //! graceful shutdown, and request ids. Not here: running wasm (runtime), buffering and load
 //! balancing (activator), scaling decisions (autoscaler).
 
+pub mod dataplane;
 pub mod metrics;
 pub mod request_id;
 pub mod routing;

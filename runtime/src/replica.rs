@@ -130,13 +130,28 @@ impl Replica {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let deadline = Instant::now() + self.inner.limits.timeout;
+        self.handle_until(request, request_id, deadline).await
+    }
+
+    /// [`Replica::handle`] with the deadline set by the caller: a request that already waited
+    /// elsewhere (an activator queue) keeps one deadline for its whole life.
+    pub async fn handle_until<B>(
+        &self,
+        request: Request<B>,
+        request_id: Arc<str>,
+        deadline: Instant,
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let admitted = Instant::now();
         let head_request = request.method() == http::Method::HEAD;
         let limit = self.inner.limits.max_request_body;
         if declared_length(&request).is_some_and(|length| length > limit) {
             return too_large(limit);
         }
-        let deadline = admitted + self.inner.limits.timeout;
         let permit = match &self.inner.slots {
             Some(slots) => match self.wait_for_slot(slots, deadline).await {
                 Ok(permit) => Some(permit),

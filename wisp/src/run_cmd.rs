@@ -109,7 +109,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     let replica = Arc::new(replica);
     wisp_gateway::server::serve(
         listener,
-        move |mut request| {
+        move |mut request, _peer| {
             let replica = replica.clone();
             async move {
                 let request_id = wisp_gateway::request_id::assign(request.headers_mut());

@@ -23,7 +23,7 @@ pub async fn serve_admin(
     metrics: Arc<DataPlaneMetrics>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let handler = move |request: Request<Incoming>| {
+    let handler = move |request: Request<Incoming>, _peer| {
         let response = respond(&metrics, request.method(), request.uri().path());
         async move { response }
     };

@@ -1,0 +1,146 @@
+//! The data plane's typed configuration: the node-wide settings, and one revision as the control
+//! plane describes it (the fields of a Knative Revision the data plane acts on).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use wisp_api::revision_key::RevisionKey;
+use wisp_autoscaler::AutoscalerConfig;
+
+use crate::routing::Domain;
+
+/// Knative's default `timeoutSeconds`.
+pub const DEFAULT_REVISION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Memory limit of a replica whose container sets none (`config-defaults`
+/// `revision-memory-limit`, which wisp always fills so node admission can count it).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
+
+/// Node-wide settings of one data plane.
+#[derive(Clone, Debug)]
+pub struct DataPlaneConfig {
+    /// The node's name in metrics and status (a Kubernetes node name).
+    pub node_name: String,
+    /// `config-domain`: hosts are `{route}.{namespace}.{domain}`.
+    pub domain: Domain,
+    /// Memory the node admits replicas into: the sum of their memory limits stays within it.
+    pub allocatable_memory: u64,
+    /// A replica's memory limit when its revision sets none.
+    pub default_memory_limit: u64,
+    /// Requests one revision may hold in the activator queue; one more gets 503.
+    pub max_queue: usize,
+    /// Largest request body a replica accepts (413 beyond).
+    pub max_request_body: u64,
+    /// `config-autoscaler`.
+    pub autoscaler: AutoscalerConfig,
+}
+
+impl DataPlaneConfig {
+    /// Defaults for a node with `allocatable_memory` bytes to give to replicas.
+    pub fn new(allocatable_memory: u64) -> Self {
+        Self {
+            node_name: "local".into(),
+            domain: Domain::default(),
+            allocatable_memory,
+            default_memory_limit: DEFAULT_MEMORY_LIMIT,
+            max_queue: wisp_activator::throttler::DEFAULT_MAX_QUEUE,
+            max_request_body: 128 * 1024 * 1024,
+            autoscaler: AutoscalerConfig::default(),
+        }
+    }
+}
+
+/// One revision, as the data plane needs it. Knative Revisions are immutable apart from their
+/// metadata, so applying a revision again with only new annotations updates its autoscaling;
+/// any other change replaces it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RevisionConfig {
+    /// Namespace and revision name.
+    pub key: RevisionKey,
+    /// The owning Service (`serving.knative.dev/service` label), for `K_SERVICE` and metrics.
+    pub service: String,
+    /// The owning Configuration, for `K_CONFIGURATION` and metrics.
+    pub configuration: String,
+    /// `containers[0].image`: a path, `file:` URL or `http(s)://` URL of the component.
+    pub component: String,
+    /// `spec.containerConcurrency`; 0 means unlimited.
+    pub container_concurrency: u32,
+    /// `spec.timeoutSeconds`: the deadline of a request, activator queue time included.
+    pub timeout: Duration,
+    /// `resources.limits.memory`; `None` takes the data plane's default.
+    pub memory_limit: Option<u64>,
+    /// `containers[0].env`.
+    pub env: Vec<(String, String)>,
+    /// `metadata.annotations` (the `autoscaling.knative.dev/*` keys are read).
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl RevisionConfig {
+    /// A revision of `component` with Knative's defaults, owned by a service named like the
+    /// revision without its `-NNNNN` suffix.
+    pub fn new(key: RevisionKey, component: impl Into<String>) -> Self {
+        let owner = owner_name(&key.name).to_owned();
+        Self {
+            key,
+            service: owner.clone(),
+            configuration: owner,
+            component: component.into(),
+            container_concurrency: 0,
+            timeout: DEFAULT_REVISION_TIMEOUT,
+            memory_limit: None,
+            env: Vec::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `other` differs from this revision only in its annotations.
+    pub(crate) fn same_spec(&self, other: &RevisionConfig) -> bool {
+        Self {
+            annotations: BTreeMap::new(),
+            ..self.clone()
+        } == Self {
+            annotations: BTreeMap::new(),
+            ..other.clone()
+        }
+    }
+}
+
+/// `hello-00001` → `hello`; a name without a numeric suffix is its own owner.
+fn owner_name(revision: &str) -> &str {
+    match revision.rsplit_once('-') {
+        Some((owner, suffix))
+            if !owner.is_empty()
+                && !suffix.is_empty()
+                && suffix.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            owner
+        }
+        _ => revision,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_is_the_revision_name_without_its_generation() {
+        assert_eq!(owner_name("hello-00001"), "hello");
+        assert_eq!(owner_name("my-app-00012"), "my-app");
+        assert_eq!(owner_name("custom"), "custom");
+        assert_eq!(owner_name("custom-v2"), "custom-v2");
+        assert_eq!(owner_name("-00001"), "-00001");
+    }
+
+    #[test]
+    fn annotation_changes_keep_the_spec() {
+        let base = RevisionConfig::new(RevisionKey::new("default", "a-00001"), "a.wasm");
+        let mut annotated = base.clone();
+        annotated
+            .annotations
+            .insert("autoscaling.knative.dev/min-scale".into(), "1".into());
+        assert!(base.same_spec(&annotated));
+        let mut other = base.clone();
+        other.container_concurrency = 1;
+        assert!(!base.same_spec(&other));
+    }
+}

@@ -1,0 +1,218 @@
+//! The request path: route by host, go through the revision's throttler (which counts demand,
+//! queues while there is no capacity and pokes the autoscaler at zero), run the request on the
+//! granted replica, and answer with proxy, request-id and `Server-Timing` headers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Body;
+use wisp_activator::ThrottleError;
+use wisp_api::revision_key::RevisionKey;
+use wisp_runtime::{RequestTimings, plain_response};
+
+use super::DataPlane;
+use super::body::GatewayBody;
+use super::revision::RevisionEntry;
+use crate::request_id;
+use crate::routing::{authority_of, forwarded};
+
+/// Seconds a client is told to wait before retrying a request the activator turned away.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl DataPlane {
+    /// Serves one request that arrived from `peer`. Never fails: every outcome is a response.
+    pub async fn handle<B>(
+        &self,
+        mut request: Request<B>,
+        peer: SocketAddr,
+    ) -> Response<GatewayBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let arrived = Instant::now();
+        let request_id = request_id::assign(request.headers_mut());
+        let authority = authority_of(&request).unwrap_or("").to_owned();
+        let routed = self.inner.router.lookup(&authority);
+        let mut response = match routed {
+            Err(not_found) => {
+                gateway_response(StatusCode::NOT_FOUND, not_found.body(), Duration::ZERO)
+            }
+            Ok(resolved) => {
+                let key = RevisionKey::new(&*resolved.namespace, &*resolved.revision);
+                match self.entry(&key) {
+                    None => gateway_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "revision {}/{} of route {} is not ready yet; retry shortly\n",
+                            key.namespace, key.name, resolved.route
+                        ),
+                        Duration::ZERO,
+                    )
+                    .with_retry_after(),
+                    Some(entry) => {
+                        forwarded::apply(request.headers_mut(), peer, "http", &authority);
+                        self.dispatch(&entry, request, request_id.clone(), arrived)
+                            .await
+                    }
+                }
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(request_id::HEADER, value);
+        }
+        response
+    }
+
+    /// Through the revision's throttler to a replica.
+    async fn dispatch<B>(
+        &self,
+        entry: &Arc<RevisionEntry>,
+        request: Request<B>,
+        request_id: Arc<str>,
+        arrived: Instant,
+    ) -> Response<GatewayBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let metrics = &entry.metrics;
+        let in_flight = metrics.in_flight();
+        let cold = entry.ready() == 0;
+        let deadline = arrived + entry.timeout();
+        let lease = match entry.throttler.acquire_until(deadline.into()).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                let queued = arrived.elapsed();
+                let response = throttle_error_response(entry, &error, queued);
+                metrics.observe_request(response.status().as_u16(), queued);
+                return response;
+            }
+        };
+        let queued = arrived.elapsed();
+        if cold {
+            metrics.cold_start(queued);
+        }
+        let response = lease
+            .backend()
+            .replica()
+            .handle_until(request, request_id, deadline)
+            .await;
+        if let Some(timings) = response.extensions().get::<RequestTimings>()
+            && !timings.instantiate.is_zero()
+        {
+            self.inner
+                .node_metrics
+                .instance_started(timings.instantiate);
+        }
+        metrics.observe_request(response.status().as_u16(), arrived.elapsed());
+        let (mut parts, body) = response.into_parts();
+        prepend_queue_timing(&mut parts.headers, queued);
+        Response::from_parts(parts, GatewayBody::new(body, Some(lease), Some(in_flight)))
+    }
+}
+
+fn throttle_error_response(
+    entry: &RevisionEntry,
+    error: &ThrottleError,
+    queued: Duration,
+) -> Response<GatewayBody> {
+    let key = entry.key();
+    match error {
+        ThrottleError::QueueFull { depth } => gateway_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "revision {}/{} is overloaded: {depth} requests are already waiting for capacity; retry shortly\n",
+                key.namespace, key.name
+            ),
+            queued,
+        )
+        .with_retry_after(),
+        ThrottleError::Timeout => {
+            let why = match entry.unschedulable() {
+                Some(reason) => format!(" ({reason})"),
+                None => String::new(),
+            };
+            gateway_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "activator request timeout: revision {}/{} had no free replica within its {}s timeout{why}\n",
+                    key.namespace,
+                    key.name,
+                    entry.timeout().as_secs_f64()
+                ),
+                queued,
+            )
+        }
+        ThrottleError::Closed => gateway_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "revision {}/{} was removed while the request waited; retry\n",
+                key.namespace, key.name
+            ),
+            queued,
+        )
+        .with_retry_after(),
+    }
+}
+
+/// A response the gateway writes itself, with the time it queued as its only timing.
+fn gateway_response(status: StatusCode, text: String, queued: Duration) -> Response<GatewayBody> {
+    let mut response = plain_response(status, text);
+    prepend_queue_timing(response.headers_mut(), queued);
+    response.map(GatewayBody::plain)
+}
+
+trait WithRetryAfter {
+    fn with_retry_after(self) -> Self;
+}
+
+impl WithRetryAfter for Response<GatewayBody> {
+    fn with_retry_after(mut self) -> Self {
+        self.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        self
+    }
+}
+
+/// `Server-Timing: queue;dur=…` first, then the replica's own entries (wait, instantiate,
+/// handler), as one header value.
+fn prepend_queue_timing(headers: &mut http::HeaderMap, queued: Duration) {
+    let queue = format!("queue;dur={:.3}", queued.as_secs_f64() * 1e3);
+    let value = match headers.get(SERVER_TIMING).and_then(|v| v.to_str().ok()) {
+        Some(rest) if !rest.is_empty() => format!("{queue}, {rest}"),
+        _ => queue,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(SERVER_TIMING, value);
+    }
+}
+
+const SERVER_TIMING: &str = "server-timing";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_time_leads_the_server_timing() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            SERVER_TIMING,
+            HeaderValue::from_static("wait;dur=0.001, instantiate;dur=0.020, handler;dur=0.100"),
+        );
+        prepend_queue_timing(&mut headers, Duration::from_micros(1500));
+        assert_eq!(
+            headers[SERVER_TIMING],
+            "queue;dur=1.500, wait;dur=0.001, instantiate;dur=0.020, handler;dur=0.100"
+        );
+        let mut empty = http::HeaderMap::new();
+        prepend_queue_timing(&mut empty, Duration::ZERO);
+        assert_eq!(empty[SERVER_TIMING], "queue;dur=0.000");
+    }
+}

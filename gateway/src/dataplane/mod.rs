@@ -1,0 +1,388 @@
+//! The data plane (DESIGN §3): revisions with their replicas, the route table, the activator
+//! and the autoscaler composed into one request path.
+//!
+//! The control plane feeds it through a typed interface — [`DataPlane::apply_revision`],
+//! [`DataPlane::remove_revision`], [`DataPlane::set_routes`] — and reads
+//! [`DataPlane::revision_state`] back for Revision status. Requests enter through
+//! [`DataPlane::handle`] (served on a listener by [`DataPlane::serve`]).
+//!
+//! Per request: `Host` → route → weighted pick of a revision (or a tag's revision) → the
+//! revision's throttler, which counts the request as demand, hands it a replica slot or queues
+//! it (poking the autoscaler when the revision is at zero) → the replica runs a fresh instance →
+//! the response streams back holding its slot until the body ends.
+//!
+//! Scaling: each revision has a task that applies the autoscaler's view as soon as it changes
+//! (start or drain replicas within the node's allocatable memory, move the activator in or out
+//! of the path). The autoscaler's own loop runs every second ([`DataPlane::run_autoscaler`]), or
+//! under a test's control with a manual clock ([`DataPlane::step`]).
+
+mod backend;
+mod body;
+mod config;
+mod error;
+mod handler;
+mod node;
+mod revision;
+mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tokio::net::TcpListener;
+use wisp_api::revision_key::RevisionKey;
+use wisp_autoscaler::{Autoscaler, Clock, Reachability, RevisionSpec};
+use wisp_runtime::{ArtifactSource, Runtime};
+
+pub use backend::{BoxedRequestBody, ReplicaBackend};
+pub use body::GatewayBody;
+pub use config::{DEFAULT_MEMORY_LIMIT, DEFAULT_REVISION_TIMEOUT, DataPlaneConfig, RevisionConfig};
+pub use error::DataPlaneError;
+pub use node::{NodeCapacity, NodeUsage, Unschedulable};
+pub use status::RevisionState;
+
+use crate::metrics::{DataPlaneMetrics, NodeLabels, NodeMetrics};
+use crate::routing::{Domain, RouteConfig, RouteError, RouteTable, Router};
+use revision::{EntryParts, RevisionEntry};
+
+/// The data plane of one node. Cheap to clone (shares everything).
+#[derive(Clone)]
+pub struct DataPlane {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DataPlaneConfig,
+    runtime: Runtime,
+    autoscaler: Arc<Autoscaler>,
+    router: Router,
+    domain: RwLock<Domain>,
+    routes: Mutex<Vec<RouteConfig>>,
+    revisions: RwLock<HashMap<RevisionKey, Arc<RevisionEntry>>>,
+    metrics: Arc<DataPlaneMetrics>,
+    node: Arc<NodeCapacity>,
+    node_metrics: NodeMetrics,
+}
+
+impl DataPlane {
+    /// A data plane on `runtime`, its autoscaler reading time from `clock` (a `SystemClock` in
+    /// production, a `ManualClock` in tests that step time themselves).
+    pub fn new(runtime: Runtime, config: DataPlaneConfig, clock: Arc<dyn Clock>) -> Self {
+        let metrics = Arc::new(DataPlaneMetrics::new());
+        let node_metrics = metrics.node(&NodeLabels::new(config.node_name.clone()));
+        let node = NodeCapacity::new(config.allocatable_memory);
+        node_metrics.set_memory(config.allocatable_memory, 0);
+        let autoscaler = Arc::new(Autoscaler::new(config.autoscaler.clone(), clock));
+        let domain = config.domain.clone();
+        Self {
+            inner: Arc::new(Inner {
+                router: Router::new(RouteTable::build(domain.clone(), []).table),
+                domain: RwLock::new(domain),
+                routes: Mutex::new(Vec::new()),
+                revisions: RwLock::new(HashMap::new()),
+                config,
+                runtime,
+                autoscaler,
+                metrics,
+                node,
+                node_metrics,
+            }),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<DataPlaneMetrics> {
+        &self.inner.metrics
+    }
+
+    pub fn autoscaler(&self) -> &Arc<Autoscaler> {
+        &self.inner.autoscaler
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    pub fn node_usage(&self) -> NodeUsage {
+        self.inner.node.usage()
+    }
+
+    /// Adds a revision, or updates one already here. Fetches and compiles the component (or
+    /// finds it cached), so it can take a while the first time; the revision takes requests
+    /// once this returns. A revision applied again with only its annotations changed keeps its
+    /// replicas; any other change replaces it (Knative revisions are immutable).
+    pub async fn apply_revision(
+        &self,
+        config: RevisionConfig,
+    ) -> Result<RevisionState, DataPlaneError> {
+        let existing = self.entry(&config.key);
+        if let Some(entry) = &existing
+            && entry.config.same_spec(&config)
+        {
+            if entry.annotations() != config.annotations {
+                self.inner
+                    .autoscaler
+                    .register(
+                        config.key.clone(),
+                        self.scaling_spec(&config),
+                        entry.ready(),
+                    )
+                    .map_err(|source| DataPlaneError::Autoscaling {
+                        revision: config.key.clone(),
+                        source,
+                    })?;
+                entry.set_annotations(config.annotations);
+            }
+            return Ok(entry.state());
+        }
+
+        let source = ArtifactSource::parse(&config.component);
+        let prepared = self
+            .inner
+            .runtime
+            .prepare(&source)
+            .await
+            .map_err(|source| DataPlaneError::Component {
+                revision: config.key.clone(),
+                source,
+            })?;
+        let spec = self.scaling_spec(&config);
+        if let Some(old) = existing {
+            self.retire(&old);
+        }
+        let handle = self
+            .inner
+            .autoscaler
+            .register(config.key.clone(), spec, 0)
+            .map_err(|source| DataPlaneError::Autoscaling {
+                revision: config.key.clone(),
+                source,
+            })?;
+        let memory_limit = config
+            .memory_limit
+            .unwrap_or(self.inner.config.default_memory_limit);
+        let labels = crate::metrics::RevisionLabels::new(
+            config.key.namespace.clone(),
+            config.service.clone(),
+            config.configuration.clone(),
+            config.key.name.clone(),
+        );
+        let entry = RevisionEntry::new(EntryParts {
+            metrics: self.inner.metrics.revision(&labels),
+            prepared,
+            memory_limit,
+            max_request_body: self.inner.config.max_request_body,
+            max_queue: self.inner.config.max_queue,
+            autoscaler: handle,
+            node: self.inner.node.clone(),
+            node_metrics: self.inner.node_metrics.clone(),
+            config,
+        });
+        entry.start_scaler();
+        self.write_revisions()
+            .insert(entry.key().clone(), entry.clone());
+        tracing::info!(
+            namespace = %entry.key().namespace,
+            revision = %entry.key().name,
+            digest = %entry.prepared.digest(),
+            origin = ?entry.prepared.origin(),
+            "revision ready"
+        );
+        Ok(entry.state())
+    }
+
+    /// Removes a revision: requests queued for it get 503, its replicas finish what they hold.
+    /// Returns whether it was here.
+    pub fn remove_revision(&self, key: &RevisionKey) -> bool {
+        let removed = self.write_revisions().remove(key);
+        match removed {
+            Some(entry) => {
+                self.retire(&entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn retire(&self, entry: &RevisionEntry) {
+        entry.close();
+        self.inner.autoscaler.unregister(entry.key());
+        self.inner.metrics.remove_revision(&entry.labels);
+    }
+
+    /// Replaces every route at once; requests see the old table or the new one, never a mix.
+    /// Invalid routes are left out and returned. Revisions no route sends traffic to become
+    /// unreachable for the autoscaler (they scale to zero whatever their min-scale).
+    pub fn set_routes(&self, routes: Vec<RouteConfig>) -> Vec<RouteError> {
+        let domain = self.domain();
+        let built = RouteTable::build(domain, routes.clone());
+        self.inner.router.replace(built.table);
+        *self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = routes;
+        self.update_reachability();
+        built.problems
+    }
+
+    /// Changes the domain (`config-domain`) and rebuilds the route table for it.
+    pub fn set_domain(&self, domain: Domain) -> Vec<RouteError> {
+        *self
+            .inner
+            .domain
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = domain;
+        let routes = self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        self.set_routes(routes)
+    }
+
+    pub fn domain(&self) -> Domain {
+        self.inner
+            .domain
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The revision's state now, if it is here.
+    pub fn revision_state(&self, key: &RevisionKey) -> Option<RevisionState> {
+        self.entry(key).map(|entry| entry.state())
+    }
+
+    /// One second of the autoscaler's loop at the clock's current time, then the metrics that
+    /// are sampled rather than pushed. [`DataPlane::run_autoscaler`] calls it every second;
+    /// tests on a manual clock call it after advancing time.
+    pub fn step(&self) {
+        let now = self.inner.autoscaler.clock().now();
+        self.inner.autoscaler.step(now);
+        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().values().cloned().collect();
+        for entry in entries {
+            entry.refresh_metrics();
+        }
+        let usage = self.inner.node.usage();
+        self.inner.node_metrics.set_replicas(usage.replicas);
+        self.inner
+            .node_metrics
+            .set_memory(usage.allocatable, usage.used);
+    }
+
+    /// Runs [`DataPlane::step`] every second, until the task is dropped.
+    pub async fn run_autoscaler(self) {
+        let mut interval = tokio::time::interval(wisp_autoscaler::multiscaler::COLLECT_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            self.step();
+        }
+    }
+
+    /// Serves the gateway on `listener` until `shutdown` resolves, then lets in-flight requests
+    /// finish.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let data_plane = self.clone();
+        crate::server::serve(
+            listener,
+            move |request, peer: SocketAddr| {
+                let data_plane = data_plane.clone();
+                async move { data_plane.handle(request, peer).await }
+            },
+            shutdown,
+        )
+        .await;
+    }
+
+    fn scaling_spec(&self, config: &RevisionConfig) -> RevisionSpec {
+        RevisionSpec {
+            annotations: config.annotations.clone(),
+            container_concurrency: config.container_concurrency,
+            reachability: self.reachability(&config.key),
+        }
+    }
+
+    fn reachability(&self, key: &RevisionKey) -> Reachability {
+        let routes = self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let routed = routes.iter().any(|route| {
+            route.namespace == key.namespace
+                && route
+                    .traffic
+                    .iter()
+                    .any(|target| target.revision == key.name)
+        });
+        if routed {
+            Reachability::Reachable
+        } else {
+            Reachability::Unreachable
+        }
+    }
+
+    fn update_reachability(&self) {
+        let routed: HashSet<(String, String)> = self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flat_map(|route| {
+                route
+                    .traffic
+                    .iter()
+                    .map(|t| (route.namespace.clone(), t.revision.clone()))
+            })
+            .collect();
+        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().values().cloned().collect();
+        for entry in entries {
+            let key = entry.key();
+            let reachable = routed.contains(&(key.namespace.clone(), key.name.clone()));
+            let reachability = if reachable {
+                Reachability::Reachable
+            } else {
+                Reachability::Unreachable
+            };
+            let spec = RevisionSpec {
+                annotations: entry.annotations(),
+                container_concurrency: entry.config.container_concurrency,
+                reachability,
+            };
+            // The annotations were accepted when the revision was applied and the config has
+            // not changed since, so this cannot fail; a failure keeps the previous spec.
+            if let Err(error) = self
+                .inner
+                .autoscaler
+                .register(key.clone(), spec, entry.ready())
+            {
+                tracing::warn!(revision = %key.name, %error, "cannot update the revision's reachability");
+            }
+        }
+    }
+
+    fn entry(&self, key: &RevisionKey) -> Option<Arc<RevisionEntry>> {
+        self.read_revisions().get(key).cloned()
+    }
+
+    fn read_revisions(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<RevisionKey, Arc<RevisionEntry>>> {
+        self.inner
+            .revisions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_revisions(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<RevisionKey, Arc<RevisionEntry>>> {
+        self.inner
+            .revisions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,328 @@
+//! One revision in the data plane: its replicas, its activator throttler, its autoscaler handle
+//! and metrics, and the task that applies the autoscaler's decisions to the node.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use wisp_activator::{DemandHooks, Throttler, ThrottlerConfig};
+use wisp_api::revision_key::RevisionKey;
+use wisp_autoscaler::{RevisionHandle, RevisionView};
+use wisp_runtime::{PreparedComponent, ReplicaIdentity, ReplicaLimits};
+
+use super::backend::ReplicaBackend;
+use super::config::RevisionConfig;
+use super::node::{NodeCapacity, Unschedulable};
+use super::status::RevisionState;
+use crate::metrics::{AutoscalerView, NodeMetrics, RevisionLabels, RevisionMetrics};
+
+/// Everything the request path and the scaler share about one revision.
+pub(crate) struct RevisionEntry {
+    pub(crate) config: RevisionConfig,
+    pub(crate) labels: RevisionLabels,
+    pub(crate) prepared: PreparedComponent,
+    identity: ReplicaIdentity,
+    limits: ReplicaLimits,
+    pub(crate) throttler: Throttler<ReplicaBackend>,
+    pub(crate) autoscaler: RevisionHandle,
+    pub(crate) metrics: RevisionMetrics,
+    node: Arc<NodeCapacity>,
+    node_metrics: NodeMetrics,
+    /// Replicas taking requests, oldest first.
+    replicas: Mutex<Vec<ReplicaBackend>>,
+    /// `replicas.len()`, readable on the request path without the lock.
+    ready: AtomicU32,
+    /// The current annotations: the one part of a revision that may change.
+    annotations: Mutex<BTreeMap<String, String>>,
+    /// Why the revision has fewer replicas than the autoscaler wants, while it does.
+    unschedulable: Mutex<Option<Unschedulable>>,
+    scaler: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Forwards the activator's demand events to the autoscaler.
+struct AutoscalerDemand(RevisionHandle);
+
+impl DemandHooks for AutoscalerDemand {
+    fn request_entered(&self) {
+        self.0.request_started();
+    }
+    fn request_left(&self) {
+        self.0.request_finished();
+    }
+    fn poke(&self) {
+        self.0.poke();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain lists and options, consistent between statements: keep serving after a panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) struct EntryParts {
+    pub config: RevisionConfig,
+    pub prepared: PreparedComponent,
+    pub memory_limit: u64,
+    pub max_request_body: u64,
+    pub max_queue: usize,
+    pub autoscaler: RevisionHandle,
+    pub metrics: RevisionMetrics,
+    pub node: Arc<NodeCapacity>,
+    pub node_metrics: NodeMetrics,
+}
+
+impl RevisionEntry {
+    pub(crate) fn new(parts: EntryParts) -> Arc<Self> {
+        let EntryParts {
+            config,
+            prepared,
+            memory_limit,
+            max_request_body,
+            max_queue,
+            autoscaler,
+            metrics,
+            node,
+            node_metrics,
+        } = parts;
+        let throttler = Throttler::new(
+            ThrottlerConfig {
+                container_concurrency: config.container_concurrency,
+                max_queue,
+                timeout: config.timeout,
+                activator_in_path: true,
+                seed: None,
+            },
+            AutoscalerDemand(autoscaler.clone()),
+        );
+        let identity = ReplicaIdentity {
+            service: config.service.clone(),
+            configuration: config.configuration.clone(),
+            revision: config.key.name.clone(),
+            env: config.env.clone(),
+            // The guest never listens; PORT is informational, and 8080 is Knative's default.
+            port: 8080,
+        };
+        let limits = ReplicaLimits {
+            concurrency: Some(config.container_concurrency).filter(|cc| *cc > 0),
+            memory: memory_limit,
+            timeout: config.timeout,
+            max_request_body,
+        };
+        let labels = RevisionLabels::new(
+            config.key.namespace.clone(),
+            config.service.clone(),
+            config.configuration.clone(),
+            config.key.name.clone(),
+        );
+        Arc::new(Self {
+            annotations: Mutex::new(config.annotations.clone()),
+            config,
+            labels,
+            prepared,
+            identity,
+            limits,
+            throttler,
+            autoscaler,
+            metrics,
+            node,
+            node_metrics,
+            replicas: Mutex::new(Vec::new()),
+            ready: AtomicU32::new(0),
+            unschedulable: Mutex::new(None),
+            scaler: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn key(&self) -> &RevisionKey {
+        &self.config.key
+    }
+
+    pub(crate) fn annotations(&self) -> BTreeMap<String, String> {
+        lock(&self.annotations).clone()
+    }
+
+    pub(crate) fn set_annotations(&self, annotations: BTreeMap<String, String>) {
+        *lock(&self.annotations) = annotations;
+    }
+
+    pub(crate) fn ready(&self) -> u32 {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    pub(crate) fn unschedulable(&self) -> Option<Unschedulable> {
+        *lock(&self.unschedulable)
+    }
+
+    /// Applies the autoscaler's current decision (the initial scale) now, so the revision
+    /// has its replicas when it is published, then starts the task that applies later ones.
+    pub(crate) fn start_scaler(self: &Arc<Self>) {
+        self.apply(&self.autoscaler.view());
+        let entry = self.clone();
+        let task = tokio::spawn(async move { entry.run_scaler().await });
+        if let Some(previous) = lock(&self.scaler).replace(task) {
+            previous.abort();
+        }
+    }
+
+    async fn run_scaler(&self) {
+        let mut views = self.autoscaler.subscribe();
+        let mut freed = self.node.subscribe_freed();
+        loop {
+            let view = *views.borrow_and_update();
+            let short = self.apply(&view);
+            if short {
+                // Short of room on the node: try again when a replica anywhere gives memory back.
+                tokio::select! {
+                    changed = views.changed() => if changed.is_err() { return },
+                    changed = freed.changed() => if changed.is_err() { return },
+                }
+            } else if views.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Applies one decision: the activator's mode, then the replica count. Returns whether the
+    /// node could not admit every replica wanted.
+    fn apply(&self, view: &RevisionView) -> bool {
+        self.throttler.set_activator_in_path(view.activator_in_path);
+        let outcome = self.scale_to(view.replicas);
+        self.metrics.set_replicas(view.desired_scale, self.ready());
+        let status = self.autoscaler.status();
+        let (stable, panic) = status.observed.map_or((0.0, 0.0), |o| (o.stable, o.panic));
+        self.metrics.set_autoscaler_view(AutoscalerView {
+            panicking: view.panicking,
+            stable,
+            panic,
+            excess_burst_capacity: i64::from(view.excess_burst_capacity),
+        });
+        let usage = self.node.usage();
+        self.node_metrics.set_replicas(usage.replicas);
+        self.node_metrics.set_memory(usage.allocatable, usage.used);
+        self.note_schedulability(outcome);
+        outcome.is_some()
+    }
+
+    /// Starts or stops replicas until `target` are ready (or the node is full). Removed
+    /// replicas drain: the throttler sends them nothing new and they finish what they hold.
+    fn scale_to(&self, target: u32) -> Option<Unschedulable> {
+        let target = target as usize;
+        let mut replicas = lock(&self.replicas);
+        let mut short = None;
+        if replicas.len() < target {
+            while replicas.len() < target {
+                match self.node.reserve(self.limits.memory) {
+                    Ok(reservation) => {
+                        let replica = self
+                            .prepared
+                            .start_replica(&self.identity, self.limits.clone());
+                        replicas.push(ReplicaBackend::new(replica, reservation));
+                    }
+                    Err(unschedulable) => {
+                        short = Some(unschedulable);
+                        break;
+                    }
+                }
+            }
+        } else if replicas.len() > target {
+            // Stop the least busy first: they drain soonest.
+            let mut by_load: Vec<(u32, usize)> = replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    use wisp_activator::Backend;
+                    (self.throttler.in_flight(&r.id()).unwrap_or(0), i)
+                })
+                .collect();
+            by_load.sort_unstable();
+            let mut doomed: Vec<usize> = by_load
+                .into_iter()
+                .take(replicas.len() - target)
+                .map(|(_, i)| i)
+                .collect();
+            doomed.sort_unstable_by(|a, b| b.cmp(a));
+            for i in doomed {
+                replicas.remove(i);
+            }
+        } else {
+            return None;
+        }
+        self.throttler.update_backends(replicas.iter().cloned());
+        let ready = u32::try_from(replicas.len()).unwrap_or(u32::MAX);
+        self.ready.store(ready, Ordering::Release);
+        drop(replicas);
+        self.autoscaler.set_ready(ready);
+        short
+    }
+
+    fn note_schedulability(&self, outcome: Option<Unschedulable>) {
+        let mut current = lock(&self.unschedulable);
+        match (&*current, &outcome) {
+            (None, Some(reason)) => tracing::warn!(
+                namespace = %self.key().namespace,
+                revision = %self.key().name,
+                ready = self.ready(),
+                "revision is short of replicas; requests stay queued until the node has room or they time out: {reason}"
+            ),
+            (Some(_), None) => tracing::info!(
+                namespace = %self.key().namespace,
+                revision = %self.key().name,
+                ready = self.ready(),
+                "revision has every replica it wants again"
+            ),
+            _ => {}
+        }
+        *current = outcome;
+    }
+
+    /// Takes the revision out of service: queued requests fail (503), replicas drain, the
+    /// scaler stops.
+    pub(crate) fn close(&self) {
+        if let Some(task) = lock(&self.scaler).take() {
+            task.abort();
+        }
+        self.throttler.shutdown();
+        lock(&self.replicas).clear();
+        self.throttler.update_backends(std::iter::empty());
+        self.ready.store(0, Ordering::Release);
+        *lock(&self.unschedulable) = None;
+    }
+
+    pub(crate) fn state(&self) -> RevisionState {
+        let view = self.autoscaler.view();
+        let stats = self.throttler.stats();
+        RevisionState {
+            key: self.key().clone(),
+            digest: self.prepared.digest().to_string(),
+            desired_replicas: view.desired_scale,
+            wanted_replicas: view.replicas,
+            ready_replicas: self.ready(),
+            draining_replicas: stats.draining,
+            queued: stats.queued,
+            in_flight: stats.in_flight,
+            activator_in_path: stats.activator_in_path,
+            panicking: view.panicking,
+            activation_failed: view.failed(),
+            unschedulable: self.unschedulable().map(|u| u.to_string()),
+        }
+    }
+
+    /// Refreshes the series that change per request rather than per decision.
+    pub(crate) fn refresh_metrics(&self) {
+        self.metrics.set_queue_depth(self.throttler.stats().queued);
+    }
+}
+
+impl Drop for RevisionEntry {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.scaler).take() {
+            task.abort();
+        }
+    }
+}

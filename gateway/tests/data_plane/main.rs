@@ -1,0 +1,7 @@
+//! The data plane end to end over loopback HTTP: routing, the activator, scaling to and from
+//! zero on a simulated autoscaler clock, overload and fault isolation.
+
+mod harness;
+mod overload;
+mod routing;
+mod scaling;

@@ -1,0 +1,241 @@
+//! Scaling from and to zero on a simulated autoscaler clock: cold starts, a burst from zero,
+//! scale to zero after the window and grace period, and cycles under a steady stream.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use http::StatusCode;
+use wisp_gateway::dataplane::DataPlaneConfig;
+use wisp_runtime::MIB;
+
+use crate::harness::{Options, Plane, annotated, host, revision, series};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_at_zero_answers_its_first_request_and_counts_a_cold_start() {
+    let plane = Plane::start().await;
+    let key = plane.serve(revision("hello", wisp_samples::HELLO)).await;
+    assert_eq!(plane.state(&key).ready_replicas, 1, "initial scale");
+    plane.idle_until_zero(&key).await;
+
+    let answer = plane.get(&host("hello"), "/").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, "Hello from wisp!\n");
+    assert_eq!(plane.state(&key).ready_replicas, 1);
+
+    plane.advance(1);
+    let metrics = plane.metrics();
+    assert_eq!(
+        series(&metrics, "wisp_revision_cold_starts_total", "hello-00001"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            "wisp_revision_cold_start_duration_seconds_count",
+            "hello-00001"
+        ),
+        Some(1.0)
+    );
+    // Warm now: the next request is no cold start.
+    assert_eq!(plane.get(&host("hello"), "/").await.status, StatusCode::OK);
+    let metrics = plane.metrics();
+    assert_eq!(
+        series(&metrics, "wisp_revision_cold_starts_total", "hello-00001"),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(&metrics, "wisp_autoscaler_actual_replicas", "hello-00001"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_500_from_zero_all_succeeds_and_scales_to_fifty() {
+    let mut data_plane = DataPlaneConfig::new(4096 * MIB);
+    data_plane.default_memory_limit = 16 * MIB;
+    let plane = Arc::new(
+        Plane::start_with(Options {
+            data_plane,
+            max_instances: 600,
+        })
+        .await,
+    );
+    let mut config = annotated(
+        revision("burst", wisp_samples::SLEEP),
+        &[("target-utilization-percentage", "100")],
+    );
+    config.container_concurrency = 10;
+    let key = plane.serve_at_zero(config).await;
+
+    let mut requests = Vec::new();
+    for _ in 0..500 {
+        let plane = plane.clone();
+        requests.push(tokio::spawn(async move {
+            plane.get(&host("burst"), "/?ms=4000").await.status
+        }));
+    }
+    // Every request is in the revision (queued or running) before the autoscaler looks.
+    plane
+        .wait_for(&key, "500 requests in", |s| {
+            s.queued + s.in_flight as usize == 500
+        })
+        .await;
+    // Knative's panic window (6 s by default) averages over its whole length, so the count
+    // climbs as the window fills with the burst: 17, 34, … then 500 / 10 per replica = 50.
+    let mut wanted = Vec::new();
+    for _ in 0..10 {
+        plane.advance(1);
+        wanted.push(plane.state(&key).wanted_replicas);
+    }
+    assert_eq!(
+        wanted.iter().max(),
+        Some(&50),
+        "wanted replicas per second: {wanted:?}"
+    );
+    assert!(plane.state(&key).panicking);
+    plane
+        .wait_for(&key, "50 ready replicas", |s| s.ready_replicas == 50)
+        .await;
+    for request in requests {
+        assert_eq!(request.await.expect("request"), StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_revisions_reach_zero_after_window_and_grace_and_start_again() {
+    let plane = Plane::start().await;
+    let key = plane
+        .serve_at_zero(revision("idle", wisp_samples::HELLO))
+        .await;
+    assert_eq!(plane.get(&host("idle"), "/").await.status, StatusCode::OK);
+    plane.advance(1);
+    assert_eq!(plane.state(&key).ready_replicas, 1);
+
+    let config = plane.data_plane.autoscaler().config();
+    let window = config.stable_window.as_secs();
+    let grace = config.scale_to_zero_grace_period.as_secs();
+    let idle_seconds = plane.idle_until_zero(&key).await;
+    assert!(
+        idle_seconds <= window + grace + 5,
+        "reached zero only after {idle_seconds}s idle"
+    );
+    assert!(
+        idle_seconds >= window,
+        "reached zero after only {idle_seconds}s idle"
+    );
+
+    let answer = plane.get(&host("idle"), "/").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        series(
+            &plane.metrics(),
+            "wisp_revision_cold_starts_total",
+            "idle-00001"
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_stream_through_scale_cycles_loses_nothing() {
+    let mut data_plane = DataPlaneConfig::new(4096 * MIB);
+    data_plane.default_memory_limit = 16 * MIB;
+    let plane = Arc::new(
+        Plane::start_with(Options {
+            data_plane,
+            max_instances: 100,
+        })
+        .await,
+    );
+    let mut config = annotated(
+        revision("cycle", wisp_samples::SLEEP),
+        &[("target-utilization-percentage", "100")],
+    );
+    config.container_concurrency = 1;
+    let key = plane.serve_at_zero(config).await;
+
+    let active_clients = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for id in 0..8 {
+        let (plane, active, stop, answered) = (
+            plane.clone(),
+            active_clients.clone(),
+            stop.clone(),
+            answered.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if id >= active.load(Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    continue;
+                }
+                let answer = plane.get(&host("cycle"), "/?ms=3").await;
+                answered.fetch_add(1, Ordering::Relaxed);
+                if !answer.status.is_success() {
+                    failures.push(format!("{} {}", answer.status, answer.body));
+                }
+            }
+            failures
+        }));
+    }
+
+    let mut peak = 0;
+    let mut zeros = 0;
+    for cycle in 0..2 {
+        // Up: 8 clients for 40 simulated seconds; down: 1 client; then idle until zero.
+        for (clients, seconds) in [(8, 40), (1, 70)] {
+            active_clients.store(clients, Ordering::Relaxed);
+            for _ in 0..seconds {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                plane.advance(1);
+                peak = peak.max(plane.state(&key).ready_replicas);
+            }
+        }
+        active_clients.store(0, Ordering::Relaxed);
+        let mut idle = 0;
+        while plane.state(&key).ready_replicas > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            plane.advance(1);
+            idle += 1;
+            assert!(
+                idle < 400,
+                "cycle {cycle}: never reached zero: {:?}",
+                plane.state(&key)
+            );
+        }
+        zeros += 1;
+    }
+    active_clients.store(8, Ordering::Relaxed);
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        plane.advance(1);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for client in clients {
+        failures.extend(client.await.expect("client"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed of {}: {:?}",
+        failures.len(),
+        answered.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        peak >= 4,
+        "8 clients at containerConcurrency 1 should scale up; peak {peak}"
+    );
+    assert_eq!(zeros, 2);
+    let cold = series(
+        &plane.metrics(),
+        "wisp_revision_cold_starts_total",
+        "cycle-00001",
+    )
+    .unwrap_or(0.0);
+    assert!(cold >= 3.0, "a cold start per cycle, got {cold}");
+}
