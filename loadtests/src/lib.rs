@@ -5,8 +5,11 @@
 //! Every target is on loopback: the generator refuses any other address. Speed is measured here,
 //! never asserted in tests.
 
+pub mod cases;
 pub mod ceiling;
 pub mod closed_loop;
+pub mod manifests;
+pub mod one_shot;
 pub mod peers;
 pub mod report;
 pub mod target;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use wisp_loadtests::closed_loop::{ClosedLoop, RunResult};
+use wisp_loadtests::cases;
+use wisp_loadtests::closed_loop::RunResult;
 use wisp_loadtests::peers::{self, Peer};
 use wisp_loadtests::report::{self, Row};
 use wisp_loadtests::target::Target;
@@ -52,26 +53,74 @@ enum BenchCase {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Warm `hello` through the gateway (`wisp serve`) vs the runtime alone (`wisp run`),
+    /// `wasmtime serve -S cli` and plain hyper: throughput, and the latency the gateway adds.
+    Gateway {
+        /// Concurrent keep-alive connections for the throughput table.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds measured per server and round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Seconds of warm-up per server before measuring.
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+        /// Interleaved rounds per server.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Cold starts: N Services at zero replicas, each hit once, then again warm.
+    ColdStart {
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+    },
+    /// A burst of concurrent requests against a Service at zero replicas.
+    Burst {
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// The Service's containerConcurrency.
+        #[arg(long, default_value_t = 10)]
+        container_concurrency: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::CeilingServer { addr } => ceiling_server(addr),
-        Command::Bench {
-            case:
-                BenchCase::Run {
+    let report = match Cli::parse().command {
+        Command::CeilingServer { addr } => return ceiling_server(addr),
+        Command::Bench { case } => match case {
+            BenchCase::Run {
+                connections,
+                seconds,
+                warmup,
+                rounds,
+            } => {
+                return bench_run(
                     connections,
-                    seconds,
-                    warmup,
+                    Duration::from_secs(seconds),
+                    Duration::from_secs(warmup),
                     rounds,
-                },
-        } => bench_run(
-            connections,
-            Duration::from_secs(seconds),
-            Duration::from_secs(warmup),
-            rounds,
-        ),
-    }
+                );
+            }
+            BenchCase::Gateway {
+                connections,
+                seconds,
+                warmup,
+                rounds,
+            } => cases::gateway::run(&cases::gateway::Settings {
+                connections,
+                duration: Duration::from_secs(seconds),
+                warmup: Duration::from_secs(warmup),
+                rounds,
+            })?,
+            BenchCase::ColdStart { services } => cases::scale::cold_starts(services)?,
+            BenchCase::Burst {
+                requests,
+                container_concurrency,
+            } => cases::scale::burst(requests, container_concurrency)?,
+        },
+    };
+    print!("{report}");
+    Ok(())
 }
 
 fn ceiling_server(addr: SocketAddr) -> anyhow::Result<()> {
@@ -94,18 +143,7 @@ fn measure(
     warmup: Duration,
 ) -> anyhow::Result<RunResult> {
     let target = Target::parse(&format!("{}/", peer.url))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(
-        ClosedLoop {
-            target,
-            connections,
-            warmup,
-            duration,
-        }
-        .run(),
-    ))
+    cases::measure(&target, connections, duration, warmup)
 }
 
 /// Measures every server in interleaved rounds (A B C A B C …), so a disturbance of the shared
@@ -192,4 +230,4 @@ fn bench_run(
     Ok(())
 }
 
-const WASMTIME_SERVE: &str = "wasmtime serve -S cli";
+const WASMTIME_SERVE: &str = cases::gateway::WASMTIME_SERVE;

@@ -36,6 +36,8 @@ enum Announce {
     StdoutListening,
     /// `Serving HTTP on http://ADDR/` on stderr (`wasmtime serve`).
     StderrServing,
+    /// `gateway: http://ADDR` on stdout (`wisp serve`).
+    StdoutGateway,
 }
 
 /// Finds a binary: `$VAR` if set, else `name` on `PATH`, else `fallback` if it exists.
@@ -74,6 +76,29 @@ pub fn start_wisp_run(wisp: &Path, component: &str, cache: &Path) -> anyhow::Res
     start("wisp run", command, Announce::StdoutListening)
 }
 
+/// `wisp serve MANIFEST` with `config-autoscaler` overrides (`key=value`) and room for
+/// `allocatable` bytes of replica memory limits.
+pub fn start_wisp_serve(
+    wisp: &Path,
+    manifest: &Path,
+    cache: &Path,
+    autoscaler: &[&str],
+    allocatable: &str,
+) -> anyhow::Result<Peer> {
+    let mut command = Command::new(wisp);
+    command
+        .arg("serve")
+        .arg(manifest)
+        .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args(["--allocatable-memory", allocatable, "--cache-dir"])
+        .arg(cache)
+        .env("WISP_LOG", "warn");
+    for setting in autoscaler {
+        command.args(["--autoscaler", setting]);
+    }
+    start("wisp serve", command, Announce::StdoutGateway)
+}
+
 pub fn start_wasmtime_serve(wasmtime: &Path, component: &str) -> anyhow::Result<Peer> {
     let mut command = Command::new(wasmtime);
     command.args(["serve", "-S", "cli", "--addr", "127.0.0.1:0", component]);
@@ -103,7 +128,10 @@ fn start(name: &str, mut command: Command, announce: Announce) -> anyhow::Result
     spawn_reader(
         stdout,
         sender.clone(),
-        matches!(announce, Announce::StdoutListening),
+        matches!(
+            announce,
+            Announce::StdoutListening | Announce::StdoutGateway
+        ),
     );
     spawn_reader(stderr, sender, matches!(announce, Announce::StderrServing));
     let url = match receiver.recv_timeout(Duration::from_secs(60)) {
@@ -136,6 +164,7 @@ fn spawn_reader(
             let url = line
                 .strip_prefix("listening on ")
                 .or_else(|| line.strip_prefix("Serving HTTP on "))
+                .or_else(|| line.strip_prefix("gateway: "))
                 .map(|url| url.trim_end_matches('/').to_owned());
             if let Some(url) = url {
                 let _ = sender.send(url);

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 use wisp_activator::ThrottleError;
-use wisp_api::revision_key::RevisionKey;
 use wisp_runtime::{RequestTimings, plain_response};
 
 use super::DataPlane;
@@ -41,25 +40,22 @@ impl DataPlane {
             Err(not_found) => {
                 gateway_response(StatusCode::NOT_FOUND, not_found.body(), Duration::ZERO)
             }
-            Ok(resolved) => {
-                let key = RevisionKey::new(&*resolved.namespace, &*resolved.revision);
-                match self.entry(&key) {
-                    None => gateway_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "revision {}/{} of route {} is not ready yet; retry shortly\n",
-                            key.namespace, key.name, resolved.route
-                        ),
-                        Duration::ZERO,
-                    )
-                    .with_retry_after(),
-                    Some(entry) => {
-                        forwarded::apply(request.headers_mut(), peer, "http", &authority);
-                        self.dispatch(&entry, request, request_id.clone(), arrived)
-                            .await
-                    }
+            Ok(resolved) => match self.lookup(&resolved.namespace, &resolved.revision) {
+                None => gateway_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "revision {}/{} of route {} is not ready yet; retry shortly\n",
+                        resolved.namespace, resolved.revision, resolved.route
+                    ),
+                    Duration::ZERO,
+                )
+                .with_retry_after(),
+                Some(entry) => {
+                    forwarded::apply(request.headers_mut(), peer, "http", &authority);
+                    self.dispatch(&entry, request, request_id.clone(), arrived)
+                        .await
                 }
-            }
+            },
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);

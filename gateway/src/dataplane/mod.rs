@@ -22,10 +22,11 @@ mod config;
 mod error;
 mod handler;
 mod node;
+mod registry;
 mod revision;
 mod status;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -43,6 +44,7 @@ pub use status::RevisionState;
 
 use crate::metrics::{DataPlaneMetrics, NodeLabels, NodeMetrics};
 use crate::routing::{Domain, RouteConfig, RouteError, RouteTable, Router};
+use registry::Registry;
 use revision::{EntryParts, RevisionEntry};
 
 /// The data plane of one node. Cheap to clone (shares everything).
@@ -58,7 +60,7 @@ struct Inner {
     router: Router,
     domain: RwLock<Domain>,
     routes: Mutex<Vec<RouteConfig>>,
-    revisions: RwLock<HashMap<RevisionKey, Arc<RevisionEntry>>>,
+    revisions: RwLock<Registry>,
     metrics: Arc<DataPlaneMetrics>,
     node: Arc<NodeCapacity>,
     node_metrics: NodeMetrics,
@@ -79,7 +81,7 @@ impl DataPlane {
                 router: Router::new(RouteTable::build(domain.clone(), []).table),
                 domain: RwLock::new(domain),
                 routes: Mutex::new(Vec::new()),
-                revisions: RwLock::new(HashMap::new()),
+                revisions: RwLock::new(Registry::default()),
                 config,
                 runtime,
                 autoscaler,
@@ -178,8 +180,7 @@ impl DataPlane {
             config,
         });
         entry.start_scaler();
-        self.write_revisions()
-            .insert(entry.key().clone(), entry.clone());
+        self.write_revisions().insert(entry.clone());
         tracing::info!(
             namespace = %entry.key().namespace,
             revision = %entry.key().name,
@@ -260,7 +261,7 @@ impl DataPlane {
     pub fn step(&self) {
         let now = self.inner.autoscaler.clock().now();
         self.inner.autoscaler.step(now);
-        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().values().cloned().collect();
+        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().entries().cloned().collect();
         for entry in entries {
             entry.refresh_metrics();
         }
@@ -338,7 +339,7 @@ impl DataPlane {
                     .map(|t| (route.namespace.clone(), t.revision.clone()))
             })
             .collect();
-        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().values().cloned().collect();
+        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().entries().cloned().collect();
         for entry in entries {
             let key = entry.key();
             let reachable = routed.contains(&(key.namespace.clone(), key.name.clone()));
@@ -365,21 +366,22 @@ impl DataPlane {
     }
 
     fn entry(&self, key: &RevisionKey) -> Option<Arc<RevisionEntry>> {
-        self.read_revisions().get(key).cloned()
+        self.lookup(&key.namespace, &key.name)
     }
 
-    fn read_revisions(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<RevisionKey, Arc<RevisionEntry>>> {
+    /// The request path's lookup, by the route table's names.
+    fn lookup(&self, namespace: &str, name: &str) -> Option<Arc<RevisionEntry>> {
+        self.read_revisions().get(namespace, name).cloned()
+    }
+
+    fn read_revisions(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.inner
             .revisions
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_revisions(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<RevisionKey, Arc<RevisionEntry>>> {
+    fn write_revisions(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
         self.inner
             .revisions
             .write()

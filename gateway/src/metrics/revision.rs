@@ -80,7 +80,7 @@ impl RevisionFamilies {
         );
         registry.register(
             "revision_cold_starts",
-            "Replica starts a request had to wait for because the revision had no ready capacity",
+            "Requests that arrived while the revision had no ready replica and waited for one to start",
             families.cold_starts.clone(),
         );
         registry.register_with_unit(

@@ -2,6 +2,7 @@
 //! zero on a simulated autoscaler clock, overload and fault isolation.
 
 mod harness;
+mod metrics;
 mod overload;
 mod routing;
 mod scaling;

@@ -1,0 +1,89 @@
+//! The admin endpoint exports every per-revision and per-node series the data plane keeps.
+
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty};
+
+use crate::harness::{Plane, host, revision};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_requests_scaling_and_the_node() {
+    let plane = Plane::start().await;
+    plane
+        .serve_at_zero(revision("observed", wisp_samples::HELLO))
+        .await;
+    assert_eq!(
+        plane.get(&host("observed"), "/").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        plane.get(&host("nobody"), "/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    plane.advance(2);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = plane.data_plane.metrics().clone();
+    tokio::spawn(wisp_gateway::metrics::serve_admin(
+        listener,
+        metrics,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let response = client
+        .get(format!("http://{admin}/metrics").parse().unwrap())
+        .await
+        .expect("scrape");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let labels = r#"namespace="default",service="observed",configuration="observed",revision="observed-00001""#;
+    for series in [
+        "wisp_revision_requests_total",
+        "wisp_revision_request_duration_seconds_count",
+        "wisp_revision_requests_in_flight",
+        "wisp_activator_queue_depth",
+        "wisp_revision_cold_starts_total",
+        "wisp_revision_cold_start_duration_seconds_count",
+        "wisp_autoscaler_desired_replicas",
+        "wisp_autoscaler_actual_replicas",
+        "wisp_autoscaler_panic_mode",
+        "wisp_autoscaler_stable_observed",
+        "wisp_autoscaler_panic_observed",
+        "wisp_autoscaler_excess_burst_capacity",
+    ] {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(series) && line.contains(labels)),
+            "no {series} for the revision in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!(
+            "wisp_revision_requests_total{{{labels},code_class=\"2xx\"}} 1"
+        )),
+        "{text}"
+    );
+    for series in [
+        "wisp_node_replicas{node=\"local\"} 1",
+        "wisp_node_memory_allocatable_bytes{node=\"local\"}",
+        "wisp_node_memory_used_bytes{node=\"local\"}",
+        "wisp_node_instances_started_total{node=\"local\"}",
+        "wisp_node_instantiation_duration_seconds_count{node=\"local\"}",
+    ] {
+        assert!(text.contains(series), "no {series} in:\n{text}");
+    }
+    let _ = stop.send(());
+}
