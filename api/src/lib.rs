@@ -3,6 +3,8 @@
 //!
 //! This crate does no I/O and holds no behaviour beyond defaults and validation of plain values.
 
+pub mod names;
 pub mod quantity;
 pub mod revision_key;
+pub mod serving;
 pub mod xorshift;

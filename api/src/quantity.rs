@@ -1,6 +1,77 @@
 //! Kubernetes resource quantities for memory (`128Mi`, `1Gi`, `500M`, `1.5Gi`, `1048576`), as
 //! written in `resources.limits.memory`.
 
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+/// A resource quantity as written in a manifest (`128Mi`, `0.5`, `1e3`), kept as text.
+///
+/// Kubernetes accepts a bare YAML number where a quantity goes (`memory: 134217728`), so this
+/// reads strings and numbers alike; it is interpreted only when used ([`Quantity::memory_bytes`]),
+/// so an unusual CPU value cannot make a whole manifest unreadable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Quantity(pub String);
+
+impl Quantity {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The quantity as a whole number of bytes ([`parse_memory`]).
+    pub fn memory_bytes(&self) -> Result<u64, QuantityError> {
+        parse_memory(&self.0)
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct QuantityVisitor;
+
+        impl de::Visitor<'_> for QuantityVisitor {
+            type Value = Quantity;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quantity such as 128Mi or 1Gi")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Quantity, E> {
+                Ok(Quantity::new(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Quantity, E> {
+                Ok(Quantity(value.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Quantity, E> {
+                Ok(Quantity(value.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Quantity, E> {
+                Ok(Quantity(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(QuantityVisitor)
+    }
+}
+
 /// A memory quantity that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -87,6 +158,21 @@ mod tests {
         assert_eq!(parse_memory("1.5Gi"), Ok(3 << 29));
         assert_eq!(parse_memory("0.5k"), Ok(500));
         assert_eq!(parse_memory(" 64Ki "), Ok(64 << 10));
+    }
+
+    #[test]
+    fn quantities_read_strings_and_numbers() {
+        let read = |json: &str| serde_json::from_str::<Quantity>(json).unwrap();
+        assert_eq!(read(r#""128Mi""#), Quantity::new("128Mi"));
+        assert_eq!(read("134217728"), Quantity::new("134217728"));
+        assert_eq!(read("0.5"), Quantity::new("0.5"));
+        assert_eq!(read(r#""1Gi""#).memory_bytes(), Ok(1 << 30));
+        assert_eq!(read("1048576").memory_bytes(), Ok(1 << 20));
+        assert!(serde_json::from_str::<Quantity>("[1]").is_err());
+        assert_eq!(
+            serde_json::to_string(&Quantity::new("64Mi")).unwrap(),
+            r#""64Mi""#
+        );
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! `wisp autoscaler …` subcommands: argument parsing only; the behaviour is in `wisp-autoscaler`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use wisp_autoscaler::chart::render_svg;
 use wisp_autoscaler::simulate::{DemandKind, SimulationOptions, Trace, simulate, to_csv};
+
+use crate::cli_values;
 
 #[derive(clap::Subcommand)]
 pub enum AutoscalerCommand {
@@ -52,8 +53,8 @@ fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read trace {}", args.trace.display()))?;
     let trace = Trace::parse(&text).with_context(|| format!("in {}", args.trace.display()))?;
     let options = SimulationOptions {
-        annotations: key_values("--annotation", &args.annotations)?,
-        config: key_values("--config", &args.config)?,
+        annotations: cli_values::key_values("--annotation", &args.annotations)?,
+        config: cli_values::key_values("--config", &args.config)?,
         container_concurrency: args.container_concurrency,
         startup: Duration::from_millis(args.startup_ms),
     };
@@ -71,18 +72,4 @@ fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write the chart to {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
-    for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else {
-            bail!("{flag} {pair:?} is not KEY=VALUE; write it like {flag} min-scale=1");
-        };
-        if key.trim().is_empty() {
-            bail!("{flag} {pair:?} has an empty key; write it like {flag} min-scale=1");
-        }
-        map.insert(key.trim().to_string(), value.trim().to_string());
-    }
-    Ok(map)
 }

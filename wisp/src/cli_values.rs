@@ -1,7 +1,10 @@
-//! Parsers for command-line values: durations (`30s`, `1500ms`, `2m`, or plain seconds) and
-//! memory quantities (`128Mi`, `1Gi`).
+//! Parsers for command-line values: durations (`30s`, `1500ms`, `2m`, or plain seconds),
+//! memory quantities (`128Mi`, `1Gi`) and repeated `KEY=VALUE` flags.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use anyhow::bail;
 
 pub fn duration(input: &str) -> Result<Duration, String> {
     let trimmed = input.trim();
@@ -44,6 +47,22 @@ pub fn env_pair(input: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Collects repeated `KEY=VALUE` values of `flag` (e.g. `--config`) into a map, keys and values
+/// trimmed; a later key wins.
+pub fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("{flag} {pair:?} is not KEY=VALUE; write it like {flag} min-scale=1");
+        };
+        if key.trim().is_empty() {
+            bail!("{flag} {pair:?} has an empty key; write it like {flag} min-scale=1");
+        }
+        map.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +83,20 @@ mod tests {
         assert_eq!(env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(env_pair("=x").is_err());
         assert!(env_pair("novalue").is_err());
+    }
+
+    #[test]
+    fn key_value_flags() {
+        let pairs = ["a=1".to_owned(), " b = x=y ".to_owned(), "a=2".to_owned()];
+        let map = key_values("--config", &pairs).unwrap();
+        assert_eq!(map["a"], "2");
+        assert_eq!(map["b"], "x=y");
+        let error = key_values("--config", &["novalue".to_owned()]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("--config \"novalue\" is not KEY=VALUE")
+        );
+        assert!(key_values("--config", &["=1".to_owned()]).is_err());
     }
 }

@@ -3,12 +3,21 @@
 //! It parses arguments and composes the library crates; the behaviour lives in those crates.
 
 mod autoscaler_cmd;
+mod cache_args;
 mod cli_values;
+mod host_memory;
 mod run_cmd;
+mod serve_cmd;
+mod services_file;
+mod services_plan;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Exit code for input the user must fix (a bad component, manifest or argument), as clap uses
+/// for bad arguments.
+pub(crate) const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +34,9 @@ struct Cli {
 enum Command {
     /// Serve one wasi:http component over HTTP/1.1 and HTTP/2 (h2c), without a control plane.
     Run(run_cmd::RunArgs),
+    /// Serve the Knative Services of a YAML file through the data plane (gateway, activator,
+    /// autoscaler), without an API server.
+    Serve(serve_cmd::ServeArgs),
     /// Tools around the Knative-compatible autoscaler.
     Autoscaler {
         #[command(subcommand)]
@@ -37,6 +49,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {

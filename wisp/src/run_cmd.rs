@@ -2,7 +2,6 @@
 //! `wasmtime serve` use case, on wisp's runtime.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use wisp_runtime::{ArtifactSource, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig};
 
+use crate::EXIT_BAD_INPUT;
+use crate::cache_args::CacheArgs;
 use crate::cli_values;
-
-/// Exit code for input the user must fix (a bad component, a bad argument).
-const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -37,12 +35,8 @@ pub struct RunArgs {
     /// Environment variable for the guest (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = cli_values::env_pair)]
     env: Vec<(String, String)>,
-    /// Where precompiled components are kept between runs.
-    #[arg(long, env = "WISP_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Keep compiled components in memory only.
-    #[arg(long, conflicts_with = "cache_dir")]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Most instances alive at once (the size of the instance pool).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
@@ -57,11 +51,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let cache_dir = if args.no_cache {
-        None
-    } else {
-        args.cache_dir.clone().or_else(default_cache_dir)
-    };
+    let cache_dir = args.cache.dir();
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: args.max_instances,
         max_memory_per_instance: args.memory.max(wisp_runtime::MIB),
@@ -139,11 +129,4 @@ fn component_name(source: &ArtifactSource) -> String {
     } else {
         stem.into()
     }
-}
-
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("wisp"))
 }

@@ -1,4 +1,5 @@
-//! Starting `wisp run` as a real process on an ephemeral loopback port, for end-to-end tests.
+//! Starting `wisp run` (and other wisp commands) as a real process on ephemeral loopback
+//! ports, for end-to-end tests.
 
 #![allow(dead_code)]
 
@@ -142,6 +143,141 @@ impl Drop for WispRun {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A running wisp started with any arguments, whose first stdout lines announce what it serves
+/// (as `wisp serve` prints `gateway: URL`, `metrics: URL`, …); killed when dropped.
+pub struct WispProcess {
+    child: Child,
+    /// The first stdout lines, as read at start.
+    pub lines: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl WispProcess {
+    /// Runs `wisp ARGS…` and waits for its first `lines` lines of stdout; panics with its logs
+    /// when it exits before printing them.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], lines: usize) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+            .args(args)
+            .env("WISP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wisp");
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut read = Vec::with_capacity(lines);
+        while read.len() < lines {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line).expect("read stdout");
+            if n == 0 {
+                let status = child.wait();
+                panic!(
+                    "wisp ended ({status:?}) after printing {read:?}; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            read.push(line.trim_end().to_owned());
+        }
+        // Keep draining stdout so the process never blocks on a full pipe.
+        collect(stdout.into_inner());
+        Self {
+            child,
+            lines: read,
+            stderr,
+        }
+    }
+
+    /// The value of the first start-up line `KEY: VALUE`.
+    pub fn value(&self, key: &str) -> &str {
+        let prefix = format!("{key}: ");
+        self.lines
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {key:?} line in {:?}", self.lines))
+    }
+
+    /// `HOST:PORT` of a `KEY: http://HOST:PORT` line.
+    pub fn addr(&self, key: &str) -> std::net::SocketAddr {
+        let url = self.value(key);
+        url.strip_prefix("http://")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("{key}: {url:?} is not http://HOST:PORT"))
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "wisp did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WispProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `wisp ARGS…` to completion, for commands that should refuse their input; returns
+/// (exit code, stdout, stderr). Panics if it is still running after a minute (it was expected
+/// to stop, not to serve).
+pub fn run_to_end<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wisp");
+    let stdout = collect(child.stdout.take().expect("stdout"));
+    let stderr = collect(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "wisp did not exit; stdout:\n{}\nstderr:\n{}",
+                stdout.lock().unwrap(),
+                stderr.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The collectors finish once the pipes close; give them a moment to take the last bytes.
+    let read = |text: &Arc<Mutex<String>>| {
+        let settle = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(text) > 1 && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        text.lock().unwrap().clone()
+    };
+    (status.code(), read(&stdout), read(&stderr))
 }
 
 fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
