@@ -252,7 +252,7 @@ impl Autoscaler {
                 let poke = match stat {
                     Some(stat) => {
                         cell.state.record(now, stat);
-                        cell.state.decider_desired() == 0 && stat.concurrency != 0.0
+                        cell.state.at_zero() && stat.concurrency != 0.0
                     }
                     None => false,
                 };
@@ -323,7 +323,7 @@ impl RevisionHandle {
         let view = {
             let mut cell = lock(&self.revision.cell);
             cell.state.record(now, stat);
-            (cell.state.decider_desired() == 0 && stat.concurrency != 0.0)
+            (cell.state.at_zero() && stat.concurrency != 0.0)
                 .then(|| cell.state.evaluate(now, ready))
         };
         if let Some(view) = view {
@@ -338,7 +338,9 @@ impl RevisionHandle {
         let ready = self.ready();
         let view = {
             let mut cell = lock(&self.revision.cell);
-            (cell.state.decider_desired() == 0).then(|| cell.state.evaluate(now, ready))
+            cell.state
+                .at_zero()
+                .then(|| cell.state.evaluate(now, ready))
         };
         if let Some(view) = view {
             self.publish(view);
@@ -488,7 +490,7 @@ mod tests {
         let handle = autoscaler
             .register(RevisionKey::new("ns", "r"), RevisionSpec::default(), 1)
             .unwrap();
-        // Demand before the first tick (no poke: the desired scale is still unknown).
+        // Demand before the first tick (it pokes an evaluation; the windows keep the stat).
         clock.set(Timestamp::from_millis(0));
         handle.record(Stat {
             concurrency: 100.0,
@@ -503,6 +505,28 @@ mod tests {
         // sees buckets 100, 0, 0.
         let observed = handle.status().observed.unwrap();
         assert!((observed.stable - 100.0 / 3.0).abs() < 1e-5, "{observed:?}");
+    }
+
+    #[test]
+    fn the_first_request_to_a_revision_created_at_zero_starts_it_at_once() {
+        let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+        let config = AutoscalerConfig {
+            allow_zero_initial_scale: true,
+            ..AutoscalerConfig::default()
+        };
+        let autoscaler = Autoscaler::new(config, clock.clone());
+        let handle = autoscaler
+            .register(
+                RevisionKey::new("ns", "r"),
+                annotated("initial-scale", "0"),
+                0,
+            )
+            .unwrap();
+        assert_eq!(handle.view().replicas, 0);
+        assert_eq!(handle.view().desired_scale, -1, "no decision yet");
+        // No tick: the request itself pokes the decider.
+        let _request = handle.track_request();
+        assert_eq!(handle.view().replicas, 1);
     }
 
     #[test]

@@ -139,9 +139,17 @@ impl RevisionState {
         self.view
     }
 
-    /// The decider's last valid desired scale; the poke fires only when this is exactly 0.
+    /// The decider's last valid desired scale, -1 before its first valid decision.
     pub fn decider_desired(&self) -> i32 {
         self.decider_desired
+    }
+
+    /// Whether demand should evaluate the revision at once (the poke): its desired scale is 0,
+    /// or it has never had a valid decision. Knative pokes only at exactly 0, so a revision
+    /// created at initial scale 0 waits for the next 2-second tick on its first request;
+    /// wisp starts it at once, as it does every other cold start.
+    pub fn at_zero(&self) -> bool {
+        self.decider_desired <= 0
     }
 
     pub fn last_observed(&self) -> Option<Observed> {

@@ -16,6 +16,10 @@
 //! * V33: the activator's reporter is [`ConcurrencyReporter`]; in wisp it is the one accounting
 //!   point for both queued and in-replica requests.
 //! * V34–V35 (throttler capacity and pod assignment) belong to the activator crate, not here.
+//! * The poke: Knative evaluates at once only when the last desired scale is exactly 0, so the
+//!   first request to a revision created with initial scale 0 (desired still -1) waits for the
+//!   next 2-second tick; wisp also pokes while no decision has been made yet (see
+//!   `RevisionState::at_zero`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

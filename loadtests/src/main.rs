@@ -81,6 +81,9 @@ enum BenchCase {
         /// The Service's containerConcurrency.
         #[arg(long, default_value_t = 10)]
         container_concurrency: u32,
+        /// Bursts per case, interleaved.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -116,7 +119,8 @@ fn main() -> anyhow::Result<()> {
             BenchCase::Burst {
                 requests,
                 container_concurrency,
-            } => cases::scale::burst(requests, container_concurrency)?,
+                rounds,
+            } => cases::scale::burst(requests, container_concurrency, rounds)?,
         },
     };
     print!("{report}");

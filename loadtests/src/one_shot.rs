@@ -21,8 +21,14 @@ pub struct Outcome {
     pub errors: u64,
 }
 
+impl Default for Outcome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Outcome {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
                 .expect("constant histogram bounds are valid"),
@@ -45,7 +51,7 @@ impl Outcome {
         }
     }
 
-    fn merge(&mut self, other: &Outcome) {
+    pub fn merge(&mut self, other: &Outcome) {
         let _ = self.latency_us.add(&other.latency_us);
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;

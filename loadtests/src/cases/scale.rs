@@ -70,13 +70,22 @@ pub fn cold_starts(services: usize) -> anyhow::Result<String> {
     Ok(out)
 }
 
-pub fn burst(requests: usize, container_concurrency: u32) -> anyhow::Result<String> {
+/// `rounds` bursts per case, interleaved (a burst is over in tens of milliseconds, so one
+/// disturbance of the machine would otherwise decide a whole row). Every round's burst from
+/// zero goes to a Service of its own that has never run.
+pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyhow::Result<String> {
     require_open_files(requests * 2)?;
+    let rounds = rounds.max(1);
     let scratch = Scratch::new("burst")?;
     let wisp = wisp_binary()?;
-    let manifest = scratch.manifest(&[ServiceManifest::new("burst", wisp_samples::HELLO)
-        .autoscaling("initial-scale", "0")
-        .container_concurrency(container_concurrency)])?;
+    let services: Vec<ServiceManifest> = (0..rounds)
+        .map(|round| {
+            ServiceManifest::new(format!("burst-{round}"), wisp_samples::HELLO)
+                .autoscaling("initial-scale", "0")
+                .container_concurrency(container_concurrency)
+        })
+        .collect();
+    let manifest = scratch.manifest(&services)?;
     let gateway = peers::start_wisp_serve(
         &wisp,
         &manifest,
@@ -84,25 +93,44 @@ pub fn burst(requests: usize, container_concurrency: u32) -> anyhow::Result<Stri
         &[ZERO_INITIAL_SCALE],
         "64Gi",
     )?;
-    let addr: SocketAddr = Target::parse(&format!("{}/", gateway.url))?.addr;
-    let host = service_host("burst");
+    let gateway_addr: SocketAddr = Target::parse(&format!("{}/", gateway.url))?.addr;
+    let wasmtime_serve = match wasmtime() {
+        Ok(path) => Ok(peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?),
+        Err(missing) => Err(missing),
+    };
+    let run = peers::start_wisp_run(&wisp, wisp_samples::HELLO, &scratch.cache())?;
+    let ceiling = peers::start_ceiling()?;
+    let direct = |peer: &peers::Peer| Target::parse(&format!("{}/", peer.url));
+    let wasmtime_target = match &wasmtime_serve {
+        Ok(peer) => Ok(direct(peer)?),
+        Err(missing) => Err(missing.clone()),
+    };
+    let (run_target, ceiling_target) = (direct(&run)?, direct(&ceiling)?);
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let from_zero = runtime.block_on(one_shot::burst(addr, &host, "/", requests));
-    let warm = runtime.block_on(one_shot::burst(addr, &host, "/", requests));
-    drop(gateway);
-    let peer = match wasmtime() {
-        Ok(path) => {
-            let peer = peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?;
-            let target = Target::parse(&format!("{}/", peer.url))?;
-            Ok(runtime.block_on(one_shot::burst(target.addr, &target.host, "/", requests)))
+    let fire =
+        |addr: SocketAddr, host: &str| runtime.block_on(one_shot::burst(addr, host, "/", requests));
+    let mut from_zero = Outcome::new();
+    let mut warm = Outcome::new();
+    let mut on_wasmtime = Outcome::new();
+    let mut runtime_alone = Outcome::new();
+    let mut floor = Outcome::new();
+    for service in &services {
+        let host = service_host(&service.name);
+        from_zero.merge(&fire(gateway_addr, &host));
+        warm.merge(&fire(gateway_addr, &host));
+        if let Ok(target) = &wasmtime_target {
+            on_wasmtime.merge(&fire(target.addr, &target.host));
         }
-        Err(missing) => Err(missing),
-    };
+        runtime_alone.merge(&fire(run_target.addr, &run_target.host));
+        floor.merge(&fire(ceiling_target.addr, &ceiling_target.host));
+    }
+
     let mut out = format!(
-        "{requests} concurrent requests of hello released at once, each on its own connection; wisp Service with containerConcurrency {container_concurrency}; {}\n\n",
+        "{requests} concurrent requests of hello released at once, each on its own connection, {rounds} interleaved rounds; wisp Services with containerConcurrency {container_concurrency}; {}\n\n",
         report::machine_line()
     );
     out.push_str(&table(&[
@@ -110,8 +138,13 @@ pub fn burst(requests: usize, container_concurrency: u32) -> anyhow::Result<Stri
         ("wisp serve: same burst again (warm)", Ok(&warm)),
         (
             "wasmtime serve -S cli: same burst",
-            peer.as_ref().map_err(Clone::clone),
+            wasmtime_target.map(|_| &on_wasmtime),
         ),
+        (
+            "wisp run (runtime alone, warm): same burst",
+            Ok(&runtime_alone),
+        ),
+        ("plain hyper (ceiling): same burst", Ok(&floor)),
     ]));
     Ok(out)
 }

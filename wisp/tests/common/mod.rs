@@ -123,19 +123,23 @@ impl WispRun {
 
     /// Peak resident memory of the process so far, in bytes.
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("proc status");
-        let line = status
-            .lines()
-            .find(|line| line.starts_with("VmHWM:"))
-            .expect("VmHWM");
-        let kib: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .expect("VmHWM value");
-        kib * 1024
+        peak_rss(self.child.id())
     }
+}
+
+/// `VmHWM` of a process: its peak resident memory so far, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM value");
+    kib * 1024
 }
 
 impl Drop for WispRun {
@@ -188,6 +192,11 @@ impl WispProcess {
             lines: read,
             stderr,
         }
+    }
+
+    /// Peak resident memory of the process so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        peak_rss(self.child.id())
     }
 
     /// The value of the first start-up line `KEY: VALUE`.
