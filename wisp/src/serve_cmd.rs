@@ -110,7 +110,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )]));
         }
     }
-    let problems = data_plane.set_routes(settings.plan.routes());
+    let problems = data_plane.set_routes(settings.plan.routes()).await;
     if !problems.is_empty() {
         let problems: Vec<String> = problems
             .iter()

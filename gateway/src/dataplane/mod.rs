@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::net::TcpListener;
 use wisp_api::revision_key::RevisionKey;
+use wisp_autoscaler::spec::ResolvedSpec;
 use wisp_autoscaler::{Autoscaler, Clock, Reachability, RevisionSpec};
 use wisp_runtime::{ArtifactSource, Runtime};
 
@@ -60,6 +61,9 @@ struct Inner {
     router: Router,
     domain: RwLock<Domain>,
     routes: Mutex<Vec<RouteConfig>>,
+    /// Serialises configuration changes (revisions, routes, domain) so each sees the others
+    /// whole; the request path never takes it.
+    control: tokio::sync::Mutex<()>,
     revisions: RwLock<Registry>,
     metrics: Arc<DataPlaneMetrics>,
     node: Arc<NodeCapacity>,
@@ -81,6 +85,7 @@ impl DataPlane {
                 router: Router::new(RouteTable::build(domain.clone(), []).table),
                 domain: RwLock::new(domain),
                 routes: Mutex::new(Vec::new()),
+                control: tokio::sync::Mutex::new(()),
                 revisions: RwLock::new(Registry::default()),
                 config,
                 runtime,
@@ -111,54 +116,79 @@ impl DataPlane {
     /// Adds a revision, or updates one already here. Fetches and compiles the component (or
     /// finds it cached), so it can take a while the first time; the revision takes requests
     /// once this returns. A revision applied again with only its annotations changed keeps its
-    /// replicas; any other change replaces it (Knative revisions are immutable).
+    /// replicas; any other change replaces it (Knative revisions are immutable). Invalid input
+    /// changes nothing.
     pub async fn apply_revision(
         &self,
         config: RevisionConfig,
     ) -> Result<RevisionState, DataPlaneError> {
+        let invalid = |source| DataPlaneError::Autoscaling {
+            revision: config.key.clone(),
+            source,
+        };
+        let unchanged_spec = self
+            .entry(&config.key)
+            .is_some_and(|entry| entry.config.same_spec(&config));
+        // Compiling can take seconds: done before the control lock, so other changes go on.
+        let prepared = if unchanged_spec {
+            None
+        } else {
+            let source = ArtifactSource::parse(&config.component);
+            let prepared = self
+                .inner
+                .runtime
+                .prepare(&source)
+                .await
+                .map_err(|source| DataPlaneError::Component {
+                    revision: config.key.clone(),
+                    source,
+                })?;
+            Some(prepared)
+        };
+
+        let _control = self.inner.control.lock().await;
+        let spec = self.scaling_spec(&config);
+        ResolvedSpec::resolve(&self.inner.autoscaler.config(), &spec).map_err(invalid)?;
         let existing = self.entry(&config.key);
         if let Some(entry) = &existing
             && entry.config.same_spec(&config)
         {
             if entry.annotations() != config.annotations {
+                entry.set_annotations(config.annotations);
+                entry.set_reachability(spec.reachability);
                 self.inner
                     .autoscaler
-                    .register(
-                        config.key.clone(),
-                        self.scaling_spec(&config),
-                        entry.ready(),
-                    )
-                    .map_err(|source| DataPlaneError::Autoscaling {
-                        revision: config.key.clone(),
-                        source,
-                    })?;
-                entry.set_annotations(config.annotations);
+                    .register(config.key.clone(), spec, entry.ready())
+                    .map_err(invalid)?;
             }
             return Ok(entry.state());
         }
-
-        let source = ArtifactSource::parse(&config.component);
-        let prepared = self
-            .inner
-            .runtime
-            .prepare(&source)
-            .await
-            .map_err(|source| DataPlaneError::Component {
-                revision: config.key.clone(),
-                source,
-            })?;
-        let spec = self.scaling_spec(&config);
-        if let Some(old) = existing {
-            self.retire(&old);
+        let prepared = match prepared {
+            Some(prepared) => prepared,
+            // The revision changed while its component was being prepared: prepare again
+            // (from the loader's memory, as the component is known by now).
+            None => {
+                let source = ArtifactSource::parse(&config.component);
+                self.inner
+                    .runtime
+                    .prepare(&source)
+                    .await
+                    .map_err(|source| DataPlaneError::Component {
+                        revision: config.key.clone(),
+                        source,
+                    })?
+            }
+        };
+        if existing.is_some() {
+            // A fresh autoscaler state for the replacement; the old entry keeps its detached
+            // handle until it is closed below.
+            self.inner.autoscaler.unregister(&config.key);
         }
         let handle = self
             .inner
             .autoscaler
             .register(config.key.clone(), spec, 0)
-            .map_err(|source| DataPlaneError::Autoscaling {
-                revision: config.key.clone(),
-                source,
-            })?;
+            .map_err(invalid)?;
         let memory_limit = config
             .memory_limit
             .unwrap_or(self.inner.config.default_memory_limit);
@@ -169,6 +199,7 @@ impl DataPlane {
             config.key.name.clone(),
         );
         let entry = RevisionEntry::new(EntryParts {
+            reachability: self.reachability(&config.key),
             metrics: self.inner.metrics.revision(&labels),
             prepared,
             memory_limit,
@@ -180,7 +211,14 @@ impl DataPlane {
             config,
         });
         entry.start_scaler();
-        self.write_revisions().insert(entry.clone());
+        // Published before the old one closes, so new requests never find the revision gone.
+        let displaced = self.write_revisions().insert(entry.clone());
+        if let Some(old) = displaced {
+            old.close();
+            if old.labels != entry.labels {
+                self.inner.metrics.remove_revision(&old.labels);
+            }
+        }
         tracing::info!(
             namespace = %entry.key().namespace,
             revision = %entry.key().name,
@@ -193,41 +231,31 @@ impl DataPlane {
 
     /// Removes a revision: requests queued for it get 503, its replicas finish what they hold.
     /// Returns whether it was here.
-    pub fn remove_revision(&self, key: &RevisionKey) -> bool {
+    pub async fn remove_revision(&self, key: &RevisionKey) -> bool {
+        let _control = self.inner.control.lock().await;
         let removed = self.write_revisions().remove(key);
         match removed {
             Some(entry) => {
-                self.retire(&entry);
+                entry.close();
+                self.inner.autoscaler.unregister(entry.key());
+                self.inner.metrics.remove_revision(&entry.labels);
                 true
             }
             None => false,
         }
     }
 
-    fn retire(&self, entry: &RevisionEntry) {
-        entry.close();
-        self.inner.autoscaler.unregister(entry.key());
-        self.inner.metrics.remove_revision(&entry.labels);
-    }
-
     /// Replaces every route at once; requests see the old table or the new one, never a mix.
     /// Invalid routes are left out and returned. Revisions no route sends traffic to become
     /// unreachable for the autoscaler (they scale to zero whatever their min-scale).
-    pub fn set_routes(&self, routes: Vec<RouteConfig>) -> Vec<RouteError> {
-        let domain = self.domain();
-        let built = RouteTable::build(domain, routes.clone());
-        self.inner.router.replace(built.table);
-        *self
-            .inner
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = routes;
-        self.update_reachability();
-        built.problems
+    pub async fn set_routes(&self, routes: Vec<RouteConfig>) -> Vec<RouteError> {
+        let _control = self.inner.control.lock().await;
+        self.publish_routes(routes)
     }
 
     /// Changes the domain (`config-domain`) and rebuilds the route table for it.
-    pub fn set_domain(&self, domain: Domain) -> Vec<RouteError> {
+    pub async fn set_domain(&self, domain: Domain) -> Vec<RouteError> {
+        let _control = self.inner.control.lock().await;
         *self
             .inner
             .domain
@@ -239,7 +267,20 @@ impl DataPlane {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        self.set_routes(routes)
+        self.publish_routes(routes)
+    }
+
+    /// Builds and swaps in the table for `routes`; the caller holds the control lock.
+    fn publish_routes(&self, routes: Vec<RouteConfig>) -> Vec<RouteError> {
+        let built = RouteTable::build(self.domain(), routes.clone());
+        self.inner.router.replace(built.table);
+        *self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = routes;
+        self.update_reachability();
+        built.problems
     }
 
     pub fn domain(&self) -> Domain {
@@ -348,19 +389,28 @@ impl DataPlane {
             } else {
                 Reachability::Unreachable
             };
+            if entry.reachability() == reachability {
+                continue;
+            }
             let spec = RevisionSpec {
                 annotations: entry.annotations(),
                 container_concurrency: entry.config.container_concurrency,
                 reachability,
             };
-            // The annotations were accepted when the revision was applied and the config has
-            // not changed since, so this cannot fail; a failure keeps the previous spec.
-            if let Err(error) = self
+            // The annotations were accepted when the revision was applied; should the cluster
+            // configuration reject them now, the revision keeps its previous spec.
+            match self
                 .inner
                 .autoscaler
                 .register(key.clone(), spec, entry.ready())
             {
-                tracing::warn!(revision = %key.name, %error, "cannot update the revision's reachability");
+                Ok(_) => entry.set_reachability(reachability),
+                Err(error) => tracing::warn!(
+                    namespace = %key.namespace,
+                    revision = %key.name,
+                    %error,
+                    "cannot update whether the revision is routed"
+                ),
             }
         }
     }

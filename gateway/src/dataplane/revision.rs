@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use wisp_activator::{DemandHooks, Throttler, ThrottlerConfig};
+use wisp_activator::{Backend, DemandHooks, Throttler, ThrottlerConfig};
 use wisp_api::revision_key::RevisionKey;
-use wisp_autoscaler::{RevisionHandle, RevisionView};
+use wisp_autoscaler::{Reachability, RevisionHandle, RevisionView};
 use wisp_runtime::{PreparedComponent, ReplicaIdentity, ReplicaLimits};
 
 use super::backend::ReplicaBackend;
@@ -17,6 +17,10 @@ use super::config::RevisionConfig;
 use super::node::{NodeCapacity, Unschedulable};
 use super::status::RevisionState;
 use crate::metrics::{AutoscalerView, NodeMetrics, RevisionLabels, RevisionMetrics};
+
+/// Longest request deadline honoured (a day): far beyond Knative's `max-revision-timeout-seconds`,
+/// and short enough that deadline arithmetic can never overflow.
+const MAX_REVISION_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Everything the request path and the scaler share about one revision.
 pub(crate) struct RevisionEntry {
@@ -36,6 +40,8 @@ pub(crate) struct RevisionEntry {
     ready: AtomicU32,
     /// The current annotations: the one part of a revision that may change.
     annotations: Mutex<BTreeMap<String, String>>,
+    /// Whether a route sends it traffic, as last told to the autoscaler.
+    reachability: Mutex<Reachability>,
     /// Why the revision has fewer replicas than the autoscaler wants, while it does.
     unschedulable: Mutex<Option<Unschedulable>>,
     scaler: Mutex<Option<JoinHandle<()>>>,
@@ -71,6 +77,7 @@ pub(crate) struct EntryParts {
     pub metrics: RevisionMetrics,
     pub node: Arc<NodeCapacity>,
     pub node_metrics: NodeMetrics,
+    pub reachability: Reachability,
 }
 
 impl RevisionEntry {
@@ -85,12 +92,14 @@ impl RevisionEntry {
             metrics,
             node,
             node_metrics,
+            reachability,
         } = parts;
+        let timeout = config.timeout.min(MAX_REVISION_TIMEOUT);
         let throttler = Throttler::new(
             ThrottlerConfig {
                 container_concurrency: config.container_concurrency,
                 max_queue,
-                timeout: config.timeout,
+                timeout,
                 activator_in_path: true,
                 seed: None,
             },
@@ -107,7 +116,7 @@ impl RevisionEntry {
         let limits = ReplicaLimits {
             concurrency: Some(config.container_concurrency).filter(|cc| *cc > 0),
             memory: memory_limit,
-            timeout: config.timeout,
+            timeout,
             max_request_body,
         };
         let labels = RevisionLabels::new(
@@ -118,6 +127,7 @@ impl RevisionEntry {
         );
         Arc::new(Self {
             annotations: Mutex::new(config.annotations.clone()),
+            reachability: Mutex::new(reachability),
             config,
             labels,
             prepared,
@@ -147,12 +157,20 @@ impl RevisionEntry {
         *lock(&self.annotations) = annotations;
     }
 
+    pub(crate) fn reachability(&self) -> Reachability {
+        *lock(&self.reachability)
+    }
+
+    pub(crate) fn set_reachability(&self, reachability: Reachability) {
+        *lock(&self.reachability) = reachability;
+    }
+
     pub(crate) fn ready(&self) -> u32 {
         self.ready.load(Ordering::Acquire)
     }
 
     pub(crate) fn timeout(&self) -> Duration {
-        self.config.timeout
+        self.limits.timeout
     }
 
     pub(crate) fn unschedulable(&self) -> Option<Unschedulable> {
@@ -192,9 +210,20 @@ impl RevisionEntry {
     /// node could not admit every replica wanted.
     fn apply(&self, view: &RevisionView) -> bool {
         self.throttler.set_activator_in_path(view.activator_in_path);
-        let outcome = self.scale_to(view.replicas);
-        self.metrics.set_replicas(view.desired_scale, self.ready());
+        let short = self.scale_to(view.replicas);
+        self.refresh_metrics();
+        let usage = self.node.usage();
+        self.node_metrics.set_replicas(usage.replicas);
+        self.node_metrics.set_memory(usage.allocatable, usage.used);
+        short
+    }
+
+    /// Refreshes the revision's scaling series and the node's (after every decision, and every
+    /// autoscaler step, since the observed values change without the decision changing).
+    pub(crate) fn refresh_metrics(&self) {
         let status = self.autoscaler.status();
+        let view = status.view;
+        self.metrics.set_replicas(view.desired_scale, self.ready());
         let (stable, panic) = status.observed.map_or((0.0, 0.0), |o| (o.stable, o.panic));
         self.metrics.set_autoscaler_view(AutoscalerView {
             panicking: view.panicking,
@@ -202,19 +231,19 @@ impl RevisionEntry {
             panic,
             excess_burst_capacity: i64::from(view.excess_burst_capacity),
         });
-        let usage = self.node.usage();
-        self.node_metrics.set_replicas(usage.replicas);
-        self.node_metrics.set_memory(usage.allocatable, usage.used);
-        self.note_schedulability(outcome);
-        outcome.is_some()
+        self.metrics.set_queue_depth(self.throttler.stats().queued);
     }
 
-    /// Starts or stops replicas until `target` are ready (or the node is full). Removed
-    /// replicas drain: the throttler sends them nothing new and they finish what they hold.
-    fn scale_to(&self, target: u32) -> Option<Unschedulable> {
+    /// Starts or stops replicas until `target` are ready (or the node is full); returns
+    /// whether the node fell short. Removed replicas drain: the throttler sends them nothing new
+    /// and they finish what they hold. The ready count and the schedulability note are updated
+    /// before the throttler releases waiting requests, so a request served by a new replica
+    /// never finds them stale.
+    fn scale_to(&self, target: u32) -> bool {
         let target = target as usize;
         let mut replicas = lock(&self.replicas);
         let mut short = None;
+        let changed = replicas.len() != target;
         if replicas.len() < target {
             while replicas.len() < target {
                 match self.node.reserve(self.limits.memory) {
@@ -235,10 +264,7 @@ impl RevisionEntry {
             let mut by_load: Vec<(u32, usize)> = replicas
                 .iter()
                 .enumerate()
-                .map(|(i, r)| {
-                    use wisp_activator::Backend;
-                    (self.throttler.in_flight(&r.id()).unwrap_or(0), i)
-                })
+                .map(|(i, r)| (self.throttler.in_flight(&r.id()).unwrap_or(0), i))
                 .collect();
             by_load.sort_unstable();
             let mut doomed: Vec<usize> = by_load
@@ -250,15 +276,16 @@ impl RevisionEntry {
             for i in doomed {
                 replicas.remove(i);
             }
-        } else {
-            return None;
         }
-        self.throttler.update_backends(replicas.iter().cloned());
         let ready = u32::try_from(replicas.len()).unwrap_or(u32::MAX);
         self.ready.store(ready, Ordering::Release);
+        self.note_schedulability(short);
+        if changed {
+            self.throttler.update_backends(replicas.iter().cloned());
+        }
         drop(replicas);
         self.autoscaler.set_ready(ready);
-        short
+        short.is_some()
     }
 
     fn note_schedulability(&self, outcome: Option<Unschedulable>) {
@@ -311,11 +338,6 @@ impl RevisionEntry {
             activation_failed: view.failed(),
             unschedulable: self.unschedulable().map(|u| u.to_string()),
         }
-    }
-
-    /// Refreshes the series that change per request rather than per decision.
-    pub(crate) fn refresh_metrics(&self) {
-        self.metrics.set_queue_depth(self.throttler.stats().queued);
     }
 }
 

@@ -113,7 +113,8 @@ impl Plane {
             NS,
             service,
             vec![TrafficTarget::new(&key.name, 100)],
-        ));
+        ))
+        .await;
         key
     }
 
@@ -139,11 +140,14 @@ impl Plane {
     }
 
     /// Adds or replaces one route, keeping the others.
-    pub fn add_route(&self, route: RouteConfig) {
-        let mut routes = self.routes.lock().expect("routes");
-        routes.retain(|r| !(r.namespace == route.namespace && r.name == route.name));
-        routes.push(route);
-        let problems = self.data_plane.set_routes(routes.clone());
+    pub async fn add_route(&self, route: RouteConfig) {
+        let routes = {
+            let mut routes = self.routes.lock().expect("routes");
+            routes.retain(|r| !(r.namespace == route.namespace && r.name == route.name));
+            routes.push(route);
+            routes.clone()
+        };
+        let problems = self.data_plane.set_routes(routes).await;
         assert!(problems.is_empty(), "route problems: {problems:?}");
     }
 

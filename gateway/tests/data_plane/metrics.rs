@@ -3,7 +3,7 @@
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 
-use crate::harness::{Plane, host, revision};
+use crate::harness::{Plane, annotated, host, revision, series};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_cover_requests_scaling_and_the_node() {
@@ -86,4 +86,47 @@ async fn metrics_cover_requests_scaling_and_the_node() {
         assert!(text.contains(series), "no {series} in:\n{text}");
     }
     let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observed_values_follow_every_step_even_when_the_decision_holds() {
+    let plane = std::sync::Arc::new(Plane::start().await);
+    let key = plane
+        .serve(annotated(
+            revision("steady", wisp_samples::SLEEP),
+            &[("min-scale", "1")],
+        ))
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let plane = plane.clone();
+        held.push(tokio::spawn(async move {
+            plane.get(&host("steady"), "/?ms=60000").await
+        }));
+    }
+    plane
+        .wait_for(&key, "three requests running", |s| s.in_flight == 3)
+        .await;
+    // The decision (one replica) holds throughout; the stable average keeps climbing as the
+    // 60-second window fills with 3s.
+    plane.advance(8);
+    let early = series(
+        &plane.metrics(),
+        "wisp_autoscaler_stable_observed",
+        "steady-00001",
+    );
+    plane.advance(12);
+    let later = series(
+        &plane.metrics(),
+        "wisp_autoscaler_stable_observed",
+        "steady-00001",
+    );
+    assert_eq!(plane.state(&key).wanted_replicas, 1);
+    match (early, later) {
+        (Some(early), Some(later)) => assert!(later > early, "{early} then {later}"),
+        other => panic!("no stable_observed series: {other:?}"),
+    }
+    for request in held {
+        request.abort();
+    }
 }

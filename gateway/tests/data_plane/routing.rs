@@ -76,14 +76,16 @@ async fn a_fifty_fifty_split_lands_within_five_percent_and_tags_reach_their_revi
     green.service = "split".into();
     plane.data_plane.apply_revision(blue).await.expect("blue");
     plane.data_plane.apply_revision(green).await.expect("green");
-    plane.add_route(RouteConfig::new(
-        NS,
-        "split",
-        vec![
-            TrafficTarget::new("blue-00001", 50).tagged("blue"),
-            TrafficTarget::new("green-00001", 50).tagged("green"),
-        ],
-    ));
+    plane
+        .add_route(RouteConfig::new(
+            NS,
+            "split",
+            vec![
+                TrafficTarget::new("blue-00001", 50).tagged("blue"),
+                TrafficTarget::new("green-00001", 50).tagged("green"),
+            ],
+        ))
+        .await;
 
     let plane = Arc::new(plane);
     let mut workers = Vec::new();
@@ -137,7 +139,7 @@ async fn route_updates_under_load_lose_nothing() {
     }
     let route =
         |revision: &str| RouteConfig::new(NS, "flip", vec![TrafficTarget::new(revision, 100)]);
-    plane.add_route(route("old-00001"));
+    plane.add_route(route("old-00001")).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
@@ -159,7 +161,7 @@ async fn route_updates_under_load_lose_nothing() {
         } else {
             "old-00001"
         };
-        plane.add_route(route(target));
+        plane.add_route(route(target)).await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     stop.store(true, Ordering::Relaxed);

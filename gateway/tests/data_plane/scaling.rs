@@ -72,7 +72,7 @@ async fn a_burst_of_500_from_zero_all_succeeds_and_scales_to_fifty() {
     for _ in 0..500 {
         let plane = plane.clone();
         requests.push(tokio::spawn(async move {
-            plane.get(&host("burst"), "/?ms=4000").await.status
+            plane.get(&host("burst"), "/?ms=8000").await.status
         }));
     }
     // Every request is in the revision (queued or running) before the autoscaler looks.
