@@ -101,6 +101,27 @@ pub async fn sequence(addr: SocketAddr, hosts: &[String], path: &str) -> Outcome
     outcome
 }
 
+/// Two requests to each host in turn over one keep-alive connection: the first of each pair is
+/// recorded in the first outcome, the second in the other — so both halves see the same
+/// moments of the run (a cold start and the warm request right after it).
+pub async fn pairs(addr: SocketAddr, hosts: &[String], path: &str) -> (Outcome, Outcome) {
+    let (mut first, mut second) = (Outcome::new(), Outcome::new());
+    let mut sender = connect(addr).await.ok();
+    for host in hosts {
+        for outcome in [&mut first, &mut second] {
+            let result = match sender.as_mut() {
+                Some(live) => send(live, host, path).await,
+                None => Err(()),
+            };
+            if result.is_err() {
+                sender = connect(addr).await.ok();
+            }
+            outcome.record(result);
+        }
+    }
+    (first, second)
+}
+
 /// `count` requests to `host`, each on its own connection, all released at once after every
 /// connection is open; latency counts from the release.
 pub async fn burst(addr: SocketAddr, host: &str, path: &str, count: usize) -> Outcome {

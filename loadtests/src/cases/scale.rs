@@ -38,8 +38,7 @@ pub fn cold_starts(services: usize) -> anyhow::Result<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let cold = runtime.block_on(one_shot::sequence(addr, &hosts, "/"));
-    let warm = runtime.block_on(one_shot::sequence(addr, &hosts, "/"));
+    let (cold, warm) = runtime.block_on(one_shot::pairs(addr, &hosts, "/"));
     let peer = match wasmtime() {
         Ok(path) => {
             let peer = peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?;
@@ -51,7 +50,7 @@ pub fn cold_starts(services: usize) -> anyhow::Result<String> {
     };
 
     let mut out = format!(
-        "{services} Services of hello, each at zero replicas, each hit once in turn over one keep-alive connection; {}\n\n",
+        "{services} Services of hello, each at zero replicas, each hit twice in turn (a cold start, then warm) over one keep-alive connection; {}\n\n",
         report::machine_line()
     );
     out.push_str(&table(&[
@@ -113,40 +112,85 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
         .build()?;
     let fire =
         |addr: SocketAddr, host: &str| runtime.block_on(one_shot::burst(addr, host, "/", requests));
-    let mut from_zero = Outcome::new();
-    let mut warm = Outcome::new();
-    let mut on_wasmtime = Outcome::new();
-    let mut runtime_alone = Outcome::new();
-    let mut floor = Outcome::new();
+    let mut from_zero = Rounds::default();
+    let mut warm = Rounds::default();
+    let mut on_wasmtime = Rounds::default();
+    let mut runtime_alone = Rounds::default();
+    let mut floor = Rounds::default();
     for service in &services {
         let host = service_host(&service.name);
-        from_zero.merge(&fire(gateway_addr, &host));
-        warm.merge(&fire(gateway_addr, &host));
+        from_zero.add(fire(gateway_addr, &host));
+        warm.add(fire(gateway_addr, &host));
         if let Ok(target) = &wasmtime_target {
-            on_wasmtime.merge(&fire(target.addr, &target.host));
+            on_wasmtime.add(fire(target.addr, &target.host));
         }
-        runtime_alone.merge(&fire(run_target.addr, &run_target.host));
-        floor.merge(&fire(ceiling_target.addr, &ceiling_target.host));
+        runtime_alone.add(fire(run_target.addr, &run_target.host));
+        floor.add(fire(ceiling_target.addr, &ceiling_target.host));
     }
 
     let mut out = format!(
         "{requests} concurrent requests of hello released at once, each on its own connection, {rounds} interleaved rounds; wisp Services with containerConcurrency {container_concurrency}; {}\n\n",
         report::machine_line()
     );
-    out.push_str(&table(&[
+    out.push_str(&rounds_table(&[
         ("wisp serve: burst from zero replicas", Ok(&from_zero)),
         ("wisp serve: same burst again (warm)", Ok(&warm)),
         (
             "wasmtime serve -S cli: same burst",
             wasmtime_target.map(|_| &on_wasmtime),
         ),
-        (
-            "wisp run (runtime alone, warm): same burst",
-            Ok(&runtime_alone),
-        ),
+        ("wisp run (runtime alone, warm): same burst", Ok(&runtime_alone)),
         ("plain hyper (ceiling): same burst", Ok(&floor)),
     ]));
     Ok(out)
+}
+
+/// One case's bursts: merged for the percentiles, and each round's p99 kept, because a burst's
+/// p99 is about when its last requests finish, which one stall of the machine decides.
+#[derive(Default)]
+struct Rounds {
+    merged: Outcome,
+    p99s: Vec<u64>,
+}
+
+impl Rounds {
+    fn add(&mut self, round: Outcome) {
+        self.p99s.push(round.latency_us.value_at_quantile(0.99));
+        self.merged.merge(&round);
+    }
+
+    fn median_p99(&self) -> u64 {
+        let mut p99s = self.p99s.clone();
+        p99s.sort_unstable();
+        p99s.get(p99s.len() / 2).copied().unwrap_or(0)
+    }
+}
+
+fn rounds_table(rows: &[(&str, Result<&Rounds, String>)]) -> String {
+    let mut out = String::from(
+        "| case | ok | non-2xx | errors | p50 | p99 | p99, median round | max |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, rounds) in rows {
+        match rounds {
+            Ok(r) => {
+                let o = &r.merged;
+                out.push_str(&format!(
+                    "| {name} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    o.ok,
+                    o.non_2xx,
+                    o.errors,
+                    report::micros(o.latency_us.value_at_quantile(0.5)),
+                    report::micros(o.latency_us.value_at_quantile(0.99)),
+                    report::micros(r.median_p99()),
+                    report::micros(o.latency_us.max())
+                ));
+            }
+            Err(missing) => out.push_str(&format!(
+                "| {name} | — | — | — | — | — | — | {missing} |\n"
+            )),
+        }
+    }
+    out
 }
 
 fn table(rows: &[(&str, Result<&Outcome, String>)]) -> String {
