@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// Domain of the Service hosts: `{name}.{namespace}.{domain}` (`config-domain`).
     #[arg(long, default_value = "localhost", value_parser = domain)]
     domain: Domain,
+    /// Requests one revision may hold in the activator while it has no free replica; one more
+    /// is answered 503 with `Retry-After`.
+    #[arg(long, default_value_t = wisp_activator::throttler::DEFAULT_MAX_QUEUE)]
+    max_queue: usize,
     /// A `config-autoscaler` value, e.g. `stable-window=6s` (repeatable).
     #[arg(long = "autoscaler", value_name = "KEY=VALUE")]
     autoscaler: Vec<String>,
@@ -212,6 +216,7 @@ fn settings(args: &ServeArgs) -> Result<Settings, Vec<String>> {
         (Some(plan), Some(autoscaler)) if problems.is_empty() => {
             let mut data_plane = DataPlaneConfig::new(allocatable);
             data_plane.domain = args.domain.clone();
+            data_plane.max_queue = args.max_queue;
             data_plane.autoscaler = autoscaler;
             Ok(Settings {
                 file: file.name,

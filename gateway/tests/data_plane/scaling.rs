@@ -125,8 +125,18 @@ async fn idle_revisions_reach_zero_after_window_and_grace_and_start_again() {
         "reached zero after only {idle_seconds}s idle"
     );
 
+    // The component stayed compiled and loaded at zero: starting again loads nothing.
+    let loads = || {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = plane.data_plane.runtime().loader_stats();
+        stats.compiles.load(Relaxed)
+            + stats.disk_hits.load(Relaxed)
+            + stats.memory_hits.load(Relaxed)
+    };
+    let loads_at_zero = loads();
     let answer = plane.get(&host("idle"), "/").await;
     assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(loads(), loads_at_zero);
     assert_eq!(
         series(
             &plane.metrics(),

@@ -139,7 +139,10 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
             "wasmtime serve -S cli: same burst",
             wasmtime_target.map(|_| &on_wasmtime),
         ),
-        ("wisp run (runtime alone, warm): same burst", Ok(&runtime_alone)),
+        (
+            "wisp run (runtime alone, warm): same burst",
+            Ok(&runtime_alone),
+        ),
         ("plain hyper (ceiling): same burst", Ok(&floor)),
     ]));
     Ok(out)
@@ -185,9 +188,9 @@ fn rounds_table(rows: &[(&str, Result<&Rounds, String>)]) -> String {
                     report::micros(o.latency_us.max())
                 ));
             }
-            Err(missing) => out.push_str(&format!(
-                "| {name} | — | — | — | — | — | — | {missing} |\n"
-            )),
+            Err(missing) => {
+                out.push_str(&format!("| {name} | — | — | — | — | — | — | {missing} |\n"))
+            }
         }
     }
     out
