@@ -36,39 +36,30 @@ enum Command {
     },
 }
 
+/// How long and how hard a closed-loop case runs.
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds measured per server and round.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Seconds of warm-up per server before measuring.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Interleaved rounds per server.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
 #[derive(Subcommand)]
 enum BenchCase {
     /// Warm `hello` throughput and latency: `wisp run` vs `wasmtime serve -S cli` vs plain hyper.
-    Run {
-        /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds measured per server and round.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Seconds of warm-up per server before measuring.
-        #[arg(long, default_value_t = 1)]
-        warmup: u64,
-        /// Interleaved rounds per server.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-    },
+    Run(LoadArgs),
     /// Warm `hello` through the gateway (`wisp serve`) vs the runtime alone (`wisp run`),
     /// `wasmtime serve -S cli` and plain hyper: throughput, and the latency the gateway adds.
-    Gateway {
-        /// Concurrent keep-alive connections for the throughput table.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds measured per server and round.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Seconds of warm-up per server before measuring.
-        #[arg(long, default_value_t = 1)]
-        warmup: u64,
-        /// Interleaved rounds per server.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-    },
+    Gateway(LoadArgs),
     /// Cold starts: N Services at zero replicas, each hit once, then again warm.
     ColdStart {
         #[arg(long, default_value_t = 1000)]
@@ -91,29 +82,19 @@ fn main() -> anyhow::Result<()> {
     let report = match Cli::parse().command {
         Command::CeilingServer { addr } => return ceiling_server(addr),
         Command::Bench { case } => match case {
-            BenchCase::Run {
-                connections,
-                seconds,
-                warmup,
-                rounds,
-            } => {
+            BenchCase::Run(load) => {
                 return bench_run(
-                    connections,
-                    Duration::from_secs(seconds),
-                    Duration::from_secs(warmup),
-                    rounds,
+                    load.connections,
+                    Duration::from_secs(load.seconds),
+                    Duration::from_secs(load.warmup),
+                    load.rounds,
                 );
             }
-            BenchCase::Gateway {
-                connections,
-                seconds,
-                warmup,
-                rounds,
-            } => cases::gateway::run(&cases::gateway::Settings {
-                connections,
-                duration: Duration::from_secs(seconds),
-                warmup: Duration::from_secs(warmup),
-                rounds,
+            BenchCase::Gateway(load) => cases::gateway::run(&cases::gateway::Settings {
+                connections: load.connections,
+                duration: Duration::from_secs(load.seconds),
+                warmup: Duration::from_secs(load.warmup),
+                rounds: load.rounds,
             })?,
             BenchCase::ColdStart { services } => cases::scale::cold_starts(services)?,
             BenchCase::Burst {

@@ -83,20 +83,38 @@ async fn send(sender: &mut Sender, host: &str, path: &str) -> Result<(StatusCode
     Ok((status, sent.elapsed()))
 }
 
-/// One request to each host in turn, over one keep-alive connection (reconnecting after a
-/// failure).
-pub async fn sequence(addr: SocketAddr, hosts: &[String], path: &str) -> Outcome {
-    let mut outcome = Outcome::new();
-    let mut sender = connect(addr).await.ok();
-    for host in hosts {
-        let result = match sender.as_mut() {
+/// One keep-alive connection that is opened again after a failure.
+struct Reconnecting {
+    addr: SocketAddr,
+    sender: Option<Sender>,
+}
+
+impl Reconnecting {
+    async fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            sender: connect(addr).await.ok(),
+        }
+    }
+
+    async fn send(&mut self, host: &str, path: &str) -> Result<(StatusCode, Duration), ()> {
+        let result = match self.sender.as_mut() {
             Some(live) => send(live, host, path).await,
             None => Err(()),
         };
         if result.is_err() {
-            sender = connect(addr).await.ok();
+            self.sender = connect(self.addr).await.ok();
         }
-        outcome.record(result);
+        result
+    }
+}
+
+/// One request to each host in turn, over one keep-alive connection.
+pub async fn sequence(addr: SocketAddr, hosts: &[String], path: &str) -> Outcome {
+    let mut outcome = Outcome::new();
+    let mut connection = Reconnecting::new(addr).await;
+    for host in hosts {
+        outcome.record(connection.send(host, path).await);
     }
     outcome
 }
@@ -106,18 +124,10 @@ pub async fn sequence(addr: SocketAddr, hosts: &[String], path: &str) -> Outcome
 /// moments of the run (a cold start and the warm request right after it).
 pub async fn pairs(addr: SocketAddr, hosts: &[String], path: &str) -> (Outcome, Outcome) {
     let (mut first, mut second) = (Outcome::new(), Outcome::new());
-    let mut sender = connect(addr).await.ok();
+    let mut connection = Reconnecting::new(addr).await;
     for host in hosts {
-        for outcome in [&mut first, &mut second] {
-            let result = match sender.as_mut() {
-                Some(live) => send(live, host, path).await,
-                None => Err(()),
-            };
-            if result.is_err() {
-                sender = connect(addr).await.ok();
-            }
-            outcome.record(result);
-        }
+        first.record(connection.send(host, path).await);
+        second.record(connection.send(host, path).await);
     }
     (first, second)
 }

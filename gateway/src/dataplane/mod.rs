@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use wisp_api::revision_key::RevisionKey;
 use wisp_autoscaler::spec::ResolvedSpec;
 use wisp_autoscaler::{Autoscaler, Clock, Reachability, RevisionSpec};
-use wisp_runtime::{ArtifactSource, Runtime};
+use wisp_runtime::{ArtifactSource, PreparedComponent, Runtime};
 
 pub use backend::{BoxedRequestBody, ReplicaBackend};
 pub use body::GatewayBody;
@@ -133,17 +133,7 @@ impl DataPlane {
         let prepared = if unchanged_spec {
             None
         } else {
-            let source = ArtifactSource::parse(&config.component);
-            let prepared = self
-                .inner
-                .runtime
-                .prepare(&source)
-                .await
-                .map_err(|source| DataPlaneError::Component {
-                    revision: config.key.clone(),
-                    source,
-                })?;
-            Some(prepared)
+            Some(self.prepare(&config).await?)
         };
 
         let _control = self.inner.control.lock().await;
@@ -167,17 +157,7 @@ impl DataPlane {
             Some(prepared) => prepared,
             // The revision changed while its component was being prepared: prepare again
             // (from the loader's memory, as the component is known by now).
-            None => {
-                let source = ArtifactSource::parse(&config.component);
-                self.inner
-                    .runtime
-                    .prepare(&source)
-                    .await
-                    .map_err(|source| DataPlaneError::Component {
-                        revision: config.key.clone(),
-                        source,
-                    })?
-            }
+            None => self.prepare(&config).await?,
         };
         if existing.is_some() {
             // A fresh autoscaler state for the replacement; the old entry keeps its detached
@@ -227,6 +207,19 @@ impl DataPlane {
             "revision ready"
         );
         Ok(entry.state())
+    }
+
+    /// Fetches and compiles (or finds cached) the revision's component.
+    async fn prepare(&self, config: &RevisionConfig) -> Result<PreparedComponent, DataPlaneError> {
+        let source = ArtifactSource::parse(&config.component);
+        self.inner
+            .runtime
+            .prepare(&source)
+            .await
+            .map_err(|source| DataPlaneError::Component {
+                revision: config.key.clone(),
+                source,
+            })
     }
 
     /// Removes a revision: requests queued for it get 503, its replicas finish what they hold.

@@ -340,11 +340,3 @@ impl RevisionEntry {
         }
     }
 }
-
-impl Drop for RevisionEntry {
-    fn drop(&mut self) {
-        if let Some(task) = lock(&self.scaler).take() {
-            task.abort();
-        }
-    }
-}

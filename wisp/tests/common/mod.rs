@@ -102,28 +102,38 @@ impl WispRun {
     }
 
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        terminate(&self.child);
     }
 
     /// Waits (bounded) for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "wisp did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut self.child)
     }
 
     /// Peak resident memory of the process so far, in bytes.
     pub fn peak_rss(&self) -> u64 {
         peak_rss(self.child.id())
+    }
+}
+
+/// Sends SIGTERM.
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Waits (bounded) for a process to exit.
+fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "wisp did not exit");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -222,23 +232,12 @@ impl WispProcess {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        terminate(&self.child);
     }
 
     /// Waits (bounded) for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "wisp did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut self.child)
     }
 }
 
