@@ -1,10 +1,15 @@
-//! The HTTP front door: Host-based routing to routes, traffic splits and tags, and dispatch to
-//! replicas or to the activator. It composes runtime, activator and autoscaler into the data
-//! plane.
+//! The HTTP front door and the data plane behind it: Host-based routing to routes, traffic
+//! splits and tags, and dispatch through each revision's activator throttler to its replicas,
+//! which the autoscaler's decisions start and stop within the node's memory.
 //!
-//! Today it holds the pieces every front door needs: the HTTP/1.1 + h2c server loop with
-//! graceful shutdown, and request ids. Not here: running wasm (runtime), buffering and load
-//! balancing (activator), scaling decisions (autoscaler).
+//! Modules: [`dataplane`] composes runtime, activator and autoscaler into the request path and
+//! the scaling loop, configured through a typed interface (revisions, routes) that `wisp serve`
+//! feeds from a YAML file and the control plane will feed from watches; [`routing`] is the pure
+//! route table; [`metrics`] the Prometheus series and admin endpoint; [`server`] the HTTP/1.1 +
+//! h2c serve loop with graceful shutdown; [`request_id`] request ids.
+//!
+//! Not here: running wasm (runtime), buffering and load-balancing policy (activator), scaling
+//! decisions (autoscaler), Kubernetes objects (control).
 
 pub mod dataplane;
 pub mod metrics;
