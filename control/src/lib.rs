@@ -1,2 +1,9 @@
-//! The control plane: a Kubernetes-compatible API server over SQLite, Knative admission, and the
-//! controllers that turn Services into Configurations, Revisions and Routes.
+//! The control plane: the Kubernetes-compatible API server that kubectl and kube-rs talk to,
+//! with Knative admission, and the controllers that turn Services into Configurations, Revisions
+//! and Routes. It talks to the data plane only through the Kubernetes API.
+//!
+//! Today it holds the API server's storage layer, [`store`]: objects in SQLite with a global
+//! resourceVersion, an event log and watches. The HTTP server, admission and controllers are
+//! still to come; this crate is not the data plane (see `wisp-gateway`).
+
+pub mod store;

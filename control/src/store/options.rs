@@ -1,0 +1,36 @@
+//! The store's tuning knobs, with defaults for a single-machine cluster.
+
+use std::time::Duration;
+
+/// Tuning knobs; [`StoreOptions::default`] suits a single-machine cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Keep this many of the latest events in the log; older ones are compacted away as writes
+    /// happen. `None` keeps everything until [`Store::compact`](super::Store::compact).
+    /// Default 10,000: enough for a watcher that reconnects after a pause, small enough to stay
+    /// a few MB.
+    pub event_retention: Option<u64>,
+    /// How many events the live channel holds for a watcher that is behind; one that falls
+    /// further behind reads the log instead. At least one; default 1,024.
+    pub watch_buffer: usize,
+    /// Read connections for a file database, 1 to 64 (an in-memory one has only its one
+    /// connection). Default 4.
+    pub read_connections: usize,
+    /// Writes that may wait for the writer before further callers wait to enqueue (at least
+    /// one). Default 1,024.
+    pub write_queue: usize,
+    /// How long a connection waits for a lock another one holds. Default 5 s.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            event_retention: Some(10_000),
+            watch_buffer: 1024,
+            read_connections: 4,
+            write_queue: 1024,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
