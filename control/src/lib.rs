@@ -3,7 +3,12 @@
 //! and Routes. It talks to the data plane only through the Kubernetes API.
 //!
 //! Today it holds the API server's storage layer, [`store`]: objects in SQLite with a global
-//! resourceVersion, an event log and watches. The HTTP server, admission and controllers are
-//! still to come; this crate is not the data plane (see `wisp-gateway`).
+//! resourceVersion, an event log and watches; the [`registry`] of served resources (names,
+//! short names, verbs, status subresources, printer columns); and [`discovery`], the pure
+//! builders of the legacy and aggregated discovery documents with `Accept` negotiation. The
+//! HTTP server, admission and controllers are still to come; this crate is not the data plane
+//! (see `wisp-gateway`).
 
+pub mod discovery;
+pub mod registry;
 pub mod store;
