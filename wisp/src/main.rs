@@ -61,6 +61,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a serving command's future on a multi-threaded async runtime.
+pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    future: F,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
 /// Logs go to stderr so stdout stays machine-readable (`listening on …`, CSV output).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WISP_LOG")

@@ -43,11 +43,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    tokio.block_on(serve(args))
+    crate::block_on(serve(args))
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {

@@ -62,11 +62,7 @@ fn domain(input: &str) -> Result<Domain, String> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    tokio.block_on(serve(args))
+    crate::block_on(serve(args))
 }
 
 /// What the arguments and the file say, checked.

@@ -172,15 +172,9 @@ impl DataPlane {
         let memory_limit = config
             .memory_limit
             .unwrap_or(self.inner.config.default_memory_limit);
-        let labels = crate::metrics::RevisionLabels::new(
-            config.key.namespace.clone(),
-            config.service.clone(),
-            config.configuration.clone(),
-            config.key.name.clone(),
-        );
         let entry = RevisionEntry::new(EntryParts {
             reachability: self.reachability(&config.key),
-            metrics: self.inner.metrics.revision(&labels),
+            metrics: &self.inner.metrics,
             prepared,
             memory_limit,
             max_request_body: self.inner.config.max_request_body,

@@ -16,7 +16,9 @@ use super::backend::ReplicaBackend;
 use super::config::RevisionConfig;
 use super::node::{NodeCapacity, Unschedulable};
 use super::status::RevisionState;
-use crate::metrics::{AutoscalerView, NodeMetrics, RevisionLabels, RevisionMetrics};
+use crate::metrics::{
+    AutoscalerView, DataPlaneMetrics, NodeMetrics, RevisionLabels, RevisionMetrics,
+};
 
 /// Longest request deadline honoured (a day): far beyond Knative's `max-revision-timeout-seconds`,
 /// and short enough that deadline arithmetic can never overflow.
@@ -67,21 +69,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub(crate) struct EntryParts {
+pub(crate) struct EntryParts<'a> {
     pub config: RevisionConfig,
     pub prepared: PreparedComponent,
     pub memory_limit: u64,
     pub max_request_body: u64,
     pub max_queue: usize,
     pub autoscaler: RevisionHandle,
-    pub metrics: RevisionMetrics,
+    /// The registry the revision's series are created in.
+    pub metrics: &'a DataPlaneMetrics,
     pub node: Arc<NodeCapacity>,
     pub node_metrics: NodeMetrics,
     pub reachability: Reachability,
 }
 
 impl RevisionEntry {
-    pub(crate) fn new(parts: EntryParts) -> Arc<Self> {
+    pub(crate) fn new(parts: EntryParts<'_>) -> Arc<Self> {
         let EntryParts {
             config,
             prepared,
@@ -125,6 +128,7 @@ impl RevisionEntry {
             config.configuration.clone(),
             config.key.name.clone(),
         );
+        let metrics = metrics.revision(&labels);
         Arc::new(Self {
             annotations: Mutex::new(config.annotations.clone()),
             reachability: Mutex::new(reachability),

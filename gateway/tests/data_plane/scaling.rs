@@ -249,3 +249,30 @@ async fn a_steady_stream_through_scale_cycles_loses_nothing() {
     .unwrap_or(0.0);
     assert!(cold >= 3.0, "a cold start per cycle, got {cold}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activator_leaves_the_path_only_with_spare_burst_capacity() {
+    let plane = Plane::start().await;
+    // Default target burst capacity (211) with one replica: not enough spare room, so requests
+    // stay buffered in the activator.
+    let buffered = plane.serve(revision("buffered", wisp_samples::HELLO)).await;
+    // Target burst capacity 0: once a replica is ready, requests go straight to it.
+    let direct = plane
+        .serve(annotated(
+            revision("direct", wisp_samples::HELLO),
+            &[("target-burst-capacity", "0")],
+        ))
+        .await;
+    for service in ["buffered", "direct"] {
+        assert_eq!(plane.get(&host(service), "/").await.status, StatusCode::OK);
+    }
+    plane.advance(2);
+    plane
+        .wait_for(&direct, "the activator out of the path", |s| {
+            !s.activator_in_path
+        })
+        .await;
+    let state = plane.state(&buffered);
+    assert!(state.activator_in_path, "{state:?}");
+    assert_eq!(plane.get(&host("direct"), "/").await.status, StatusCode::OK);
+}
