@@ -10,5 +10,6 @@
 //! (see `wisp-gateway`).
 
 pub mod discovery;
+pub mod field_error;
 pub mod registry;
 pub mod store;
