@@ -9,6 +9,7 @@
 //! HTTP server, admission and controllers are still to come; this crate is not the data plane
 //! (see `wisp-gateway`).
 
+pub mod admission;
 pub mod credentials;
 pub mod discovery;
 pub mod field_error;
