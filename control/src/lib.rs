@@ -11,5 +11,7 @@
 
 pub mod discovery;
 pub mod field_error;
+pub mod openapi;
 pub mod registry;
+pub mod schema;
 pub mod store;
