@@ -13,5 +13,7 @@ pub mod admission;
 pub mod credentials;
 pub mod discovery;
 pub mod field_error;
+pub mod openapi;
 pub mod registry;
+pub mod schema;
 pub mod store;
