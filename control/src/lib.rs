@@ -11,5 +11,8 @@
 
 pub mod discovery;
 pub mod field_error;
+pub mod jsonpath;
 pub mod registry;
+pub mod selectors;
 pub mod store;
+pub mod table;
