@@ -1,15 +1,20 @@
 //! The control plane: the Kubernetes-compatible API server that kubectl and kube-rs talk to,
-//! with Knative admission, and the controllers that turn Services into Configurations, Revisions
-//! and Routes. It talks to the data plane only through the Kubernetes API.
+//! with Knative admission, and (next) the controllers that turn Services into Configurations,
+//! Revisions and Routes. It talks to the data plane only through the Kubernetes API; it is not
+//! the data plane (see `wisp-gateway`).
 //!
-//! Today it holds the API server's storage layer, [`store`]: objects in SQLite with a global
-//! resourceVersion, an event log and watches; the [`registry`] of served resources (names,
-//! short names, verbs, status subresources, printer columns); and [`discovery`], the pure
-//! builders of the legacy and aggregated discovery documents with `Accept` negotiation. The
-//! HTTP server, admission and controllers are still to come; this crate is not the data plane
-//! (see `wisp-gateway`).
+//! * [`apiserver`]: HTTPS, authentication, the verbs, watches and garbage collection;
+//! * [`store`]: objects in SQLite with a global resourceVersion, an event log and watches;
+//! * [`registry`]: the served resources (names, short names, verbs, status, printer columns),
+//!   from which [`discovery`], [`openapi`] and [`table`] build their documents;
+//! * [`schema`]: structural schemas of every kind (unknown fields, wrong types, pruning);
+//! * [`admission`]: Knative's defaults and validation;
+//! * [`selectors`] and [`jsonpath`]: label/field selectors and printer-column paths;
+//! * [`credentials`]: the local CA, server certificate, bearer token and kubeconfig;
+//! * [`field_error`]: the "this field is wrong" unit every check reports in.
 
 pub mod admission;
+pub mod apiserver;
 pub mod credentials;
 pub mod discovery;
 pub mod field_error;

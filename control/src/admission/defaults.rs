@@ -58,7 +58,7 @@ pub(crate) fn apply(kind: Kind, request: &Request<'_>, object: &mut Value) {
             if request.operation == Operation::Create
                 && let Some(spec) = object_mut(root, "spec")
             {
-                revision_spec(spec);
+                revision_spec(spec, true);
             }
         }
     }
@@ -93,12 +93,20 @@ fn configuration_spec(request: &Request<'_>, root: &mut Map<String, Value>) {
         .and_then(|spec| object_mut(spec, "template"))
         .and_then(|template| object_mut(template, "spec"));
     if let Some(spec) = spec {
-        revision_spec(spec);
+        revision_spec(spec, false);
     }
 }
 
-/// RevisionSpec defaults: timeout, concurrency, container names and `resources`.
-fn revision_spec(spec: &mut Map<String, Value>) {
+/// RevisionSpec defaults: timeout, concurrency and, with `inside_lists`, container names and
+/// `resources`.
+///
+/// Defaults inside list items are applied to Revisions only, never to the templates users
+/// `kubectl apply`: kubectl's client-side apply sends a three-way JSON merge patch, which
+/// replaces a list whole whenever the live list differs from the manifest, so a server default
+/// inside `containers` or `traffic` would turn every re-apply of an unchanged manifest into a
+/// "configured" write. Readers treat a missing container name as `user-container` and a
+/// missing `latestRevision` as "no revisionName" — the same meaning, not stored.
+fn revision_spec(spec: &mut Map<String, Value>, inside_lists: bool) {
     let timeout_unset = spec
         .get("timeoutSeconds")
         .is_none_or(|t| t.is_null() || t.as_f64() == Some(0.0));
@@ -110,6 +118,9 @@ fn revision_spec(spec: &mut Map<String, Value>) {
             "containerConcurrency".into(),
             json!(DEFAULT_CONTAINER_CONCURRENCY),
         );
+    }
+    if !inside_lists {
+        return;
     }
     let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) else {
         return;
@@ -155,8 +166,9 @@ fn name_containers(containers: &mut [Value]) {
 }
 
 /// Traffic defaults. Inside a Service (which names its own configuration) an empty list means
-/// "all traffic to the latest revision"; every target's `latestRevision` defaults to whether
-/// it names no revision. `percent` is never defaulted, as in Knative.
+/// "all traffic to the latest revision". Targets themselves are not filled in (see
+/// [`revision_spec`] for why nothing inside a user's lists is defaulted): a target without
+/// `latestRevision` follows the latest revision exactly when it names no revision.
 fn traffic(spec: &mut Map<String, Value>, within_service: bool) {
     let empty = spec
         .get("traffic")
@@ -166,18 +178,6 @@ fn traffic(spec: &mut Map<String, Value>, within_service: bool) {
             "traffic".into(),
             json!([{"latestRevision": true, "percent": 100}]),
         );
-    }
-    let Some(targets) = spec.get_mut("traffic").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for target in targets.iter_mut().filter_map(Value::as_object_mut) {
-        if is_unset(target, "latestRevision") {
-            let pinned = target
-                .get("revisionName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
-            target.insert("latestRevision".into(), Value::Bool(!pinned));
-        }
     }
 }
 

@@ -15,8 +15,9 @@ fn service_create_fills_the_revision_spec_traffic_and_user_info() {
     let spec = &object["spec"]["template"]["spec"];
     assert_eq!(spec["timeoutSeconds"], json!(300));
     assert_eq!(spec["containerConcurrency"], json!(0));
-    assert_eq!(spec["containers"][0]["name"], json!("user-container"));
-    assert_eq!(spec["containers"][0]["resources"], json!({}));
+    // Nothing is defaulted inside the user's lists (re-applying must stay "unchanged").
+    assert!(spec["containers"][0].get("name").is_none());
+    assert!(spec["containers"][0].get("resources").is_none());
     // No TCP readiness probe and no service links: wisp has neither.
     assert!(spec["containers"][0].get("readinessProbe").is_none());
     assert!(spec.get("enableServiceLinks").is_none());
@@ -55,20 +56,20 @@ fn a_zero_timeout_is_defaulted_but_explicit_values_are_kept() {
 }
 
 #[test]
-fn traffic_targets_get_latest_revision_from_whether_they_name_a_revision() {
+fn traffic_targets_are_left_as_written() {
     let mut object = service();
     object["spec"]["traffic"] = json!([
         {"revisionName": "hello-00001", "percent": 50},
-        {"tag": "next"},
-        {"revisionName": "hello-00002", "latestRevision": true, "percent": 50},
+        {"tag": "next", "percent": 50},
     ]);
-    let object = defaulted(&create("services"), object);
-    let traffic = &object["spec"]["traffic"];
-    assert_eq!(traffic[0]["latestRevision"], json!(false));
-    assert_eq!(traffic[1]["latestRevision"], json!(true));
-    // Percent is never defaulted, and an explicit latestRevision is left for validation.
-    assert!(traffic[1].get("percent").is_none());
-    assert_eq!(traffic[2]["latestRevision"], json!(true));
+    let object = defaulted(&create("services"), object.clone());
+    assert_eq!(
+        object["spec"]["traffic"],
+        json!([
+            {"revisionName": "hello-00001", "percent": 50},
+            {"tag": "next", "percent": 50},
+        ])
+    );
 }
 
 #[test]
@@ -81,20 +82,19 @@ fn a_route_without_traffic_is_not_given_any() {
         {"configurationName": "c", "percent": 100}
     ]}});
     let object = defaulted(&create("routes"), route);
-    assert_eq!(object["spec"]["traffic"][0]["latestRevision"], json!(true));
+    assert!(object["spec"]["traffic"][0].get("latestRevision").is_none());
     assert_eq!(object["metadata"]["annotations"][CREATOR], json!("alice"));
 }
 
 #[test]
-fn several_containers_get_numbered_names_that_avoid_chosen_ones() {
-    let mut object = service();
-    object["spec"]["template"]["spec"]["containers"] = json!([
+fn revision_containers_get_numbered_names_that_avoid_chosen_ones() {
+    let revision = json!({"metadata": {"name": "hello-00001"}, "spec": {"containers": [
         {"image": "a"},
         {"name": "user-container-0", "image": "b"},
         {"image": "c"},
-    ]);
-    let object = defaulted(&create("services"), object);
-    let containers = &object["spec"]["template"]["spec"]["containers"];
+    ]}});
+    let object = defaulted(&create("revisions"), revision);
+    let containers = &object["spec"]["containers"];
     assert_eq!(containers[0]["name"], json!("user-container-1"));
     assert_eq!(containers[1]["name"], json!("user-container-0"));
     assert_eq!(containers[2]["name"], json!("user-container-2"));

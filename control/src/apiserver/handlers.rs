@@ -1,0 +1,532 @@
+//! Request dispatch: authentication, then discovery, OpenAPI and version documents, or the
+//! resource verbs (reference §2.1: GET item = get, GET collection = list or watch, POST =
+//! create, PUT = update, PATCH = patch or apply, DELETE = delete or deletecollection).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::credentials::{ADMIN_USER, Credentials};
+use crate::discovery::{self, Representation, Root};
+use crate::openapi;
+use crate::registry::{self, Resource};
+use crate::schema;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::Scope;
+use crate::table::{self, IncludeObject};
+
+use super::body;
+use super::gc::Propagation;
+use super::metadata::meta_str;
+use super::objects::{Deleted, Objects, Patch, Preconditions, WriteOptions, Written};
+use super::paging;
+use super::patch::PatchType;
+use super::path::{self, ResourcePath, Target};
+use super::query::Query;
+use super::respond::{self, Body, Shape};
+use super::status::{self, ApiError};
+use super::version;
+use super::watch::{self as watching, WatchRequest};
+
+/// What every request handler shares.
+pub struct Context {
+    /// The object operations.
+    pub objects: Objects,
+    /// TLS material and the bearer token requests must carry.
+    pub credentials: Credentials,
+    /// Largest accepted request body.
+    pub max_body: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Flips to `true` when the server stops (ends open watches).
+    pub shutdown: watch::Receiver<bool>,
+    /// `host:port` clients reach this server at (for `/api`'s serverAddressByClientCIDRs).
+    pub server_address: String,
+}
+
+/// Answers one request; never fails (errors become `Status` responses).
+pub async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Response<Body> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    match route(&context, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            if error.code.is_server_error() {
+                tracing::warn!(%method, %path, %error, "request failed");
+            } else {
+                tracing::debug!(%method, %path, %error, "request refused");
+            }
+            respond::error(&error)
+        }
+    }
+}
+
+async fn route(context: &Context, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let target = path::parse(parts.uri.path())?;
+    // `/version` and health checks are public on the real server too (the
+    // system:public-info-viewer role); everything else needs the token.
+    let public = matches!(target, Target::Version | Target::Health);
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.as_bytes());
+    if !public && !context.credentials.authorizes(authorization) {
+        return Err(ApiError::unauthorized());
+    }
+    if let Target::Resource(resource_path) = target {
+        return resource(context, parts, body, resource_path).await;
+    }
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(ApiError {
+            code: StatusCode::METHOD_NOT_ALLOWED,
+            reason: "MethodNotAllowed",
+            message: format!("{} is read-only: use GET", parts.uri.path()),
+            details: None,
+        });
+    }
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    document(context, target, accept, parts.uri.path())
+}
+
+/// The read-only documents: version, health, discovery, OpenAPI.
+fn document(
+    context: &Context,
+    target: Target,
+    accept: Option<&str>,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    let not_found = || ApiError::no_route(path);
+    Ok(match target {
+        Target::Version => respond::json(StatusCode::OK, &version::document()),
+        Target::Health => respond::bytes(StatusCode::OK, Bytes::from_static(b"ok"), "text/plain"),
+        Target::CoreVersions | Target::GroupList => {
+            let representation = discovery::negotiate(accept);
+            let body = match (representation, &target) {
+                (Representation::Aggregated(version), Target::CoreVersions) => {
+                    discovery::aggregated(Root::Core, version)
+                }
+                (Representation::Aggregated(version), _) => {
+                    discovery::aggregated(Root::Apis, version)
+                }
+                (Representation::Legacy, Target::CoreVersions) => {
+                    discovery::api_versions(&context.server_address)
+                }
+                (Representation::Legacy, _) => discovery::api_group_list(),
+            };
+            respond::bytes(
+                StatusCode::OK,
+                Bytes::from(body.to_string()),
+                representation.content_type(),
+            )
+        }
+        Target::Group(group) => {
+            let list = discovery::api_group_list();
+            let found = list["groups"]
+                .as_array()
+                .and_then(|groups| groups.iter().find(|g| g["name"] == group.as_str()))
+                .cloned()
+                .ok_or_else(not_found)?;
+            let mut body = found;
+            body["kind"] = "APIGroup".into();
+            body["apiVersion"] = "v1".into();
+            respond::json(StatusCode::OK, &body)
+        }
+        Target::ResourceList { group, version } => respond::json(
+            StatusCode::OK,
+            &discovery::api_resource_list(&group, &version).ok_or_else(not_found)?,
+        ),
+        Target::OpenApiRoot => respond::json(StatusCode::OK, openapi::root()),
+        Target::OpenApiDocument(document) => {
+            let found = openapi::group_version(&document).ok_or_else(not_found)?;
+            respond::bytes(StatusCode::OK, found.body.clone(), "application/json")
+        }
+        Target::Resource(_) => return Err(not_found()),
+    })
+}
+
+/// The verbs on a resource URL.
+async fn resource(
+    context: &Context,
+    parts: Parts,
+    body: Incoming,
+    target: ResourcePath,
+) -> Result<Response<Body>, ApiError> {
+    let query = Query::parse(parts.uri.query())?;
+    let resource = target.resource;
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let shape = respond::shape(accept);
+    let verb = verb(&parts.method, &target, &query)?;
+    let allowed = if target.status {
+        resource.has_status && registry::STATUS_VERBS.contains(&verb)
+    } else {
+        resource.allows(verb)
+    };
+    if !allowed {
+        return Err(ApiError::method_not_allowed(resource, verb));
+    }
+    let namespace = target.namespace.as_deref();
+    match (verb, target.name.as_deref()) {
+        ("get", Some(name)) => {
+            let object = context.objects.get(resource, namespace, name).await?;
+            Ok(single(resource, &object, shape, &query)?)
+        }
+        ("list", _) => list(context, &target, &query, shape).await,
+        ("watch", _) => watch(context, &target, &query, shape),
+        ("create", None) => {
+            let (object, options) = read_object(context, &parts, body, &query).await?;
+            let written = context
+                .objects
+                .create(resource, namespace, object, &options)
+                .await?;
+            Ok(written_response(written))
+        }
+        ("update", Some(name)) => {
+            let (object, options) = read_object(context, &parts, body, &query).await?;
+            let written = context
+                .objects
+                .update(resource, namespace, name, target.status, object, &options)
+                .await?;
+            Ok(written_response(written))
+        }
+        ("patch", Some(name)) => {
+            let kind = PatchType::from_media_type(&body::media_type(&parts.headers), resource)?;
+            let (patch, options) = read_object(context, &parts, body, &query).await?;
+            let written = context
+                .objects
+                .patch(
+                    resource,
+                    namespace,
+                    name,
+                    target.status,
+                    Patch { kind, body: patch },
+                    &options,
+                )
+                .await?;
+            Ok(written_response(written))
+        }
+        ("delete", Some(name)) => {
+            let (preconditions, propagation, dry_run) =
+                delete_options(context, &parts, body, &query).await?;
+            let deleted = context
+                .objects
+                .delete(
+                    resource,
+                    namespace,
+                    name,
+                    preconditions,
+                    propagation,
+                    dry_run,
+                )
+                .await?;
+            Ok(match deleted {
+                Deleted::Removed(object) => respond::json(
+                    StatusCode::OK,
+                    &status::success(resource, name, meta_str(&object, "uid")),
+                ),
+                Deleted::Pending(object) => respond::json(StatusCode::OK, &object),
+            })
+        }
+        ("deletecollection", None) => {
+            let (_, propagation, dry_run) = delete_options(context, &parts, body, &query).await?;
+            delete_collection(context, &target, &query, propagation, dry_run).await
+        }
+        _ => Err(ApiError::method_not_allowed(resource, verb)),
+    }
+}
+
+/// The Kubernetes verb of a request.
+fn verb(method: &Method, target: &ResourcePath, query: &Query) -> Result<&'static str, ApiError> {
+    let item = target.name.is_some();
+    Ok(match (method.as_str(), item) {
+        ("GET" | "HEAD", true) => "get",
+        ("GET" | "HEAD", false) if query.watch => "watch",
+        ("GET" | "HEAD", false) => "list",
+        ("POST", false) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (method, _) => {
+            return Err(ApiError {
+                code: StatusCode::METHOD_NOT_ALLOWED,
+                reason: "MethodNotAllowed",
+                message: format!(
+                    "{method} is not allowed on {}: use GET, POST, PUT, PATCH or DELETE as the \
+                     Kubernetes API does",
+                    if item { "an object" } else { "a collection" }
+                ),
+                details: None,
+            });
+        }
+    })
+}
+
+/// One object in the representation asked for.
+fn single(
+    resource: &'static Resource,
+    object: &Value,
+    shape: Shape,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    Ok(match shape {
+        Shape::Object => respond::json(StatusCode::OK, object),
+        Shape::PartialMetadata => respond::json(StatusCode::OK, &respond::partial(object)),
+        Shape::Table => {
+            let include = include_object(query)?;
+            respond::json(
+                StatusCode::OK,
+                &table::table(resource, std::slice::from_ref(object), include, None, true),
+            )
+        }
+    })
+}
+
+fn include_object(query: &Query) -> Result<IncludeObject, ApiError> {
+    IncludeObject::parse(query.include_object.as_deref())
+        .map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// Parsed selectors of a list or watch.
+fn selectors(
+    resource: &Resource,
+    query: &Query,
+) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
+    let labels = query
+        .label_selector
+        .as_deref()
+        .map(LabelSelector::parse)
+        .transpose()
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let fields = query
+        .field_selector
+        .as_deref()
+        .map(|text| FieldSelector::parse(text, resource))
+        .transpose()
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    Ok((labels, fields))
+}
+
+/// The store scope a list or watch reads: the URL's namespace and, when the field selector
+/// pins them, one namespace and name.
+fn scope(target: &ResourcePath, fields: Option<&FieldSelector>) -> Scope {
+    let resource = target.resource;
+    let mut scope = Scope::resource(resource.store_resource());
+    let namespace = target
+        .namespace
+        .as_deref()
+        .or_else(|| fields.and_then(FieldSelector::namespace));
+    if let Some(namespace) = namespace.filter(|_| resource.namespaced) {
+        scope = scope.in_namespace(namespace);
+    }
+    if let Some(name) = fields.and_then(FieldSelector::name) {
+        scope = scope.named(name);
+    }
+    scope
+}
+
+async fn list(
+    context: &Context,
+    target: &ResourcePath,
+    query: &Query,
+    shape: Shape,
+) -> Result<Response<Body>, ApiError> {
+    let resource = target.resource;
+    let (labels, fields) = selectors(resource, query)?;
+    let scope = scope(target, fields.as_ref());
+    let listed = context
+        .objects
+        .store()
+        .list(&scope)
+        .await
+        .map_err(|error| ApiError::from_store(resource, "", error))?;
+    let matching: Vec<Value> = listed
+        .items
+        .into_iter()
+        .filter(|object| {
+            let object_labels = object
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object);
+            labels.as_ref().is_none_or(|s| s.matches(object_labels))
+                && fields.as_ref().is_none_or(|s| s.matches(object))
+        })
+        .collect();
+    let (items, rv, page) = paging::page(
+        matching,
+        listed.resource_version,
+        query.limit,
+        query.continue_token.as_deref(),
+    )?;
+    Ok(match shape {
+        Shape::Table => {
+            let include = include_object(query)?;
+            let mut body = table::table(resource, &items, include, Some(&rv.to_string()), true);
+            if let Some(token) = &page.continue_token {
+                body["metadata"]["continue"] = token.clone().into();
+            }
+            respond::json(StatusCode::OK, &body)
+        }
+        shape => respond::json(
+            StatusCode::OK,
+            &respond::list(resource, items, rv, &page, shape),
+        ),
+    })
+}
+
+fn watch(
+    context: &Context,
+    target: &ResourcePath,
+    query: &Query,
+    shape: Shape,
+) -> Result<Response<Body>, ApiError> {
+    let resource = target.resource;
+    let (labels, fields) = selectors(resource, query)?;
+    let request = WatchRequest {
+        resource,
+        scope: scope(target, fields.as_ref()),
+        from: query.resource_version,
+        send_initial_events: query.send_initial_events,
+        bookmarks: query.allow_bookmarks,
+        timeout: query.timeout,
+        labels,
+        fields,
+        shape,
+        include: include_object(query)?,
+    };
+    Ok(watching::start(
+        context.objects.clone(),
+        request,
+        context.bookmark_interval,
+        context.shutdown.clone(),
+    ))
+}
+
+/// Reads and decodes a write's body, with the options the query and the raw body give.
+async fn read_object(
+    context: &Context,
+    parts: &Parts,
+    body: Incoming,
+    query: &Query,
+) -> Result<(Value, WriteOptions), ApiError> {
+    let bytes = body::read(body, &parts.headers, context.max_body).await?;
+    let media_type = body::media_type(&parts.headers);
+    let object = body::decode(&bytes, &media_type)?;
+    let options = WriteOptions {
+        dry_run: query.dry_run,
+        field_validation: query.field_validation,
+        field_manager: query.field_manager.clone(),
+        user: ADMIN_USER.to_owned(),
+        duplicate_fields: if media_type.ends_with("json") {
+            schema::duplicate_fields(&bytes)
+        } else {
+            Vec::new()
+        },
+    };
+    Ok((object, options))
+}
+
+/// DeleteOptions from the body (kubectl and kube-rs send one) and the query.
+async fn delete_options(
+    context: &Context,
+    parts: &Parts,
+    body: Incoming,
+    query: &Query,
+) -> Result<(Preconditions, Propagation, bool), ApiError> {
+    let bytes = body::read(body, &parts.headers, context.max_body).await?;
+    let options = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        body::decode_json(&bytes)?
+    };
+    let policy = options
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or(query.propagation_policy.as_deref());
+    let orphan = options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    let propagation = if orphan {
+        Propagation::Orphan
+    } else {
+        Propagation::parse(policy)?
+    };
+    let text = |pointer: &str| {
+        options
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let preconditions = Preconditions {
+        uid: text("/preconditions/uid"),
+        resource_version: text("/preconditions/resourceVersion"),
+    };
+    let dry_run = query.dry_run
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|modes| modes.iter().any(|mode| mode == "All"));
+    Ok((preconditions, propagation, dry_run))
+}
+
+async fn delete_collection(
+    context: &Context,
+    target: &ResourcePath,
+    query: &Query,
+    propagation: Propagation,
+    dry_run: bool,
+) -> Result<Response<Body>, ApiError> {
+    let resource = target.resource;
+    let (labels, fields) = selectors(resource, query)?;
+    let listed = context
+        .objects
+        .store()
+        .list(&scope(target, fields.as_ref()))
+        .await
+        .map_err(|error| ApiError::from_store(resource, "", error))?;
+    for object in listed.items.iter().filter(|object| {
+        let object_labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
+        labels.as_ref().is_none_or(|s| s.matches(object_labels))
+            && fields.as_ref().is_none_or(|s| s.matches(object))
+    }) {
+        let name = meta_str(object, "name").unwrap_or_default();
+        match context
+            .objects
+            .delete(
+                resource,
+                meta_str(object, "namespace"),
+                name,
+                Preconditions::default(),
+                propagation,
+                dry_run,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if error.reason == "NotFound" => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(respond::json(
+        StatusCode::OK,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+    ))
+}
+
+fn written_response(written: Written) -> Response<Body> {
+    respond::with_warnings(
+        respond::json(written.code, &written.object),
+        &written.warnings,
+    )
+}

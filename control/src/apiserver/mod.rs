@@ -1,0 +1,291 @@
+//! The Kubernetes-compatible API server: HTTPS with a bearer token, discovery, OpenAPI,
+//! server-side Tables, CRUD with Knative admission, watches and garbage collection over the
+//! [`crate::store`]. `shared/reference/kubernetes-api.md` is its specification; each module
+//! says which part it implements.
+//!
+//! [`ApiServer::start`] loads (or creates) the data directory's credentials and database,
+//! makes sure the standard namespaces exist, binds, writes the kubeconfig with the bound
+//! address, and serves until [`ApiServer::shutdown`].
+
+pub mod body;
+pub mod core;
+pub mod gc;
+pub mod handlers;
+pub mod metadata;
+pub mod objects;
+pub mod paging;
+pub mod patch;
+pub mod path;
+pub mod query;
+pub mod respond;
+pub mod status;
+pub mod version;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::credentials::{self, Credentials, CredentialsError};
+use crate::registry;
+use crate::store::{Store, StoreError, StoreOptions};
+
+use handlers::Context;
+use objects::{Objects, WriteOptions};
+
+/// Namespaces every cluster has; `knative-serving` holds Knative's ConfigMaps.
+pub const STANDARD_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "knative-serving"];
+
+/// How long a client may take over the TLS handshake before its connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct ApiServerConfig {
+    /// Holds the database, the credentials and the kubeconfig.
+    pub data_dir: PathBuf,
+    /// Address to bind (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Extra names (DNS or IP) the server certificate covers besides loopback.
+    pub extra_names: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Interval of watch bookmarks (when the client allows them).
+    pub bookmark_interval: Duration,
+    /// Store tuning.
+    pub store: StoreOptions,
+}
+
+impl ApiServerConfig {
+    /// Defaults for serving `data_dir` on `addr`.
+    pub fn new(data_dir: impl Into<PathBuf>, addr: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            addr,
+            extra_names: Vec::new(),
+            max_body: body::DEFAULT_MAX_BODY,
+            bookmark_interval: Duration::from_secs(60),
+            store: StoreOptions::default(),
+        }
+    }
+}
+
+/// Why the API server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServerError {
+    /// The TLS material or token could not be loaded or created.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The database could not be opened.
+    #[error("cannot open the API server's database: {0}")]
+    Store(#[from] StoreError),
+    /// The address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source}; choose another --api-addr (port 0 picks a free one)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The standard namespaces could not be created.
+    #[error("cannot create the standard namespaces: {0}")]
+    Bootstrap(status::ApiError),
+}
+
+/// A running API server.
+pub struct ApiServer {
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    objects: Objects,
+    stop: signal::Sender<bool>,
+    serving: JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Starts serving; returns once the socket is bound and the kubeconfig written.
+    pub async fn start(config: ApiServerConfig) -> Result<Self, ApiServerError> {
+        let credentials = Credentials::load_or_create(&config.data_dir, &config.extra_names)?;
+        let store_path = config.data_dir.join("wisp.db");
+        let store_options = config.store.clone();
+        let store =
+            tokio::task::spawn_blocking(move || Store::open_with(store_path, store_options))
+                .await
+                .map_err(|_| StoreError::Aborted)??;
+        let (collector, queue) = gc::Collector::new();
+        let objects = Objects::new(store, collector);
+        bootstrap(&objects)
+            .await
+            .map_err(ApiServerError::Bootstrap)?;
+        tokio::spawn(gc::run(objects.clone(), queue));
+
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| ApiServerError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ApiServerError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let reachable = reachable(addr);
+        let kubeconfig = config.data_dir.join("kubeconfig");
+        credentials::write_kubeconfig(&kubeconfig, &format!("https://{reachable}"), &credentials)?;
+        let acceptor = TlsAcceptor::from(credentials.server_tls_config()?);
+        let (stop, stopped) = signal::channel(false);
+        let context = Arc::new(Context {
+            objects: objects.clone(),
+            credentials,
+            max_body: config.max_body,
+            bookmark_interval: config.bookmark_interval,
+            shutdown: stopped.clone(),
+            server_address: reachable.to_string(),
+        });
+        let serving = tokio::spawn(serve(listener, acceptor, context, stopped));
+        tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
+        Ok(Self {
+            addr,
+            kubeconfig,
+            objects,
+            stop,
+            serving,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://host:port` clients use.
+    pub fn url(&self) -> String {
+        format!("https://{}", reachable(self.addr))
+    }
+
+    /// The kubeconfig written for this server.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The object operations, for in-process callers (controllers, the node reporter).
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    /// Stops accepting, ends open watches and waits (briefly) for in-flight requests.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.serving.await;
+    }
+}
+
+/// The address to give clients: a wildcard bind is reached over loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], v4.port()))
+        }
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v6.port()))
+        }
+        other => other,
+    }
+}
+
+/// Creates the standard namespaces that do not exist yet.
+async fn bootstrap(objects: &Objects) -> Result<(), status::ApiError> {
+    let namespaces = registry::lookup("", "v1", "namespaces")
+        .ok_or_else(|| status::ApiError::internal("the namespaces resource is not registered"))?;
+    let options = WriteOptions {
+        user: "system:apiserver".into(),
+        ..WriteOptions::default()
+    };
+    for name in STANDARD_NAMESPACES {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match objects.create(namespaces, None, object, &options).await {
+            Ok(_) => {}
+            Err(error) if error.reason == "AlreadyExists" => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    context: Arc<Context>,
+    mut stopped: signal::Receiver<bool>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let context = Arc::clone(&context);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = service_fn(move |request| {
+                let context = Arc::clone(&context);
+                async move {
+                    Ok::<_, std::convert::Infallible>(handlers::handle(context, request).await)
+                }
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Locks a mutex, carrying on after a panic elsewhere (the guarded data is a plain buffer).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
