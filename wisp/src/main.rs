@@ -2,6 +2,7 @@
 //!
 //! It parses arguments and composes the library crates; the behaviour lives in those crates.
 
+mod api_server_cmd;
 mod autoscaler_cmd;
 mod cache_args;
 mod cli_values;
@@ -37,6 +38,8 @@ enum Command {
     /// Serve the Knative Services of a YAML file through the data plane (gateway, activator,
     /// autoscaler), without an API server.
     Serve(serve_cmd::ServeArgs),
+    /// Run only the Kubernetes-compatible API server (kubectl and kube-rs talk to it).
+    ApiServer(api_server_cmd::ApiServerArgs),
     /// Tools around the Knative-compatible autoscaler.
     Autoscaler {
         #[command(subcommand)]
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::ApiServer(args) => api_server_cmd::run(args),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {
