@@ -484,7 +484,22 @@ impl Step {
                 return Err(ApiError::already_exists(resource, name).into());
             }
             (Change::Create(body), None) => (body, None),
-            (Change::Patch(PatchType::Apply, body), None) if !self.status => (body, None),
+            (Change::Patch(PatchType::Apply, mut body), None) if !self.status => {
+                // An apply patch that creates names its object by the URL.
+                match meta_str(&body, "name") {
+                    Some(given) if !given.is_empty() && given != name => {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({given}) does not match the name on the \
+                             URL ({name})"
+                        ))
+                        .into());
+                    }
+                    _ => {
+                        metadata::metadata_mut(&mut body)?.insert("name".into(), name.into());
+                    }
+                }
+                (body, None)
+            }
             (Change::Replace(_) | Change::Patch(..), None) => {
                 return Err(ApiError::not_found(resource, name).into());
             }
