@@ -77,15 +77,42 @@ pub fn apply(kind: PatchType, current: &Value, patch: &Value) -> Result<Value, A
                          such as [{{\"op\":\"replace\",\"path\":\"/spec/x\",\"value\":1}}]"
                     ))
                 })?;
-            json_patch::patch(&mut patched, &operations).map_err(|error| ApiError {
-                code: http::StatusCode::UNPROCESSABLE_ENTITY,
-                reason: "Invalid",
-                message: format!("the JSON patch could not be applied: {error}"),
-                details: None,
-            })?;
+            // One operation at a time so an absent-is-null `test` can be decided on the
+            // document as the earlier operations left it; `patched` is a copy, so a failure
+            // part-way still changes nothing.
+            for (index, operation) in operations.0.iter().enumerate() {
+                if tests_absent_as_null(&patched, operation) {
+                    continue;
+                }
+                json_patch::patch(&mut patched, std::slice::from_ref(operation)).map_err(
+                    |error| ApiError {
+                        code: http::StatusCode::UNPROCESSABLE_ENTITY,
+                        reason: "Invalid",
+                        message: format!(
+                            "the JSON patch could not be applied: operation '/{index}' failed \
+                             at path '{}': {}",
+                            error.path, error.kind
+                        ),
+                        details: None,
+                    },
+                )?;
+            }
         }
     }
     Ok(patched)
+}
+
+/// Whether `operation` is a `test` for `null` of a path that is absent (under a parent that
+/// exists). Go's json-patch, which the real server uses, lets that pass, and kube-rs's
+/// `finalizer` helper relies on it to add the first finalizer (`test /metadata/finalizers
+/// null`, then `add`); the Rust json-patch crate would fail it as an invalid path.
+fn tests_absent_as_null(document: &Value, operation: &json_patch::PatchOperation) -> bool {
+    let json_patch::PatchOperation::Test(test) = operation else {
+        return false;
+    };
+    let path = test.path.as_str();
+    let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+    test.value.is_null() && document.pointer(path).is_none() && document.pointer(parent).is_some()
 }
 
 fn require_object(patch: &Value) -> Result<(), ApiError> {
@@ -152,6 +179,54 @@ mod tests {
         .expect("test passes");
         assert_eq!(applied, json!({"metadata": {"finalizers": []}}));
         assert!(apply(PatchType::Json, &current, &json!({"op": "x"})).is_err());
+    }
+
+    #[test]
+    fn json_patch_test_of_null_passes_for_an_absent_path() {
+        let current = json!({"metadata": {"name": "x"}});
+        let added = apply(
+            PatchType::Json,
+            &current,
+            &json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]),
+        )
+        .expect("absent tests as null");
+        assert_eq!(
+            added,
+            json!({"metadata": {"name": "x", "finalizers": ["f"]}})
+        );
+        // Present, or a non-null expectation, or a missing parent: still a failed test.
+        for (document, value, path) in [
+            (&added, json!(null), "/metadata/finalizers"),
+            (&current, json!(["f"]), "/metadata/finalizers"),
+            (&current, json!(null), "/status/conditions"),
+        ] {
+            let failed = apply(
+                PatchType::Json,
+                document,
+                &json!([{"op": "test", "path": path, "value": value},
+                        {"op": "add", "path": "/metadata/finalizers", "value": ["g"]}]),
+            )
+            .expect_err("test fails");
+            assert_eq!(failed.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(
+                failed.message.contains("operation '/0'"),
+                "{}",
+                failed.message
+            );
+        }
+        let second = apply(
+            PatchType::Json,
+            &current,
+            &json!([{"op": "add", "path": "/metadata/labels", "value": {}},
+                    {"op": "remove", "path": "/metadata/nothing"}]),
+        )
+        .expect_err("second operation fails");
+        assert!(
+            second.message.contains("operation '/1'"),
+            "{}",
+            second.message
+        );
     }
 
     #[test]
