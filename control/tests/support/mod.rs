@@ -155,8 +155,7 @@ impl Cluster {
         if let Some(server) = self.server.take() {
             self.runtime.block_on(server.shutdown());
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder"))
     }
 }
 

@@ -1,0 +1,1051 @@
+//! The kube-rs matrix of reference §9 against the real server: server-side apply, the status
+//! subresource and generation, `watcher` (list+watch and streaming lists), `reflector` with
+//! paging, `metadata_watcher`, `Controller::owns`, recovery after a 410, finalizers, garbage
+//! collection, selectors, dry runs, generateName and authentication — each test on its own
+//! cluster, every wait bounded so a server bug fails instead of hanging.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use http::StatusCode;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::core::{PartialObjectMeta, Request};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{self, Event as Finalizer};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{Controller, reflector, watcher as watch_objects};
+use kube::{Client, CustomResource, Resource, ResourceExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use support::Cluster;
+use tokio::sync::mpsc;
+
+/// How long any single wait may take before the test fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A Knative Service. The spec is kept as raw JSON so server defaults round-trip untouched.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "serving.knative.dev",
+    version = "v1",
+    kind = "Service",
+    namespaced,
+    status = "KnativeStatus",
+    schema = "disabled"
+)]
+struct ServiceSpec {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+}
+
+/// A Knative Configuration (what a Service owns).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "serving.knative.dev",
+    version = "v1",
+    kind = "Configuration",
+    namespaced,
+    status = "KnativeStatus",
+    schema = "disabled"
+)]
+struct ConfigurationSpec {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+}
+
+/// The status of both kinds: only observedGeneration is looked at.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+struct KnativeStatus {
+    #[serde(
+        rename = "observedGeneration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    observed_generation: Option<i64>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+/// `spec.template` running `image`.
+fn template(image: &str) -> Map<String, Value> {
+    match json!({"template": {"spec": {"containers": [{"image": image}]}}}) {
+        Value::Object(fields) => fields,
+        _ => unreachable!(),
+    }
+}
+
+fn service(name: &str, image: &str) -> Service {
+    let mut service = Service::new(
+        name,
+        ServiceSpec {
+            fields: template(image),
+        },
+    );
+    service.metadata.namespace = Some("default".into());
+    service
+}
+
+fn labelled(name: &str, labels: &[(&str, &str)]) -> Service {
+    let mut service = service(name, "ghcr.io/example/hello:1");
+    service.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+    service
+}
+
+/// A Configuration owned (as its controller) by `owner`.
+fn owned_configuration(name: &str, owner: &Service) -> Configuration {
+    let mut configuration = Configuration::new(
+        name,
+        ConfigurationSpec {
+            fields: template("ghcr.io/example/hello:1"),
+        },
+    );
+    configuration.metadata.namespace = owner.metadata.namespace.clone();
+    configuration.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "serving.knative.dev/v1".into(),
+        kind: "Service".into(),
+        name: owner.name_any(),
+        uid: owner.uid().expect("owner has a uid"),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    configuration
+}
+
+fn image_of(service: &Service) -> Option<&str> {
+    service
+        .spec
+        .fields
+        .get("template")?
+        .pointer("/spec/containers/0/image")?
+        .as_str()
+}
+
+fn generation(service: &Service) -> i64 {
+    service.metadata.generation.expect("generation is set")
+}
+
+/// `future`, or a failure naming `what` after [`WAIT`].
+async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// The next item of `stream` for which `pick` gives something, skipping the rest.
+async fn next_matching<S, T, R>(
+    what: &str,
+    stream: &mut S,
+    mut pick: impl FnMut(T) -> Option<R>,
+) -> R
+where
+    S: Stream<Item = T> + Unpin,
+{
+    within(what, async {
+        loop {
+            let item = stream
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("stream ended before {what}"));
+            if let Some(found) = pick(item) {
+                return found;
+            }
+        }
+    })
+    .await
+}
+
+/// Polls `check` until it holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+fn services(client: &Client) -> Api<Service> {
+    Api::namespaced(client.clone(), "default")
+}
+
+fn configurations(client: &Client) -> Api<Configuration> {
+    Api::namespaced(client.clone(), "default")
+}
+
+fn api_code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+async fn is_gone<K>(api: &Api<K>, name: &str) -> bool
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(_) => false,
+        Err(error) => api_code(&error) == Some(404),
+    }
+}
+
+fn names<'a>(items: impl IntoIterator<Item = &'a Service>) -> BTreeSet<String> {
+    items.into_iter().map(ResourceExt::name_any).collect()
+}
+
+#[test]
+fn apply_patch_creates_then_merges_and_needs_a_field_manager() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let url = Service::url_path(&(), Some("default"));
+        let send_apply = |service: Service, params: PatchParams| {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                let request = Request::new(url)
+                    .patch("hello", &params, &Patch::Apply(&service))
+                    .expect("apply request");
+                let response = within("apply", client.send(request.map(Into::into)))
+                    .await
+                    .expect("apply is answered");
+                response.status()
+            }
+        };
+        let params = PatchParams::apply("wisp-test");
+        assert_eq!(
+            send_apply(service("hello", "ghcr.io/example/hello:1"), params.clone()).await,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            send_apply(service("hello", "ghcr.io/example/hello:2"), params.clone()).await,
+            StatusCode::OK
+        );
+
+        let api = services(&client);
+        let stored = api.get("hello").await.expect("applied object exists");
+        assert_eq!(image_of(&stored), Some("ghcr.io/example/hello:2"));
+        assert_eq!(generation(&stored), 2, "the spec change bumped generation");
+
+        // The typed call merges labels into the existing object.
+        let mut with_label = service("hello", "ghcr.io/example/hello:2");
+        with_label.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        let applied = api
+            .patch("hello", &params.clone().force(), &Patch::Apply(&with_label))
+            .await
+            .expect("apply again");
+        assert_eq!(applied.labels().get("team").map(String::as_str), Some("a"));
+        assert_eq!(
+            applied.uid(),
+            stored.uid(),
+            "apply merged, did not recreate"
+        );
+
+        let missing_manager = PatchParams::default();
+        let error = api
+            .patch(
+                "hello",
+                &missing_manager,
+                &Patch::Apply(&service("hello", "ghcr.io/example/hello:3")),
+            )
+            .await
+            .expect_err("apply without fieldManager is refused");
+        let kube::Error::Api(status) = error else {
+            panic!("expected an API error, got {error:?}");
+        };
+        assert_eq!(status.code, 422);
+        assert_eq!(status.reason, "Invalid");
+        assert!(
+            status.message.contains("fieldManager"),
+            "{}",
+            status.message
+        );
+    });
+}
+
+#[test]
+fn status_subresource_and_generation() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let created = api
+            .create(&PostParams::default(), &service("s", "ghcr.io/example/hello:1"))
+            .await
+            .expect("create");
+        assert_eq!(generation(&created), 1);
+
+        let patched = api
+            .patch_status(
+                "s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({
+                    "spec": {"template": {"spec": {"containers": [{"image": "evil:1"}]}}},
+                    "status": {"observedGeneration": 1}
+                })),
+            )
+            .await
+            .expect("status patch");
+        assert_eq!(
+            patched.status.as_ref().and_then(|s| s.observed_generation),
+            Some(1)
+        );
+        assert_eq!(image_of(&patched), Some("ghcr.io/example/hello:1"), "spec untouched");
+        assert_eq!(generation(&patched), 1, "status writes never bump generation");
+
+        // A main-resource update ignores the status it carries.
+        let mut replacement = patched.clone();
+        replacement.status = Some(KnativeStatus {
+            observed_generation: Some(99),
+            ..KnativeStatus::default()
+        });
+        let replaced = api
+            .replace("s", &PostParams::default(), &replacement)
+            .await
+            .expect("replace");
+        assert_eq!(
+            replaced.status.as_ref().and_then(|s| s.observed_generation),
+            Some(1),
+            "status is kept from the stored object"
+        );
+        assert_eq!(generation(&replaced), 1, "nothing in spec changed");
+
+        // Labels are metadata: no generation bump.
+        let relabelled = api
+            .patch(
+                "s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+            )
+            .await
+            .expect("label patch");
+        assert_eq!(generation(&relabelled), 1);
+
+        let respecced = api
+            .patch(
+                "s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({
+                    "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/example/hello:2"}]}}}
+                })),
+            )
+            .await
+            .expect("spec patch");
+        assert_eq!(generation(&respecced), 2, "a spec change bumps generation");
+        assert_eq!(
+            respecced.status.as_ref().and_then(|s| s.observed_generation),
+            Some(1)
+        );
+    });
+}
+
+#[test]
+fn watcher_sees_applies_and_deletes() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        api.create(&PostParams::default(), &service("before", "ghcr.io/example/hello:1"))
+            .await
+            .expect("create");
+        let mut events = watch_objects(api.clone(), watcher::Config::default()).boxed();
+        let initial = next_matching("the initial list", &mut events, |event| match event {
+            Ok(Event::InitApply(object)) => Some(object.name_any()),
+            Ok(_) => None,
+            Err(error) => panic!("watcher error: {error}"),
+        })
+        .await;
+        assert_eq!(initial, "before");
+        next_matching("InitDone", &mut events, |event| {
+            matches!(event, Ok(Event::InitDone)).then_some(())
+        })
+        .await;
+
+        api.create(&PostParams::default(), &service("w", "ghcr.io/example/hello:1"))
+            .await
+            .expect("create");
+        let added = next_matching("the create", &mut events, |event| match event {
+            Ok(Event::Apply(object)) => Some(object),
+            _ => None,
+        })
+        .await;
+        assert_eq!(added.name_any(), "w");
+
+        api.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/example/hello:2"}]}}}
+            })),
+        )
+        .await
+        .expect("update");
+        let updated = next_matching("the update", &mut events, |event| match event {
+            Ok(Event::Apply(object)) => Some(object),
+            _ => None,
+        })
+        .await;
+        assert_eq!(image_of(&updated), Some("ghcr.io/example/hello:2"));
+
+        api.delete("w", &DeleteParams::default())
+            .await
+            .expect("delete");
+        let deleted = next_matching("the delete", &mut events, |event| match event {
+            Ok(Event::Delete(object)) => Some(object.name_any()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(deleted, "w");
+    });
+}
+
+#[test]
+fn streaming_list_watcher_gets_init_events_then_live_ones() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        for name in ["a", "b"] {
+            api.create(
+                &PostParams::default(),
+                &service(name, "ghcr.io/example/hello:1"),
+            )
+            .await
+            .expect("create");
+        }
+        let config = watcher::Config::default().streaming_lists();
+        let mut events = watch_objects(api.clone(), config).boxed();
+        let mut initial = BTreeSet::new();
+        within("the streamed initial events", async {
+            loop {
+                match events.next().await.expect("stream open") {
+                    Ok(Event::Init) => {}
+                    Ok(Event::InitApply(object)) => {
+                        initial.insert(object.name_any());
+                    }
+                    Ok(Event::InitDone) => break,
+                    other => panic!("unexpected before InitDone: {other:?}"),
+                }
+            }
+        })
+        .await;
+        assert_eq!(initial, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+
+        api.create(
+            &PostParams::default(),
+            &service("c", "ghcr.io/example/hello:1"),
+        )
+        .await
+        .expect("create");
+        let live = next_matching("the live event", &mut events, |event| match event {
+            Ok(Event::Apply(object)) => Some(object.name_any()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(live, "c");
+    });
+}
+
+#[test]
+fn paged_reflector_fills_its_store() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let expected: BTreeSet<String> = (0..5).map(|i| format!("svc-{i}")).collect();
+        for name in &expected {
+            api.create(
+                &PostParams::default(),
+                &service(name, "ghcr.io/example/hello:1"),
+            )
+            .await
+            .expect("create");
+        }
+        let (reader, writer) = reflector::store();
+        let stream = reflector(
+            writer,
+            watch_objects(api.clone(), watcher::Config::default().page_size(1)),
+        );
+        let driver = tokio::spawn(stream.for_each(|_| async {}));
+        within("the reflector's store", reader.wait_until_ready())
+            .await
+            .expect("store ready");
+        let stored: BTreeSet<String> = reader
+            .state()
+            .iter()
+            .map(|object| object.name_any())
+            .collect();
+        assert_eq!(stored, expected);
+
+        api.delete("svc-0", &DeleteParams::default())
+            .await
+            .expect("delete");
+        eventually("the store to drop svc-0", || {
+            let reader = reader.clone();
+            async move { reader.state().len() == 4 }
+        })
+        .await;
+        driver.abort();
+    });
+}
+
+#[test]
+fn metadata_watcher_receives_partial_objects() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        api.create(&PostParams::default(), &labelled("m1", &[("app", "x")]))
+            .await
+            .expect("create");
+        // kube 5's form of `metadata_watcher` (now deprecated): an Api over PartialObjectMeta,
+        // which asks for `as=PartialObjectMetadata(List)`.
+        let metadata: Api<PartialObjectMeta<Service>> = Api::namespaced(client.clone(), "default");
+        let mut events = watch_objects(metadata, watcher::Config::default()).boxed();
+        let initial = next_matching("the initial metadata", &mut events, |event| match event {
+            Ok(Event::InitApply(meta)) => Some(meta),
+            Ok(_) => None,
+            Err(error) => panic!("metadata watcher error: {error}"),
+        })
+        .await;
+        assert_eq!(initial.name_any(), "m1");
+        assert_eq!(initial.labels().get("app").map(String::as_str), Some("x"));
+        assert!(initial.metadata.uid.is_some());
+        assert!(initial.metadata.resource_version.is_some());
+
+        api.create(&PostParams::default(), &labelled("m2", &[("app", "y")]))
+            .await
+            .expect("create");
+        let live = next_matching("a live metadata event", &mut events, |event| match event {
+            Ok(Event::Apply(meta)) => Some(meta),
+            _ => None,
+        })
+        .await;
+        assert_eq!(live.name_any(), "m2");
+        // As the real server answers `as=PartialObjectMetadata`.
+        let types = live.types.expect("PartialObjectMeta carries its type");
+        assert_eq!(types.kind, "PartialObjectMetadata");
+        assert_eq!(types.api_version, "meta.k8s.io/v1");
+
+        api.delete("m1", &DeleteParams::default())
+            .await
+            .expect("delete");
+        let gone = next_matching("the delete", &mut events, |event| match event {
+            Ok(Event::Delete(meta)) => Some(meta.name_any()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(gone, "m1");
+    });
+}
+
+#[test]
+fn controller_reconciles_when_an_owned_configuration_changes() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let owner = api
+            .create(
+                &PostParams::default(),
+                &service("owner", "ghcr.io/example/hello:1"),
+            )
+            .await
+            .expect("create");
+        let (reconciled, mut seen) = mpsc::unbounded_channel::<String>();
+        let controller = Controller::new(api.clone(), watcher::Config::default())
+            .owns(configurations(&client), watcher::Config::default())
+            .run(
+                |service: Arc<Service>, reconciled: Arc<mpsc::UnboundedSender<String>>| async move {
+                    let _ = reconciled.send(service.name_any());
+                    Ok::<_, std::io::Error>(Action::await_change())
+                },
+                |_, _, _| Action::await_change(),
+                Arc::new(reconciled),
+            )
+            .for_each(|_| async {});
+        let driver = tokio::spawn(controller);
+
+        let first = within("the first reconcile", seen.recv()).await;
+        assert_eq!(first.as_deref(), Some("owner"));
+
+        let configs = configurations(&client);
+        configs
+            .create(
+                &PostParams::default(),
+                &owned_configuration("owner", &owner),
+            )
+            .await
+            .expect("create owned configuration");
+        let second = within("a reconcile for the new child", seen.recv()).await;
+        assert_eq!(second.as_deref(), Some("owner"));
+
+        configs
+            .patch(
+                "owner",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"changed": "yes"}}})),
+            )
+            .await
+            .expect("change the child");
+        let third = within("a reconcile for the changed child", seen.recv()).await;
+        assert_eq!(third.as_deref(), Some("owner"));
+        driver.abort();
+    });
+}
+
+#[test]
+fn watch_from_a_compacted_version_gets_410_and_watcher_relists() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let first = api
+            .create(
+                &PostParams::default(),
+                &labelled("old", &[("watched", "yes")]),
+            )
+            .await
+            .expect("create");
+        let old_rv = first.resource_version().expect("rv");
+
+        // A watcher whose stream the server ends every second, without bookmarks, so it
+        // resumes from the last version it saw — which compaction is about to remove.
+        let config = watcher::Config::default()
+            .labels("watched=yes")
+            .timeout(1)
+            .disable_bookmarks();
+        let mut events = watch_objects(api.clone(), config).boxed();
+        next_matching("the first InitDone", &mut events, |event| {
+            matches!(event, Ok(Event::InitDone)).then_some(())
+        })
+        .await;
+
+        for i in 0..3 {
+            api.create(
+                &PostParams::default(),
+                &labelled(&format!("other-{i}"), &[]),
+            )
+            .await
+            .expect("create unwatched");
+        }
+        let store = cluster.server().objects().store();
+        let current = store.current_rv();
+        assert_eq!(store.compact(current).await.expect("compact"), current);
+
+        let stale = api
+            .watch(&WatchParams::default(), &old_rv)
+            .await
+            .expect("a watch from an old version still opens (200)");
+        let mut stale = stale.boxed();
+        let status = next_matching("the ERROR event", &mut stale, |event| match event {
+            Ok(WatchEvent::Error(status)) => Some(status),
+            Ok(other) => panic!("expected ERROR, got {other:?}"),
+            Err(error) => panic!("expected an ERROR event, got {error}"),
+        })
+        .await;
+        assert_eq!(status.code, 410);
+        assert_eq!(status.reason, "Expired");
+
+        // The watcher hits the same 410 on its next reconnect and starts over with a list.
+        let relisted = within("the relist", async {
+            let mut relisted = BTreeSet::new();
+            let mut restarted = false;
+            loop {
+                match events.next().await.expect("watcher keeps going") {
+                    Ok(Event::Init) => restarted = true,
+                    Ok(Event::InitApply(object)) if restarted => {
+                        relisted.insert(object.name_any());
+                    }
+                    Ok(Event::InitDone) if restarted => return relisted,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert_eq!(relisted, BTreeSet::from(["old".to_owned()]));
+
+        api.create(
+            &PostParams::default(),
+            &labelled("new", &[("watched", "yes")]),
+        )
+        .await
+        .expect("create after relist");
+        let live = next_matching(
+            "a live event after the relist",
+            &mut events,
+            |event| match event {
+                Ok(Event::Apply(object)) => Some(object.name_any()),
+                _ => None,
+            },
+        )
+        .await;
+        assert_eq!(live, "new");
+    });
+}
+
+#[test]
+fn finalizer_holds_deletion_until_removed() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        const NAME: &str = "wisp.dev/test-cleanup";
+        let api = services(&client);
+        api.create(
+            &PostParams::default(),
+            &service("held", "ghcr.io/example/hello:1"),
+        )
+        .await
+        .expect("create");
+        let list = api.list(&ListParams::default()).await.expect("list");
+        let list_rv = list.metadata.resource_version.expect("list rv");
+
+        // First pass: the helper adds the finalizer (a JSON patch with `test`).
+        let object = Arc::new(api.get("held").await.expect("get"));
+        finalizer::finalizer(&api, NAME, object, |event| async move {
+            match event {
+                Finalizer::Apply(_) => Ok::<_, std::io::Error>(Action::await_change()),
+                Finalizer::Cleanup(_) => panic!("not deleting yet"),
+            }
+        })
+        .await
+        .expect("finalizer added");
+        let object = api.get("held").await.expect("get");
+        assert_eq!(object.finalizers(), [NAME.to_owned()]);
+
+        let deleting = api
+            .delete("held", &DeleteParams::default())
+            .await
+            .expect("delete")
+            .left()
+            .expect("a held object comes back as the object (Left)");
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+        assert!(!is_gone(&api, "held").await, "still there while finalized");
+
+        let mut watch = api
+            .watch(
+                &WatchParams::default().fields("metadata.name=held"),
+                &list_rv,
+            )
+            .await
+            .expect("watch")
+            .boxed();
+
+        // Second pass: cleanup runs and the helper removes the finalizer.
+        let cleaned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&cleaned);
+        finalizer::finalizer(&api, NAME, Arc::new(deleting), |event| async move {
+            if let Finalizer::Cleanup(_) = event {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok::<_, std::io::Error>(Action::await_change())
+        })
+        .await
+        .expect("finalizer removed");
+        assert!(cleaned.load(std::sync::atomic::Ordering::SeqCst));
+
+        let deleted = next_matching("the DELETED event", &mut watch, |event| match event {
+            Ok(WatchEvent::Deleted(object)) => Some(object),
+            Ok(_) => None,
+            Err(error) => panic!("watch error: {error}"),
+        })
+        .await;
+        assert_eq!(deleted.name_any(), "held");
+        assert!(is_gone(&api, "held").await);
+    });
+}
+
+#[test]
+fn garbage_collection_follows_owner_references_and_namespaces() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let configs = configurations(&client);
+
+        // Background: the owned Configuration goes with its Service.
+        let owner = api
+            .create(
+                &PostParams::default(),
+                &service("parent", "ghcr.io/example/hello:1"),
+            )
+            .await
+            .expect("create");
+        configs
+            .create(
+                &PostParams::default(),
+                &owned_configuration("parent", &owner),
+            )
+            .await
+            .expect("create child");
+        let removed = api
+            .delete("parent", &DeleteParams::background())
+            .await
+            .expect("delete");
+        assert!(
+            removed.is_right(),
+            "no finalizers: removed at once (Status)"
+        );
+        eventually("the child to be collected", || {
+            let configs = configs.clone();
+            async move { is_gone(&configs, "parent").await }
+        })
+        .await;
+
+        // Orphan: the child stays, without its reference.
+        let owner = api
+            .create(
+                &PostParams::default(),
+                &service("keeper", "ghcr.io/example/hello:1"),
+            )
+            .await
+            .expect("create");
+        configs
+            .create(
+                &PostParams::default(),
+                &owned_configuration("keeper", &owner),
+            )
+            .await
+            .expect("create child");
+        api.delete("keeper", &DeleteParams::orphan())
+            .await
+            .expect("delete");
+        eventually("the child to be released", || {
+            let configs = configs.clone();
+            async move {
+                let child = configs.get("keeper").await.expect("orphan survives");
+                child.owner_references().is_empty()
+            }
+        })
+        .await;
+        assert!(is_gone(&api, "keeper").await);
+
+        // Namespace deletion empties it, then removes it.
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some("doomed".into()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                },
+            )
+            .await
+            .expect("create namespace");
+        let doomed: Api<Service> = Api::namespaced(client.clone(), "doomed");
+        let mut inside = service("inside", "ghcr.io/example/hello:1");
+        inside.metadata.namespace = Some("doomed".into());
+        doomed
+            .create(&PostParams::default(), &inside)
+            .await
+            .expect("create in namespace");
+        namespaces
+            .delete("doomed", &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+        eventually("the namespace's content to go", || {
+            let doomed = doomed.clone();
+            async move { is_gone(&doomed, "inside").await }
+        })
+        .await;
+        eventually("the namespace to go", || {
+            let namespaces = namespaces.clone();
+            async move { is_gone(&namespaces, "doomed").await }
+        })
+        .await;
+    });
+}
+
+#[test]
+fn label_and_field_selectors_on_list_and_watch() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let rv = api
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .metadata
+            .resource_version
+            .expect("list rv");
+        for service in [
+            labelled("front", &[("app", "web"), ("tier", "front")]),
+            labelled("back", &[("app", "web"), ("tier", "back")]),
+            labelled("db", &[("app", "db")]),
+            labelled("bare", &[]),
+        ] {
+            api.create(&PostParams::default(), &service)
+                .await
+                .expect("create");
+        }
+        let cases: &[(&str, &[&str])] = &[
+            ("app=web", &["back", "front"]),
+            ("app==web", &["back", "front"]),
+            ("app!=web", &["bare", "db"]),
+            ("tier in (front,middle)", &["front"]),
+            ("tier notin (front)", &["back", "bare", "db"]),
+            ("tier", &["back", "front"]),
+            ("!tier", &["bare", "db"]),
+            ("app=web,tier!=front", &["back"]),
+        ];
+        for (selector, expected) in cases {
+            let expected: BTreeSet<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+            let listed = api
+                .list(&ListParams::default().labels(selector))
+                .await
+                .unwrap_or_else(|error| panic!("list {selector}: {error}"));
+            assert_eq!(names(&listed.items), expected, "list with {selector:?}");
+
+            // The same selector on a watch from before the creates.
+            let params = WatchParams::default().labels(selector).timeout(1);
+            let watched = within(
+                "a selected watch to end",
+                api.watch(&params, &rv)
+                    .await
+                    .expect("watch")
+                    .try_filter_map(|event| async move {
+                        Ok(match event {
+                            WatchEvent::Added(object) => Some(object.name_any()),
+                            _ => None,
+                        })
+                    })
+                    .try_collect::<BTreeSet<String>>(),
+            )
+            .await
+            .expect("watch stream");
+            assert_eq!(watched, expected, "watch with {selector:?}");
+        }
+
+        let by_name = api
+            .list(&ListParams::default().fields("metadata.name=db"))
+            .await
+            .expect("list by name");
+        assert_eq!(names(&by_name.items), BTreeSet::from(["db".to_owned()]));
+        let not_name = api
+            .list(&ListParams::default().fields("metadata.name!=db"))
+            .await
+            .expect("list by name");
+        assert_eq!(names(&not_name.items).len(), 3);
+        let watched = within(
+            "a field-selected watch to end",
+            api.watch(
+                &WatchParams::default().fields("metadata.name=db").timeout(1),
+                &rv,
+            )
+            .await
+            .expect("watch")
+            .try_filter_map(|event| async move {
+                Ok(match event {
+                    WatchEvent::Added(object) => Some(object.name_any()),
+                    _ => None,
+                })
+            })
+            .try_collect::<Vec<String>>(),
+        )
+        .await
+        .expect("watch stream");
+        assert_eq!(watched, ["db"]);
+
+        let error = api
+            .list(&ListParams::default().fields("spec.template=x"))
+            .await
+            .expect_err("unsupported field selector");
+        assert_eq!(api_code(&error), Some(400));
+    });
+}
+
+#[test]
+fn dry_run_stores_nothing_and_generate_name_adds_a_suffix() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let dry = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let would_be = api
+            .create(&dry, &service("dry", "ghcr.io/example/hello:1"))
+            .await
+            .expect("dry-run create");
+        assert_eq!(would_be.name_any(), "dry");
+        assert!(is_gone(&api, "dry").await, "dry run stored nothing");
+        let listed = api.list(&ListParams::default()).await.expect("list");
+        assert!(listed.items.is_empty());
+
+        let mut generated = service("", "ghcr.io/example/hello:1");
+        generated.metadata.name = None;
+        generated.metadata.generate_name = Some("gen-".into());
+        let created = api
+            .create(&PostParams::default(), &generated)
+            .await
+            .expect("create with generateName");
+        let name = created.name_any();
+        let suffix = name.strip_prefix("gen-").expect("prefix kept");
+        assert_eq!(suffix.len(), 5, "{name}");
+        assert!(
+            suffix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{name}"
+        );
+        api.get(&name)
+            .await
+            .expect("stored under the generated name");
+    });
+}
+
+#[test]
+fn a_wrong_token_is_401() {
+    let cluster = Cluster::start();
+    let path = cluster.kubeconfig();
+    cluster.runtime().block_on(async {
+        let mut kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+        for named in &mut kubeconfig.auth_infos {
+            if let Some(auth) = named.auth_info.as_mut() {
+                auth.token = Some("not-the-token".to_owned().into());
+            }
+        }
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        let client = Client::try_from(config).expect("client");
+        let error = within(
+            "the refusal",
+            services(&client).list(&ListParams::default()),
+        )
+        .await
+        .expect_err("a wrong token is refused");
+        assert_eq!(api_code(&error), Some(401), "{error:?}");
+
+        // The right token still works.
+        let good = support::client_from(&path).await;
+        services(&good)
+            .list(&ListParams::default())
+            .await
+            .expect("the real token is accepted");
+    });
+}
