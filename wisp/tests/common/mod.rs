@@ -239,6 +239,17 @@ impl WispProcess {
     pub fn wait_exit(&mut self) -> ExitStatus {
         wait_exit(&mut self.child)
     }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGKILL (no chance to flush or shut down) and reaps the process.
+    pub fn kill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        wait_exit(&mut self.child)
+    }
 }
 
 impl Drop for WispProcess {
