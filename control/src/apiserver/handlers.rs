@@ -337,6 +337,19 @@ fn scope(target: &ResourcePath, fields: Option<&FieldSelector>) -> Scope {
     scope
 }
 
+/// Whether `object` passes the selectors.
+pub fn selected(
+    object: &Value,
+    labels: Option<&LabelSelector>,
+    fields: Option<&FieldSelector>,
+) -> bool {
+    let object_labels = object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object);
+    labels.is_none_or(|selector| selector.matches(object_labels))
+        && fields.is_none_or(|selector| selector.matches(object))
+}
+
 async fn list(
     context: &Context,
     target: &ResourcePath,
@@ -355,13 +368,7 @@ async fn list(
     let matching: Vec<Value> = listed
         .items
         .into_iter()
-        .filter(|object| {
-            let object_labels = object
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object);
-            labels.as_ref().is_none_or(|s| s.matches(object_labels))
-                && fields.as_ref().is_none_or(|s| s.matches(object))
-        })
+        .filter(|object| selected(object, labels.as_ref(), fields.as_ref()))
         .collect();
     let (items, rv, page) = paging::page(
         matching,
@@ -493,13 +500,11 @@ async fn delete_collection(
         .list(&scope(target, fields.as_ref()))
         .await
         .map_err(|error| ApiError::from_store(resource, "", error))?;
-    for object in listed.items.iter().filter(|object| {
-        let object_labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object);
-        labels.as_ref().is_none_or(|s| s.matches(object_labels))
-            && fields.as_ref().is_none_or(|s| s.matches(object))
-    }) {
+    for object in listed
+        .items
+        .iter()
+        .filter(|object| selected(object, labels.as_ref(), fields.as_ref()))
+    {
         let name = meta_str(object, "name").unwrap_or_default();
         match context
             .objects

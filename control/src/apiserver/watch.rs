@@ -174,18 +174,11 @@ impl Writer {
     }
 
     fn selected(&self, object: &Value) -> bool {
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object);
-        self.request
-            .labels
-            .as_ref()
-            .is_none_or(|selector| selector.matches(labels))
-            && self
-                .request
-                .fields
-                .as_ref()
-                .is_none_or(|selector| selector.matches(object))
+        super::handlers::selected(
+            object,
+            self.request.labels.as_ref(),
+            self.request.fields.as_ref(),
+        )
     }
 
     async fn send_event(&mut self, event: &Event) -> Result<(), Closed> {
