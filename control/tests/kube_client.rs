@@ -1049,3 +1049,57 @@ fn a_wrong_token_is_401() {
             .expect("the real token is accepted");
     });
 }
+
+#[test]
+fn a_selected_watch_sees_objects_enter_and_leave_the_selection() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        for service in [
+            labelled("front", &[("app", "web")]),
+            labelled("db", &[("app", "db")]),
+        ] {
+            api.create(&PostParams::default(), &service)
+                .await
+                .expect("create");
+        }
+        let rv = api
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .metadata
+            .resource_version
+            .expect("list rv");
+        let params = WatchParams::default().labels("app=web").timeout(2);
+        let stream = api.watch(&params, &rv).await.expect("watch");
+        let relabel =
+            |app: &'static str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+        api.patch("front", &PatchParams::default(), &relabel("db"))
+            .await
+            .expect("front leaves the selection");
+        api.patch("db", &PatchParams::default(), &relabel("web"))
+            .await
+            .expect("db enters the selection");
+        let seen = within(
+            "the selected watch to end",
+            stream
+                .try_filter_map(|event| async move {
+                    Ok(match event {
+                        WatchEvent::Added(object) => Some(format!("ADDED {}", object.name_any())),
+                        WatchEvent::Modified(object) => {
+                            Some(format!("MODIFIED {}", object.name_any()))
+                        }
+                        WatchEvent::Deleted(object) => {
+                            Some(format!("DELETED {}", object.name_any()))
+                        }
+                        _ => None,
+                    })
+                })
+                .try_collect::<Vec<String>>(),
+        )
+        .await
+        .expect("watch stream");
+        assert_eq!(seen, ["DELETED front", "ADDED db"]);
+    });
+}

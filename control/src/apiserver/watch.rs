@@ -7,6 +7,7 @@
 //! client fills its own channel and falls back to the store's event log, never holding up
 //! writers or other watchers, and a client that goes away ends its task at once.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,9 +20,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::registry::Resource;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Event, Scope, StoreError};
+use crate::store::{Event, EventType, Scope, StoreError};
 use crate::table::{self, IncludeObject};
 
+use super::metadata::meta_str;
 use super::objects::Objects;
 use super::respond::{self, Body, Shape};
 
@@ -61,10 +63,13 @@ pub fn start(
 ) -> Response<Body> {
     let (lines, receiver) = mpsc::channel::<Bytes>(WATCH_BUFFER);
     tokio::spawn(async move {
+        let filtered = request.labels.as_ref().is_some_and(|s| !s.is_empty())
+            || request.fields.as_ref().is_some_and(|s| !s.is_empty());
         let mut writer = Writer {
             lines,
             request,
             sent_columns: false,
+            matching: filtered.then(HashSet::new),
         };
         writer.run(objects, bookmark_interval, shutdown).await;
     });
@@ -85,6 +90,10 @@ struct Writer {
     lines: mpsc::Sender<Bytes>,
     request: WatchRequest,
     sent_columns: bool,
+    /// With a selector: the objects (namespace, name) the client currently holds as matching,
+    /// so that an object which stops matching is sent as `DELETED` and one which starts
+    /// matching as `ADDED`, as the real server does. `None` without a selector.
+    matching: Option<HashSet<(String, String)>>,
 }
 
 /// Why a watch ended early.
@@ -114,7 +123,10 @@ impl Writer {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Closed> {
         let from = match self.request.from {
-            Some(rv) if !self.request.send_initial_events => rv,
+            Some(rv) if !self.request.send_initial_events => {
+                self.seed_matching(&objects).await?;
+                rv
+            }
             _ => self.send_initial(&objects).await?,
         };
         let mut events = match objects.store().watch(&self.request.scope, from).await {
@@ -163,6 +175,7 @@ impl Writer {
         };
         for object in &list.items {
             if self.selected(object) {
+                self.remember(object, true);
                 let line = self.line("ADDED", object, None);
                 self.send(line).await?;
             }
@@ -181,11 +194,66 @@ impl Writer {
         )
     }
 
-    async fn send_event(&mut self, event: &Event) -> Result<(), Closed> {
-        if !self.selected(&event.object) {
+    /// A filtered watch resuming from a resourceVersion: the client's last list holds the
+    /// objects that matched then; the current matching set is the closest the server can know
+    /// of it (what changed since comes as events anyway).
+    async fn seed_matching(&mut self, objects: &Objects) -> Result<(), Closed> {
+        if self.matching.is_none() {
             return Ok(());
         }
-        let line = self.line(event.kind.as_str(), &event.object, Some(&event.json));
+        let list = match objects.store().list(&self.request.scope).await {
+            Ok(list) => list,
+            Err(error) => {
+                self.send_error(&error).await?;
+                return Err(Closed);
+            }
+        };
+        for object in &list.items {
+            if self.selected(object) {
+                self.remember(object, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records whether the client holds `object` as matching; returns whether it did before.
+    fn remember(&mut self, object: &Value, present: bool) -> bool {
+        let Some(matching) = self.matching.as_mut() else {
+            return true;
+        };
+        let key = (
+            meta_str(object, "namespace").unwrap_or("").to_owned(),
+            meta_str(object, "name").unwrap_or("").to_owned(),
+        );
+        if present {
+            !matching.insert(key)
+        } else {
+            matching.remove(&key)
+        }
+    }
+
+    async fn send_event(&mut self, event: &Event) -> Result<(), Closed> {
+        let object = &event.object;
+        let kind = match (event.kind, self.selected(object)) {
+            (EventType::Deleted, _) => {
+                if !self.remember(object, false) {
+                    return Ok(());
+                }
+                EventType::Deleted
+            }
+            (kind, true) => {
+                let held = self.remember(object, true);
+                if held { kind } else { EventType::Added }
+            }
+            // Stopped matching: the client must drop it.
+            (_, false) => {
+                if !self.remember(object, false) {
+                    return Ok(());
+                }
+                EventType::Deleted
+            }
+        };
+        let line = self.line(kind.as_str(), object, Some(&event.json));
         self.send(line).await
     }
 
