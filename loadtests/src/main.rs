@@ -76,6 +76,25 @@ enum BenchCase {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// The API server (`wisp api-server`) through kube-rs: Knative Service creates, lists,
+    /// watch fan-out delay, and the server's memory.
+    Api {
+        /// Knative Services created.
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        /// Creates in flight at once.
+        #[arg(long, default_value_t = 32)]
+        in_flight: usize,
+        /// Concurrent watches on the services collection.
+        #[arg(long, default_value_t = 1_000)]
+        watchers: usize,
+        /// Writes whose delivery to every watch is timed.
+        #[arg(long, default_value_t = 20)]
+        writes: usize,
+        /// Milliseconds between two timed writes.
+        #[arg(long, default_value_t = 100)]
+        write_spacing_ms: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,6 +121,20 @@ fn main() -> anyhow::Result<()> {
                 container_concurrency,
                 rounds,
             } => cases::scale::burst(requests, container_concurrency, rounds)?,
+            BenchCase::Api {
+                services,
+                in_flight,
+                watchers,
+                writes,
+                write_spacing_ms,
+            } => cases::api::run(&cases::api::Settings {
+                services,
+                in_flight,
+                watchers,
+                watched_writes: writes,
+                write_spacing: Duration::from_millis(write_spacing_ms),
+            })?
+            .markdown(),
         },
     };
     print!("{report}");

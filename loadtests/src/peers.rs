@@ -38,6 +38,8 @@ enum Announce {
     StderrServing,
     /// `gateway: http://ADDR` on stdout (`wisp serve`).
     StdoutGateway,
+    /// `api: https://ADDR` on stdout (`wisp api-server`).
+    StdoutApi,
 }
 
 /// Finds a binary: `$VAR` if set, else `name` on `PATH`, else `fallback` if it exists.
@@ -57,10 +59,17 @@ pub fn locate(var: &str, name: &str, fallback: Option<PathBuf>) -> Option<PathBu
 }
 
 /// The `wisp` binary built next to this one (same profile), unless `$WISP` says otherwise.
+/// Test executables live one level down, in `deps/`, so that level is skipped.
 pub fn wisp_binary() -> Option<PathBuf> {
-    let sibling = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("wisp")));
+    let sibling = std::env::current_exe().ok().and_then(|exe| {
+        let dir = exe.parent()?;
+        let dir = if dir.ends_with("deps") {
+            dir.parent()?
+        } else {
+            dir
+        };
+        Some(dir.join("wisp"))
+    });
     if let Some(path) = std::env::var_os("WISP") {
         return Some(PathBuf::from(path));
     }
@@ -99,6 +108,19 @@ pub fn start_wisp_serve(
     start("wisp serve", command, Announce::StdoutGateway)
 }
 
+/// `wisp api-server` over `data_dir` on a free loopback port; its kubeconfig (written before
+/// the `api:` line is printed) is `data_dir/kubeconfig`.
+pub fn start_wisp_api_server(wisp: &Path, data_dir: &Path) -> anyhow::Result<Peer> {
+    let mut command = Command::new(wisp);
+    command
+        .arg("api-server")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--api-addr", "127.0.0.1:0"])
+        .env("WISP_LOG", "warn");
+    start("wisp api-server", command, Announce::StdoutApi)
+}
+
 pub fn start_wasmtime_serve(wasmtime: &Path, component: &str) -> anyhow::Result<Peer> {
     let mut command = Command::new(wasmtime);
     command.args(["serve", "-S", "cli", "--addr", "127.0.0.1:0", component]);
@@ -130,7 +152,7 @@ fn start(name: &str, mut command: Command, announce: Announce) -> anyhow::Result
         sender.clone(),
         matches!(
             announce,
-            Announce::StdoutListening | Announce::StdoutGateway
+            Announce::StdoutListening | Announce::StdoutGateway | Announce::StdoutApi
         ),
     );
     spawn_reader(stderr, sender, matches!(announce, Announce::StderrServing));
@@ -165,6 +187,7 @@ fn spawn_reader(
                 .strip_prefix("listening on ")
                 .or_else(|| line.strip_prefix("Serving HTTP on "))
                 .or_else(|| line.strip_prefix("gateway: "))
+                .or_else(|| line.strip_prefix("api: "))
                 .map(|url| url.trim_end_matches('/').to_owned());
             if let Some(url) = url {
                 let _ = sender.send(url);

@@ -1,6 +1,7 @@
 //! Benchmark cases that need more than one closed-loop table: the gateway against the runtime
-//! and its peers, and scaling from zero (cold starts, bursts).
+//! and its peers, scaling from zero (cold starts, bursts), and the API server.
 
+pub mod api;
 pub mod gateway;
 pub mod scale;
 

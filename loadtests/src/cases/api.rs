@@ -1,0 +1,465 @@
+//! The Kubernetes-compatible API server (`wisp api-server`, a process of its own) driven with
+//! kube-rs: Knative Services created with a fixed number in flight, lists of all of them (one
+//! page, and pages of 500), the delay from a write's acknowledgement to each of many open
+//! watches receiving its event, and the server's resident memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::peers;
+use crate::report;
+
+use super::{Scratch, require_open_files, wisp_binary};
+
+/// Items per page of the paged list (kubectl's default chunk size).
+pub const PAGE_SIZE: u32 = 500;
+
+/// How long any phase may take before the benchmark gives up instead of hanging.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The Service the watched writes change (the first one created).
+const WATCHED_WRITE_TARGET: &str = "bench-00000";
+
+/// Sizes of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Knative Services created.
+    pub services: usize,
+    /// Creates in flight at once.
+    pub in_flight: usize,
+    /// Concurrent watches on the services collection.
+    pub watchers: usize,
+    /// Writes whose events the watchers time.
+    pub watched_writes: usize,
+    /// Pause between two watched writes, so each is delivered before the next.
+    pub write_spacing: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            services: 10_000,
+            in_flight: 32,
+            watchers: 1_000,
+            watched_writes: 20,
+            write_spacing: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Resident memory of the server, from `/proc/<pid>/status`, in KiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss_kib: u64,
+    /// `VmHWM`: the peak so far.
+    pub hwm_kib: u64,
+}
+
+/// What one run measured.
+pub struct ApiBench {
+    /// The sizes it ran with.
+    pub settings: Settings,
+    /// Creates acknowledged with 201.
+    pub created: usize,
+    /// Creates refused or failed.
+    pub create_errors: usize,
+    /// Wall time of the create phase.
+    pub create_elapsed: Duration,
+    /// Latency of each acknowledged create, µs.
+    pub create_latency_us: Histogram<u64>,
+    /// Items in the one-page list.
+    pub listed: usize,
+    /// Time of the one-page list.
+    pub list_elapsed: Duration,
+    /// Items over all pages of the paged list.
+    pub paged_listed: usize,
+    /// Pages the paged list took.
+    pub pages: usize,
+    /// Time of the whole paged list.
+    pub paged_elapsed: Duration,
+    /// Watches opened.
+    pub watchers_opened: usize,
+    /// Watched writes acknowledged.
+    pub watched_writes: usize,
+    /// Watcher × write events received.
+    pub deliveries: usize,
+    /// Delay from a write's acknowledgement to a watcher receiving it, µs (0 when the event
+    /// arrived before the acknowledgement).
+    pub delivery_delay_us: Histogram<u64>,
+    /// Delay from sending a write's request to a watcher receiving its event, µs.
+    pub delivery_from_send_us: Histogram<u64>,
+    /// Server memory once every Service exists.
+    pub memory_after_creates: Memory,
+    /// Server memory after the lists.
+    pub memory_after_lists: Memory,
+    /// Server memory at the end (watches still open).
+    pub memory_at_end: Memory,
+}
+
+/// Starts `wisp api-server` over a scratch directory and measures it.
+pub fn run(settings: &Settings) -> anyhow::Result<ApiBench> {
+    require_open_files(settings.watchers + settings.in_flight)?;
+    let scratch = Scratch::new("api")?;
+    let data_dir = scratch.dir.join("data");
+    let server = peers::start_wisp_api_server(&wisp_binary()?, &data_dir)?;
+    let kubeconfig = data_dir.join("kubeconfig");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        tokio::time::timeout(
+            PHASE_TIMEOUT * 4,
+            measure(settings, &kubeconfig, server.pid()),
+        )
+        .await
+        .context("the API benchmark did not finish in time")?
+    })
+}
+
+async fn measure(
+    settings: &Settings,
+    kubeconfig: &std::path::Path,
+    pid: u32,
+) -> anyhow::Result<ApiBench> {
+    let services = services_api(kubeconfig).await?;
+
+    let started = Instant::now();
+    let (create_latency_us, created, create_errors) = create_all(&services, settings).await?;
+    let create_elapsed = started.elapsed();
+    let memory_after_creates = memory(pid)?;
+
+    let started = Instant::now();
+    let all = services.list(&ListParams::default()).await?;
+    let list_elapsed = started.elapsed();
+    let list_rv = all
+        .metadata
+        .resource_version
+        .clone()
+        .context("the list has no resourceVersion")?;
+    let listed = all.items.len();
+    drop(all);
+    let (paged_listed, pages, paged_elapsed) = paged_list(&services).await?;
+    let memory_after_lists = memory(pid)?;
+
+    let watch = watch_fan_out(&services, settings, &list_rv).await?;
+    let memory_at_end = memory(pid)?;
+    Ok(ApiBench {
+        settings: settings.clone(),
+        created,
+        create_errors,
+        create_elapsed,
+        create_latency_us,
+        listed,
+        list_elapsed,
+        paged_listed,
+        pages,
+        paged_elapsed,
+        watchers_opened: watch.opened,
+        watched_writes: watch.writes,
+        deliveries: watch.deliveries,
+        delivery_delay_us: watch.delay_us,
+        delivery_from_send_us: watch.from_send_us,
+        memory_after_creates,
+        memory_after_lists,
+        memory_at_end,
+    })
+}
+
+/// The services collection in `default`, through a client built from the kubeconfig.
+async fn services_api(kubeconfig: &std::path::Path) -> anyhow::Result<Api<DynamicObject>> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("cannot read {}", kubeconfig.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await?;
+    let client = kube::Client::try_from(config)?;
+    let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Service");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "services");
+    Ok(Api::namespaced_with(client, "default", &resource))
+}
+
+fn service(index: usize) -> anyhow::Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": format!("bench-{index:05}")},
+        "spec": {"template": {"spec": {"containers": [{"image": "hello.wasm"}]}}}
+    }))?)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// Creates every Service with `in_flight` workers taking the next index; returns the latency
+/// histogram, creates acknowledged and creates that failed.
+async fn create_all(
+    services: &Api<DynamicObject>,
+    settings: &Settings,
+) -> anyhow::Result<(Histogram<u64>, usize, usize)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..settings.in_flight.max(1))
+        .map(|_| {
+            let services = services.clone();
+            let next = Arc::clone(&next);
+            let total = settings.services;
+            tokio::spawn(async move {
+                let mut latency = histogram();
+                let (mut ok, mut failed) = (0usize, 0usize);
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= total {
+                        break;
+                    }
+                    let object = service(index)?;
+                    let started = Instant::now();
+                    match services.create(&PostParams::default(), &object).await {
+                        Ok(_) => {
+                            latency.saturating_record(micros(started.elapsed()));
+                            ok += 1;
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                anyhow::Ok((latency, ok, failed))
+            })
+        })
+        .collect();
+    let mut latency = histogram();
+    let (mut ok, mut failed) = (0, 0);
+    for worker in workers {
+        let (worker_latency, worker_ok, worker_failed) =
+            tokio::time::timeout(PHASE_TIMEOUT, worker)
+                .await
+                .context("creates did not finish in time")???;
+        latency.add(&worker_latency)?;
+        ok += worker_ok;
+        failed += worker_failed;
+    }
+    Ok((latency, ok, failed))
+}
+
+/// Lists everything in pages of [`PAGE_SIZE`]: (items, pages, elapsed).
+async fn paged_list(services: &Api<DynamicObject>) -> anyhow::Result<(usize, usize, Duration)> {
+    let started = Instant::now();
+    let (mut items, mut pages) = (0, 0);
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(token) = token.take() {
+            params = params.continue_token(&token);
+        }
+        let page = services.list(&params).await?;
+        items += page.items.len();
+        pages += 1;
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    Ok((items, pages, started.elapsed()))
+}
+
+struct FanOut {
+    opened: usize,
+    writes: usize,
+    deliveries: usize,
+    delay_us: Histogram<u64>,
+    from_send_us: Histogram<u64>,
+}
+
+/// Opens the watches, then makes the spaced writes and times each event's arrival at each
+/// watch against the write's acknowledgement.
+async fn watch_fan_out(
+    services: &Api<DynamicObject>,
+    settings: &Settings,
+    from_rv: &str,
+) -> anyhow::Result<FanOut> {
+    let expected = settings.watched_writes;
+    let (arrivals, mut received) = mpsc::unbounded_channel::<(String, Instant)>();
+    let params = WatchParams::default().timeout(290);
+    let mut streams = Vec::with_capacity(settings.watchers);
+    for _ in 0..settings.watchers {
+        // `watch` returns once the server has answered, i.e. once the watch is open.
+        streams.push(services.watch(&params, from_rv).await?);
+    }
+    let opened = streams.len();
+    let watchers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            let arrivals = arrivals.clone();
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                let mut seen = 0;
+                while seen < expected {
+                    match stream.next().await {
+                        Some(Ok(WatchEvent::Modified(object))) => {
+                            let at = Instant::now();
+                            if object.metadata.name.as_deref() == Some(WATCHED_WRITE_TARGET)
+                                && let Some(rv) = object.metadata.resource_version
+                            {
+                                seen += 1;
+                                let _ = arrivals.send((rv, at));
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(arrivals);
+
+    let mut acknowledged = std::collections::HashMap::new();
+    for write in 0..expected {
+        tokio::time::sleep(settings.write_spacing).await;
+        let patch =
+            Patch::Merge(json!({"metadata": {"labels": {"bench-write": write.to_string()}}}));
+        let sent = Instant::now();
+        let written = services
+            .patch(WATCHED_WRITE_TARGET, &PatchParams::default(), &patch)
+            .await?;
+        let at = Instant::now();
+        let rv = written
+            .metadata
+            .resource_version
+            .context("a write answered without a resourceVersion")?;
+        acknowledged.insert(rv, (sent, at));
+    }
+    let mut arrivals = Vec::with_capacity(opened * expected);
+    let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
+    while arrivals.len() < opened * expected {
+        match tokio::time::timeout_at(deadline, received.recv()).await {
+            Ok(Some(arrival)) => arrivals.push(arrival),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    for watcher in watchers {
+        watcher.abort();
+    }
+    let mut delay_us = histogram();
+    let mut from_send_us = histogram();
+    let mut deliveries = 0;
+    for (rv, at) in arrivals {
+        let Some((sent, acked)) = acknowledged.get(&rv) else {
+            bail!("a watch delivered resourceVersion {rv}, which no timed write returned");
+        };
+        deliveries += 1;
+        delay_us.saturating_record(micros(at.saturating_duration_since(*acked)));
+        from_send_us.saturating_record(micros(at.saturating_duration_since(*sent)));
+    }
+    Ok(FanOut {
+        opened,
+        writes: acknowledged.len(),
+        deliveries,
+        delay_us,
+        from_send_us,
+    })
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// `VmRSS` and `VmHWM` of a process.
+pub fn memory(pid: u32) -> anyhow::Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .with_context(|| format!("no {name} in {path}"))
+    };
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl ApiBench {
+    /// The report: what was run and on what, then a Markdown table.
+    pub fn markdown(&self) -> String {
+        let s = &self.settings;
+        let mut out = format!(
+            "wisp api-server (its own process, SQLite store) driven by kube-rs over HTTPS: {} Knative Services created {} in flight, listed, then {} watches on the collection timing {} writes spaced {} ms apart; {}\n\n",
+            s.services,
+            s.in_flight,
+            s.watchers,
+            s.watched_writes,
+            s.write_spacing.as_millis(),
+            report::machine_line()
+        );
+        out.push_str(
+            "| measurement | count | rate | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n",
+        );
+        let rate = self.created as f64 / self.create_elapsed.as_secs_f64().max(1e-9);
+        out.push_str(&format!(
+            "| create ksvc ({} in flight) | {} ok, {} failed | {:.0}/s | {} | {} | {} |\n",
+            s.in_flight,
+            self.created,
+            self.create_errors,
+            rate,
+            report::micros(self.create_latency_us.value_at_quantile(0.5)),
+            report::micros(self.create_latency_us.value_at_quantile(0.99)),
+            report::micros(self.create_latency_us.max()),
+        ));
+        out.push_str(&format!(
+            "| list all, one page | {} items | — | — | — | {} |\n",
+            self.listed,
+            report::micros(micros(self.list_elapsed)),
+        ));
+        out.push_str(&format!(
+            "| list all, pages of {PAGE_SIZE} | {} items in {} pages | — | — | — | {} |\n",
+            self.paged_listed,
+            self.pages,
+            report::micros(micros(self.paged_elapsed)),
+        ));
+        out.push_str(&format!(
+            "| watch event delay after the write's ack ({} watches × {} writes) | {} of {} | — | {} | {} | {} |\n",
+            self.watchers_opened,
+            self.watched_writes,
+            self.deliveries,
+            self.watchers_opened * self.watched_writes,
+            report::micros(self.delivery_delay_us.value_at_quantile(0.5)),
+            report::micros(self.delivery_delay_us.value_at_quantile(0.99)),
+            report::micros(self.delivery_delay_us.max()),
+        ));
+        out.push_str(&format!(
+            "| same events, delay after the write's request was sent | {} | — | {} | {} | {} |\n",
+            self.deliveries,
+            report::micros(self.delivery_from_send_us.value_at_quantile(0.5)),
+            report::micros(self.delivery_from_send_us.value_at_quantile(0.99)),
+            report::micros(self.delivery_from_send_us.max()),
+        ));
+        out.push_str(&format!(
+            "\nserver memory after the creates: VmRSS {}, VmHWM {}; after the lists: VmRSS {}, VmHWM {}; at the end (watches open): VmRSS {}, VmHWM {}\n",
+            mib(self.memory_after_creates.rss_kib),
+            mib(self.memory_after_creates.hwm_kib),
+            mib(self.memory_after_lists.rss_kib),
+            mib(self.memory_after_lists.hwm_kib),
+            mib(self.memory_at_end.rss_kib),
+            mib(self.memory_at_end.hwm_kib),
+        ));
+        out
+    }
+}
