@@ -1103,3 +1103,37 @@ fn a_selected_watch_sees_objects_enter_and_leave_the_selection() {
         assert_eq!(seen, ["DELETED front", "ADDED db"]);
     });
 }
+
+#[test]
+fn paged_lists_with_a_selector_return_every_match_once() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        for index in 0..7 {
+            let app = if index % 2 == 0 { "web" } else { "db" };
+            api.create(
+                &PostParams::default(),
+                &labelled(&format!("svc-{index}"), &[("app", app)]),
+            )
+            .await
+            .expect("create");
+        }
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        let mut params = ListParams::default().labels("app=web").limit(2);
+        let first_rv = loop {
+            let page = api.list(&params).await.expect("page");
+            pages += 1;
+            seen.extend(page.items.iter().map(|item| item.name_any()));
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break page.metadata.resource_version,
+            }
+        };
+        assert_eq!(seen, ["svc-0", "svc-2", "svc-4", "svc-6"]);
+        assert_eq!(pages, 2);
+        let unpaged = api.list(&ListParams::default()).await.expect("list");
+        assert_eq!(first_rv, unpaged.metadata.resource_version);
+    });
+}

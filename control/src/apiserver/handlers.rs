@@ -18,18 +18,18 @@ use crate::openapi;
 use crate::registry::{self, Resource};
 use crate::schema;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::Scope;
+use crate::store::{Scope, StoredJson};
 use crate::table::{self, IncludeObject};
 
 use super::body;
 use super::gc::Propagation;
 use super::metadata::meta_str;
 use super::objects::{Deleted, Objects, Patch, Preconditions, WriteOptions, Written};
-use super::paging;
+use super::paging::Token;
 use super::patch::PatchType;
 use super::path::{self, ResourcePath, Target};
 use super::query::Query;
-use super::respond::{self, Body, Shape};
+use super::respond::{self, Body, Page, Shape};
 use super::status::{self, ApiError};
 use super::version;
 use super::watch::{self as watching, WatchRequest};
@@ -350,6 +350,31 @@ pub fn selected(
         && fields.is_none_or(|selector| selector.matches(object))
 }
 
+/// Rows read for a filtered list at a time (a page of a filtered list may need several).
+const FILTERED_CHUNK: usize = 500;
+
+/// One listed object: its stored text, and its parsed form when something needed it.
+struct Row {
+    stored: StoredJson,
+    parsed: Option<Value>,
+}
+
+impl Row {
+    fn value(self) -> Result<Value, ApiError> {
+        match self.parsed {
+            Some(value) => Ok(value),
+            None => parse_stored(&self.stored.json),
+        }
+    }
+}
+
+fn parse_stored(json: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(json)
+        .map_err(|error| ApiError::internal(format!("a stored object is not JSON: {error}")))
+}
+
+/// A list: read with a key cursor, so a page costs its own size; objects are parsed only when
+/// a selector or a Table needs them, and otherwise spliced into the response as stored.
 async fn list(
     context: &Context,
     target: &ResourcePath,
@@ -359,37 +384,126 @@ async fn list(
     let resource = target.resource;
     let (labels, fields) = selectors(resource, query)?;
     let scope = scope(target, fields.as_ref());
-    let listed = context
-        .objects
-        .store()
-        .list(&scope)
-        .await
-        .map_err(|error| ApiError::from_store(resource, "", error))?;
-    let matching: Vec<Value> = listed
-        .items
+    let filtering = labels.is_some() || fields.is_some();
+    let token = query
+        .continue_token
+        .as_deref()
+        .map(Token::decode)
+        .transpose()?;
+    let limit = query.limit;
+    let chunk = limit.map(|limit| {
+        if filtering {
+            (limit + 1).max(FILTERED_CHUNK)
+        } else {
+            limit + 1
+        }
+    });
+    let mut after = token.as_ref().map(Token::after);
+    let mut snapshot_rv = None;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut more = false;
+    'read: loop {
+        let page = context
+            .objects
+            .store()
+            .list_json(&scope, after.clone(), chunk)
+            .await
+            .map_err(|error| ApiError::from_store(resource, "", error))?;
+        snapshot_rv.get_or_insert(page.resource_version);
+        let exhausted = chunk.is_none_or(|chunk| page.items.len() < chunk);
+        for stored in page.items {
+            after = Some((stored.namespace.clone(), stored.name.clone()));
+            let parsed = if filtering {
+                let value = parse_stored(&stored.json)?;
+                if !selected(&value, labels.as_ref(), fields.as_ref()) {
+                    continue;
+                }
+                Some(value)
+            } else {
+                None
+            };
+            if limit.is_some_and(|limit| rows.len() == limit) {
+                more = true;
+                break 'read;
+            }
+            rows.push(Row { stored, parsed });
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let rv = token
+        .as_ref()
+        .map_or(snapshot_rv.unwrap_or(0), |token| token.rv);
+    let continue_token = rows.last().filter(|_| more).map(|last| {
+        Token {
+            rv,
+            namespace: last.stored.namespace.clone(),
+            name: last.stored.name.clone(),
+        }
+        .encode()
+    });
+    if shape == Shape::Object {
+        return Ok(spliced_list(resource, &rows, rv, continue_token.as_deref()));
+    }
+    let items = rows
         .into_iter()
-        .filter(|object| selected(object, labels.as_ref(), fields.as_ref()))
-        .collect();
-    let (items, rv, page) = paging::page(
-        matching,
-        listed.resource_version,
-        query.limit,
-        query.continue_token.as_deref(),
-    )?;
+        .map(Row::value)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(match shape {
         Shape::Table => {
             let include = include_object(query)?;
             let mut body = table::table(resource, &items, include, Some(&rv.to_string()), true);
-            if let Some(token) = &page.continue_token {
+            if let Some(token) = &continue_token {
                 body["metadata"]["continue"] = token.clone().into();
             }
             respond::json(StatusCode::OK, &body)
         }
-        shape => respond::json(
-            StatusCode::OK,
-            &respond::list(resource, items, rv, &page, shape),
-        ),
+        shape => {
+            let page = Page {
+                continue_token,
+                remaining: None,
+            };
+            respond::json(
+                StatusCode::OK,
+                &respond::list(resource, items, rv, &page, shape),
+            )
+        }
     })
+}
+
+/// A list response written around the objects' stored text.
+fn spliced_list(
+    resource: &Resource,
+    rows: &[Row],
+    rv: u64,
+    continue_token: Option<&str>,
+) -> Response<Body> {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(token) = continue_token {
+        metadata["continue"] = token.into();
+    }
+    let head = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{metadata},\"items\":[",
+        Value::from(resource.list_kind),
+        Value::from(resource.api_version()),
+    );
+    let size = head.len()
+        + rows
+            .iter()
+            .map(|row| row.stored.json.len() + 1)
+            .sum::<usize>()
+        + 2;
+    let mut body = String::with_capacity(size);
+    body.push_str(&head);
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(&row.stored.json);
+    }
+    body.push_str("]}");
+    respond::bytes(StatusCode::OK, Bytes::from(body), "application/json")
 }
 
 fn watch(

@@ -53,7 +53,7 @@ pub use event::{Event, EventType};
 pub use key::{ObjectKey, Scope};
 pub use mutation::{Outcome, resource_version_of};
 pub use options::StoreOptions;
-pub use tables::EventPage;
+pub use tables::{EventPage, StoredJson};
 pub use watch::WatchStream;
 
 use jobs::{CompactJob, Job, MutateJob};
@@ -67,6 +67,15 @@ pub struct List {
     pub items: Vec<Value>,
     /// The global resourceVersion when the items were read: watch from here to see what comes
     /// after them.
+    pub resource_version: u64,
+}
+
+/// Part of a list as stored JSON text, and the resourceVersion it is current at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonList {
+    /// The objects, ordered by namespace and name.
+    pub items: Vec<StoredJson>,
+    /// The global resourceVersion when the items were read.
     pub resource_version: u64,
 }
 
@@ -173,6 +182,26 @@ impl Store {
                 Ok(List {
                     resource_version: tables::resource_version(conn)?,
                     items: tables::list_objects(conn, &scope)?,
+                })
+            })
+            .await
+    }
+
+    /// Up to `limit` objects of `scope` after the (namespace, name) `after`, as their stored JSON
+    /// text, from one snapshot: what a paged or unfiltered list serves without parsing objects.
+    pub async fn list_json(
+        &self,
+        scope: &Scope,
+        after: Option<(String, String)>,
+        limit: Option<usize>,
+    ) -> Result<JsonList, StoreError> {
+        let scope = scope.clone();
+        self.inner
+            .readers
+            .read(move |conn| {
+                Ok(JsonList {
+                    resource_version: tables::resource_version(conn)?,
+                    items: tables::list_json(conn, &scope, after.as_ref(), limit)?,
                 })
             })
             .await

@@ -149,6 +149,62 @@ pub(crate) fn list_objects(conn: &Connection, scope: &Scope) -> Result<Vec<Value
         .collect()
 }
 
+/// One stored object as its JSON text, with its namespace and name (the list order and the
+/// cursor of the next page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJson {
+    /// `metadata.namespace` (`""` when cluster-scoped).
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The object, compact JSON exactly as stored.
+    pub json: String,
+}
+
+/// Up to `limit` objects of `scope` after the (namespace, name) `after`, in list order, as
+/// stored text: a list that needs no filtering is answered without parsing an object.
+pub(crate) fn list_json(
+    conn: &Connection,
+    scope: &Scope,
+    after: Option<&(String, String)>,
+    limit: Option<usize>,
+) -> Result<Vec<StoredJson>, StoreError> {
+    let (after_namespace, after_name) = match after {
+        Some((namespace, name)) => (Some(namespace.as_str()), Some(name.as_str())),
+        None => (None, None),
+    };
+    // SQLite reads a negative LIMIT as "no limit".
+    let limit = limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
+    conn.prepare_cached(
+        "SELECT namespace, name, object FROM objects
+         WHERE resource = ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR name = ?3)
+           AND (?4 IS NULL OR (namespace, name) > (?4, ?5))
+         ORDER BY namespace, name
+         LIMIT ?6",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(
+            params![
+                scope.resource,
+                scope.namespace,
+                scope.name,
+                after_namespace,
+                after_name,
+                limit
+            ],
+            |row| {
+                Ok(StoredJson {
+                    namespace: row.get(0)?,
+                    name: row.get(1)?,
+                    json: row.get(2)?,
+                })
+            },
+        )?
+        .collect()
+    })
+    .map_err(StoreError::sql("listing objects"))
+}
+
 /// Appends `event` to the log.
 pub(crate) fn append_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     let rv = to_sql(event.resource_version)?;
