@@ -1137,3 +1137,53 @@ fn paged_lists_with_a_selector_return_every_match_once() {
         assert_eq!(first_rv, unpaged.metadata.resource_version);
     });
 }
+
+#[test]
+fn a_selected_watch_resumed_after_a_delete_still_sees_it() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        for service in [
+            labelled("gone", &[("app", "web")]),
+            labelled("moved", &[("app", "web")]),
+        ] {
+            api.create(&PostParams::default(), &service)
+                .await
+                .expect("create");
+        }
+        let listed = api
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .expect("list");
+        let rv = listed.metadata.resource_version.expect("list rv");
+        // Both change between the client's list and its watch.
+        api.delete("gone", &DeleteParams::default())
+            .await
+            .expect("delete");
+        api.patch(
+            "moved",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}})),
+        )
+        .await
+        .expect("relabel");
+        let params = WatchParams::default().labels("app=web").timeout(1);
+        let seen = within(
+            "the resumed watch to end",
+            api.watch(&params, &rv)
+                .await
+                .expect("watch")
+                .try_filter_map(|event| async move {
+                    Ok(match event {
+                        WatchEvent::Deleted(object) => Some(object.name_any()),
+                        _ => None,
+                    })
+                })
+                .try_collect::<Vec<String>>(),
+        )
+        .await
+        .expect("watch stream");
+        assert_eq!(seen, ["gone", "moved"]);
+    });
+}

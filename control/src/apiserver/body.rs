@@ -12,6 +12,9 @@ use super::status::ApiError;
 /// The real API server's default request-body limit (3 MiB); objects are far smaller.
 pub const DEFAULT_MAX_BODY: usize = 3 * 1024 * 1024;
 
+/// How long a client may take to send a body (a trickled body must not hold a task forever).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads the whole body, refusing more than `limit` bytes without buffering them.
 pub async fn read(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
@@ -21,7 +24,15 @@ pub async fn read(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<B
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "the request body did not arrive within {} seconds; send it at once",
+                BODY_READ_TIMEOUT.as_secs()
+            ))
+        })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::too_large(limit))

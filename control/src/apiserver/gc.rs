@@ -116,6 +116,20 @@ pub async fn run(objects: Objects, mut queue: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
+/// Deletes by the garbage collector name the uid they mean, so an object deleted and created
+/// again under the same name in the meantime is left alone.
+fn uid_precondition(object: &Value) -> Preconditions {
+    Preconditions {
+        uid: meta_str(object, "uid").map(str::to_owned),
+        resource_version: None,
+    }
+}
+
+/// Whether a collector delete found its object already gone or replaced.
+fn gone(error: &ApiError) -> bool {
+    error.reason == "NotFound" || error.reason == "Conflict"
+}
+
 /// Resources that can hold dependents or namespace content.
 fn namespaced_resources() -> impl Iterator<Item = &'static Resource> {
     registry::resources()
@@ -154,6 +168,7 @@ async fn collect_dependents(
             let name = meta_str(dependent, "name").unwrap_or_default();
             let dependent_namespace = meta_str(dependent, "namespace");
             let sole_owner = owner_uids(dependent).len() == 1;
+            let uid_of_dependent = uid_precondition(dependent);
             let result = if propagation == Propagation::Orphan || !sole_owner {
                 release(objects, resource, dependent_namespace, name, uid).await
             } else {
@@ -162,7 +177,7 @@ async fn collect_dependents(
                         resource,
                         dependent_namespace,
                         name,
-                        Preconditions::default(),
+                        uid_of_dependent,
                         Propagation::Background,
                         false,
                     )
@@ -171,7 +186,8 @@ async fn collect_dependents(
             };
             match result {
                 Ok(()) => {}
-                Err(error) if error.reason == "NotFound" => {}
+                // Gone, or replaced by a new object of the same name: not ours to collect.
+                Err(error) if gone(&error) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -234,7 +250,7 @@ async fn empty_namespace(objects: &Objects, name: &str) -> Result<(), ApiError> 
                     resource,
                     Some(name),
                     object_name,
-                    Preconditions::default(),
+                    uid_precondition(item),
                     Propagation::Background,
                     false,
                 )
@@ -242,7 +258,7 @@ async fn empty_namespace(objects: &Objects, name: &str) -> Result<(), ApiError> 
             {
                 Ok(super::objects::Deleted::Removed(_)) => remaining -= 1,
                 Ok(super::objects::Deleted::Pending(_)) => {}
-                Err(error) if error.reason == "NotFound" => remaining -= 1,
+                Err(error) if gone(&error) => remaining -= 1,
                 Err(error) => return Err(error),
             }
         }
@@ -296,13 +312,13 @@ async fn sweep(objects: &Objects) -> Result<(), ApiError> {
                     resource,
                     meta_str(item, "namespace"),
                     name,
-                    Preconditions::default(),
+                    uid_precondition(item),
                     Propagation::Background,
                     false,
                 )
                 .await;
             if let Err(error) = result
-                && error.reason != "NotFound"
+                && !gone(&error)
             {
                 return Err(error);
             }

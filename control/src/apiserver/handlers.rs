@@ -393,9 +393,9 @@ async fn list(
     let limit = query.limit;
     let chunk = limit.map(|limit| {
         if filtering {
-            (limit + 1).max(FILTERED_CHUNK)
+            limit.saturating_add(1).max(FILTERED_CHUNK)
         } else {
-            limit + 1
+            limit.saturating_add(1)
         }
     });
     let mut after = token.as_ref().map(Token::after);

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
@@ -50,6 +50,16 @@ pub const STANDARD_NAMESPACES: &[&str] =
 
 /// How long a client may take over the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often an idle HTTP/2 connection is pinged.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Concurrent streams (requests and watches) one HTTP/2 connection may open; kube-rs and
+/// client-go multiplex every watch of a process over one connection, so this is generous.
+const MAX_STREAMS_PER_CONNECTION: u32 = 5_000;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -238,7 +248,18 @@ async fn serve(
     context: Arc<Context>,
     mut stopped: signal::Receiver<bool>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that connects and then sends nothing (or trickles headers) must not hold a task
+    // and a socket forever; HTTP/2 connections are pinged so dead peers are noticed.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {

@@ -238,7 +238,16 @@ impl Objects {
                 details: None,
             });
         }
-        if kind == PatchType::Apply && !status {
+        // Only an apply that creates is new content; one that changes an existing object (a
+        // controller dropping its finalizer) must work in a terminating namespace too.
+        if kind == PatchType::Apply
+            && !status
+            && self
+                .store
+                .get(&key(resource, namespace, name))
+                .await
+                .is_err_and(|error| matches!(error, StoreError::NotFound { .. }))
+        {
             self.check_namespace_open(resource, namespace).await?;
         }
         self.write(
@@ -596,7 +605,10 @@ impl Step {
         }
         admission::validate(&request, &candidate)
             .map_err(|causes| ApiError::denied(resource, name, causes))?;
-        if is_terminating(&candidate) && finalizers(&candidate).is_empty() {
+        // Only an object finalizers held completes its deletion here; a namespace (which
+        // carries none) is completed by the garbage collector once it is empty.
+        let held = current.is_some_and(|current| !finalizers(current).is_empty());
+        if held && is_terminating(&candidate) && finalizers(&candidate).is_empty() {
             // The last finalizer was removed: deletion completes now.
             return Ok(None);
         }

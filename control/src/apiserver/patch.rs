@@ -80,9 +80,30 @@ pub fn apply(kind: PatchType, current: &Value, patch: &Value) -> Result<Value, A
             // One operation at a time so an absent-is-null `test` can be decided on the
             // document as the earlier operations left it; `patched` is a copy, so a failure
             // part-way still changes nothing.
+            if operations.0.len() > MAX_JSON_PATCH_OPERATIONS {
+                return Err(unprocessable(format!(
+                    "the JSON patch has {} operations; the most this server applies is \
+                     {MAX_JSON_PATCH_OPERATIONS}: split it, or send a merge patch",
+                    operations.0.len()
+                )));
+            }
+            let mut copied = 0usize;
             for (index, operation) in operations.0.iter().enumerate() {
                 if tests_absent_as_null(&patched, operation) {
                     continue;
+                }
+                // `copy` is the one operation that can grow a document beyond what the body
+                // carried (each copy of a copy doubles it): bound the total copied.
+                if let json_patch::PatchOperation::Copy(copy) = operation
+                    && let Some(source) = patched.pointer(copy.from.as_str())
+                {
+                    copied = copied.saturating_add(serialized_size(source, MAX_COPIED_BYTES));
+                    if copied > MAX_COPIED_BYTES {
+                        return Err(unprocessable(format!(
+                            "the JSON patch copies more than {MAX_COPIED_BYTES} bytes \
+                             (operation '/{index}'); an object cannot grow that much"
+                        )));
+                    }
                 }
                 json_patch::patch(&mut patched, std::slice::from_ref(operation)).map_err(
                     |error| ApiError {
@@ -113,6 +134,46 @@ fn tests_absent_as_null(document: &Value, operation: &json_patch::PatchOperation
     let path = test.path.as_str();
     let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
     test.value.is_null() && document.pointer(path).is_none() && document.pointer(parent).is_some()
+}
+
+/// Most operations in one JSON patch (the real server's bound too).
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Most bytes the `copy` operations of one JSON patch may duplicate in all: the request-body
+/// limit, since no legitimate object outgrows what one request may carry.
+const MAX_COPIED_BYTES: usize = super::body::DEFAULT_MAX_BODY;
+
+fn unprocessable(message: String) -> ApiError {
+    ApiError {
+        code: http::StatusCode::UNPROCESSABLE_ENTITY,
+        reason: "Invalid",
+        message,
+        details: None,
+    }
+}
+
+/// The length of `value` as compact JSON, counted without building it and cut short past
+/// `limit` (anything above the limit is refused anyway).
+fn serialized_size(value: &Value, limit: usize) -> usize {
+    struct Counter {
+        bytes: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes += buf.len();
+            if self.bytes > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { bytes: 0, limit };
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.bytes
 }
 
 fn require_object(patch: &Value) -> Result<(), ApiError> {
@@ -227,6 +288,24 @@ mod tests {
             "{}",
             second.message
         );
+    }
+
+    #[test]
+    fn a_copy_bomb_is_refused_before_it_grows() {
+        let current = json!({"spec": {"seed": "x".repeat(1024)}});
+        let bomb: Vec<Value> = (0..40)
+            .map(|i| json!({"op": "copy", "from": "/spec", "path": format!("/spec/c{i}")}))
+            .collect();
+        let error = apply(PatchType::Json, &current, &Value::Array(bomb)).expect_err("bomb");
+        assert_eq!(error.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            error.message.contains("copies more than"),
+            "{}",
+            error.message
+        );
+        let small = json!([{"op": "copy", "from": "/spec/seed", "path": "/spec/again"}]);
+        let copied = apply(PatchType::Json, &current, &small).expect("one copy is fine");
+        assert_eq!(copied["spec"]["again"], current["spec"]["seed"]);
     }
 
     #[test]

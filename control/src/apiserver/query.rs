@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use super::status::ApiError;
 
+/// Largest `limit` taken as a page size; a larger one lists everything (and can never overflow
+/// the one-more-than-the-page read that tells whether more follow).
+const MAX_LIMIT: u64 = 1 << 32;
+
 /// How unknown and duplicate fields in a body are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldValidation {
@@ -83,7 +87,9 @@ impl Query {
                 "fieldSelector" if !value.is_empty() => query.field_selector = Some(value),
                 "limit" => {
                     let limit = number(&key, &value)?;
-                    query.limit = (limit > 0).then(|| usize::try_from(limit).unwrap_or(usize::MAX));
+                    // A limit beyond what any list holds means "everything".
+                    query.limit = (limit > 0 && limit <= MAX_LIMIT)
+                        .then(|| usize::try_from(limit).unwrap_or(usize::MAX));
                 }
                 "continue" if !value.is_empty() => query.continue_token = Some(value),
                 "dryRun" => match value.as_str() {

@@ -70,6 +70,7 @@ pub fn start(
             request,
             sent_columns: false,
             matching: filtered.then(HashSet::new),
+            uncertain_through: 0,
         };
         writer.run(objects, bookmark_interval, shutdown).await;
     });
@@ -94,6 +95,10 @@ struct Writer {
     /// so that an object which stops matching is sent as `DELETED` and one which starts
     /// matching as `ADDED`, as the real server does. `None` without a selector.
     matching: Option<HashSet<(String, String)>>,
+    /// Events at or below this resourceVersion changed objects between the client's list and
+    /// this watch: the seeded matching set reflects the state after them, not before, so an
+    /// object that no longer matches may still be held by the client.
+    uncertain_through: u64,
 }
 
 /// Why a watch ended early.
@@ -213,6 +218,7 @@ impl Writer {
                 self.remember(object, true);
             }
         }
+        self.uncertain_through = list.resource_version;
         Ok(())
     }
 
@@ -232,22 +238,34 @@ impl Writer {
         }
     }
 
+    /// Sends one change, as the client holding the selection needs it: `ADDED` when an object
+    /// enters the selection, `DELETED` when it leaves it or goes (its last state matched, so
+    /// the client may hold it), nothing for objects outside the selection.
     async fn send_event(&mut self, event: &Event) -> Result<(), Closed> {
         let object = &event.object;
-        let kind = match (event.kind, self.selected(object)) {
+        let matches = self.selected(object);
+        let kind = match (event.kind, matches) {
             (EventType::Deleted, _) => {
-                if !self.remember(object, false) {
+                let held = self.remember(object, false);
+                if !held && !matches {
                     return Ok(());
                 }
                 EventType::Deleted
             }
             (kind, true) => {
-                let held = self.remember(object, true);
-                if held { kind } else { EventType::Added }
+                if self.remember(object, true) {
+                    kind
+                } else {
+                    EventType::Added
+                }
             }
-            // Stopped matching: the client must drop it.
             (_, false) => {
-                if !self.remember(object, false) {
+                let held = self.remember(object, false);
+                // Between the client's list and this watch the server cannot tell whether the
+                // client holds the object: a DELETED for one it lacks is harmless to a cache,
+                // a missing one would leave it stale.
+                let uncertain = event.resource_version <= self.uncertain_through;
+                if !held && !uncertain {
                     return Ok(());
                 }
                 EventType::Deleted
