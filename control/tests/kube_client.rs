@@ -1187,3 +1187,30 @@ fn a_selected_watch_resumed_after_a_delete_still_sees_it() {
         assert_eq!(seen, ["gone", "moved"]);
     });
 }
+
+#[test]
+fn a_dry_run_delete_of_a_held_object_returns_it_and_changes_nothing() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let mut held = labelled("held", &[]);
+        held.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
+        let created = api
+            .create(&PostParams::default(), &held)
+            .await
+            .expect("create");
+        let params = DeleteParams {
+            dry_run: true,
+            ..DeleteParams::default()
+        };
+        let answer = api.delete("held", &params).await.expect("dry-run delete");
+        let object = answer
+            .left()
+            .expect("held by its finalizer: the object, not a Status");
+        assert!(object.metadata.deletion_timestamp.is_some());
+        let stored = api.get("held").await.expect("still there");
+        assert!(stored.metadata.deletion_timestamp.is_none());
+        assert_eq!(stored.resource_version(), created.resource_version());
+    });
+}

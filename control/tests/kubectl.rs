@@ -1040,6 +1040,19 @@ fn get_namespaces_shows_the_standard_ones_active() {
 }
 
 #[test]
+fn the_standard_namespaces_cannot_be_deleted() {
+    let cluster = Cluster::start();
+    let err = cluster.fails(&["delete", "ns", "default", "--wait=false"]);
+    assert_contains(
+        &err,
+        "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may \
+         not be deleted",
+    );
+    let table = cluster.ok(&["get", "ns", "default"]);
+    assert_eq!(row(&table, 0, "default")[1], "Active");
+}
+
+#[test]
 fn create_namespace_from_a_file() {
     let cluster = Cluster::start();
     let file = write_file(&cluster, "ns.yaml", &namespace("team"));

@@ -48,6 +48,9 @@ use objects::{Objects, WriteOptions};
 pub const STANDARD_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "knative-serving"];
 
+/// Namespaces the real server refuses to delete (403), whatever the request.
+pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// How long a client may take over the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -13,7 +13,7 @@ use crate::admission::{self, Operation};
 use crate::field_error::FieldError;
 use crate::registry::{self, Resource};
 use crate::schema;
-use crate::store::{ObjectKey, Outcome, Scope, Store, StoreError, resource_version_of};
+use crate::store::{ObjectKey, Outcome, Scope, Store, StoreError};
 
 use super::core;
 use super::gc::{Collector, Propagation};
@@ -76,8 +76,8 @@ pub struct Objects {
 /// Why a write closure stopped without writing.
 enum Stop {
     Api(ApiError),
-    /// Dry run: everything passed; this is what would have been stored.
-    DryRun(Value),
+    /// Dry run: everything passed; what would have been stored.
+    DryRun(DryRun),
     Store(StoreError),
 }
 
@@ -272,9 +272,16 @@ impl Objects {
         propagation: Propagation,
         dry_run: bool,
     ) -> Result<Deleted, ApiError> {
+        let hold = resource.group.is_empty() && resource.plural == "namespaces";
+        if hold && super::PROTECTED_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(
+                resource,
+                name,
+                format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
+            ));
+        }
         let target = key(resource, namespace, name);
         let url_name = name.to_owned();
-        let hold = resource.plural == "namespaces";
         let outcome = self
             .store
             .mutate(&target, move |current| -> Result<Option<Value>, Stop> {
@@ -292,14 +299,19 @@ impl Objects {
                     None
                 };
                 if dry_run {
-                    return Err(Stop::DryRun(result.unwrap_or_else(|| current.clone())));
+                    return Err(Stop::DryRun(DryRun {
+                        pending: result.is_some(),
+                        object: result.unwrap_or_else(|| current.clone()),
+                        created: false,
+                    }));
                 }
                 Ok(result)
             })
             .await;
         let outcome = self.settle(resource, name, outcome)?;
         match outcome {
-            Settled::DryRun(object) => Ok(Deleted::Removed(object)),
+            Settled::DryRun(dry) if dry.pending => Ok(Deleted::Pending(dry.object)),
+            Settled::DryRun(dry) => Ok(Deleted::Removed(dry.object)),
             Settled::Stored(Outcome::Deleted(object)) => {
                 self.collector.removed(resource, &object, propagation);
                 Ok(Deleted::Removed(object))
@@ -388,14 +400,8 @@ impl Objects {
         let settled = self.settle(resource, name, outcome)?;
         let warnings = std::mem::take(&mut *super::lock(&warnings));
         let (code, object) = match settled {
-            Settled::DryRun(object) => (
-                if resource_version_of(&object).is_none() {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                object,
-            ),
+            Settled::DryRun(dry) if dry.created => (StatusCode::CREATED, dry.object),
+            Settled::DryRun(dry) => (StatusCode::OK, dry.object),
             Settled::Stored(Outcome::Created(object)) => (StatusCode::CREATED, object),
             Settled::Stored(Outcome::Deleted(object)) => {
                 // The last finalizer went: the object is gone now.
@@ -425,7 +431,7 @@ impl Objects {
     ) -> Result<Settled, ApiError> {
         match outcome {
             Ok(outcome) => Ok(Settled::Stored(outcome)),
-            Err(Stop::DryRun(object)) => Ok(Settled::DryRun(object)),
+            Err(Stop::DryRun(dry)) => Ok(Settled::DryRun(dry)),
             Err(Stop::Api(error)) => Err(error),
             Err(Stop::Store(error)) => Err(ApiError::from_store(resource, name, error)),
         }
@@ -434,7 +440,17 @@ impl Objects {
 
 enum Settled {
     Stored(Outcome),
-    DryRun(Value),
+    DryRun(DryRun),
+}
+
+/// What a dry run would have done.
+struct DryRun {
+    /// The object as it would be (for a deletion: as it was last).
+    object: Value,
+    /// Whether it would have been created (201).
+    created: bool,
+    /// Whether a delete would have left it held by finalizers.
+    pending: bool,
 }
 
 /// The 422 of a create with neither a name nor a generateName.
@@ -533,7 +549,12 @@ impl Step {
             current => self.main_write(current, candidate)?,
         };
         if self.options.dry_run {
-            return Err(Stop::DryRun(stored.unwrap_or(Value::Null)));
+            return Err(Stop::DryRun(DryRun {
+                created: current.is_none(),
+                // A write that would complete a deletion shows the object as it was last.
+                object: stored.or_else(|| current.cloned()).unwrap_or(Value::Null),
+                pending: false,
+            }));
         }
         Ok(stored)
     }
