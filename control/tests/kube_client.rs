@@ -1214,3 +1214,30 @@ fn a_dry_run_delete_of_a_held_object_returns_it_and_changes_nothing() {
         assert_eq!(stored.resource_version(), created.resource_version());
     });
 }
+
+#[test]
+fn a_create_without_name_or_generate_name_is_invalid() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let nameless = labelled("", &[]);
+        let error = api
+            .create(&PostParams::default(), &nameless)
+            .await
+            .expect_err("no name");
+        let kube::Error::Api(status) = error else {
+            panic!("expected a Status, got {error}");
+        };
+        assert_eq!(status.code, 422);
+        assert!(
+            status
+                .message
+                .contains("metadata.name: Required value: name or generateName is required"),
+            "{}",
+            status.message
+        );
+        let listed = api.list(&ListParams::default()).await.expect("list");
+        assert!(listed.items.is_empty());
+    });
+}

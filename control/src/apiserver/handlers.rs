@@ -17,8 +17,7 @@ use crate::discovery::{self, Representation, Root};
 use crate::openapi;
 use crate::registry::{self, Resource};
 use crate::schema;
-use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Scope, StoredJson};
+use crate::store::StoredJson;
 use crate::table::{self, IncludeObject};
 
 use super::body;
@@ -28,8 +27,9 @@ use super::objects::{Deleted, Objects, Patch, Preconditions, WriteOptions, Writt
 use super::paging::Token;
 use super::patch::PatchType;
 use super::path::{self, ResourcePath, Target};
-use super::query::Query;
-use super::respond::{self, Body, Page, Shape};
+use super::query::{FieldValidation, Query};
+use super::respond::{self, Body, Shape};
+use super::selection::Selection;
 use super::status::{self, ApiError};
 use super::version;
 use super::watch::{self as watching, WatchRequest};
@@ -299,57 +299,6 @@ fn include_object(query: &Query) -> Result<IncludeObject, ApiError> {
         .map_err(|error| ApiError::bad_request(error.to_string()))
 }
 
-/// Parsed selectors of a list or watch.
-fn selectors(
-    resource: &Resource,
-    query: &Query,
-) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
-    let labels = query
-        .label_selector
-        .as_deref()
-        .map(LabelSelector::parse)
-        .transpose()
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
-    let fields = query
-        .field_selector
-        .as_deref()
-        .map(|text| FieldSelector::parse(text, resource))
-        .transpose()
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
-    Ok((labels, fields))
-}
-
-/// The store scope a list or watch reads: the URL's namespace and, when the field selector
-/// pins them, one namespace and name.
-fn scope(target: &ResourcePath, fields: Option<&FieldSelector>) -> Scope {
-    let resource = target.resource;
-    let mut scope = Scope::resource(resource.store_resource());
-    let namespace = target
-        .namespace
-        .as_deref()
-        .or_else(|| fields.and_then(FieldSelector::namespace));
-    if let Some(namespace) = namespace.filter(|_| resource.namespaced) {
-        scope = scope.in_namespace(namespace);
-    }
-    if let Some(name) = fields.and_then(FieldSelector::name) {
-        scope = scope.named(name);
-    }
-    scope
-}
-
-/// Whether `object` passes the selectors.
-pub fn selected(
-    object: &Value,
-    labels: Option<&LabelSelector>,
-    fields: Option<&FieldSelector>,
-) -> bool {
-    let object_labels = object
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object);
-    labels.is_none_or(|selector| selector.matches(object_labels))
-        && fields.is_none_or(|selector| selector.matches(object))
-}
-
 /// Rows read for a filtered list at a time (a page of a filtered list may need several).
 const FILTERED_CHUNK: usize = 500;
 
@@ -382,9 +331,8 @@ async fn list(
     shape: Shape,
 ) -> Result<Response<Body>, ApiError> {
     let resource = target.resource;
-    let (labels, fields) = selectors(resource, query)?;
-    let scope = scope(target, fields.as_ref());
-    let filtering = labels.is_some() || fields.is_some();
+    let selection = Selection::new(target, query)?;
+    let filtering = selection.filters();
     let token = query
         .continue_token
         .as_deref()
@@ -406,7 +354,7 @@ async fn list(
         let page = context
             .objects
             .store()
-            .list_json(&scope, after.clone(), chunk)
+            .list_json(&selection.scope, after.clone(), chunk)
             .await
             .map_err(|error| ApiError::from_store(resource, "", error))?;
         snapshot_rv.get_or_insert(page.resource_version);
@@ -415,7 +363,7 @@ async fn list(
             after = Some((stored.namespace.clone(), stored.name.clone()));
             let parsed = if filtering {
                 let value = parse_stored(&stored.json)?;
-                if !selected(&value, labels.as_ref(), fields.as_ref()) {
+                if !selection.matches(&value) {
                     continue;
                 }
                 Some(value)
@@ -459,16 +407,10 @@ async fn list(
             }
             respond::json(StatusCode::OK, &body)
         }
-        shape => {
-            let page = Page {
-                continue_token,
-                remaining: None,
-            };
-            respond::json(
-                StatusCode::OK,
-                &respond::list(resource, items, rv, &page, shape),
-            )
-        }
+        shape => respond::json(
+            StatusCode::OK,
+            &respond::list(resource, items, rv, continue_token.as_deref(), shape),
+        ),
     })
 }
 
@@ -479,10 +421,7 @@ fn spliced_list(
     rv: u64,
     continue_token: Option<&str>,
 ) -> Response<Body> {
-    let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if let Some(token) = continue_token {
-        metadata["continue"] = token.into();
-    }
+    let metadata = respond::list_metadata(rv, continue_token);
     let head = format!(
         "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{metadata},\"items\":[",
         Value::from(resource.list_kind),
@@ -513,16 +452,13 @@ fn watch(
     shape: Shape,
 ) -> Result<Response<Body>, ApiError> {
     let resource = target.resource;
-    let (labels, fields) = selectors(resource, query)?;
     let request = WatchRequest {
         resource,
-        scope: scope(target, fields.as_ref()),
+        selection: Selection::new(target, query)?,
         from: query.resource_version,
         send_initial_events: query.send_initial_events,
         bookmarks: query.allow_bookmarks,
         timeout: query.timeout,
-        labels,
-        fields,
         shape,
         include: include_object(query)?,
     };
@@ -549,7 +485,10 @@ async fn read_object(
         field_validation: query.field_validation,
         field_manager: query.field_manager.clone(),
         user: ADMIN_USER.to_owned(),
-        duplicate_fields: if media_type.ends_with("json") {
+        // The scan reads the raw body again: only worth it when the answer is used.
+        duplicate_fields: if media_type.ends_with("json")
+            && query.field_validation != FieldValidation::Ignore
+        {
             schema::duplicate_fields(&bytes)
         } else {
             Vec::new()
@@ -607,17 +546,17 @@ async fn delete_collection(
     dry_run: bool,
 ) -> Result<Response<Body>, ApiError> {
     let resource = target.resource;
-    let (labels, fields) = selectors(resource, query)?;
+    let selection = Selection::new(target, query)?;
     let listed = context
         .objects
         .store()
-        .list(&scope(target, fields.as_ref()))
+        .list(&selection.scope)
         .await
         .map_err(|error| ApiError::from_store(resource, "", error))?;
     for object in listed
         .items
         .iter()
-        .filter(|object| selected(object, labels.as_ref(), fields.as_ref()))
+        .filter(|object| selection.matches(object))
     {
         let name = meta_str(object, "name").unwrap_or_default();
         match context

@@ -117,8 +117,9 @@ pub fn check_type(resource: &Resource, object: &mut Value) -> Result<(), ApiErro
     }
 }
 
-/// Fills in what the server owns on a new object: namespace from the URL, a name from
-/// `generateName` when none is given, uid, creationTimestamp and generation 1. Drops fields a
+/// Fills in what the server owns on a new object: namespace from the URL, uid,
+/// creationTimestamp and generation 1 (the caller has named it: from the body, the URL of an
+/// apply, or `generateName`, since the store key needs the name first). Drops fields a
 /// client may not set on create (resourceVersion, deletion marks) and, for resources with a
 /// status subresource, the status (§2.2).
 pub fn prepare_create(
@@ -129,25 +130,6 @@ pub fn prepare_create(
     check_type(resource, object)?;
     let metadata = metadata_mut(object)?;
     set_namespace(resource, namespace, metadata)?;
-    let name = metadata.get("name").and_then(Value::as_str).unwrap_or("");
-    if name.is_empty() {
-        let prefix = metadata
-            .get("generateName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if prefix.is_empty() {
-            return Err(ApiError::invalid(
-                resource,
-                "",
-                vec![FieldError::required(
-                    "metadata.name",
-                    "Required value: name or generateName is required",
-                )],
-            ));
-        }
-        let generated = generate_name(prefix);
-        metadata.insert("name".into(), generated.into());
-    }
     for owned in [
         "resourceVersion",
         "deletionTimestamp",
@@ -359,11 +341,10 @@ mod tests {
 
     #[test]
     fn generate_name_appends_five_characters() {
-        let mut object = json!({"metadata": {"generateName": "hello-"}});
-        prepare_create(services(), Some("default"), &mut object).expect("valid");
-        let name = object["metadata"]["name"].as_str().expect("generated");
+        let name = generate_name("hello-");
         assert!(name.starts_with("hello-") && name.len() == 11, "{name}");
         assert!(name[6..].bytes().all(|byte| NAME_ALPHABET.contains(&byte)));
+        assert_eq!(generate_name(&"x".repeat(80)).len(), 63);
     }
 
     #[test]
@@ -372,10 +353,6 @@ mod tests {
         assert!(prepare_create(services(), Some("default"), &mut other_ns).is_err());
         let mut wrong_kind = json!({"kind": "Route", "metadata": {"name": "a"}});
         assert!(prepare_create(services(), Some("default"), &mut wrong_kind).is_err());
-        let mut nameless = json!({"metadata": {}});
-        let error =
-            prepare_create(services(), Some("default"), &mut nameless).expect_err("no name");
-        assert_eq!(error.code, http::StatusCode::UNPROCESSABLE_ENTITY);
         let mut namespace = json!({"metadata": {"name": "x", "namespace": "y"}});
         prepare_create(namespaces(), None, &mut namespace).expect("cluster-scoped");
         assert!(namespace["metadata"].get("namespace").is_none());

@@ -18,13 +18,14 @@ pub mod patch;
 pub mod path;
 pub mod query;
 pub mod respond;
+pub mod selection;
 pub mod status;
 pub mod version;
 pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -307,9 +308,4 @@ async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
-}
-
-/// Locks a mutex, carrying on after a panic elsewhere (the guarded data is a plain buffer).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -398,7 +398,7 @@ impl Objects {
             .mutate(&target, move |current| step.decide(current, change))
             .await;
         let settled = self.settle(resource, name, outcome)?;
-        let warnings = std::mem::take(&mut *super::lock(&warnings));
+        let warnings = std::mem::take(&mut *crate::store::lock(&warnings));
         let (code, object) = match settled {
             Settled::DryRun(dry) if dry.created => (StatusCode::CREATED, dry.object),
             Settled::DryRun(dry) => (StatusCode::OK, dry.object),
@@ -653,7 +653,7 @@ impl Step {
                     .map(|field| format!("unknown field {field:?}")),
             )),
             FieldValidation::Warn => {
-                super::lock(&self.warnings).extend(
+                crate::store::lock(&self.warnings).extend(
                     report
                         .unknown
                         .iter()

@@ -109,24 +109,24 @@ pub fn partial(object: &Value) -> Value {
     })
 }
 
-/// Paging facts of a list response.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Page {
-    /// `metadata.continue`, when more items follow.
-    pub continue_token: Option<String>,
-    /// `metadata.remainingItemCount`, when more items follow.
-    pub remaining: Option<usize>,
+/// A list's `metadata`: its resourceVersion and, when more pages follow, the continue token.
+pub fn list_metadata(rv: u64, continue_token: Option<&str>) -> Value {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(token) = continue_token {
+        metadata["continue"] = token.into();
+    }
+    metadata
 }
 
 /// A list envelope of `items` in `shape` (not Table, which [`crate::table`] builds).
-pub fn list(resource: &Resource, items: Vec<Value>, rv: u64, page: &Page, shape: Shape) -> Value {
-    let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if let Some(token) = &page.continue_token {
-        metadata["continue"] = token.clone().into();
-    }
-    if let Some(remaining) = page.remaining {
-        metadata["remainingItemCount"] = remaining.into();
-    }
+pub fn list(
+    resource: &Resource,
+    items: Vec<Value>,
+    rv: u64,
+    continue_token: Option<&str>,
+    shape: Shape,
+) -> Value {
+    let metadata = list_metadata(rv, continue_token);
     match shape {
         Shape::PartialMetadata => json!({
             "kind": "PartialObjectMetadataList",

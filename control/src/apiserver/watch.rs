@@ -19,13 +19,13 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::registry::Resource;
-use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Event, EventType, Scope, StoreError};
+use crate::store::{Event, EventType, List, StoreError};
 use crate::table::{self, IncludeObject};
 
 use super::metadata::meta_str;
 use super::objects::Objects;
 use super::respond::{self, Body, Shape};
+use super::selection::Selection;
 
 /// Lines buffered per watcher before its task waits for the client.
 const WATCH_BUFFER: usize = 64;
@@ -34,8 +34,8 @@ const WATCH_BUFFER: usize = 64;
 pub struct WatchRequest {
     /// The resource watched.
     pub resource: &'static Resource,
-    /// Namespace and name restriction (from the URL and a `metadata.name` field selector).
-    pub scope: Scope,
+    /// The scope and selectors, applied to the initial objects and to every event.
+    pub selection: Selection,
     /// `resourceVersion`, `None` for unset or `0`.
     pub from: Option<u64>,
     /// `sendInitialEvents=true`.
@@ -44,10 +44,6 @@ pub struct WatchRequest {
     pub bookmarks: bool,
     /// `timeoutSeconds`.
     pub timeout: Option<Duration>,
-    /// Label selector applied to every event.
-    pub labels: Option<LabelSelector>,
-    /// Field selector applied to every event.
-    pub fields: Option<FieldSelector>,
     /// Representation of event objects.
     pub shape: Shape,
     /// `includeObject` for Table events.
@@ -63,8 +59,7 @@ pub fn start(
 ) -> Response<Body> {
     let (lines, receiver) = mpsc::channel::<Bytes>(WATCH_BUFFER);
     tokio::spawn(async move {
-        let filtered = request.labels.as_ref().is_some_and(|s| !s.is_empty())
-            || request.fields.as_ref().is_some_and(|s| !s.is_empty());
+        let filtered = request.selection.filters();
         let mut writer = Writer {
             lines,
             request,
@@ -134,7 +129,11 @@ impl Writer {
             }
             _ => self.send_initial(&objects).await?,
         };
-        let mut events = match objects.store().watch(&self.request.scope, from).await {
+        let mut events = match objects
+            .store()
+            .watch(&self.request.selection.scope, from)
+            .await
+        {
             Ok(events) => events,
             Err(error) => return self.send_error(&error).await,
         };
@@ -169,15 +168,21 @@ impl Writer {
         }
     }
 
-    /// The current objects as `ADDED` events; returns the resourceVersion to watch from.
-    async fn send_initial(&mut self, objects: &Objects) -> Result<u64, Closed> {
-        let list = match objects.store().list(&self.request.scope).await {
-            Ok(list) => list,
+    /// The watched objects as they are now; a failure to read them ends the stream with an
+    /// `ERROR` event.
+    async fn current(&mut self, objects: &Objects) -> Result<List, Closed> {
+        match objects.store().list(&self.request.selection.scope).await {
+            Ok(list) => Ok(list),
             Err(error) => {
                 self.send_error(&error).await?;
-                return Err(Closed);
+                Err(Closed)
             }
-        };
+        }
+    }
+
+    /// The current objects as `ADDED` events; returns the resourceVersion to watch from.
+    async fn send_initial(&mut self, objects: &Objects) -> Result<u64, Closed> {
+        let list = self.current(objects).await?;
         for object in &list.items {
             if self.selected(object) {
                 self.remember(object, true);
@@ -192,11 +197,7 @@ impl Writer {
     }
 
     fn selected(&self, object: &Value) -> bool {
-        super::handlers::selected(
-            object,
-            self.request.labels.as_ref(),
-            self.request.fields.as_ref(),
-        )
+        self.request.selection.matches(object)
     }
 
     /// A filtered watch resuming from a resourceVersion: the client's last list holds the
@@ -206,13 +207,7 @@ impl Writer {
         if self.matching.is_none() {
             return Ok(());
         }
-        let list = match objects.store().list(&self.request.scope).await {
-            Ok(list) => list,
-            Err(error) => {
-                self.send_error(&error).await?;
-                return Err(Closed);
-            }
-        };
+        let list = self.current(objects).await?;
         for object in &list.items {
             if self.selected(object) {
                 self.remember(object, true);

@@ -130,22 +130,9 @@ pub(crate) fn delete_object(conn: &Connection, key: &ObjectKey) -> Result<(), St
 
 /// The objects in `scope`, ordered by namespace and name.
 pub(crate) fn list_objects(conn: &Connection, scope: &Scope) -> Result<Vec<Value>, StoreError> {
-    let rows: Vec<String> = conn
-        .prepare_cached(
-            "SELECT object FROM objects
-             WHERE resource = ?1 AND (?2 IS NULL OR namespace = ?2) AND (?3 IS NULL OR name = ?3)
-             ORDER BY namespace, name",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_map(
-                params![scope.resource, scope.namespace, scope.name],
-                |row| row.get(0),
-            )?
-            .collect()
-        })
-        .map_err(StoreError::sql("listing objects"))?;
-    rows.iter()
-        .map(|json| decode("decoding a stored object", json))
+    list_json(conn, scope, None, None)?
+        .iter()
+        .map(|stored| decode("decoding a stored object", &stored.json))
         .collect()
 }
 
