@@ -46,6 +46,8 @@ fn api_bench_counts_add_up() {
     assert_eq!(bench.watched_writes, 3);
     assert_eq!(bench.deliveries, 30);
     assert_eq!(bench.delivery_delay_us.len(), 30);
+    assert_eq!(bench.write_latency_unwatched_us.len(), 3);
+    assert_eq!(bench.write_latency_watched_us.len(), 3);
     assert!(bench.memory_after_creates.rss_kib > 0);
     assert!(bench.memory_at_end.hwm_kib >= bench.memory_after_creates.rss_kib);
     let report = bench.markdown();

@@ -100,6 +100,11 @@ pub struct ApiBench {
     pub delivery_delay_us: Histogram<u64>,
     /// Delay from sending a write's request to a watcher receiving its event, µs.
     pub delivery_from_send_us: Histogram<u64>,
+    /// Latency of the spaced writes made before any watch is open, µs: the baseline.
+    pub write_latency_unwatched_us: Histogram<u64>,
+    /// Latency of the same spaced writes with every watch open, µs: watchers must not slow
+    /// writes.
+    pub write_latency_watched_us: Histogram<u64>,
     /// Server memory once every Service exists.
     pub memory_after_creates: Memory,
     /// Server memory after the lists.
@@ -139,6 +144,12 @@ async fn measure(
     let (create_latency_us, created, create_errors) = create_all(&services, settings).await?;
     let create_elapsed = started.elapsed();
     let memory_after_creates = memory(pid)?;
+    // Before the list, so the watches (which start at the list's resourceVersion) never see
+    // these writes.
+    let mut write_latency_unwatched_us = histogram();
+    for write in spaced_writes(&services, settings, "unwatched").await? {
+        write_latency_unwatched_us.saturating_record(micros(write.acked - write.sent));
+    }
 
     let started = Instant::now();
     let all = services.list(&ListParams::default()).await?;
@@ -171,6 +182,8 @@ async fn measure(
         deliveries: watch.deliveries,
         delivery_delay_us: watch.delay_us,
         delivery_from_send_us: watch.from_send_us,
+        write_latency_unwatched_us,
+        write_latency_watched_us: watch.write_latency_us,
         memory_after_creates,
         memory_after_lists,
         memory_at_end,
@@ -278,6 +291,41 @@ struct FanOut {
     deliveries: usize,
     delay_us: Histogram<u64>,
     from_send_us: Histogram<u64>,
+    write_latency_us: Histogram<u64>,
+}
+
+/// One acknowledged write of [`spaced_writes`].
+struct TimedWrite {
+    rv: String,
+    sent: Instant,
+    acked: Instant,
+}
+
+/// `settings.watched_writes` label changes of [`WATCHED_WRITE_TARGET`], one at a time and
+/// `write_spacing` apart, each timed from its request to its acknowledgement.
+async fn spaced_writes(
+    services: &Api<DynamicObject>,
+    settings: &Settings,
+    phase: &str,
+) -> anyhow::Result<Vec<TimedWrite>> {
+    let mut writes = Vec::with_capacity(settings.watched_writes);
+    for write in 0..settings.watched_writes {
+        tokio::time::sleep(settings.write_spacing).await;
+        let patch = Patch::Merge(json!({"metadata": {"labels": {
+            "bench-write": format!("{phase}-{write}"),
+        }}}));
+        let sent = Instant::now();
+        let written = services
+            .patch(WATCHED_WRITE_TARGET, &PatchParams::default(), &patch)
+            .await?;
+        let acked = Instant::now();
+        let rv = written
+            .metadata
+            .resource_version
+            .context("a write answered without a resourceVersion")?;
+        writes.push(TimedWrite { rv, sent, acked });
+    }
+    Ok(writes)
 }
 
 /// Opens the watches, then makes the spaced writes and times each event's arrival at each
@@ -323,21 +371,11 @@ async fn watch_fan_out(
         .collect();
     drop(arrivals);
 
+    let mut write_latency_us = histogram();
     let mut acknowledged = std::collections::HashMap::new();
-    for write in 0..expected {
-        tokio::time::sleep(settings.write_spacing).await;
-        let patch =
-            Patch::Merge(json!({"metadata": {"labels": {"bench-write": write.to_string()}}}));
-        let sent = Instant::now();
-        let written = services
-            .patch(WATCHED_WRITE_TARGET, &PatchParams::default(), &patch)
-            .await?;
-        let at = Instant::now();
-        let rv = written
-            .metadata
-            .resource_version
-            .context("a write answered without a resourceVersion")?;
-        acknowledged.insert(rv, (sent, at));
+    for write in spaced_writes(services, settings, "watched").await? {
+        write_latency_us.saturating_record(micros(write.acked - write.sent));
+        acknowledged.insert(write.rv, (write.sent, write.acked));
     }
     let mut arrivals = Vec::with_capacity(opened * expected);
     let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
@@ -367,6 +405,7 @@ async fn watch_fan_out(
         deliveries,
         delay_us,
         from_send_us,
+        write_latency_us,
     })
 }
 
@@ -434,6 +473,21 @@ impl ApiBench {
             self.pages,
             report::micros(micros(self.paged_elapsed)),
         ));
+        for (label, latency) in [
+            ("no watch open", &self.write_latency_unwatched_us),
+            (
+                &*format!("{} watches open", self.watchers_opened),
+                &self.write_latency_watched_us,
+            ),
+        ] {
+            out.push_str(&format!(
+                "| one write at a time, {label} | {} | — | {} | {} | {} |\n",
+                latency.len(),
+                report::micros(latency.value_at_quantile(0.5)),
+                report::micros(latency.value_at_quantile(0.99)),
+                report::micros(latency.max()),
+            ));
+        }
         out.push_str(&format!(
             "| watch event delay after the write's ack ({} watches × {} writes) | {} of {} | — | {} | {} | {} |\n",
             self.watchers_opened,
