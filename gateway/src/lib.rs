@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod request_id;
 pub mod routing;
 pub mod server;
+pub mod sync;

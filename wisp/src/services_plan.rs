@@ -9,14 +9,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use wisp_api::names::{validate_dns1035_label, validate_dns1123_label};
 use wisp_api::revision_key::RevisionKey;
-use wisp_api::serving::{MAX_CONTAINER_CONCURRENCY, MAX_TIMEOUT_SECONDS, Service};
+use wisp_api::serving::Service;
 use wisp_gateway::dataplane::RevisionConfig;
 use wisp_gateway::routing::{Domain, RouteConfig, RouteTable, TrafficTarget};
-use wisp_runtime::ArtifactSource;
+use wisp_gateway::sync::spec::{SpecPath, revision_config};
 
 use crate::services_file::{ManifestError, ServiceDocument, ServicesFile};
 
@@ -188,99 +187,16 @@ fn convert(
     let spec = &template.spec;
     let revision_name = revision_name(name, template.metadata.name.as_deref())?;
 
-    let container = match spec.containers.as_slice() {
-        [container] => container,
-        [] => {
-            return Err(
-                "spec.template.spec.containers is empty; add one container whose image is the \
-                 component's path or URL"
-                    .into(),
-            );
-        }
-        more => {
-            return Err(format!(
-                "spec.template.spec.containers has {} entries; wisp runs exactly one component \
-                 per revision, so keep one container",
-                more.len()
-            ));
-        }
-    };
-    let image = container.image.trim();
-    if image.is_empty() {
-        return Err(
-            "spec.template.spec.containers[0].image is empty; set it to the path or URL of a \
-             .wasm component"
-                .into(),
-        );
-    }
-    let component = resolve_image(image, base_dir)?;
-
-    let container_concurrency = match spec.container_concurrency {
-        None => 0,
-        Some(value) if (0..=MAX_CONTAINER_CONCURRENCY).contains(&value) => value as u32,
-        Some(value) => {
-            return Err(format!(
-                "spec.template.spec.containerConcurrency is {value}; it must be from 0 (unlimited) \
-                 to {MAX_CONTAINER_CONCURRENCY}"
-            ));
-        }
-    };
-    let timeout_seconds = spec.timeout_seconds_or_default();
-    if !(1..=MAX_TIMEOUT_SECONDS).contains(&timeout_seconds) {
-        return Err(format!(
-            "spec.template.spec.timeoutSeconds is {timeout_seconds}; it must be from 1 to \
-             {MAX_TIMEOUT_SECONDS}"
-        ));
-    }
-    let memory_limit = match container.resources.memory_limit() {
-        None => None,
-        Some(quantity) => match quantity.memory_bytes() {
-            Ok(0) => {
-                return Err(
-                    "spec.template.spec.containers[0].resources.limits.memory is 0; give the \
-                     replica some memory, e.g. 128Mi, or remove the limit"
-                        .into(),
-                );
-            }
-            Ok(bytes) => Some(bytes),
-            Err(error) => {
-                return Err(format!(
-                    "spec.template.spec.containers[0].resources.limits.memory: {error}"
-                ));
-            }
-        },
-    };
-    if container.ports.len() > 1 {
-        return Err(
-            "spec.template.spec.containers[0].ports has more than one port; Knative allows one"
-                .into(),
-        );
-    }
-    let mut env = Vec::with_capacity(container.env.len());
-    for (index, var) in container.env.iter().enumerate() {
-        if var.name.is_empty() {
-            return Err(format!(
-                "spec.template.spec.containers[0].env[{index}] has no name; name the variable"
-            ));
-        }
-        if var.value_from.is_some() {
-            return Err(format!(
-                "env {} uses valueFrom, which needs ConfigMaps or Secrets from an API server; \
-                 wisp serve has none, so give it a literal value",
-                var.name
-            ));
-        }
-        env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
-    }
-
-    let mut revision = RevisionConfig::new(RevisionKey::new(namespace, &revision_name), component);
+    let mut revision = revision_config(
+        RevisionKey::new(namespace, &revision_name),
+        spec,
+        &template.metadata.annotations,
+        base_dir,
+        SpecPath("spec.template.spec"),
+    )
+    .map_err(|error| error.0)?;
     revision.service = name.to_owned();
     revision.configuration = name.to_owned();
-    revision.container_concurrency = container_concurrency;
-    revision.timeout = Duration::from_secs(timeout_seconds.unsigned_abs());
-    revision.memory_limit = memory_limit;
-    revision.env = env;
-    revision.annotations = template.metadata.annotations.clone();
 
     let route = RouteConfig::new(namespace, name, traffic(service, &revision_name)?);
     if let Err(error) = route.validate() {
@@ -310,25 +226,6 @@ fn revision_name(service: &str, template_name: Option<&str>) -> Result<String, S
         ));
     }
     Ok(name.to_owned())
-}
-
-/// Where the data plane finds the component: relative paths are taken from the manifest's
-/// directory (as a Kustomization would), URLs and absolute paths as they are.
-fn resolve_image(image: &str, base_dir: &Path) -> Result<String, String> {
-    match ArtifactSource::parse(image) {
-        ArtifactSource::Url(url) => Ok(url),
-        ArtifactSource::File(path) if path.is_absolute() => Ok(path.display().to_string()),
-        ArtifactSource::File(path) => {
-            let joined = base_dir.join(path);
-            joined.to_str().map(str::to_owned).ok_or_else(|| {
-                format!(
-                    "the component path {} is not valid UTF-8; move the file or the manifest to a \
-                     path that is",
-                    joined.display()
-                )
-            })
-        }
-    }
 }
 
 /// The route's traffic: all to the revision when the Service has no traffic block; otherwise

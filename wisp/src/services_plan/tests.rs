@@ -1,4 +1,7 @@
 use std::path::PathBuf;
+use std::time::Duration;
+
+use wisp_gateway::sync::spec::resolve_image;
 
 use super::*;
 use crate::services_file::parse;

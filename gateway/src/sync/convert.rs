@@ -1,0 +1,150 @@
+//! A Revision object as the data plane takes it.
+
+use std::path::Path;
+
+use kube::ResourceExt;
+use wisp_api::knative::{Revision, USER_CONTAINER, labels};
+use wisp_api::revision_key::RevisionKey;
+
+use super::failure::Failure;
+use super::spec::{SpecError, SpecPath, revision_config};
+use crate::dataplane::RevisionConfig;
+
+/// What the sync needs of one Revision besides its [`RevisionConfig`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Converted {
+    pub config: RevisionConfig,
+    /// `containers[0].name`, defaulted as Knative does: `containerStatuses[].name`.
+    pub container_name: String,
+    /// `containers[0].image` as written: failure messages quote it.
+    pub image: String,
+}
+
+/// The key of a Revision (its namespace defaulted as the API defaults it).
+pub fn revision_key(revision: &Revision) -> RevisionKey {
+    RevisionKey::new(
+        revision.namespace().unwrap_or_else(|| "default".into()),
+        revision.name_any(),
+    )
+}
+
+/// Converts a Revision: its spec through [`revision_config`] (relative images under
+/// `image_base_dir`), its owners from its labels.
+pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, Failure> {
+    let spec = revision.spec.typed().map_err(|error| {
+        Failure::spec(&SpecError(format!(
+            "spec cannot be read: {error}; fix the Configuration's template"
+        )))
+    })?;
+    let mut config = revision_config(
+        revision_key(revision),
+        &spec,
+        revision.annotations(),
+        image_base_dir,
+        SpecPath("spec"),
+    )
+    .map_err(|error| Failure::spec(&error))?;
+    let labels = revision.labels();
+    if let Some(configuration) = labels.get(labels::CONFIGURATION) {
+        config.configuration.clone_from(configuration);
+        // A Configuration without a Service: Knative leaves K_SERVICE empty, wisp names the
+        // Configuration so metrics still group its revisions.
+        config.service.clone_from(configuration);
+    }
+    if let Some(service) = labels.get(labels::SERVICE) {
+        config.service.clone_from(service);
+    }
+    let container = spec.containers.first();
+    let container_name = container
+        .map(|c| c.name.as_str())
+        .filter(|name| !name.is_empty())
+        .unwrap_or(USER_CONTAINER)
+        .to_owned();
+    let image = container
+        .map(|c| c.image.trim().to_owned())
+        .unwrap_or_default();
+    Ok(Converted {
+        config,
+        container_name,
+        image,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn revision(labels: &[(&str, &str)], spec: serde_json::Value) -> Revision {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Revision",
+            "metadata": {
+                "name": "hello-00001",
+                "namespace": "team",
+                "labels": labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+                "annotations": {"autoscaling.knative.dev/min-scale": "1"},
+            },
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn owners_come_from_the_labels() {
+        let converted = convert(
+            &revision(
+                &[(labels::SERVICE, "svc"), (labels::CONFIGURATION, "cfg")],
+                serde_json::json!({"containers": [{"name": "web", "image": "a.wasm"}]}),
+            ),
+            Path::new("/img"),
+        )
+        .unwrap();
+        assert_eq!(
+            converted.config.key,
+            RevisionKey::new("team", "hello-00001")
+        );
+        assert_eq!(converted.config.service, "svc");
+        assert_eq!(converted.config.configuration, "cfg");
+        assert_eq!(converted.config.component, "/img/a.wasm");
+        assert_eq!(
+            converted.config.annotations["autoscaling.knative.dev/min-scale"],
+            "1"
+        );
+        assert_eq!(converted.container_name, "web");
+        assert_eq!(converted.image, "a.wasm");
+
+        let bare = convert(
+            &revision(
+                &[(labels::CONFIGURATION, "cfg")],
+                serde_json::json!({"containers": [{"image": "a.wasm"}]}),
+            ),
+            Path::new("/img"),
+        )
+        .unwrap();
+        assert_eq!(bare.config.service, "cfg");
+        assert_eq!(bare.container_name, USER_CONTAINER);
+    }
+
+    #[test]
+    fn a_bad_spec_is_an_invalid_spec_failure() {
+        let failure = convert(
+            &revision(&[], serde_json::json!({"containers": []})),
+            Path::new("/img"),
+        )
+        .unwrap_err();
+        assert_eq!(failure.reason, super::super::failure::INVALID_SPEC);
+        let failure = convert(
+            &revision(&[], serde_json::json!({"containers": "nope"})),
+            Path::new("/img"),
+        )
+        .unwrap_err();
+        assert!(
+            failure.message.starts_with("spec cannot be read"),
+            "{}",
+            failure.message
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Why a revision cannot run, as a Revision's `Ready=False` condition spells it: a reason a
+//! program can match and a message a user can act on.
+
+use wisp_runtime::RuntimeError;
+
+use super::spec::SpecError;
+use crate::dataplane::DataPlaneError;
+
+/// The image could not be fetched (missing file, download error, too large).
+pub const CONTAINER_MISSING: &str = "ContainerMissing";
+/// The file is not a runnable `wasi:http` component.
+pub const INVALID_COMPONENT: &str = "InvalidComponent";
+/// The component imports something wisp does not provide.
+pub const LINK_ERROR: &str = "LinkError";
+/// The spec cannot run on wisp (admission would normally have refused it).
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// The revision's `autoscaling.knative.dev/*` annotations are invalid for this cluster.
+pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+/// The node itself failed (engine or compile cache), not the revision.
+pub const INTERNAL_ERROR: &str = "InternalError";
+
+/// A failed revision's `Ready=False` reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+    /// Whether trying again later may succeed without a new revision (the file may appear,
+    /// the server may come back), as a kubelet keeps pulling an image.
+    pub transient: bool,
+}
+
+impl Failure {
+    /// A spec wisp cannot run.
+    pub fn spec(error: &SpecError) -> Self {
+        Self {
+            reason: INVALID_SPEC,
+            message: error.0.clone(),
+            transient: false,
+        }
+    }
+
+    /// The data plane refused `image` (as written in the revision's spec).
+    pub fn data_plane(image: &str, error: &DataPlaneError) -> Self {
+        match error {
+            DataPlaneError::Component { source, .. } => Self::runtime(image, source),
+            DataPlaneError::Autoscaling { source, .. } => Self {
+                reason: INVALID_ANNOTATION,
+                message: format!("{source}; fix the revision's autoscaling annotations"),
+                transient: false,
+            },
+        }
+    }
+
+    fn runtime(image: &str, error: &RuntimeError) -> Self {
+        let (reason, transient) = match error {
+            RuntimeError::ReadFile { .. } | RuntimeError::Download { .. } => {
+                (CONTAINER_MISSING, true)
+            }
+            RuntimeError::TooLarge { .. } => (CONTAINER_MISSING, false),
+            RuntimeError::NotWasm { .. }
+            | RuntimeError::CoreModule { .. }
+            | RuntimeError::UnknownWasmVersion { .. }
+            | RuntimeError::MissingHandler { .. }
+            | RuntimeError::Invalid { .. } => (INVALID_COMPONENT, false),
+            RuntimeError::Link { .. } => (LINK_ERROR, false),
+            RuntimeError::Engine(_) | RuntimeError::Cache { .. } => (INTERNAL_ERROR, true),
+        };
+        let message = if reason == CONTAINER_MISSING {
+            // Knative's wording for an image it cannot pull, so tools matching it still work.
+            format!("Unable to fetch image {image:?}: {error}")
+        } else {
+            error.to_string()
+        };
+        Self {
+            reason,
+            message,
+            transient,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use wisp_api::revision_key::RevisionKey;
+
+    use super::*;
+
+    fn component(source: RuntimeError) -> DataPlaneError {
+        DataPlaneError::Component {
+            revision: RevisionKey::new("default", "a-00001"),
+            source,
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_container_missing_with_the_path() {
+        let failure = Failure::data_plane(
+            "a.wasm",
+            &component(RuntimeError::ReadFile {
+                path: PathBuf::from("/images/a.wasm"),
+                reason: "No such file or directory".into(),
+            }),
+        );
+        assert_eq!(failure.reason, CONTAINER_MISSING);
+        assert!(failure.transient);
+        assert!(
+            failure.message.starts_with(
+                "Unable to fetch image \"a.wasm\": cannot read component file /images/a.wasm"
+            ),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn component_problems_have_their_own_reasons() {
+        let not_wasm = Failure::data_plane(
+            "a.wasm",
+            &component(RuntimeError::NotWasm {
+                source_name: "a.wasm".into(),
+            }),
+        );
+        assert_eq!(not_wasm.reason, INVALID_COMPONENT);
+        assert!(!not_wasm.transient);
+        assert!(not_wasm.message.contains("not a WebAssembly file"));
+        let link = Failure::data_plane(
+            "a.wasm",
+            &component(RuntimeError::Link {
+                source_name: "a.wasm".into(),
+                reason: "wasi:sockets".into(),
+            }),
+        );
+        assert_eq!(link.reason, LINK_ERROR);
+        let cache = Failure::data_plane(
+            "a.wasm",
+            &component(RuntimeError::Cache {
+                path: PathBuf::from("/cache"),
+                reason: "read-only".into(),
+            }),
+        );
+        assert_eq!((cache.reason, cache.transient), (INTERNAL_ERROR, true));
+    }
+
+    #[test]
+    fn spec_errors_keep_their_message() {
+        let failure = Failure::spec(&SpecError("spec.containers is empty".into()));
+        assert_eq!(failure.reason, INVALID_SPEC);
+        assert_eq!(failure.message, "spec.containers is empty");
+    }
+}

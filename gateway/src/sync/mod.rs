@@ -1,0 +1,152 @@
+//! The data plane's sync with the Kubernetes API (DESIGN §3): watches Revisions, Routes and
+//! Knative's ConfigMaps and programs the [`DataPlane`] from them; writes Revision status
+//! (Ready, image digest, replica counts), flips Routes' `IngressReady` once the gateway serves
+//! them, and mirrors replicas as Pods and the node as a Node (with the node identity).
+//!
+//! The API is the only contract with the controllers (see the issue 6 contract): this module
+//! never calls them. Every status write is a read-modify-write with the object's
+//! resourceVersion, and skipped when it would change nothing.
+//!
+//! Modules: [`spec`] (a revision spec to a `RevisionConfig`, shared with `wisp serve`),
+//! `convert` (a Revision object to it), `failure` (errors to reasons), `status` (status
+//! computation), `route_table` (Routes to the route table), `pods` (Pod and Node objects) — all
+//! pure; `revisions`, `routes`, `config_maps`, `replicas` are the watch and write loops.
+
+mod config_maps;
+mod convert;
+mod failure;
+mod pods;
+mod replicas;
+mod revisions;
+mod route_table;
+mod routes;
+pub mod spec;
+mod status;
+mod write;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use wisp_api::knative::Revision;
+use wisp_api::revision_key::RevisionKey;
+
+use crate::dataplane::DataPlane;
+
+/// Pause before a watch whose stream ended is started again.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// How the sync runs on this node.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// The Node this data plane reports as, and the `spec.nodeName` of its Pods.
+    pub node_name: String,
+    /// Relative image paths of revisions resolve against it.
+    pub image_base_dir: PathBuf,
+    /// How often replica counts, Pods and the Node are brought up to date (1 s).
+    pub status_interval: Duration,
+}
+
+/// Runs the sync until the future is dropped. `client` (admin) reads Revisions, Routes and
+/// ConfigMaps and writes their status; `node_client` (the node identity) writes Pods and the
+/// Node. Errors are logged and retried with backoff; nothing here panics.
+pub async fn run(
+    data_plane: DataPlane,
+    client: kube::Client,
+    node_client: kube::Client,
+    options: SyncOptions,
+) {
+    let shared = Arc::new(Shared {
+        data_plane,
+        client,
+        node_client,
+        options,
+        revisions: Mutex::new(HashMap::new()),
+        serving: Mutex::new(BTreeMap::new()),
+        serving_changed: Notify::new(),
+    });
+    tokio::join!(
+        revisions::run(shared.clone()),
+        routes::run(shared.clone()),
+        config_maps::run(shared.clone()),
+        replicas::run(shared),
+    );
+}
+
+/// State the loops share.
+struct Shared {
+    data_plane: DataPlane,
+    client: kube::Client,
+    node_client: kube::Client,
+    options: SyncOptions,
+    /// The latest Revision objects the watcher saw: status writes start from them.
+    revisions: Mutex<HashMap<RevisionKey, Revision>>,
+    /// Revisions the data plane serves, with what their Pods show.
+    serving: Mutex<BTreeMap<RevisionKey, Serving>>,
+    /// Woken when a revision starts or stops serving: routes waiting for it may be ready now.
+    serving_changed: Notify,
+}
+
+/// What a serving revision's Pods and status need of its Revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Serving {
+    uid: String,
+    service: String,
+    configuration: String,
+    image: String,
+    container_name: String,
+}
+
+impl Shared {
+    fn cache(&self, key: &RevisionKey, revision: Option<&Revision>) {
+        let mut revisions = self
+            .revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match revision {
+            Some(revision) => revisions.insert(key.clone(), revision.clone()),
+            None => revisions.remove(key),
+        };
+    }
+
+    fn cached(&self, key: &RevisionKey) -> Option<Revision> {
+        self.revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn start_serving(&self, key: &RevisionKey, serving: Serving) {
+        self.serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone(), serving);
+        self.serving_changed.notify_one();
+    }
+
+    fn stop_serving(&self, key: &RevisionKey) {
+        let removed = self
+            .serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        if removed.is_some() {
+            self.serving_changed.notify_one();
+        }
+    }
+
+    fn serving(&self) -> BTreeMap<RevisionKey, Serving> {
+        self.serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Now, as condition timestamps spell it.
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}

@@ -1,0 +1,302 @@
+//! Revisions: each one applied to the data plane by a task of its own (so a slow download never
+//! holds up the others), and its status written back.
+//!
+//! One task per revision serialises everything done to it — apply, retry, remove — so a slow
+//! apply can never land after the revision's deletion. The watcher loop owns the tasks and
+//! hands each the latest object through a `watch` channel (intermediate versions are skipped).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, ResourceExt};
+use tokio::sync::watch;
+use tokio::task::{Id, JoinSet};
+use wisp_api::knative::Revision;
+use wisp_api::revision_key::RevisionKey;
+
+use super::convert::{Converted, convert, revision_key};
+use super::status::{self, Outcome};
+use super::write::write_status;
+use super::{Serving, Shared, now};
+
+/// First wait before retrying a revision whose image could not be fetched; doubles up to
+/// [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// Watches Revisions in every namespace until dropped.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let api: Api<Revision> = Api::all(shared.client.clone());
+    let mut tasks = Tasks::default();
+    loop {
+        let mut events = watcher::watcher(api.clone(), watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut listed: Option<HashSet<RevisionKey>> = None;
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    None => break,
+                    Some(Ok(Event::Init)) => listed = Some(HashSet::new()),
+                    Some(Ok(Event::InitApply(revision))) => {
+                        if let Some(listed) = listed.as_mut() {
+                            listed.insert(revision_key(&revision));
+                        }
+                        tasks.desire(&shared, revision_key(&revision), Some(revision));
+                    }
+                    Some(Ok(Event::Apply(revision))) => {
+                        tasks.desire(&shared, revision_key(&revision), Some(revision));
+                    }
+                    Some(Ok(Event::Delete(revision))) => {
+                        tasks.desire(&shared, revision_key(&revision), None);
+                    }
+                    Some(Ok(Event::InitDone)) => {
+                        // A relist after a broken watch: what it no longer lists was deleted
+                        // while the watch was down.
+                        let listed = listed.take().unwrap_or_default();
+                        for key in tasks.known().filter(|k| !listed.contains(k)).collect::<Vec<_>>() {
+                            tasks.desire(&shared, key, None);
+                        }
+                    }
+                    Some(Err(error)) => tracing::warn!(%error, "watching Revisions"),
+                },
+                Some(finished) = tasks.set.join_next_with_id(), if !tasks.set.is_empty() => {
+                    let id = match finished {
+                        Ok((id, ())) => id,
+                        Err(error) => {
+                            tracing::error!(%error, "a revision's sync task failed");
+                            error.id()
+                        }
+                    };
+                    tasks.finished(&shared, id);
+                }
+            }
+        }
+        tokio::time::sleep(super::RESTART_DELAY).await;
+    }
+}
+
+/// The per-revision tasks and the channels that feed them.
+#[derive(Default)]
+struct Tasks {
+    desired: HashMap<RevisionKey, watch::Sender<Option<Revision>>>,
+    ids: HashMap<Id, RevisionKey>,
+    set: JoinSet<()>,
+}
+
+impl Tasks {
+    fn known(&self) -> impl Iterator<Item = RevisionKey> + '_ {
+        self.desired
+            .iter()
+            .filter(|(_, sender)| sender.borrow().is_some())
+            .map(|(key, _)| key.clone())
+    }
+
+    /// Hands the latest object (`None`: deleted) to the revision's task, starting one if needed.
+    fn desire(&mut self, shared: &Arc<Shared>, key: RevisionKey, revision: Option<Revision>) {
+        shared.cache(&key, revision.as_ref());
+        match self.desired.get(&key) {
+            Some(sender) => {
+                sender.send_replace(revision);
+            }
+            None if revision.is_some() => {
+                let (sender, receiver) = watch::channel(revision);
+                self.desired.insert(key.clone(), sender);
+                self.spawn(shared, key, receiver);
+            }
+            None => {}
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        shared: &Arc<Shared>,
+        key: RevisionKey,
+        receiver: watch::Receiver<Option<Revision>>,
+    ) {
+        let handle = self
+            .set
+            .spawn(sync_revision(shared.clone(), key.clone(), receiver));
+        self.ids.insert(handle.id(), key);
+    }
+
+    /// A task ends once its revision is deleted and removed; should the revision have come
+    /// back meanwhile, a new task takes it from the same channel.
+    fn finished(&mut self, shared: &Arc<Shared>, id: Id) {
+        let Some(key) = self.ids.remove(&id) else {
+            return;
+        };
+        let Some(sender) = self.desired.get(&key) else {
+            return;
+        };
+        if sender.borrow().is_none() {
+            self.desired.remove(&key);
+        } else {
+            let mut receiver = sender.subscribe();
+            receiver.mark_changed();
+            self.spawn(shared, key, receiver);
+        }
+    }
+}
+
+/// What the task last did with its revision.
+struct Attempt {
+    converted: Result<Converted, super::failure::Failure>,
+    outcome: Outcome,
+}
+
+/// Keeps one revision applied as its latest object says, until it is deleted.
+async fn sync_revision(
+    shared: Arc<Shared>,
+    key: RevisionKey,
+    mut desired: watch::Receiver<Option<Revision>>,
+) {
+    let mut last: Option<Attempt> = None;
+    let mut backoff = FIRST_RETRY;
+    loop {
+        let current = desired.borrow_and_update().clone();
+        let Some(revision) = current else {
+            if shared.data_plane.remove_revision(&key).await {
+                tracing::info!(revision = %key, "revision removed");
+            }
+            shared.stop_serving(&key);
+            return;
+        };
+        let retry_in = reconcile(&shared, &key, &revision, &mut last, &mut backoff).await;
+        tokio::select! {
+            changed = desired.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = sleep_or_forever(retry_in) => {
+                // Forget the attempt, so the unchanged revision is applied again.
+                last = None;
+            }
+        }
+    }
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the revision unless this very spec was already attempted, then brings its status in
+/// line. Returns when to try again (a transient failure), if ever.
+async fn reconcile(
+    shared: &Arc<Shared>,
+    key: &RevisionKey,
+    revision: &Revision,
+    last: &mut Option<Attempt>,
+    backoff: &mut Duration,
+) -> Option<Duration> {
+    let converted = convert(revision, &shared.options.image_base_dir);
+    let generation = revision.metadata.generation;
+    let stored = revision.status.clone().unwrap_or_default();
+    let repeat = last
+        .as_ref()
+        .is_some_and(|attempt| attempt.converted == converted);
+    if !repeat {
+        let outcome = match &converted {
+            Err(failure) => Outcome::Failed(failure.clone()),
+            Ok(converted) => {
+                if !status::reported(&stored, generation) {
+                    let deploying = status::deploying(&stored, generation, &now());
+                    write_revision_status(shared, revision, |_| deploying.clone()).await;
+                }
+                apply(shared, key, revision, converted).await
+            }
+        };
+        *last = Some(Attempt { converted, outcome });
+    }
+    let attempt = last.as_ref()?;
+    let container_name = attempt
+        .converted
+        .as_ref()
+        .map_or(wisp_api::knative::USER_CONTAINER, |c| {
+            c.container_name.as_str()
+        })
+        .to_owned();
+    let outcome = attempt.outcome.clone();
+    write_revision_status(shared, revision, move |current| {
+        status::applied(current, generation, &container_name, &outcome, &now())
+    })
+    .await;
+    match &attempt.outcome {
+        Outcome::Failed(failure) if failure.transient => {
+            let wait = *backoff;
+            *backoff = (*backoff * 2).min(MAX_RETRY);
+            Some(wait)
+        }
+        _ => {
+            *backoff = FIRST_RETRY;
+            None
+        }
+    }
+}
+
+async fn apply(
+    shared: &Arc<Shared>,
+    key: &RevisionKey,
+    revision: &Revision,
+    converted: &Converted,
+) -> Outcome {
+    match shared
+        .data_plane
+        .apply_revision(converted.config.clone())
+        .await
+    {
+        Ok(state) => {
+            shared.start_serving(
+                key,
+                Serving {
+                    uid: revision.uid().unwrap_or_default(),
+                    service: converted.config.service.clone(),
+                    configuration: converted.config.configuration.clone(),
+                    image: converted.image.clone(),
+                    container_name: converted.container_name.clone(),
+                },
+            );
+            Outcome::Ready {
+                digest: state.digest,
+            }
+        }
+        Err(error) => {
+            tracing::warn!(revision = %key, %error, "revision cannot run");
+            Outcome::Failed(super::failure::Failure::data_plane(
+                &converted.image,
+                &error,
+            ))
+        }
+    }
+}
+
+/// Writes the status `next` computes from the stored one, when it differs.
+async fn write_revision_status(
+    shared: &Shared,
+    revision: &Revision,
+    next: impl Fn(&wisp_api::knative::RevisionStatus) -> wisp_api::knative::RevisionStatus,
+) {
+    let key = revision_key(revision);
+    let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
+    let cached = shared.cached(&key).or_else(|| Some(revision.clone()));
+    let result = write_status(&api, &key.name, cached, |object: &Revision| {
+        let current = object.status.clone().unwrap_or_default();
+        let updated = next(&current);
+        (updated != current).then(|| Revision {
+            status: Some(updated),
+            ..object.clone()
+        })
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(revision = %key, %error, "cannot write the revision's status");
+    }
+}

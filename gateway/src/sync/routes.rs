@@ -1,0 +1,187 @@
+//! Routes: the gateway's table is every Route's `status.traffic`, rebuilt at most every
+//! [`DEBOUNCE`] however many Routes change; once the gateway serves a Route's current traffic
+//! (and has every revision it names), the Route gets `IngressReady=True`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::time::Instant;
+use wisp_api::knative::{Route, RouteStatus};
+
+use super::route_table::{RouteKey, revisions_of, route_config, route_configs, route_key};
+use super::status;
+use super::write::write_status;
+use super::{Shared, now};
+use crate::routing::RouteConfig;
+
+/// How long changes are gathered before the table is rebuilt: a burst of Route updates (a
+/// thousand Services applied at once) costs one rebuild, not a thousand.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Route status writes in flight at once.
+const CONCURRENT_WRITES: usize = 16;
+
+/// Watches Routes in every namespace until dropped.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let api: Api<Route> = Api::all(shared.client.clone());
+    let mut table = Table::default();
+    loop {
+        let mut events = watcher::watcher(api.clone(), watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        // A relist is gathered whole before it replaces the routes, so the table never
+        // shrinks to a partial list.
+        let mut listing: Option<HashMap<RouteKey, Route>> = None;
+        let mut due: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                event = events.next() => {
+                    match event {
+                        None => break,
+                        Some(Ok(Event::Init)) => listing = Some(HashMap::new()),
+                        Some(Ok(Event::InitApply(route))) => {
+                            if let Some(listing) = listing.as_mut() {
+                                listing.insert(route_key(&route), route);
+                            }
+                            continue;
+                        }
+                        Some(Ok(Event::InitDone)) => {
+                            table.routes = listing.take().unwrap_or_default();
+                        }
+                        Some(Ok(Event::Apply(route))) => {
+                            table.routes.insert(route_key(&route), route);
+                        }
+                        Some(Ok(Event::Delete(route))) => {
+                            table.routes.remove(&route_key(&route));
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "watching Routes");
+                            continue;
+                        }
+                    }
+                    due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
+                }
+                () = shared.serving_changed.notified() => {
+                    due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
+                }
+                () = sleep_until(due) => {
+                    due = None;
+                    table.sync(&shared).await;
+                }
+            }
+        }
+        tokio::time::sleep(super::RESTART_DELAY).await;
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The Routes seen and what the gateway was last given.
+#[derive(Default)]
+struct Table {
+    routes: HashMap<RouteKey, Route>,
+    programmed: Option<Vec<RouteConfig>>,
+    /// Why the gateway left a route (or one of its hosts) out, by route.
+    problems: HashMap<RouteKey, String>,
+}
+
+impl Table {
+    /// Programs the gateway when the table changed, then reports on each Route.
+    async fn sync(&mut self, shared: &Shared) {
+        let configs = route_configs(self.routes.values());
+        if self.programmed.as_ref() != Some(&configs) {
+            let problems = shared.data_plane.set_routes(configs.clone()).await;
+            self.problems = problems
+                .into_iter()
+                .map(|error| {
+                    tracing::warn!(%error, "route not served as asked");
+                    ((error.namespace, error.name), error.problem.to_string())
+                })
+                .collect();
+            self.programmed = Some(configs.clone());
+        }
+        let writes: Vec<(RouteConfig, Option<String>, Option<Route>)> = configs
+            .into_iter()
+            .filter(|config| {
+                let key = (config.namespace.clone(), config.name.clone());
+                self.problems.contains_key(&key)
+                    || revisions_of(config)
+                        .all(|revision| shared.data_plane.revision_state(&revision).is_some())
+            })
+            .map(|config| {
+                let problem = self
+                    .problems
+                    .get(&(config.namespace.clone(), config.name.clone()))
+                    .cloned();
+                (config, problem)
+            })
+            .filter_map(|(config, problem)| {
+                // Skip the API call when the stored status already says it.
+                let route = self
+                    .routes
+                    .get(&(config.namespace.clone(), config.name.clone()))?;
+                let current = route.status.clone().unwrap_or_default();
+                (next_status(&current, problem.as_deref()) != current)
+                    .then(|| (config, problem, Some(route.clone())))
+            })
+            .collect();
+        futures::stream::iter(writes)
+            .for_each_concurrent(CONCURRENT_WRITES, |(config, problem, cached)| {
+                report(shared, config, problem, cached)
+            })
+            .await;
+    }
+}
+
+fn next_status(current: &RouteStatus, problem: Option<&str>) -> RouteStatus {
+    match problem {
+        None => status::ingress_ready(current, &now()),
+        Some(problem) => status::ingress_failed(current, problem, &now()),
+    }
+}
+
+/// Writes `IngressReady` on a Route whose stored `status.traffic` is still what was programmed.
+async fn report(
+    shared: &Shared,
+    config: RouteConfig,
+    problem: Option<String>,
+    cached: Option<Route>,
+) {
+    let api: Api<Route> = Api::namespaced(shared.client.clone(), &config.namespace);
+    let result = write_status(&api, &config.name, cached, |route: &Route| {
+        if route_config(route).as_ref() != Some(&config) {
+            // The Route controller moved on; the next table rebuild reports on the new traffic.
+            return None;
+        }
+        let current = route.status.clone().unwrap_or_default();
+        let next = next_status(&current, problem.as_deref());
+        (next != current).then(|| Route {
+            status: Some(next),
+            ..route.clone()
+        })
+    })
+    .await;
+    match result {
+        Ok(true) => tracing::debug!(
+            namespace = %config.namespace,
+            route = %config.name,
+            "route status written"
+        ),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(
+            namespace = %config.namespace,
+            route = %config.name,
+            %error,
+            "cannot write the route's status"
+        ),
+    }
+}

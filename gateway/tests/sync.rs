@@ -1,0 +1,366 @@
+//! The data plane's sync against the embedded API server: the test plays the controllers
+//! (creates Revisions, writes Routes' status.traffic) and checks what the sync reports back and
+//! what the gateway serves.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use wisp_api::knative::condition_types::{INGRESS_READY, READY};
+use wisp_api::knative::{ConditionStatus, Revision, Route, conditions};
+use wisp_api::revision_key::RevisionKey;
+use wisp_autoscaler::{ManualClock, Timestamp};
+use wisp_control::apiserver::{ApiServer, ApiServerConfig};
+use wisp_gateway::dataplane::{DataPlane, DataPlaneConfig};
+use wisp_gateway::sync::{SyncOptions, run};
+use wisp_runtime::{MIB, Runtime, RuntimeConfig};
+
+const NS: &str = "default";
+
+struct Cluster {
+    server: Option<ApiServer>,
+    _dir: tempfile::TempDir,
+    client: Client,
+    data_plane: DataPlane,
+    gateway: SocketAddr,
+    http: HttpClient<HttpConnector, Empty<Bytes>>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl Cluster {
+    /// An API server, a data plane serving on loopback, and the sync between them; relative
+    /// images resolve against `image_dir`.
+    async fn start(image_dir: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("data dir");
+        let config = ApiServerConfig::new(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+        let server = ApiServer::start(config).await.expect("API server starts");
+        let client = client_from(server.kubeconfig()).await;
+
+        let runtime = Runtime::new(RuntimeConfig {
+            max_memory_per_instance: 64 * MIB,
+            cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wisp-gateway-test-cache")),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        // A clock that never moves: replicas stay up for as long as the test looks at them.
+        let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+        let data_plane = DataPlane::new(runtime, DataPlaneConfig::new(1024 * MIB), clock);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let gateway = listener.local_addr().expect("addr");
+        let serving = data_plane.clone();
+        tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
+        let sync = tokio::spawn(run(
+            data_plane.clone(),
+            client.clone(),
+            client.clone(),
+            SyncOptions {
+                node_name: "test-node".into(),
+                image_base_dir: image_dir.to_path_buf(),
+                status_interval: Duration::from_millis(100),
+            },
+        ));
+        Self {
+            server: Some(server),
+            _dir: dir,
+            client,
+            data_plane,
+            gateway,
+            http: HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            sync,
+        }
+    }
+
+    fn revisions(&self) -> Api<Revision> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    fn routes(&self) -> Api<Route> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn create_revision(&self, name: &str, image: &str) {
+        let revision: Revision = serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Revision",
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+            },
+            "spec": {"containers": [{"image": image}]},
+        }))
+        .expect("revision");
+        self.revisions()
+            .create(&PostParams::default(), &revision)
+            .await
+            .expect("create revision");
+    }
+
+    /// Waits for the revision's Ready condition to leave Unknown; returns the revision.
+    async fn settled(&self, name: &str) -> Revision {
+        let api = self.revisions();
+        eventually(&format!("revision {name} settles"), || async {
+            let revision = api.get(name).await.ok()?;
+            let status = revision.status.clone()?;
+            conditions::get(&status.conditions, READY)
+                .is_some_and(|c| c.status != ConditionStatus::Unknown)
+                .then_some(revision)
+        })
+        .await
+    }
+
+    /// Plays the Route controller: a Route whose status.traffic sends everything to `revision`,
+    /// IngressReady not yet reconciled.
+    async fn route_to(&self, name: &str, revision: &str) {
+        let route: Route = serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Route",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"traffic": [{"revisionName": revision, "percent": 100}]},
+        }))
+        .expect("route");
+        self.routes()
+            .create(&PostParams::default(), &route)
+            .await
+            .expect("create route");
+        let t = "2026-01-01T00:00:00Z";
+        let status = json!({"status": {
+            "traffic": [{"revisionName": revision, "percent": 100}],
+            "conditions": [
+                {"type": "AllTrafficAssigned", "status": "True", "lastTransitionTime": t},
+                {"type": "CertificateProvisioned", "status": "True", "reason": "TLSNotEnabled", "lastTransitionTime": t},
+                {"type": "IngressReady", "status": "Unknown", "reason": "IngressNotConfigured",
+                 "message": "Ingress has not yet been reconciled.", "lastTransitionTime": t},
+                {"type": "Ready", "status": "Unknown", "reason": "IngressNotConfigured",
+                 "message": "Ingress has not yet been reconciled.", "lastTransitionTime": t},
+            ],
+        }});
+        self.routes()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("route status");
+    }
+
+    async fn config_map(&self, name: &str, data: &[(&str, &str)]) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), "knative-serving");
+        let data: BTreeMap<String, String> = data
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let map = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "knative-serving"},
+            "data": data,
+        });
+        api.patch(
+            name,
+            &PatchParams::apply("sync-test").force(),
+            &Patch::Apply(&map),
+        )
+        .await
+        .expect("apply config map");
+    }
+
+    async fn get(&self, host: &str) -> (StatusCode, String) {
+        let request = Request::get(format!("http://{}/", self.gateway))
+            .header(http::header::HOST, host)
+            .body(Empty::new())
+            .expect("request");
+        let response = self.http.request(request).await.expect("response");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn stop(mut self) {
+        self.sync.abort();
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+async fn client_from(path: &Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("client")
+}
+
+/// Polls `check` until it yields a value (a generous bound turns a hang into a failure).
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ready_of(revision: &Revision) -> wisp_api::knative::Condition {
+    let status = revision.status.clone().unwrap_or_default();
+    conditions::get(&status.conditions, READY)
+        .cloned()
+        .expect("Ready condition")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_becomes_ready_and_serves_once_routed() {
+    let hello = Path::new(wisp_samples::HELLO);
+    let cluster = Cluster::start(hello.parent().expect("samples dir")).await;
+    let image = hello.file_name().unwrap().to_str().unwrap();
+    cluster.create_revision("hello-00001", image).await;
+
+    let revision = cluster.settled("hello-00001").await;
+    let ready = ready_of(&revision);
+    assert_eq!(ready.status, ConditionStatus::True, "{ready:?}");
+    let status = revision.status.clone().unwrap();
+    assert_eq!(status.container_statuses[0].name, "user-container");
+    let digest = status.container_statuses[0].image_digest.clone().unwrap();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert_eq!(status.observed_generation, revision.metadata.generation);
+
+    // Not served until a Route's status.traffic names it.
+    let (code, _) = cluster.get("hello.default.localhost").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    cluster.route_to("hello", "hello-00001").await;
+    let routes = cluster.routes();
+    eventually("the route is IngressReady and Ready", || async {
+        let route = routes.get("hello").await.ok()?;
+        let conditions = route.status?.conditions;
+        (conditions::is_true(&conditions, INGRESS_READY) && conditions::is_true(&conditions, READY))
+            .then_some(())
+    })
+    .await;
+    let (code, body) = cluster.get("hello.default.localhost").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body, "Hello from wisp!\n");
+
+    // Replica counts reach the status on the status interval.
+    let revisions = cluster.revisions();
+    eventually("actualReplicas in status", || async {
+        let status = revisions.get("hello-00001").await.ok()?.status?;
+        (status.actual_replicas? >= 1).then_some(())
+    })
+    .await;
+
+    // config-domain changes the hosts live.
+    cluster
+        .config_map(
+            "config-domain",
+            &[("_example", "ignored"), ("example.com", "")],
+        )
+        .await;
+    eventually("the new domain serves", || async {
+        (cluster.get("hello.default.example.com").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(
+        cluster.get("hello.default.localhost").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // config-autoscaler is applied; a bad value keeps the previous configuration.
+    cluster
+        .config_map(
+            "config-autoscaler",
+            &[("container-concurrency-target-default", "42")],
+        )
+        .await;
+    let autoscaler = cluster.data_plane.autoscaler().clone();
+    eventually("config-autoscaler applied", || async {
+        (autoscaler.config().container_concurrency_target_default == 42.0).then_some(())
+    })
+    .await;
+    cluster
+        .config_map("config-autoscaler", &[("stable-window", "forever")])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        autoscaler.config().container_concurrency_target_default,
+        42.0
+    );
+
+    // A deleted revision leaves the data plane.
+    cluster
+        .revisions()
+        .delete("hello-00001", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let key = RevisionKey::new(NS, "hello-00001");
+    eventually("the revision is removed", || async {
+        cluster
+            .data_plane
+            .revision_state(&key)
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revisions_that_cannot_run_say_why() {
+    let images = tempfile::tempdir().expect("images dir");
+    std::fs::write(images.path().join("text.wasm"), "not a component").expect("write");
+    let cluster = Cluster::start(images.path()).await;
+
+    cluster
+        .create_revision("missing-00001", "absent.wasm")
+        .await;
+    cluster.create_revision("text-00001", "text.wasm").await;
+
+    let missing = ready_of(&cluster.settled("missing-00001").await);
+    assert_eq!(missing.status, ConditionStatus::False);
+    assert_eq!(missing.reason.as_deref(), Some("ContainerMissing"));
+    let message = missing.message.unwrap_or_default();
+    assert!(
+        message.starts_with("Unable to fetch image \"absent.wasm\""),
+        "{message}"
+    );
+    let path = images.path().join("absent.wasm");
+    assert!(message.contains(path.to_str().unwrap()), "{message}");
+
+    let text = ready_of(&cluster.settled("text-00001").await);
+    assert_eq!(text.status, ConditionStatus::False);
+    assert_eq!(text.reason.as_deref(), Some("InvalidComponent"), "{text:?}");
+
+    // The missing file appears: the retry picks it up without a new revision.
+    std::fs::copy(wisp_samples::HELLO, &path).expect("copy");
+    let revisions = cluster.revisions();
+    eventually("the missing revision recovers", || async {
+        let revision = revisions.get("missing-00001").await.ok()?;
+        (ready_of(&revision).status == ConditionStatus::True).then_some(())
+    })
+    .await;
+    cluster.stop().await;
+}
