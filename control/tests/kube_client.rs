@@ -1283,3 +1283,42 @@ fn only_the_node_identity_writes_pods_and_it_writes_nothing_else() {
             .expect("the node deletes its pods");
     });
 }
+
+#[test]
+fn config_defaults_apply_to_the_next_write() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let mut long = service("long", "a.wasm");
+        long.spec.fields["template"]["spec"]["timeoutSeconds"] = json!(900);
+        let error = api
+            .create(&PostParams::default(), &long)
+            .await
+            .expect_err("above Knative's 600 s maximum");
+        assert_eq!(api_code(&error), Some(400), "{error:?}");
+
+        let config: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "config-defaults", "namespace": "knative-serving"},
+            "data": {"revision-timeout-seconds": "30", "max-revision-timeout-seconds": "3600"}
+        }))
+        .expect("config map");
+        Api::<ConfigMap>::namespaced(client.clone(), "knative-serving")
+            .create(&PostParams::default(), &config)
+            .await
+            .expect("config-defaults");
+        api.create(&PostParams::default(), &long)
+            .await
+            .expect("the raised maximum admits 900 s");
+        let short = api
+            .create(&PostParams::default(), &service("short", "a.wasm"))
+            .await
+            .expect("create");
+        assert_eq!(
+            short.spec.fields["template"]["spec"]["timeoutSeconds"],
+            json!(30)
+        );
+    });
+}
