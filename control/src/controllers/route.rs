@@ -341,11 +341,33 @@ pub(super) fn followed_configuration<'a>(
         .then(|| target.configuration_name.as_deref().unwrap_or(route))
 }
 
-/// A target's revision, or why it has none yet (the AllTrafficAssigned condition to report).
-pub(super) type Resolution = Result<String, Condition>;
+/// What a traffic target resolved to.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Resolution {
+    /// A ready revision.
+    Revision(String),
+    /// None yet: the AllTrafficAssigned condition saying why.
+    Unassigned(Condition),
+}
 
-fn unassigned(status: ConditionStatus, reason: &str, message: String) -> Condition {
-    Condition::new(ALL_TRAFFIC_ASSIGNED, status).because(reason, message)
+impl Resolution {
+    fn revision(&self) -> Option<&str> {
+        match self {
+            Resolution::Revision(name) => Some(name),
+            Resolution::Unassigned(_) => None,
+        }
+    }
+
+    fn unassigned(&self) -> Option<&Condition> {
+        match self {
+            Resolution::Revision(_) => None,
+            Resolution::Unassigned(why) => Some(why),
+        }
+    }
+}
+
+fn unassigned(status: ConditionStatus, reason: &str, message: String) -> Resolution {
+    Resolution::Unassigned(Condition::new(ALL_TRAFFIC_ASSIGNED, status).because(reason, message))
 }
 
 /// Resolves one target against the configurations and revisions it names (`None` = absent).
@@ -358,40 +380,40 @@ pub(super) fn resolve(
     use ConditionStatus::{False, True, Unknown};
     if let Some(cfg) = followed_configuration(target, route) {
         return match configurations.get(cfg).cloned().flatten() {
-            None => Err(unassigned(
+            None => unassigned(
                 False,
                 "ConfigurationMissing",
                 format!("Configuration {cfg:?} referenced in traffic not found."),
-            )),
+            ),
             Some(ConfigurationView {
                 latest_ready: Some(revision),
                 ..
-            }) => Ok(revision),
-            Some(view) => Err(unassigned(
+            }) => Resolution::Revision(revision),
+            Some(view) => unassigned(
                 if view.ready == False { False } else { Unknown },
                 "RevisionMissing",
                 format!("Configuration {cfg:?} does not have any ready Revision."),
-            )),
+            ),
         };
     }
     let revision = target.revision_name.clone().unwrap_or_default();
     match revisions.get(&revision).copied().flatten() {
-        None => Err(unassigned(
+        None => unassigned(
             False,
             "RevisionMissing",
             format!("Revision {revision:?} referenced in traffic not found."),
-        )),
-        Some(True) => Ok(revision),
-        Some(False) => Err(unassigned(
+        ),
+        Some(True) => Resolution::Revision(revision),
+        Some(False) => unassigned(
             False,
             "RevisionFailed",
             format!("Revision {revision:?} failed to become ready."),
-        )),
-        Some(Unknown) => Err(unassigned(
+        ),
+        Some(Unknown) => unassigned(
             Unknown,
             "RevisionMissing",
             format!("Revision {revision:?} is not yet ready."),
-        )),
+        ),
     }
 }
 
@@ -431,7 +453,7 @@ pub(super) fn next_status(
     let mut status = old.clone();
     let failed = resolutions
         .iter()
-        .filter_map(|r| r.as_ref().err())
+        .filter_map(Resolution::unassigned)
         .min_by_key(|c| c.status != ConditionStatus::False);
     let (traffic, assigned) = match failed {
         Some(reason) => {
@@ -452,7 +474,7 @@ pub(super) fn next_status(
             let traffic = route
                 .traffic
                 .iter()
-                .zip(resolutions.iter().filter_map(|r| r.as_ref().ok()))
+                .zip(resolutions.iter().filter_map(Resolution::revision))
                 .map(|(target, revision)| status_entry(target, revision, route))
                 .collect();
             (
@@ -550,7 +572,7 @@ mod tests {
         let cfgs = configs(Some("hello-00001"), ConditionStatus::True);
         assert_eq!(
             resolve(&latest("hello", 100, None), "hello", &cfgs, &revisions),
-            Ok("hello-00001".into())
+            Resolution::Revision("hello-00001".into())
         );
         // A target with neither name follows the route's own (Service's) configuration.
         let bare = TrafficTarget {
@@ -559,7 +581,7 @@ mod tests {
         };
         assert_eq!(
             resolve(&bare, "hello", &cfgs, &revisions),
-            Ok("hello-00001".into())
+            Resolution::Revision("hello-00001".into())
         );
         assert_eq!(
             resolve(
@@ -568,9 +590,12 @@ mod tests {
                 &cfgs,
                 &revisions
             ),
-            Ok("hello-00001".into())
+            Resolution::Revision("hello-00001".into())
         );
-        let reason = |r: Resolution| r.err().map(|c| (c.status, c.reason.unwrap_or_default()));
+        let reason = |r: Resolution| {
+            r.unassigned()
+                .map(|c| (c.status, c.reason.clone().unwrap_or_default()))
+        };
         assert_eq!(
             reason(resolve(
                 &pinned("hello-00002", 1, None),
@@ -613,7 +638,7 @@ mod tests {
             &configs(None, ConditionStatus::Unknown),
             &revisions,
         );
-        let condition = waiting.err().unwrap_or_default();
+        let condition = waiting.unassigned().cloned().unwrap_or_default();
         assert_eq!(condition.status, ConditionStatus::Unknown);
         assert_eq!(
             condition.message.as_deref(),
@@ -625,7 +650,10 @@ mod tests {
             &configs(None, ConditionStatus::False),
             &revisions,
         );
-        assert_eq!(failed.err().map(|c| c.status), Some(ConditionStatus::False));
+        assert_eq!(
+            failed.unassigned().map(|c| c.status),
+            Some(ConditionStatus::False)
+        );
     }
 
     #[test]
@@ -634,7 +662,10 @@ mod tests {
             latest("hello", 50, Some("candidate")),
             pinned("hello-00001", 50, Some("current")),
         ];
-        let resolutions = [Ok("hello-00002".to_owned()), Ok("hello-00001".to_owned())];
+        let resolutions = [
+            Resolution::Revision("hello-00002".into()),
+            Resolution::Revision("hello-00001".into()),
+        ];
         let status = next_status(
             &view(&traffic, "example.com"),
             &resolutions,
@@ -691,7 +722,7 @@ mod tests {
         let traffic = [latest("hello", 100, None)];
         let first = next_status(
             &view(&traffic, "localhost"),
-            &[Ok("hello-00001".into())],
+            &[Resolution::Revision("hello-00001".into())],
             &RouteStatus::default(),
             NOW,
         );
@@ -703,7 +734,7 @@ mod tests {
         );
         let again = next_status(
             &view(&traffic, "localhost"),
-            &[Ok("hello-00001".into())],
+            &[Resolution::Revision("hello-00001".into())],
             &served,
             NOW,
         );
@@ -717,7 +748,7 @@ mod tests {
         assert_eq!(again, settled, "no second write once settled");
         let moved = next_status(
             &view(&traffic, "localhost"),
-            &[Ok("hello-00002".into())],
+            &[Resolution::Revision("hello-00002".into())],
             &again,
             NOW,
         );
@@ -732,7 +763,7 @@ mod tests {
         let traffic = [latest("hello", 100, Some("latest"))];
         let before = next_status(
             &view(&traffic, "localhost"),
-            &[Ok("hello-00001".into())],
+            &[Resolution::Revision("hello-00001".into())],
             &RouteStatus::default(),
             NOW,
         );
@@ -746,7 +777,10 @@ mod tests {
         ];
         let during = next_status(
             &view(&two, "example.org"),
-            &[Err(pending), Err(failed)],
+            &[
+                Resolution::Unassigned(pending),
+                Resolution::Unassigned(failed),
+            ],
             &before,
             NOW,
         );
