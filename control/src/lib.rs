@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod apiserver;
+pub mod controllers;
 pub mod credentials;
 pub mod discovery;
 pub mod field_error;

@@ -1241,3 +1241,84 @@ fn a_create_without_name_or_generate_name_is_invalid() {
         assert!(listed.items.is_empty());
     });
 }
+
+#[test]
+fn only_the_node_identity_writes_pods_and_it_writes_nothing_else() {
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = Cluster::start();
+    let admin = cluster.client();
+    let node_kubeconfig = cluster.server().node_kubeconfig().to_path_buf();
+    cluster.runtime().block_on(async {
+        let node = support::client_from(&node_kubeconfig).await;
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "hello-00001-1", "labels": {"serving.knative.dev/revision": "hello-00001"}},
+            "spec": {"nodeName": "local", "containers": [{"name": "user-container", "image": "hello.wasm"}]},
+            "status": {"phase": "Running"}
+        }))
+        .expect("pod");
+        let error = Api::<Pod>::namespaced(admin.clone(), "default")
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect_err("pods are read-only to users");
+        assert_eq!(api_code(&error), Some(405), "{error:?}");
+
+        let pods = Api::<Pod>::namespaced(node.clone(), "default");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("the node reports its pods");
+        let listed = Api::<Pod>::namespaced(admin.clone(), "default")
+            .list(&ListParams::default().labels("serving.knative.dev/revision=hello-00001"))
+            .await
+            .expect("users read pods");
+        assert_eq!(listed.items.len(), 1);
+
+        let error = services(&node)
+            .create(&PostParams::default(), &service("by-node", "a.wasm"))
+            .await
+            .expect_err("the node cannot write services");
+        assert_eq!(api_code(&error), Some(403), "{error:?}");
+        pods.delete("hello-00001-1", &DeleteParams::default())
+            .await
+            .expect("the node deletes its pods");
+    });
+}
+
+#[test]
+fn config_defaults_apply_to_the_next_write() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = services(&client);
+        let mut long = service("long", "a.wasm");
+        long.spec.fields["template"]["spec"]["timeoutSeconds"] = json!(900);
+        let error = api
+            .create(&PostParams::default(), &long)
+            .await
+            .expect_err("above Knative's 600 s maximum");
+        assert_eq!(api_code(&error), Some(400), "{error:?}");
+
+        let config: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "config-defaults", "namespace": "knative-serving"},
+            "data": {"revision-timeout-seconds": "30", "max-revision-timeout-seconds": "3600"}
+        }))
+        .expect("config map");
+        Api::<ConfigMap>::namespaced(client.clone(), "knative-serving")
+            .create(&PostParams::default(), &config)
+            .await
+            .expect("config-defaults");
+        api.create(&PostParams::default(), &long)
+            .await
+            .expect("the raised maximum admits 900 s");
+        let short = api
+            .create(&PostParams::default(), &service("short", "a.wasm"))
+            .await
+            .expect("create");
+        assert_eq!(
+            short.spec.fields["template"]["spec"]["timeoutSeconds"],
+            json!(30)
+        );
+    });
+}

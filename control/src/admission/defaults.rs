@@ -13,10 +13,6 @@ use serde_json::{Map, Value, json};
 use super::json::{child, is_unset, nonempty_str, object_mut};
 use super::{Kind, Operation, Request};
 
-/// `config-defaults` `revision-timeout-seconds`.
-pub(crate) const DEFAULT_TIMEOUT_SECONDS: i64 = 300;
-/// `config-defaults` `container-concurrency` (0 = unlimited).
-const DEFAULT_CONTAINER_CONCURRENCY: i64 = 0;
 /// `config-defaults` `container-name-template`.
 const USER_CONTAINER_NAME: &str = "user-container";
 
@@ -58,7 +54,7 @@ pub(crate) fn apply(kind: Kind, request: &Request<'_>, object: &mut Value) {
             if request.operation == Operation::Create
                 && let Some(spec) = object_mut(root, "spec")
             {
-                revision_spec(spec, true);
+                revision_spec(request, spec, true);
             }
         }
     }
@@ -93,7 +89,7 @@ fn configuration_spec(request: &Request<'_>, root: &mut Map<String, Value>) {
         .and_then(|spec| object_mut(spec, "template"))
         .and_then(|template| object_mut(template, "spec"));
     if let Some(spec) = spec {
-        revision_spec(spec, false);
+        revision_spec(request, spec, false);
     }
 }
 
@@ -106,17 +102,20 @@ fn configuration_spec(request: &Request<'_>, root: &mut Map<String, Value>) {
 /// inside `containers` or `traffic` would turn every re-apply of an unchanged manifest into a
 /// "configured" write. Readers treat a missing container name as `user-container` and a
 /// missing `latestRevision` as "no revisionName" — the same meaning, not stored.
-fn revision_spec(spec: &mut Map<String, Value>, inside_lists: bool) {
+fn revision_spec(request: &Request<'_>, spec: &mut Map<String, Value>, inside_lists: bool) {
     let timeout_unset = spec
         .get("timeoutSeconds")
         .is_none_or(|t| t.is_null() || t.as_f64() == Some(0.0));
     if timeout_unset {
-        spec.insert("timeoutSeconds".into(), json!(DEFAULT_TIMEOUT_SECONDS));
+        spec.insert(
+            "timeoutSeconds".into(),
+            json!(request.defaults.revision_timeout_seconds),
+        );
     }
     if is_unset(spec, "containerConcurrency") {
         spec.insert(
             "containerConcurrency".into(),
-            json!(DEFAULT_CONTAINER_CONCURRENCY),
+            json!(request.defaults.container_concurrency),
         );
     }
     if !inside_lists {

@@ -9,11 +9,14 @@
 //! `pkg/apis/serving/v1/*_{defaults,validation}.go` where they make sense for wisp, which runs
 //! one WebAssembly component per revision rather than containers.
 
+mod cluster_defaults;
 mod defaults;
 mod json;
 #[cfg(test)]
 mod test_support;
 mod validation;
+
+pub use cluster_defaults::ClusterDefaults;
 
 use crate::field_error::FieldError;
 use crate::registry::{Resource, SERVING_GROUP};
@@ -42,6 +45,8 @@ pub struct Request<'a> {
     pub old: Option<&'a serde_json::Value>,
     /// The authenticated user, recorded in the creator and lastModifier annotations.
     pub user: &'a str,
+    /// `config-defaults` as it is now.
+    pub defaults: &'a ClusterDefaults,
 }
 
 /// The Knative kinds admission knows.

@@ -18,6 +18,7 @@ pub(crate) fn create(plural: &str) -> Request<'static> {
         operation: Operation::Create,
         old: None,
         user: "alice",
+        defaults: &crate::admission::ClusterDefaults::KNATIVE,
     }
 }
 
@@ -28,6 +29,7 @@ pub(crate) fn update<'a>(plural: &str, old: &'a Value) -> Request<'a> {
         operation: Operation::Update,
         old: Some(old),
         user: "bob",
+        defaults: &crate::admission::ClusterDefaults::KNATIVE,
     }
 }
 

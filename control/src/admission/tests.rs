@@ -49,6 +49,7 @@ fn other_resources_are_left_alone() {
         operation: Operation::Create,
         old: None,
         user: "alice",
+        defaults: &crate::admission::ClusterDefaults::KNATIVE,
     };
     let original = json!({"metadata": {"name": "Not_A_Label"}, "spec": {}});
     let mut object = original.clone();

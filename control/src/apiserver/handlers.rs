@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::credentials::{ADMIN_USER, Credentials};
+use crate::credentials::{Credentials, Identity};
 use crate::discovery::{self, Representation, Root};
 use crate::openapi;
 use crate::registry::{self, Resource};
@@ -77,11 +77,13 @@ async fn route(context: &Context, request: Request<Incoming>) -> Result<Response
         .headers
         .get(header::AUTHORIZATION)
         .map(|value| value.as_bytes());
-    if !public && !context.credentials.authorizes(authorization) {
+    let identity = context.credentials.authenticate(authorization);
+    if !public && identity.is_none() {
         return Err(ApiError::unauthorized());
     }
     if let Target::Resource(resource_path) = target {
-        return resource(context, parts, body, resource_path).await;
+        let identity = identity.ok_or_else(ApiError::unauthorized)?;
+        return resource(context, parts, body, resource_path, identity).await;
     }
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return Err(ApiError {
@@ -160,6 +162,7 @@ async fn resource(
     parts: Parts,
     body: Incoming,
     target: ResourcePath,
+    identity: Identity,
 ) -> Result<Response<Body>, ApiError> {
     let query = Query::parse(parts.uri.query())?;
     let resource = target.resource;
@@ -169,13 +172,26 @@ async fn resource(
         .and_then(|value| value.to_str().ok());
     let shape = respond::shape(accept);
     let verb = verb(&parts.method, &target, &query)?;
+    let reads = matches!(verb, "get" | "list" | "watch");
     let allowed = if target.status {
         resource.has_status && registry::STATUS_VERBS.contains(&verb)
     } else {
-        resource.allows(verb)
+        resource.allows(verb) || (resource.read_only && identity == Identity::Node)
     };
     if !allowed {
         return Err(ApiError::method_not_allowed(resource, verb));
+    }
+    // The node writes only what it reports, so its token cannot change anything else.
+    if identity == Identity::Node && !reads && !resource.read_only {
+        return Err(ApiError::forbidden(
+            resource,
+            target.name.as_deref().unwrap_or(""),
+            format!(
+                "User {:?} cannot {verb} {}: the node identity writes only pods and nodes",
+                identity.user(),
+                resource.plural
+            ),
+        ));
     }
     let namespace = target.namespace.as_deref();
     match (verb, target.name.as_deref()) {
@@ -186,7 +202,7 @@ async fn resource(
         ("list", _) => list(context, &target, &query, shape).await,
         ("watch", _) => watch(context, &target, &query, shape),
         ("create", None) => {
-            let (object, options) = read_object(context, &parts, body, &query).await?;
+            let (object, options) = read_object(context, &parts, body, &query, identity).await?;
             let written = context
                 .objects
                 .create(resource, namespace, object, &options)
@@ -194,7 +210,7 @@ async fn resource(
             Ok(written_response(written))
         }
         ("update", Some(name)) => {
-            let (object, options) = read_object(context, &parts, body, &query).await?;
+            let (object, options) = read_object(context, &parts, body, &query, identity).await?;
             let written = context
                 .objects
                 .update(resource, namespace, name, target.status, object, &options)
@@ -203,7 +219,7 @@ async fn resource(
         }
         ("patch", Some(name)) => {
             let kind = PatchType::from_media_type(&body::media_type(&parts.headers), resource)?;
-            let (patch, options) = read_object(context, &parts, body, &query).await?;
+            let (patch, options) = read_object(context, &parts, body, &query, identity).await?;
             let written = context
                 .objects
                 .patch(
@@ -476,6 +492,7 @@ async fn read_object(
     parts: &Parts,
     body: Incoming,
     query: &Query,
+    identity: Identity,
 ) -> Result<(Value, WriteOptions), ApiError> {
     let bytes = body::read(body, &parts.headers, context.max_body).await?;
     let media_type = body::media_type(&parts.headers);
@@ -484,7 +501,7 @@ async fn read_object(
         dry_run: query.dry_run,
         field_validation: query.field_validation,
         field_manager: query.field_manager.clone(),
-        user: ADMIN_USER.to_owned(),
+        user: identity.user().to_owned(),
         // The scan reads the raw body again: only worth it when the answer is used.
         duplicate_fields: if media_type.ends_with("json")
             && query.field_validation != FieldValidation::Ignore

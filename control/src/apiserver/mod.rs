@@ -128,6 +128,7 @@ pub enum ApiServerError {
 pub struct ApiServer {
     addr: SocketAddr,
     kubeconfig: PathBuf,
+    node_kubeconfig: PathBuf,
     objects: Objects,
     stop: signal::Sender<bool>,
     serving: JoinHandle<()>,
@@ -166,6 +167,13 @@ impl ApiServer {
         let reachable = reachable(addr);
         let kubeconfig = config.data_dir.join("kubeconfig");
         credentials::write_kubeconfig(&kubeconfig, &format!("https://{reachable}"), &credentials)?;
+        let node_kubeconfig = config.data_dir.join("node.kubeconfig");
+        credentials::write_kubeconfig_for(
+            &node_kubeconfig,
+            &format!("https://{reachable}"),
+            &credentials,
+            credentials::Identity::Node,
+        )?;
         let acceptor = TlsAcceptor::from(credentials.server_tls_config()?);
         let (stop, stopped) = signal::channel(false);
         let context = Arc::new(Context {
@@ -181,6 +189,7 @@ impl ApiServer {
         Ok(Self {
             addr,
             kubeconfig,
+            node_kubeconfig,
             objects,
             stop,
             serving,
@@ -200,6 +209,11 @@ impl ApiServer {
     /// The kubeconfig written for this server.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The kubeconfig of the node identity (writes only Pods and Nodes), for the data plane.
+    pub fn node_kubeconfig(&self) -> &Path {
+        &self.node_kubeconfig
     }
 
     /// The object operations, for in-process callers (controllers, the node reporter).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::admission::{self, Operation};
+use crate::admission::{self, ClusterDefaults, Operation};
 use crate::field_error::FieldError;
 use crate::registry::{self, Resource};
 use crate::schema;
@@ -363,7 +363,8 @@ impl Objects {
         change: Change,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
-        if resource.read_only {
+        // Only the node reports pods and nodes (the handlers enforce who may write what).
+        if resource.read_only && options.user != crate::credentials::NODE_USER {
             return Err(ApiError::method_not_allowed(resource, "writing"));
         }
         if !options.duplicate_fields.is_empty()
@@ -385,7 +386,9 @@ impl Objects {
                 .collect::<Vec<_>>(),
         ));
         let target = key(resource, namespace, name);
+        let defaults = self.cluster_defaults(resource).await;
         let step = Step {
+            defaults,
             resource,
             namespace: namespace.map(str::to_owned),
             name: name.to_owned(),
@@ -421,6 +424,38 @@ impl Objects {
             object,
             warnings,
         })
+    }
+
+    /// `knative-serving/config-defaults` for a write of a Knative kind, read afresh so a change
+    /// applies to the next write; Knative's values when it is absent.
+    async fn cluster_defaults(&self, resource: &Resource) -> ClusterDefaults {
+        if resource.group != crate::registry::SERVING_GROUP {
+            return ClusterDefaults::KNATIVE;
+        }
+        let Some(config_maps) = crate::registry::lookup("", "v1", "configmaps") else {
+            return ClusterDefaults::KNATIVE;
+        };
+        let stored = self
+            .store
+            .get(&key(
+                config_maps,
+                Some(wisp_api::knative::SYSTEM_NAMESPACE),
+                wisp_api::knative::CONFIG_DEFAULTS,
+            ))
+            .await;
+        let data: std::collections::BTreeMap<String, String> = match stored {
+            Ok(object) => object
+                .get("data")
+                .cloned()
+                .and_then(|data| serde_json::from_value(data).ok())
+                .unwrap_or_default(),
+            Err(_) => return ClusterDefaults::KNATIVE,
+        };
+        let (defaults, problems) = ClusterDefaults::from_data(&data);
+        for problem in problems {
+            tracing::warn!("{problem}");
+        }
+        defaults
     }
 
     fn settle(
@@ -498,6 +533,8 @@ struct Step {
     status: bool,
     options: WriteOptions,
     warnings: Arc<Mutex<Vec<String>>>,
+    /// `config-defaults` as read just before the write.
+    defaults: ClusterDefaults,
 }
 
 impl Step {
@@ -612,6 +649,7 @@ impl Step {
             operation,
             old: current,
             user: &self.options.user,
+            defaults: &self.defaults,
         };
         if current.is_none() {
             core::default_new(resource, &mut candidate);

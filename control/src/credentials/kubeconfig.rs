@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
 use super::files::{SECRET_FILE, write_atomically};
-use super::{ADMIN_USER, Credentials, CredentialsError};
+use super::{Credentials, CredentialsError, Identity};
 
 /// The name of the cluster and of the context in written kubeconfigs.
 const CLUSTER: &str = "wisp";
@@ -70,7 +70,12 @@ struct ContextFields<'a> {
 }
 
 /// The kubeconfig YAML for `server_url` with the CA and token of `credentials`.
-fn render(server_url: &str, credentials: &Credentials) -> Result<String, serde_norway::Error> {
+fn render(
+    server_url: &str,
+    credentials: &Credentials,
+    identity: Identity,
+) -> Result<String, serde_norway::Error> {
+    let user = identity.user();
     serde_norway::to_string(&Kubeconfig {
         api_version: "v1",
         kind: "Config",
@@ -84,10 +89,10 @@ fn render(server_url: &str, credentials: &Credentials) -> Result<String, serde_n
             },
         }],
         users: [Named {
-            name: ADMIN_USER,
+            name: user,
             inner: User {
                 user: UserFields {
-                    token: credentials.token(),
+                    token: credentials.token_of(identity),
                 },
             },
         }],
@@ -96,7 +101,7 @@ fn render(server_url: &str, credentials: &Credentials) -> Result<String, serde_n
             inner: Context {
                 context: ContextFields {
                     cluster: CLUSTER,
-                    user: ADMIN_USER,
+                    user,
                     namespace: "default",
                 },
             },
@@ -107,7 +112,7 @@ fn render(server_url: &str, credentials: &Credentials) -> Result<String, serde_n
 
 /// Writes `path` (mode 0600, atomically: a reader sees the old file or the new one) with a
 /// kubeconfig for `server_url` (e.g. `https://127.0.0.1:6443`): cluster `wisp` whose
-/// `certificate-authority-data` is the base64 of the CA PEM, user [`ADMIN_USER`] with the bearer
+/// `certificate-authority-data` is the base64 of the CA PEM, user [`super::ADMIN_USER`] with the bearer
 /// token, context `wisp` (namespace `default`) as the current context. The parent directory
 /// must exist.
 pub fn write_kubeconfig(
@@ -115,10 +120,21 @@ pub fn write_kubeconfig(
     server_url: &str,
     credentials: &Credentials,
 ) -> Result<(), CredentialsError> {
-    let yaml = render(server_url, credentials).map_err(|source| CredentialsError::Render {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    write_kubeconfig_for(path, server_url, credentials, Identity::Admin)
+}
+
+/// [`write_kubeconfig`] for another identity (the node's kubeconfig carries the node token).
+pub fn write_kubeconfig_for(
+    path: &Path,
+    server_url: &str,
+    credentials: &Credentials,
+    identity: Identity,
+) -> Result<(), CredentialsError> {
+    let yaml =
+        render(server_url, credentials, identity).map_err(|source| CredentialsError::Render {
+            path: path.to_path_buf(),
+            source,
+        })?;
     write_atomically(path, yaml.as_bytes(), SECRET_FILE)
 }
 
@@ -130,7 +146,7 @@ mod tests {
     fn renders_the_documented_shape() {
         let root = tempfile::tempdir().unwrap();
         let credentials = Credentials::load_or_create(root.path(), &[]).unwrap();
-        let yaml = render("https://127.0.0.1:6443", &credentials).unwrap();
+        let yaml = render("https://127.0.0.1:6443", &credentials, Identity::Admin).unwrap();
         let ca_data = STANDARD.encode(credentials.ca_pem());
         let token = credentials.token();
         let expected = format!(
@@ -162,7 +178,7 @@ current-context: wisp
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("token"), "1".repeat(64)).unwrap();
         let credentials = Credentials::load_or_create(root.path(), &[]).unwrap();
-        let yaml = render("https://127.0.0.1:6443", &credentials).unwrap();
+        let yaml = render("https://127.0.0.1:6443", &credentials, Identity::Admin).unwrap();
         let parsed: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(parsed["users"][0]["user"]["token"], "1".repeat(64));
     }

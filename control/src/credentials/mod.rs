@@ -25,7 +25,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use error::CredentialsError;
-pub use kubeconfig::write_kubeconfig;
+pub use kubeconfig::{write_kubeconfig, write_kubeconfig_for};
 
 use files::{PUBLIC_FILE, SECRET_FILE, ensure_private_dir, read_optional, write_atomically};
 use names::{ServerIdentity, server_identities};
@@ -33,8 +33,30 @@ use pki::{CaFile, PemPair, RENEW_BEFORE, SERVER_VALIDITY};
 
 /// The user that requests authenticated by the bearer token act as: what Knative's
 /// `serving.knative.dev/creator` and `lastModifier` annotations record, and the user name in
-/// written kubeconfigs. There is one token, so there is one user, and it may do everything.
+/// written kubeconfigs. It may do everything except write what nodes report (Pods, Nodes).
 pub const ADMIN_USER: &str = "wisp-admin";
+
+/// The user of the node token: the data plane reporting its replicas as Pods and itself as a
+/// Node, like a kubelet's `system:node:<name>`. It may read everything and write only Pods and
+/// Nodes, so a leaked node token cannot change Services.
+pub const NODE_USER: &str = "system:node:wisp";
+
+/// Who a request authenticated as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    Admin,
+    Node,
+}
+
+impl Identity {
+    /// The user name recorded in annotations and shown in messages.
+    pub fn user(self) -> &'static str {
+        match self {
+            Identity::Admin => ADMIN_USER,
+            Identity::Node => NODE_USER,
+        }
+    }
+}
 
 const CA_HINT: &str = "fix its permissions, or remove pki/ca.crt and pki/ca.key to start a new \
                        CA (kubeconfigs written before must then be rewritten)";
@@ -49,6 +71,7 @@ pub struct Credentials {
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivateKeyDer<'static>,
     token: String,
+    node_token: String,
     server_cert_path: PathBuf,
 }
 
@@ -77,6 +100,7 @@ impl Credentials {
 
         let (ca_pem, ca) = load_or_create_ca(&pki_dir, now)?;
         let token = load_or_create_token(&data_dir.join("token"))?;
+        let node_token = load_or_create_token(&data_dir.join("node-token"))?;
         let server_cert_path = pki_dir.join("server.crt");
         let server = load_or_issue_server(&pki_dir, &ca, &names, now)?;
         Ok(Self {
@@ -84,6 +108,7 @@ impl Credentials {
             server_chain: server.chain,
             server_key: server.key,
             token,
+            node_token,
             server_cert_path,
         })
     }
@@ -97,6 +122,14 @@ impl Credentials {
     /// The bearer token, for writing kubeconfigs. Never log it.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The bearer token of `identity`. Never log it.
+    pub fn token_of(&self, identity: Identity) -> &str {
+        match identity {
+            Identity::Admin => &self.token,
+            Identity::Node => &self.node_token,
+        }
     }
 
     /// A rustls server configuration with the server certificate, offering ALPN `h2` and
@@ -120,7 +153,19 @@ impl Credentials {
     /// Whether an `Authorization` header value is `Bearer <token>` with our token (scheme
     /// case-insensitive, nothing before or after the token), compared in constant time.
     pub fn authorizes(&self, authorization: Option<&[u8]>) -> bool {
-        token::authorizes(&self.token, authorization)
+        self.authenticate(authorization).is_some()
+    }
+
+    /// Who presented `authorization` (the raw header value), if anyone we know. Both tokens are
+    /// always compared, so the timing does not tell which one a guess came close to.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Option<Identity> {
+        let admin = token::authorizes(&self.token, authorization);
+        let node = token::authorizes(&self.node_token, authorization);
+        match (admin, node) {
+            (true, _) => Some(Identity::Admin),
+            (false, true) => Some(Identity::Node),
+            (false, false) => None,
+        }
     }
 }
 
@@ -131,6 +176,7 @@ impl fmt::Debug for Credentials {
             .field("server_chain", &self.server_chain)
             .field("server_key", &"<redacted>")
             .field("token", &"<redacted>")
+            .field("node_token", &"<redacted>")
             .field("server_cert_path", &self.server_cert_path)
             .finish()
     }

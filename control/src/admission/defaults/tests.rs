@@ -219,6 +219,7 @@ fn anonymous_writes_stamp_no_user() {
         operation: Operation::Create,
         old: None,
         user: "",
+        defaults: &crate::admission::ClusterDefaults::KNATIVE,
     };
     let object = defaulted(&request, service());
     assert!(object["metadata"]["annotations"].get(CREATOR).is_none());

@@ -35,7 +35,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
         Kind::Service => {
             metadata::no_autoscaling(&annotations, &mut errors);
             metadata::rollout_duration(&annotations, &mut errors);
-            template::validate(spec, meta, &mut errors);
+            template::validate(spec, meta, request.defaults, &mut errors);
             traffic::validate(spec, "spec", true, &mut errors);
             if let Some(old) = old {
                 metadata::creator_and_modifier(old, object, &mut errors);
@@ -49,7 +49,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
         Kind::Configuration => {
             metadata::no_autoscaling(&annotations, &mut errors);
             metadata::owner_label(meta, metadata::SERVICE_LABEL, "Service", &mut errors);
-            template::validate(spec, meta, &mut errors);
+            template::validate(spec, meta, request.defaults, &mut errors);
             if let Some(old) = old {
                 if !owned {
                     metadata::creator_and_modifier(old, object, &mut errors);
@@ -94,7 +94,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
                         ));
                     }
                 }
-                None => revision_spec::validate(spec, "spec", &mut errors),
+                None => revision_spec::validate(spec, "spec", request.defaults, &mut errors),
             }
         }
     }

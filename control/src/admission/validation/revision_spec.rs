@@ -5,23 +5,30 @@ use serde_json::Value;
 
 use super::container;
 use super::rules::{DNS1123_SUBDOMAIN_RULE, Integer, integer, is_dns1123_subdomain, out_of_bounds};
+use crate::admission::ClusterDefaults;
 use crate::admission::json::{array, index, join, nonempty_str};
 use crate::field_error::{CauseReason, FieldError};
 
-/// Knative's `max-revision-timeout-seconds` default: the longest request deadline.
-pub(crate) const MAX_TIMEOUT_SECONDS: i64 = 600;
-/// Knative's `container-concurrency-max-limit` default.
-pub(crate) const MAX_CONTAINER_CONCURRENCY: i64 = 1000;
-
 /// Validates the RevisionSpec at `base`.
-pub(crate) fn validate(spec: &Value, base: &str, errors: &mut Vec<FieldError>) {
+pub(crate) fn validate(
+    spec: &Value,
+    base: &str,
+    defaults: &ClusterDefaults,
+    errors: &mut Vec<FieldError>,
+) {
     containers(spec, base, errors);
-    bounded(spec, base, "timeoutSeconds", MAX_TIMEOUT_SECONDS, errors);
+    bounded(
+        spec,
+        base,
+        "timeoutSeconds",
+        defaults.max_revision_timeout_seconds,
+        errors,
+    );
     bounded(
         spec,
         base,
         "containerConcurrency",
-        MAX_CONTAINER_CONCURRENCY,
+        defaults.container_concurrency_max_limit,
         errors,
     );
     if let Some(account) = nonempty_str(spec, "serviceAccountName")

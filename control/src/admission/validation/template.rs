@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::rules::{dns1035_label, dns1035_prefix};
 use super::{metadata, revision_spec};
+use crate::admission::ClusterDefaults;
 use crate::admission::json::{child, describe_changes, join, nonempty_str, string_map};
 use crate::field_error::FieldError;
 
@@ -12,13 +13,19 @@ const NULL: Value = Value::Null;
 
 /// Validates the template under `spec` (field path `spec.template`); `parent_meta` is the
 /// Service's or Configuration's own metadata, which a BYO revision name must extend.
-pub(crate) fn validate(spec: &Value, parent_meta: &Value, errors: &mut Vec<FieldError>) {
+pub(crate) fn validate(
+    spec: &Value,
+    parent_meta: &Value,
+    defaults: &ClusterDefaults,
+    errors: &mut Vec<FieldError>,
+) {
     let base = "spec.template";
     let template = child(spec, "template").unwrap_or(&NULL);
     let meta = child(template, "metadata").unwrap_or(&NULL);
     revision_spec::validate(
         child(template, "spec").unwrap_or(&NULL),
         &join(base, "spec"),
+        defaults,
         errors,
     );
     metadata::autoscaling(

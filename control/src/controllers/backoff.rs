@@ -1,0 +1,103 @@
+//! Per-object retry delays: a conflict is retried almost at once (the next read sees the other
+//! writer's change), any other failure waits twice as long as the previous one, up to a cap, so
+//! a broken object or an unreachable server does not spin.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+
+use super::Error;
+
+/// The first retry after a failure that is not a conflict.
+const FIRST: Duration = Duration::from_millis(500);
+/// The longest wait between retries.
+const CAP: Duration = Duration::from_secs(60);
+/// The wait after a conflict.
+const CONFLICT: Duration = Duration::from_millis(100);
+
+/// The delay before the retry that follows `failures` consecutive failures (1 = the first).
+pub(super) fn delay(failures: u32, conflict: bool) -> Duration {
+    if conflict {
+        return CONFLICT;
+    }
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST.saturating_mul(1 << doublings).min(CAP)
+}
+
+/// Consecutive failures per object, reset by a success.
+#[derive(Default)]
+pub(super) struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// Forgets `key`'s failures.
+    pub(super) fn succeeded(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// Logs the failure of `key` and says when to retry it.
+    pub(super) fn failed(&self, kind: &str, key: &str, error: &Error) -> Action {
+        let conflict = error.is_conflict();
+        let failures = {
+            let mut map = self.lock();
+            let count = map.entry(key.to_owned()).or_insert(0);
+            *count = count.saturating_add(1);
+            *count
+        };
+        let wait = delay(failures, conflict);
+        if conflict {
+            tracing::debug!(%kind, object = %key, "conflict, retrying: {error}");
+        } else {
+            tracing::warn!(%kind, object = %key, failures, ?wait, "reconcile failed: {error}");
+        }
+        Action::requeue(wait)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A panic elsewhere while holding the lock leaves only counters behind; they are
+        // still usable.
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The key an object's failures are counted under.
+pub(super) fn key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_double_up_to_the_cap() {
+        assert_eq!(delay(1, false), Duration::from_millis(500));
+        assert_eq!(delay(2, false), Duration::from_secs(1));
+        assert_eq!(delay(4, false), Duration::from_secs(4));
+        assert_eq!(delay(40, false), CAP);
+        assert_eq!(delay(u32::MAX, false), CAP);
+    }
+
+    #[test]
+    fn conflicts_retry_quickly() {
+        assert_eq!(delay(9, true), CONFLICT);
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let backoff = Backoff::default();
+        let error = Error::MissingField {
+            kind: "Service".into(),
+            name: "x".into(),
+            field: "uid",
+        };
+        backoff.failed("Service", "ns/x", &error);
+        backoff.failed("Service", "ns/x", &error);
+        assert_eq!(backoff.lock().get("ns/x"), Some(&2));
+        backoff.succeeded("ns/x");
+        assert_eq!(backoff.lock().get("ns/x"), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! The Knative Serving controllers: Service → Configuration + Route, Configuration → Revision
+//! per generation, and Route status (traffic resolution, URLs, routing states).
+//!
+//! They talk to the cluster only through a [`kube::Client`] (kube-runtime controllers, watches
+//! and reflectors), so they run unchanged against the embedded API server or a real one. The
+//! data plane meets them only through the objects they write (see issue 6's contract): it
+//! reports Revision status and flips a Route's `IngressReady` once the gateway serves it.
+//!
+//! Each controller keeps its decisions in pure functions over plain values (unit-tested next to
+//! them); the reconcilers only read, call those functions and write what changed.
+
+mod backoff;
+mod configuration;
+mod domain;
+mod meta;
+mod route;
+mod service;
+
+/// Why a reconcile failed; logged and retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("API request failed: {0}")]
+    Api(#[from] kube::Error),
+    /// An object the controllers need to own or name children after lacks a field the API
+    /// server always sets (namespace, uid).
+    #[error("{kind} {name} has no {field}")]
+    MissingField {
+        /// The object's kind.
+        kind: String,
+        /// The object's name.
+        name: String,
+        /// The missing metadata field.
+        field: &'static str,
+    },
+}
+
+impl Error {
+    /// Whether a retry right away is likely to succeed: another writer changed the object
+    /// between our read and our write (409), so the next read sees its change.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Api(kube::Error::Api(status)) if status.code == 409)
+    }
+}
+
+/// Runs the Service, Configuration and Route controllers until the future is dropped.
+///
+/// Failed reconciles are logged (tracing) and retried with a per-object backoff; a conflict
+/// (409) is retried quickly. Nothing in here panics on input: a watch that fails is retried by
+/// kube-runtime with its default backoff.
+pub async fn run(client: kube::Client) {
+    futures::join!(
+        service::run(client.clone()),
+        configuration::run(client.clone()),
+        route::run(client),
+    );
+}
+
+/// How often an object is reconciled again with no event: a safety net for an event missed
+/// while a watch was being re-established, cheap because unchanged status is not written.
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Logs what a controller's run stream reports. Reconcile failures were already logged (with
+/// their backoff) by the error policy; a vanished object is routine.
+fn log_outcome<K: kube::Resource>(
+    kind: &str,
+    outcome: Result<
+        (
+            kube::runtime::reflector::ObjectRef<K>,
+            kube::runtime::controller::Action,
+        ),
+        kube::runtime::controller::Error<Error, kube::runtime::watcher::Error>,
+    >,
+) {
+    use kube::runtime::controller::Error as Failure;
+    match outcome {
+        Ok(_) | Err(Failure::ObjectNotFound(_) | Failure::ReconcilerFailed(..)) => {}
+        Err(error) => tracing::warn!(%kind, "controller: {error}"),
+    }
+}

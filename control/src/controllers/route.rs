@@ -1,0 +1,837 @@
+//! The Route controller: resolves `spec.traffic` to ready revisions, writes the Route's status
+//! (traffic, URLs with the `config-domain` domain, AllTrafficAssigned, IngressReady,
+//! CertificateProvisioned, Ready) and labels revisions `active` or `reserve`.
+//!
+//! `IngressReady` is shared with the data plane: this controller resets it to Unknown whenever
+//! it changes `status.traffic`, and otherwise leaves whatever the data plane last wrote, which
+//! flips it to True once the gateway serves that traffic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use wisp_api::knative::condition_types::{
+    ALL_TRAFFIC_ASSIGNED, CERTIFICATE_PROVISIONED, INGRESS_READY, READY,
+};
+use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
+use wisp_api::knative::{
+    Addressable, CONFIG_DOMAIN, Configuration, Revision, Route, RouteStatus, SYSTEM_NAMESPACE,
+    TrafficTarget, labels,
+};
+
+use super::backoff::{self, Backoff};
+use super::domain::{cluster_local_url, domain_from, route_url, tag_url};
+use super::meta;
+use super::{Error, RESYNC, log_outcome};
+
+/// How long a reconcile waits for the first list of `config-domain` before using the default
+/// domain (the ConfigMap's arrival re-reconciles every Route anyway).
+const DOMAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// `serving.knative.dev/routingState` of a revision some route sends traffic to.
+pub(super) const ACTIVE: &str = "active";
+/// `serving.knative.dev/routingState` of a revision no route sends traffic to.
+pub(super) const RESERVE: &str = "reserve";
+
+/// What the reconciler shares across reconciles.
+struct Context {
+    client: Client,
+    backoff: Backoff,
+    /// Every Route (the controller's own cache): the routing state of a revision depends on
+    /// all of them.
+    routes: Store<Route>,
+    /// `knative-serving/config-domain`, kept current by a watch.
+    domains: Store<ConfigMap>,
+}
+
+/// Runs the controller until the future is dropped.
+pub(super) async fn run(client: Client) {
+    let (domains, domain_writer) = reflector::store::<ConfigMap>();
+    let domain_config =
+        watcher::Config::default().fields(&format!("metadata.name={CONFIG_DOMAIN}"));
+    let domain_changes = reflector::reflector(
+        domain_writer,
+        watcher(
+            Api::<ConfigMap>::namespaced(client.clone(), SYSTEM_NAMESPACE),
+            domain_config,
+        )
+        .default_backoff(),
+    )
+    .touched_objects()
+    .filter_map(|change| {
+        if let Err(error) = &change {
+            tracing::warn!("watching {SYSTEM_NAMESPACE}/{CONFIG_DOMAIN}: {error}");
+        }
+        futures::future::ready(change.ok().map(|_| ()))
+    });
+
+    let controller = Controller::new(
+        Api::<Route>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let routes = controller.store();
+    let by_configuration = routes.clone();
+    let by_revision = routes.clone();
+    let context = Arc::new(Context {
+        client: client.clone(),
+        backoff: Backoff::default(),
+        routes,
+        domains,
+    });
+    controller
+        .watches(
+            Api::<Configuration>::all(client.clone()),
+            watcher::Config::default(),
+            move |cfg| routes_of_configuration(&by_configuration, &cfg),
+        )
+        .watches(
+            Api::<Revision>::all(client),
+            watcher::Config::default(),
+            move |revision| routes_of_revision(&by_revision, &revision),
+        )
+        .reconcile_all_on(domain_changes)
+        .run(reconcile, error_policy, context)
+        .for_each(|outcome| {
+            log_outcome("Route", outcome);
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// Routes that follow `cfg` (by `configurationName`, or a Service's route of the same name).
+fn routes_of_configuration(routes: &Store<Route>, cfg: &Configuration) -> Vec<ObjectRef<Route>> {
+    let name = cfg.name_any();
+    routes
+        .state()
+        .iter()
+        .filter(|route| route.namespace() == cfg.namespace())
+        .filter(|route| referenced_configurations(route).contains(&name))
+        .map(|route| ObjectRef::from_obj(route.as_ref()))
+        .collect()
+}
+
+/// Routes whose traffic names `revision`, or that follow its configuration.
+fn routes_of_revision(routes: &Store<Route>, revision: &Revision) -> Vec<ObjectRef<Route>> {
+    let name = revision.name_any();
+    let configuration = revision.labels().get(labels::CONFIGURATION).cloned();
+    routes
+        .state()
+        .iter()
+        .filter(|route| route.namespace() == revision.namespace())
+        .filter(|route| {
+            let status_traffic = route.status.iter().flat_map(|s| &s.traffic);
+            route
+                .spec
+                .traffic
+                .iter()
+                .chain(status_traffic)
+                .any(|t| t.revision_name.as_deref() == Some(name.as_str()))
+                || configuration
+                    .as_ref()
+                    .is_some_and(|c| referenced_configurations(route).contains(c))
+        })
+        .map(|route| ObjectRef::from_obj(route.as_ref()))
+        .collect()
+}
+
+/// The configurations a route follows: those its targets name, and the one of its own name
+/// (a Service's Configuration, which a target without `configurationName` means).
+pub(super) fn referenced_configurations(route: &Route) -> BTreeSet<String> {
+    route
+        .spec
+        .traffic
+        .iter()
+        .filter_map(|t| t.configuration_name.clone())
+        .chain([route.name_any()])
+        .collect()
+}
+
+fn error_policy(route: Arc<Route>, error: &Error, context: Arc<Context>) -> Action {
+    let key = backoff::key(route.metadata.namespace.as_deref(), &route.name_any());
+    context.backoff.failed("Route", &key, error)
+}
+
+async fn reconcile(route: Arc<Route>, context: Arc<Context>) -> Result<Action, Error> {
+    let key = backoff::key(route.metadata.namespace.as_deref(), &route.name_any());
+    let action = reconcile_route(&route, &context).await?;
+    context.backoff.succeeded(&key);
+    Ok(action)
+}
+
+async fn reconcile_route(route: &Route, context: &Context) -> Result<Action, Error> {
+    if route.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = meta::namespace(route)?;
+    let name = route.name_any();
+    let client = &context.client;
+    let configurations: Api<Configuration> = Api::namespaced(client.clone(), &namespace);
+    let revisions: Api<Revision> = Api::namespaced(client.clone(), &namespace);
+
+    let mut config_views = BTreeMap::new();
+    let mut revision_views = BTreeMap::new();
+    for target in &route.spec.traffic {
+        if let Some(cfg_name) = followed_configuration(target, &name) {
+            if !config_views.contains_key(cfg_name) {
+                let view = configurations.get_opt(cfg_name).await?.map(|c| view_of(&c));
+                config_views.insert(cfg_name.to_owned(), view);
+            }
+        } else if let Some(revision) = target.revision_name.as_deref()
+            && !revision_views.contains_key(revision)
+        {
+            let view = revisions.get_opt(revision).await?.map(|r| ready_of(&r));
+            revision_views.insert(revision.to_owned(), view);
+        }
+    }
+    let resolutions: Vec<Resolution> = route
+        .spec
+        .traffic
+        .iter()
+        .map(|t| resolve(t, &name, &config_views, &revision_views))
+        .collect();
+
+    if tokio::time::timeout(DOMAIN_WAIT, context.domains.wait_until_ready())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{SYSTEM_NAMESPACE}/{CONFIG_DOMAIN} not listed yet; using the default domain"
+        );
+    }
+    let domain_object = context
+        .domains
+        .get(&ObjectRef::new(CONFIG_DOMAIN).within(SYSTEM_NAMESPACE));
+    let domain = domain_from(domain_object.as_ref().and_then(|cm| cm.data.as_ref()));
+
+    let old = route.status.clone().unwrap_or_default();
+    let view = RouteView {
+        name: &name,
+        namespace: &namespace,
+        generation: route.metadata.generation,
+        traffic: &route.spec.traffic,
+        domain: &domain,
+    };
+    let status = next_status(&view, &resolutions, &old, &meta::now());
+    let changed = status != old;
+    let traffic = status.traffic.clone();
+    if changed {
+        let mut updated = route.clone();
+        updated.status = Some(status);
+        Api::<Route>::namespaced(client.clone(), &namespace)
+            .replace_status(&name, &PostParams::default(), &updated)
+            .await?;
+    }
+    label_routing_states(route, &namespace, &old.traffic, &traffic, context).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Labels the revisions this route follows or routed to: `active` when some route's status
+/// sends them traffic, `reserve` otherwise. Only labels that change are written.
+async fn label_routing_states(
+    route: &Route,
+    namespace: &str,
+    old_traffic: &[TrafficTarget],
+    new_traffic: &[TrafficTarget],
+    context: &Context,
+) -> Result<(), Error> {
+    let revisions: Api<Revision> = Api::namespaced(context.client.clone(), namespace);
+    let mut current: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for cfg in referenced_configurations(route) {
+        let selector = format!("{}={cfg}", labels::CONFIGURATION);
+        for revision in revisions
+            .list(&ListParams::default().labels(&selector))
+            .await?
+        {
+            let state = revision.labels().get(labels::ROUTING_STATE).cloned();
+            current.insert(revision.name_any(), state);
+        }
+    }
+    for name in routed(old_traffic).chain(routed(new_traffic)) {
+        if !current.contains_key(name)
+            && let Some(revision) = revisions.get_opt(name).await?
+        {
+            let state = revision.labels().get(labels::ROUTING_STATE).cloned();
+            current.insert(name.to_owned(), state);
+        }
+    }
+    let mut active: BTreeSet<String> = routed(new_traffic).map(str::to_owned).collect();
+    for other in context.routes.state() {
+        if other.namespace().as_deref() == Some(namespace) && other.name_any() != route.name_any() {
+            let traffic = other.status.iter().flat_map(|s| &s.traffic);
+            active.extend(traffic.filter_map(|t| t.revision_name.clone()));
+        }
+    }
+    for (name, state) in routing_changes(&current, &active) {
+        let patch = json!({"metadata": {
+            "labels": {labels::ROUTING_STATE: state},
+            "annotations": {labels::ROUTING_STATE_MODIFIED: meta::now()},
+        }});
+        revisions
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The revisions a status's traffic names.
+fn routed(traffic: &[TrafficTarget]) -> impl Iterator<Item = &str> {
+    traffic.iter().filter_map(|t| t.revision_name.as_deref())
+}
+
+/// The routing-state labels to write: revisions in `active` become `active`, the others
+/// `reserve`; revisions already labelled so are left alone.
+pub(super) fn routing_changes(
+    current: &BTreeMap<String, Option<String>>,
+    active: &BTreeSet<String>,
+) -> Vec<(String, &'static str)> {
+    current
+        .iter()
+        .filter_map(|(name, state)| {
+            let wanted = if active.contains(name) {
+                ACTIVE
+            } else {
+                RESERVE
+            };
+            (state.as_deref() != Some(wanted)).then(|| (name.clone(), wanted))
+        })
+        .collect()
+}
+
+/// A Configuration as a traffic target sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct ConfigurationView {
+    pub latest_ready: Option<String>,
+    pub ready: ConditionStatus,
+}
+
+fn view_of(cfg: &Configuration) -> ConfigurationView {
+    let status = cfg.status.clone().unwrap_or_default();
+    ConfigurationView {
+        latest_ready: status.latest_ready_revision_name.filter(|n| !n.is_empty()),
+        ready: conditions::get(&status.conditions, READY)
+            .map_or(ConditionStatus::Unknown, |c| c.status),
+    }
+}
+
+/// A revision's readiness (Unknown until the data plane reports).
+fn ready_of(revision: &Revision) -> ConditionStatus {
+    revision
+        .status
+        .as_ref()
+        .and_then(|s| conditions::get(&s.conditions, READY))
+        .map_or(ConditionStatus::Unknown, |c| c.status)
+}
+
+/// The configuration a target follows, if it follows one: its `configurationName`, or the
+/// route's own name (a Service's Configuration).
+pub(super) fn followed_configuration<'a>(
+    target: &'a TrafficTarget,
+    route: &'a str,
+) -> Option<&'a str> {
+    target
+        .follows_latest()
+        .then(|| target.configuration_name.as_deref().unwrap_or(route))
+}
+
+/// What a traffic target resolved to.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Resolution {
+    /// A ready revision.
+    Revision(String),
+    /// None yet: the AllTrafficAssigned condition saying why.
+    Unassigned(Condition),
+}
+
+impl Resolution {
+    fn revision(&self) -> Option<&str> {
+        match self {
+            Resolution::Revision(name) => Some(name),
+            Resolution::Unassigned(_) => None,
+        }
+    }
+
+    fn unassigned(&self) -> Option<&Condition> {
+        match self {
+            Resolution::Revision(_) => None,
+            Resolution::Unassigned(why) => Some(why),
+        }
+    }
+}
+
+fn unassigned(status: ConditionStatus, reason: &str, message: String) -> Resolution {
+    Resolution::Unassigned(Condition::new(ALL_TRAFFIC_ASSIGNED, status).because(reason, message))
+}
+
+/// Resolves one target against the configurations and revisions it names (`None` = absent).
+pub(super) fn resolve(
+    target: &TrafficTarget,
+    route: &str,
+    configurations: &BTreeMap<String, Option<ConfigurationView>>,
+    revisions: &BTreeMap<String, Option<ConditionStatus>>,
+) -> Resolution {
+    use ConditionStatus::{False, True, Unknown};
+    if let Some(cfg) = followed_configuration(target, route) {
+        return match configurations.get(cfg).cloned().flatten() {
+            None => unassigned(
+                False,
+                "ConfigurationMissing",
+                format!("Configuration {cfg:?} referenced in traffic not found."),
+            ),
+            Some(ConfigurationView {
+                latest_ready: Some(revision),
+                ..
+            }) => Resolution::Revision(revision),
+            Some(view) => unassigned(
+                if view.ready == False { False } else { Unknown },
+                "RevisionMissing",
+                format!("Configuration {cfg:?} does not have any ready Revision."),
+            ),
+        };
+    }
+    let revision = target.revision_name.clone().unwrap_or_default();
+    match revisions.get(&revision).copied().flatten() {
+        None => unassigned(
+            False,
+            "RevisionMissing",
+            format!("Revision {revision:?} referenced in traffic not found."),
+        ),
+        Some(True) => Resolution::Revision(revision),
+        Some(False) => unassigned(
+            False,
+            "RevisionFailed",
+            format!("Revision {revision:?} failed to become ready."),
+        ),
+        Some(Unknown) => unassigned(
+            Unknown,
+            "RevisionMissing",
+            format!("Revision {revision:?} is not yet ready."),
+        ),
+    }
+}
+
+/// The route facts its status is computed from.
+pub(super) struct RouteView<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub generation: Option<i64>,
+    pub traffic: &'a [TrafficTarget],
+    pub domain: &'a str,
+}
+
+/// One `status.traffic[]` entry: the target resolved to `revision`, with its tag's URL.
+fn status_entry(target: &TrafficTarget, revision: &str, route: &RouteView<'_>) -> TrafficTarget {
+    TrafficTarget {
+        tag: target.tag.clone(),
+        revision_name: Some(revision.to_owned()),
+        configuration_name: None,
+        latest_revision: Some(target.follows_latest()),
+        percent: Some(target.percent.unwrap_or(0)),
+        url: target
+            .tag
+            .as_deref()
+            .map(|tag| tag_url(tag, route.name, route.namespace, route.domain)),
+    }
+}
+
+/// The Route's next status. When every target resolved, `status.traffic` becomes the
+/// resolution; otherwise it keeps its previous value (the old revision keeps serving during a
+/// rollout) with URLs refreshed for the current domain.
+pub(super) fn next_status(
+    route: &RouteView<'_>,
+    resolutions: &[Resolution],
+    old: &RouteStatus,
+    now: &str,
+) -> RouteStatus {
+    let mut status = old.clone();
+    let failed = resolutions
+        .iter()
+        .filter_map(Resolution::unassigned)
+        .min_by_key(|c| c.status != ConditionStatus::False);
+    let (traffic, assigned) = match failed {
+        Some(reason) => {
+            let kept = old
+                .traffic
+                .iter()
+                .map(|t| TrafficTarget {
+                    url: t
+                        .tag
+                        .as_deref()
+                        .map(|tag| tag_url(tag, route.name, route.namespace, route.domain)),
+                    ..t.clone()
+                })
+                .collect();
+            (kept, reason.clone())
+        }
+        None => {
+            let traffic = route
+                .traffic
+                .iter()
+                .zip(resolutions.iter().filter_map(Resolution::revision))
+                .map(|(target, revision)| status_entry(target, revision, route))
+                .collect();
+            (
+                traffic,
+                Condition::new(ALL_TRAFFIC_ASSIGNED, ConditionStatus::True),
+            )
+        }
+    };
+    let ingress = match conditions::get(&old.conditions, INGRESS_READY) {
+        Some(stored) if traffic == old.traffic => stored.clone(),
+        _ => Condition::new(INGRESS_READY, ConditionStatus::Unknown).because(
+            "IngressNotConfigured",
+            "Ingress has not yet been reconciled.",
+        ),
+    };
+    status.traffic = traffic;
+    status.url = Some(route_url(route.name, route.namespace, route.domain));
+    status.address = Some(Addressable {
+        url: Some(cluster_local_url(route.name, route.namespace)),
+    });
+    status.observed_generation = route.generation;
+    conditions::set(&mut status.conditions, assigned, now);
+    conditions::set(&mut status.conditions, ingress, now);
+    conditions::set(
+        &mut status.conditions,
+        Condition::new(CERTIFICATE_PROVISIONED, ConditionStatus::True)
+            .because("TLSNotEnabled", "auto-tls is not enabled"),
+        now,
+    );
+    conditions::set_ready(
+        &mut status.conditions,
+        &[ALL_TRAFFIC_ASSIGNED, INGRESS_READY, CERTIFICATE_PROVISIONED],
+        now,
+    );
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wisp_api::knative::RouteSpec;
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn latest(cfg: &str, percent: i64, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget {
+            configuration_name: Some(cfg.into()),
+            latest_revision: Some(true),
+            percent: Some(percent),
+            tag: tag.map(str::to_owned),
+            ..TrafficTarget::default()
+        }
+    }
+
+    fn pinned(revision: &str, percent: i64, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget {
+            revision_name: Some(revision.into()),
+            percent: Some(percent),
+            tag: tag.map(str::to_owned),
+            ..TrafficTarget::default()
+        }
+    }
+
+    fn configs(
+        latest_ready: Option<&str>,
+        ready: ConditionStatus,
+    ) -> BTreeMap<String, Option<ConfigurationView>> {
+        BTreeMap::from([(
+            "hello".to_owned(),
+            Some(ConfigurationView {
+                latest_ready: latest_ready.map(str::to_owned),
+                ready,
+            }),
+        )])
+    }
+
+    fn view<'a>(traffic: &'a [TrafficTarget], domain: &'a str) -> RouteView<'a> {
+        RouteView {
+            name: "hello",
+            namespace: "default",
+            generation: Some(1),
+            traffic,
+            domain,
+        }
+    }
+
+    #[test]
+    fn targets_resolve_to_ready_revisions() {
+        let revisions = BTreeMap::from([
+            ("hello-00001".to_owned(), Some(ConditionStatus::True)),
+            ("hello-00002".to_owned(), Some(ConditionStatus::Unknown)),
+            ("hello-00003".to_owned(), Some(ConditionStatus::False)),
+            ("hello-00004".to_owned(), None),
+        ]);
+        let cfgs = configs(Some("hello-00001"), ConditionStatus::True);
+        assert_eq!(
+            resolve(&latest("hello", 100, None), "hello", &cfgs, &revisions),
+            Resolution::Revision("hello-00001".into())
+        );
+        // A target with neither name follows the route's own (Service's) configuration.
+        let bare = TrafficTarget {
+            percent: Some(100),
+            ..TrafficTarget::default()
+        };
+        assert_eq!(
+            resolve(&bare, "hello", &cfgs, &revisions),
+            Resolution::Revision("hello-00001".into())
+        );
+        assert_eq!(
+            resolve(
+                &pinned("hello-00001", 100, None),
+                "hello",
+                &cfgs,
+                &revisions
+            ),
+            Resolution::Revision("hello-00001".into())
+        );
+        let reason = |r: Resolution| {
+            r.unassigned()
+                .map(|c| (c.status, c.reason.clone().unwrap_or_default()))
+        };
+        assert_eq!(
+            reason(resolve(
+                &pinned("hello-00002", 1, None),
+                "hello",
+                &cfgs,
+                &revisions
+            )),
+            Some((ConditionStatus::Unknown, "RevisionMissing".into()))
+        );
+        assert_eq!(
+            reason(resolve(
+                &pinned("hello-00003", 1, None),
+                "hello",
+                &cfgs,
+                &revisions
+            )),
+            Some((ConditionStatus::False, "RevisionFailed".into()))
+        );
+        assert_eq!(
+            reason(resolve(
+                &pinned("hello-00004", 1, None),
+                "hello",
+                &cfgs,
+                &revisions
+            )),
+            Some((ConditionStatus::False, "RevisionMissing".into()))
+        );
+        assert_eq!(
+            reason(resolve(
+                &latest("other", 1, None),
+                "hello",
+                &cfgs,
+                &revisions
+            )),
+            Some((ConditionStatus::False, "ConfigurationMissing".into()))
+        );
+        let waiting = resolve(
+            &latest("hello", 100, None),
+            "hello",
+            &configs(None, ConditionStatus::Unknown),
+            &revisions,
+        );
+        let condition = waiting.unassigned().cloned().unwrap_or_default();
+        assert_eq!(condition.status, ConditionStatus::Unknown);
+        assert_eq!(
+            condition.message.as_deref(),
+            Some("Configuration \"hello\" does not have any ready Revision.")
+        );
+        let failed = resolve(
+            &latest("hello", 100, None),
+            "hello",
+            &configs(None, ConditionStatus::False),
+            &revisions,
+        );
+        assert_eq!(
+            failed.unassigned().map(|c| c.status),
+            Some(ConditionStatus::False)
+        );
+    }
+
+    #[test]
+    fn a_resolved_route_gets_traffic_urls_and_waits_for_the_ingress() {
+        let traffic = [
+            latest("hello", 50, Some("candidate")),
+            pinned("hello-00001", 50, Some("current")),
+        ];
+        let resolutions = [
+            Resolution::Revision("hello-00002".into()),
+            Resolution::Revision("hello-00001".into()),
+        ];
+        let status = next_status(
+            &view(&traffic, "example.com"),
+            &resolutions,
+            &RouteStatus::default(),
+            NOW,
+        );
+        assert_eq!(
+            status.url.as_deref(),
+            Some("http://hello.default.example.com")
+        );
+        assert_eq!(
+            status.address.and_then(|a| a.url).as_deref(),
+            Some("http://hello.default.svc.cluster.local")
+        );
+        assert_eq!(
+            status.traffic,
+            [
+                TrafficTarget {
+                    tag: Some("candidate".into()),
+                    revision_name: Some("hello-00002".into()),
+                    configuration_name: None,
+                    latest_revision: Some(true),
+                    percent: Some(50),
+                    url: Some("http://candidate-hello.default.example.com".into()),
+                },
+                TrafficTarget {
+                    tag: Some("current".into()),
+                    revision_name: Some("hello-00001".into()),
+                    configuration_name: None,
+                    latest_revision: Some(false),
+                    percent: Some(50),
+                    url: Some("http://current-hello.default.example.com".into()),
+                },
+            ]
+        );
+        assert!(conditions::is_true(
+            &status.conditions,
+            ALL_TRAFFIC_ASSIGNED
+        ));
+        assert!(conditions::is_true(
+            &status.conditions,
+            CERTIFICATE_PROVISIONED
+        ));
+        let ingress = conditions::get(&status.conditions, INGRESS_READY)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(ingress.reason.as_deref(), Some("IngressNotConfigured"));
+        assert!(!conditions::is_true(&status.conditions, READY));
+        assert_eq!(status.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn the_data_planes_ingress_ready_stays_until_the_traffic_changes() {
+        let traffic = [latest("hello", 100, None)];
+        let first = next_status(
+            &view(&traffic, "localhost"),
+            &[Resolution::Revision("hello-00001".into())],
+            &RouteStatus::default(),
+            NOW,
+        );
+        let mut served = first.clone();
+        conditions::set(
+            &mut served.conditions,
+            Condition::new(INGRESS_READY, ConditionStatus::True),
+            NOW,
+        );
+        let again = next_status(
+            &view(&traffic, "localhost"),
+            &[Resolution::Revision("hello-00001".into())],
+            &served,
+            NOW,
+        );
+        assert!(conditions::is_true(&again.conditions, READY));
+        let mut settled = again.clone();
+        conditions::set_ready(
+            &mut settled.conditions,
+            &[ALL_TRAFFIC_ASSIGNED, INGRESS_READY, CERTIFICATE_PROVISIONED],
+            NOW,
+        );
+        assert_eq!(again, settled, "no second write once settled");
+        let moved = next_status(
+            &view(&traffic, "localhost"),
+            &[Resolution::Revision("hello-00002".into())],
+            &again,
+            NOW,
+        );
+        assert_eq!(
+            conditions::get(&moved.conditions, INGRESS_READY).map(|c| c.status),
+            Some(ConditionStatus::Unknown)
+        );
+    }
+
+    #[test]
+    fn unresolved_targets_keep_the_previous_traffic() {
+        let traffic = [latest("hello", 100, Some("latest"))];
+        let before = next_status(
+            &view(&traffic, "localhost"),
+            &[Resolution::Revision("hello-00001".into())],
+            &RouteStatus::default(),
+            NOW,
+        );
+        let pending = Condition::new(ALL_TRAFFIC_ASSIGNED, ConditionStatus::Unknown)
+            .because("RevisionMissing", "waiting");
+        let failed = Condition::new(ALL_TRAFFIC_ASSIGNED, ConditionStatus::False)
+            .because("RevisionFailed", "broken");
+        let two = [
+            latest("hello", 50, Some("latest")),
+            pinned("hello-00009", 50, None),
+        ];
+        let during = next_status(
+            &view(&two, "example.org"),
+            &[
+                Resolution::Unassigned(pending),
+                Resolution::Unassigned(failed),
+            ],
+            &before,
+            NOW,
+        );
+        assert_eq!(during.traffic.len(), 1);
+        assert_eq!(
+            during.traffic[0].revision_name.as_deref(),
+            Some("hello-00001")
+        );
+        assert_eq!(
+            during.traffic[0].url.as_deref(),
+            Some("http://latest-hello.default.example.org"),
+            "kept traffic follows a domain change"
+        );
+        let assigned = conditions::get(&during.conditions, ALL_TRAFFIC_ASSIGNED)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            assigned.status,
+            ConditionStatus::False,
+            "a failure outranks a wait"
+        );
+        assert_eq!(assigned.reason.as_deref(), Some("RevisionFailed"));
+    }
+
+    #[test]
+    fn routing_states_change_only_where_needed() {
+        let current = BTreeMap::from([
+            ("hello-00001".to_owned(), Some(ACTIVE.to_owned())),
+            ("hello-00002".to_owned(), None),
+            ("hello-00003".to_owned(), Some(RESERVE.to_owned())),
+            ("hello-00004".to_owned(), Some(ACTIVE.to_owned())),
+        ]);
+        let active = BTreeSet::from(["hello-00001".to_owned(), "hello-00002".to_owned()]);
+        assert_eq!(
+            routing_changes(&current, &active),
+            [
+                ("hello-00002".to_owned(), ACTIVE),
+                ("hello-00004".to_owned(), RESERVE)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_follows_its_named_and_same_named_configurations() {
+        let route = Route::new(
+            "hello",
+            RouteSpec {
+                traffic: vec![latest("other", 100, None), pinned("x-00001", 0, None)],
+            },
+        );
+        let referenced: Vec<String> = referenced_configurations(&route).into_iter().collect();
+        assert_eq!(referenced, ["hello", "other"]);
+    }
+}
