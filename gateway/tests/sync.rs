@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -48,6 +48,7 @@ impl Cluster {
         let config = ApiServerConfig::new(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
         let server = ApiServer::start(config).await.expect("API server starts");
         let client = client_from(server.kubeconfig()).await;
+        let node_client = client_from(server.node_kubeconfig()).await;
 
         let runtime = Runtime::new(RuntimeConfig {
             max_memory_per_instance: 64 * MIB,
@@ -67,7 +68,7 @@ impl Cluster {
         let sync = tokio::spawn(run(
             data_plane.clone(),
             client.clone(),
-            client.clone(),
+            node_client,
             SyncOptions {
                 node_name: "test-node".into(),
                 image_base_dir: image_dir.to_path_buf(),
@@ -272,6 +273,34 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
         (status.actual_replicas? >= 1).then_some(())
     })
     .await;
+
+    // The replica shows as a Pod on this node, and the node as a Node.
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    let pod = eventually("the replica's Pod", || async {
+        pods.get_opt("hello-00001-1").await.ok()?
+    })
+    .await;
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels["serving.knative.dev/revision"], "hello-00001");
+    assert_eq!(labels["app"], "hello-00001");
+    let owner = &pod.metadata.owner_references.clone().unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Revision", revision.metadata.uid.as_deref().unwrap())
+    );
+    let spec = pod.spec.clone().unwrap();
+    assert_eq!(spec.node_name.as_deref(), Some("test-node"));
+    assert_eq!(spec.containers[0].name, "user-container");
+    let pod_status = pod.status.clone().unwrap();
+    assert_eq!(pod_status.phase.as_deref(), Some("Running"));
+    assert_eq!(pod_status.pod_ip.as_deref(), Some("127.0.0.1"));
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let node = eventually("the Node", || async {
+        nodes.get_opt("test-node").await.ok()?
+    })
+    .await;
+    let capacity = node.status.unwrap().capacity.unwrap();
+    assert_eq!(capacity["memory"].0, (1024 * MIB).to_string());
 
     // config-domain changes the hosts live.
     cluster

@@ -72,16 +72,15 @@ pub fn pod(key: &RevisionKey, serving: &Serving, index: u32, node_name: &str, no
             "nodeName": node_name,
             "containers": [{"name": serving.container_name, "image": serving.image}],
         },
-        "status": pod_status(serving, now)["status"],
+        "status": pod_status(serving, now),
     })
 }
 
-/// A running, ready replica's status, as a merge patch of the status subresource.
+/// A running, ready replica's `status`.
 pub fn pod_status(serving: &Serving, now: &str) -> Value {
     let condition =
         |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": now});
     json!({
-        "status": {
             "phase": "Running",
             "conditions": [
                 condition("PodScheduled"),
@@ -102,7 +101,6 @@ pub fn pod_status(serving: &Serving, now: &str) -> Value {
                 "restartCount": 0,
                 "state": {"running": {"startedAt": now}},
             }],
-        }
     })
 }
 
@@ -124,7 +122,7 @@ pub fn node(name: &str) -> Value {
     })
 }
 
-/// The Node's status as a merge patch: memory from the data plane's node usage, a Ready
+/// The Node's `status`: memory from the data plane's node usage, a Ready
 /// condition (stamped `since`, when the sync started, so an unchanged node compares equal).
 pub fn node_status(name: &str, usage: &NodeUsage, since: &str) -> Value {
     let resources = json!({
@@ -132,7 +130,6 @@ pub fn node_status(name: &str, usage: &NodeUsage, since: &str) -> Value {
         "pods": MAX_PODS.to_string(),
     });
     json!({
-        "status": {
             "capacity": resources,
             "allocatable": resources,
             "conditions": [{
@@ -159,7 +156,6 @@ pub fn node_status(name: &str, usage: &NodeUsage, since: &str) -> Value {
                 "machineID": "",
                 "systemUUID": "",
             },
-        }
     })
 }
 
@@ -230,10 +226,10 @@ mod tests {
             replicas: 1,
         };
         let status = node_status("local", &usage, "2026-01-01T00:00:00Z");
-        assert_eq!(status["status"]["capacity"]["memory"], "4294967296");
-        assert_eq!(status["status"]["conditions"][0]["status"], "True");
+        assert_eq!(status["capacity"]["memory"], "4294967296");
+        assert_eq!(status["conditions"][0]["status"], "True");
         let mut object = node("local");
-        object["status"] = status["status"].clone();
+        object["status"] = status;
         let typed: k8s_openapi::api::core::v1::Node = serde_json::from_value(object).unwrap();
         assert!(typed.status.unwrap().node_info.is_some());
     }

@@ -207,20 +207,37 @@ async fn create_pod(shared: &Shared, key: PodKey, pod: Value) -> Result<PodKey, 
     let api: Api<Pod> = Api::namespaced(shared.node_client.clone(), &key.0);
     let status = pod.get("status").cloned().unwrap_or_default();
     let typed: Pod = serde_json::from_value(pod).map_err(kube::Error::SerdeError)?;
-    match api.create(&PostParams::default(), &typed).await {
-        Ok(_) => {}
+    let kept_status = match api.create(&PostParams::default(), &typed).await {
+        Ok(created) => created.status.is_some_and(|s| s.phase.is_some()),
         // Left from an earlier attempt whose answer was lost: it is ours all the same.
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => false,
         Err(error) => return Err(error),
+    };
+    if !kept_status {
+        patch_status(&api, &key.1, status).await?;
     }
-    // A server that resets status on create (as Kubernetes does for Pods) gets it here.
-    api.patch_status(
-        &key.1,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await?;
     Ok(key)
+}
+
+/// Sets an object's status where the server keeps it: through the status subresource (a real
+/// Kubernetes, which ignores status in the object), or in the object itself (the embedded
+/// server, where pods and nodes have no subresource).
+async fn patch_status<K>(api: &Api<K>, name: &str, status: Value) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned,
+{
+    let patch = Patch::Merge(serde_json::json!({ "status": status }));
+    match api
+        .patch_status(name, &PatchParams::default(), &patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(error)) if matches!(error.code, 404 | 405) => api
+            .patch(name, &PatchParams::default(), &patch)
+            .await
+            .map(drop),
+        Err(error) => Err(error),
+    }
 }
 
 async fn delete_pod(shared: &Shared, key: PodKey) -> Result<PodKey, kube::Error> {
@@ -260,17 +277,23 @@ async fn write_node(shared: &Shared, name: &str, status: &Value) -> Result<(), k
     let api: Api<Node> = Api::all(shared.node_client.clone());
     if api.get_opt(name).await?.is_none() {
         let mut object = pods::node(name);
-        object["status"] = status["status"].clone();
+        object["status"] = status.clone();
         let typed: Node = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
         match api.create(&PostParams::default(), &typed).await {
+            Ok(created)
+                if created
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.capacity.is_some()) =>
+            {
+                return Ok(());
+            }
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(error) => return Err(error),
         }
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-        .await?;
-    Ok(())
+    patch_status(&api, name, status.clone()).await
 }
 
 /// Logs a failing write once per distinct error instead of every interval.

@@ -208,8 +208,10 @@ async fn reconcile(
             Err(failure) => Outcome::Failed(failure.clone()),
             Ok(converted) => {
                 if !status::reported(&stored, generation) {
-                    let deploying = status::deploying(&stored, generation, &now());
-                    write_revision_status(shared, revision, |_| deploying.clone()).await;
+                    write_revision_status(shared, revision, |current| {
+                        status::deploying(current, generation, &now())
+                    })
+                    .await;
                 }
                 apply(shared, key, revision, converted).await
             }
