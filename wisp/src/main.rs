@@ -7,10 +7,12 @@ mod autoscaler_cmd;
 mod cache_args;
 mod cli_values;
 mod host_memory;
+mod manifests_dir;
 mod run_cmd;
 mod serve_cmd;
 mod services_file;
 mod services_plan;
+mod up_cmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the embedded cluster: Kubernetes API, Knative controllers, gateway and metrics.
+    Up(up_cmd::UpArgs),
     /// Serve one wasi:http component over HTTP/1.1 and HTTP/2 (h2c), without a control plane.
     Run(run_cmd::RunArgs),
     /// Serve the Knative Services of a YAML file through the data plane (gateway, activator,
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
+        Command::Up(args) => up_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::ApiServer(args) => api_server_cmd::run(args),

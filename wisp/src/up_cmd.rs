@@ -1,0 +1,196 @@
+//! `wisp up`: the embedded single-machine cluster in one process — the Kubernetes-compatible
+//! API server, the Knative controllers, the data plane (gateway, activator, autoscaler,
+//! runtime) kept in step with the API, and the metrics endpoint.
+//!
+//! Contract (tests and scripts rely on it): once everything listens and `--manifests` are
+//! applied, stdout gets `api: https://HOST:PORT`, `gateway: http://HOST:PORT`,
+//! `metrics: http://HOST:PORT` and `kubeconfig: PATH` (written with the bound API address),
+//! then a copy-paste example. SIGINT or SIGTERM stops accepting requests, lets in-flight ones
+//! finish, and exits 0. Everything lives under `--data-dir`, so a restart serves every Service
+//! again.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use wisp_autoscaler::SystemClock;
+use wisp_control::apiserver::{ApiServer, ApiServerConfig};
+use wisp_gateway::dataplane::{DataPlane, DataPlaneConfig};
+use wisp_gateway::sync::SyncOptions;
+use wisp_runtime::{Runtime, RuntimeConfig};
+
+use crate::{cli_values, host_memory, manifests_dir};
+
+/// The name the node reports itself as (`kubectl get nodes`).
+const NODE_NAME: &str = "local";
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Holds the database (wisp.db), the credentials, the kubeconfig and the compile cache.
+    #[arg(long, default_value_os_t = crate::api_server_cmd::default_data_dir())]
+    data_dir: PathBuf,
+    /// Address of the HTTPS Kubernetes API; port 0 picks a free port (the `api:` line names it).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    api_addr: SocketAddr,
+    /// Address of the gateway Services are reached through; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    gateway_addr: SocketAddr,
+    /// Address of `/metrics` and `/healthz`; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    metrics_addr: SocketAddr,
+    /// Apply the YAML files of this directory at start-up (as `kubectl apply --server-side`).
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// Another name (DNS name or IP) clients reach the API by, added to its certificate
+    /// (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    tls_san: Vec<String>,
+    /// Memory the node gives to replicas (their memory limits add up to at most this), e.g.
+    /// 4Gi. Default: the machine's total memory.
+    #[arg(long, value_parser = cli_values::memory)]
+    allocatable_memory: Option<u64>,
+    /// The largest memory limit a revision may set (the size of an instance slot), e.g. 1Gi.
+    #[arg(long, value_parser = cli_values::memory, default_value = "512Mi")]
+    max_memory_per_instance: u64,
+    /// Most instances alive at once across all Services (the size of the instance pool).
+    #[arg(long, default_value_t = 1000)]
+    max_instances: u32,
+    /// Where compiled components are kept between runs. Default: `cache` in the data directory.
+    #[arg(long, env = "WISP_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    crate::block_on(up(args))
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let manifests = match &args.manifests {
+        Some(dir) => manifests_dir::read(dir)?,
+        None => Vec::new(),
+    };
+    // Bind first: a port in use fails in a moment, before anything else starts.
+    let gateway = bind(args.gateway_addr, "--gateway-addr").await?;
+    let admin = bind(args.metrics_addr, "--metrics-addr").await?;
+    let gateway_addr = gateway.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+
+    let mut api_config = ApiServerConfig::new(&args.data_dir, args.api_addr);
+    api_config.extra_names = args.tls_san.clone();
+    let api = ApiServer::start(api_config)
+        .await
+        .with_context(|| format!("cannot start the API server in {}", args.data_dir.display()))?;
+    let client = client_from(api.kubeconfig()).await?;
+    let node_client = client_from(api.node_kubeconfig()).await?;
+
+    let allocatable = args
+        .allocatable_memory
+        .unwrap_or_else(host_memory::total_bytes);
+    anyhow::ensure!(
+        allocatable > 0,
+        "--allocatable-memory is 0; give replicas some memory, e.g. --allocatable-memory 4Gi"
+    );
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: args.max_instances,
+        max_memory_per_instance: args.max_memory_per_instance.max(wisp_runtime::MIB),
+        cache_dir: Some(
+            args.cache_dir
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("cache")),
+        ),
+        ..RuntimeConfig::default()
+    })?;
+    let mut data_plane_config = DataPlaneConfig::new(allocatable);
+    data_plane_config.node_name = NODE_NAME.to_owned();
+    let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wisp_gateway::server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let image_base_dir =
+        std::env::current_dir().context("cannot read the current directory for image paths")?;
+    let background = vec![
+        tokio::spawn(wisp_control::controllers::run(client.clone())),
+        tokio::spawn(wisp_gateway::sync::run(
+            data_plane.clone(),
+            client.clone(),
+            node_client,
+            SyncOptions {
+                node_name: NODE_NAME.to_owned(),
+                image_base_dir,
+                status_interval: Duration::from_secs(1),
+            },
+        )),
+        tokio::spawn(data_plane.clone().run_autoscaler()),
+    ];
+    let admin_server = tokio::spawn(wisp_gateway::metrics::serve_admin(
+        admin,
+        data_plane.metrics().clone(),
+        stopped_signal(stopped.clone()),
+    ));
+
+    let applied = manifests_dir::apply(&client, &manifests).await?;
+    if !applied.is_empty() {
+        tracing::info!(objects = ?applied, "applied the manifests");
+    }
+    announce(&api, gateway_addr, admin_addr)?;
+
+    data_plane.serve(gateway, stopped_signal(stopped)).await;
+    if let Err(error) = admin_server.await {
+        tracing::warn!(%error, "the metrics server ended abnormally");
+    }
+    for task in background {
+        task.abort();
+    }
+    api.shutdown().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A kube client for the identity of a kubeconfig the API server wrote.
+async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?;
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; choose another {flag}"))
+}
+
+/// Resolves once the shared shutdown signal has fired (or its sender is gone).
+async fn stopped_signal(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
+/// The machine-readable start-up lines, then an example to copy.
+fn announce(api: &ApiServer, gateway: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+    let kubeconfig = api.kubeconfig().display();
+    let port = gateway.port();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "api: {}", api.url())?;
+    writeln!(out, "gateway: http://{gateway}")?;
+    writeln!(out, "metrics: http://{admin}")?;
+    writeln!(out, "kubeconfig: {kubeconfig}")?;
+    writeln!(out)?;
+    writeln!(out, "Try it (from the repository root):")?;
+    writeln!(out, "  export KUBECONFIG={kubeconfig}")?;
+    writeln!(out, "  kubectl apply -f samples/knative/hello.yaml")?;
+    writeln!(out, "  kubectl wait ksvc/hello --for=condition=Ready")?;
+    writeln!(out, "  curl http://hello.default.localhost:{port}/")?;
+    out.flush().context("cannot write to stdout")?;
+    Ok(())
+}

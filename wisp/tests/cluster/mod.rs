@@ -1,0 +1,316 @@
+//! Harness of the `wisp up` end-to-end tests: a `wisp up` process on ephemeral loopback ports
+//! over a fresh data directory (compiled components shared between tests through one cache
+//! directory), the real kubectl aimed at it, and HTTP through its gateway by Host header.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::common::WispProcess;
+
+/// How long one wait for a condition may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A running `wisp up`.
+pub struct Up {
+    pub process: WispProcess,
+    pub dir: TempDir,
+    pub gateway: SocketAddr,
+    pub metrics: SocketAddr,
+    pub kubeconfig: PathBuf,
+    kubectl_home: TempDir,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+/// The sample component `name` as an image reference (absolute path).
+pub fn image(name: &str) -> String {
+    wisp_samples::path(name)
+        .unwrap_or_else(|| panic!("no sample {name}"))
+        .display()
+        .to_string()
+}
+
+/// One cache of compiled components for every test of the run, so each component compiles once.
+fn shared_cache() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wisp-up-tests-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    dir
+}
+
+impl Up {
+    /// Starts `wisp up` over a new data directory.
+    pub fn start(extra: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("data dir"), extra)
+    }
+
+    /// Starts `wisp up` over `dir` (a restart when it held a cluster before).
+    pub fn start_in(dir: TempDir, extra: &[&str]) -> Self {
+        let cache = shared_cache();
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "up".as_ref(),
+            "--data-dir".as_ref(),
+            dir.path().as_os_str(),
+            "--api-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--gateway-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--metrics-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--allocatable-memory".as_ref(),
+            "4Gi".as_ref(),
+        ];
+        args.extend(extra.iter().map(|a| a.as_ref()));
+        let process = WispProcess::start(&args, 4);
+        let api = process.value("api").to_owned();
+        assert!(api.starts_with("https://127.0.0.1:"), "{api}");
+        let gateway = process.addr("gateway");
+        let metrics = process.addr("metrics");
+        let kubeconfig = PathBuf::from(process.value("kubeconfig"));
+        assert_eq!(kubeconfig, dir.path().join("kubeconfig"));
+        Self {
+            process,
+            dir,
+            gateway,
+            metrics,
+            kubeconfig,
+            kubectl_home: tempfile::tempdir().expect("kubectl home"),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            http: crate::common::client(),
+        }
+    }
+
+    /// Kills the process (SIGKILL) and hands back the data directory, for restart tests.
+    pub fn kill(mut self) -> TempDir {
+        self.process.kill();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder"))
+    }
+
+    /// A kubectl command aimed at this cluster, with its own discovery cache.
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECACHEDIR", self.kubectl_home.path().join("cache"))
+            .env("HOME", self.kubectl_home.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs kubectl, feeding `stdin` when given.
+    pub fn kubectl_with_input(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = self.kubectl_command(args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if stdin.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command.spawn().expect("kubectl runs");
+        if let Some(text) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl and expects success; returns stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let output = self.kubectl_with_input(args, None);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}\nwisp logs:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            tail(&self.process.logs())
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs kubectl and expects failure; returns stderr.
+    pub fn kubectl_fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let output = self.kubectl_with_input(args, stdin);
+        assert!(
+            !output.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// `kubectl apply -f -` with `yaml`.
+    pub fn apply(&self, yaml: &str) -> String {
+        let output = self.kubectl_with_input(&["apply", "-f", "-"], Some(yaml));
+        assert!(
+            output.status.success(),
+            "apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `kubectl get KIND NAME -o json`, or `None` when it does not exist.
+    pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        let output = self.kubectl_with_input(&["get", kind, name, "-o", "json"], None);
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("NotFound"), "kubectl get {kind} {name}: {stderr}");
+            return None;
+        }
+        Some(serde_json::from_slice(&output.stdout).expect("kubectl prints JSON"))
+    }
+
+    /// `kubectl get KIND [-l SELECTOR] -o json`'s items.
+    pub fn list(&self, kind: &str, selector: Option<&str>) -> Vec<Value> {
+        let mut args = vec!["get", kind, "-o", "json"];
+        if let Some(selector) = selector {
+            args.extend(["-l", selector]);
+        }
+        let listed: Value = serde_json::from_str(&self.kubectl(&args)).expect("JSON list");
+        listed["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `check` holds for `kubectl get KIND NAME`; returns the object then. Fails
+    /// with the last object seen and the logs.
+    pub fn wait_for(&self, kind: &str, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let mut last = None;
+        while Instant::now() < deadline {
+            last = self.get(kind, name);
+            if let Some(object) = &last
+                && check(object)
+            {
+                return object.clone();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{kind} {name} never {what}; last seen:\n{}\nwisp logs:\n{}",
+            serde_json::to_string_pretty(&last).unwrap_or_default(),
+            tail(&self.process.logs())
+        );
+    }
+
+    /// Waits for `Ready=True` on `kind name`.
+    pub fn wait_ready(&self, kind: &str, name: &str) -> Value {
+        self.wait_for(kind, name, "became Ready", |o| condition(o, "Ready") == Some("True"))
+    }
+
+    /// Waits for `Ready=False` on `kind name`.
+    pub fn wait_failed(&self, kind: &str, name: &str) -> Value {
+        self.wait_for(kind, name, "became Ready=False", |o| {
+            condition(o, "Ready") == Some("False")
+        })
+    }
+
+    /// Waits until `kind name` is gone.
+    pub fn wait_gone(&self, kind: &str, name: &str) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if self.get(kind, name).is_none() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{kind} {name} was never deleted");
+    }
+
+    /// GET `path` from the gateway with `Host: host` (`host` without the port).
+    pub fn http_get(&self, host: &str, path: &str) -> (u16, String) {
+        self.request("GET", host, path)
+    }
+
+    pub fn request(&self, method: &str, host: &str, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.gateway);
+        let method: reqwest::Method = method.parse().expect("method");
+        let request = self
+            .http
+            .request(method, url)
+            .header("host", host)
+            .timeout(Duration::from_secs(120));
+        self.runtime.block_on(async move {
+            let response = request.send().await.expect("gateway answers");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        })
+    }
+
+    /// The async runtime, for tests that send many requests at once.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The gateway's text at `/metrics`.
+    pub fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.metrics);
+        let http = self.http.clone();
+        self.runtime.block_on(async move {
+            http.get(url)
+                .send()
+                .await
+                .expect("metrics answer")
+                .text()
+                .await
+                .expect("metrics text")
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The last part of a long log, for failure messages.
+pub fn tail(logs: &str) -> String {
+    let lines: Vec<&str> = logs.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// The status of condition `type_` of `object`.
+pub fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a str> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?["status"]
+        .as_str()
+}
+
+/// The condition `type_` itself.
+pub fn condition_of<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// A Knative Service manifest running `image`, with optional template annotations and spec lines
+/// (YAML at the template spec's indentation).
+pub fn ksvc(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\n  \
+         namespace: default\nspec:\n  template:\n    spec:\n      containers:\n      - image: \
+         {image}\n"
+    )
+}
+
+/// The host of Service `name` in namespace default with the default domain.
+pub fn host(name: &str) -> String {
+    format!("{name}.default.localhost")
+}
