@@ -56,8 +56,8 @@ pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let origin = format!("{file}, document {}", index + 1);
-        let object = Value::deserialize(document)
-            .with_context(|| format!("{origin} is not valid YAML"))?;
+        let object =
+            Value::deserialize(document).with_context(|| format!("{origin} is not valid YAML"))?;
         if object.is_null() {
             continue;
         }
@@ -65,7 +65,11 @@ pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
         if !has("apiVersion") || !has("kind") {
             bail!("{origin} has no apiVersion or kind; every document must name its kind");
         }
-        if object.pointer("/metadata/name").and_then(Value::as_str).is_none() {
+        if object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none()
+        {
             bail!("{origin} has no metadata.name; wisp applies objects by name");
         }
         manifests.push(Manifest { origin, object });

@@ -14,7 +14,10 @@ use cluster::{Up, condition, condition_of, host, image, ksvc};
 use serde_json::Value;
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// Behaviour 1, 4, 10: create → Configuration, Route and Revision of the right names, all
@@ -24,7 +27,10 @@ fn create_service_becomes_ready_and_serves() {
     let up = Up::start(&[]);
     up.apply(&ksvc("hello", &image("hello")));
     let service = up.wait_ready("ksvc", "hello");
-    assert_eq!(str_at(&service, "/status/url"), "http://hello.default.localhost");
+    assert_eq!(
+        str_at(&service, "/status/url"),
+        "http://hello.default.localhost"
+    );
     assert_eq!(
         str_at(&service, "/status/latestReadyRevisionName"),
         "hello-00001"
@@ -40,7 +46,10 @@ fn create_service_becomes_ready_and_serves() {
     up.wait_ready("route", "hello");
     let revision = up.wait_ready("revision", "hello-00001");
     assert_eq!(
-        str_at(&revision, "/metadata/labels/serving.knative.dev~1configurationGeneration"),
+        str_at(
+            &revision,
+            "/metadata/labels/serving.knative.dev~1configurationGeneration"
+        ),
         "1"
     );
     assert_eq!(
@@ -62,7 +71,10 @@ fn create_service_becomes_ready_and_serves() {
     let (status, body) = up.http_get(&host("hello"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
     let printed = up.kubectl(&["get", "ksvc", "hello"]);
-    assert!(printed.contains("http://hello.default.localhost"), "{printed}");
+    assert!(
+        printed.contains("http://hello.default.localhost"),
+        "{printed}"
+    );
     assert!(printed.contains("True"), "{printed}");
 }
 
@@ -84,7 +96,11 @@ fn image_change_rolls_out_a_new_revision_without_errors() {
         up.runtime().spawn(async move {
             let mut errors = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let answer = http.get(&url).header("host", "roll.default.localhost").send().await;
+                let answer = http
+                    .get(&url)
+                    .header("host", "roll.default.localhost")
+                    .send()
+                    .await;
                 match answer {
                     Ok(response) if response.status() == 200 => {
                         successes.fetch_add(1, Ordering::Relaxed);
@@ -109,8 +125,14 @@ fn image_change_rolls_out_a_new_revision_without_errors() {
         condition(s, "Ready") == Some("True")
             && str_at(s, "/status/traffic/0/revisionName") == "roll-00002"
     });
-    assert_eq!(str_at(&service, "/status/latestCreatedRevisionName"), "roll-00002");
-    assert_eq!(str_at(&service, "/status/latestReadyRevisionName"), "roll-00002");
+    assert_eq!(
+        str_at(&service, "/status/latestCreatedRevisionName"),
+        "roll-00002"
+    );
+    assert_eq!(
+        str_at(&service, "/status/latestReadyRevisionName"),
+        "roll-00002"
+    );
     // The echo component answers with echo-* headers; hello does not.
     let (status, _) = up.http_get(&host("roll"), "/");
     assert_eq!(status, 200);
@@ -118,7 +140,11 @@ fn image_change_rolls_out_a_new_revision_without_errors() {
     stop.store(true, Ordering::Relaxed);
     let errors = up.runtime().block_on(prober).expect("prober");
     assert!(successes.load(Ordering::Relaxed) > 0);
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "prober errors: {errors:?}");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "prober errors: {errors:?}"
+    );
 }
 
 /// Behaviour 3: editing template labels, then annotations, each makes a new revision.
@@ -146,7 +172,11 @@ fn template_metadata_changes_create_revisions() {
         str_at(s, "/status/latestReadyRevisionName") == "meta-00003"
     });
     // A traffic-only change makes no revision.
-    assert_eq!(up.list("revisions", Some("serving.knative.dev/service=meta")).len(), 3);
+    assert_eq!(
+        up.list("revisions", Some("serving.knative.dev/service=meta"))
+            .len(),
+        3
+    );
 }
 
 /// Behaviours 5, 6, 12: Service labels and annotations reach the Configuration and Route (and
@@ -164,21 +194,43 @@ fn labels_and_annotations_propagate() {
     for kind in ["configuration", "route"] {
         let child = up.get(kind, "prop").expect("child exists");
         assert_eq!(str_at(&child, "/metadata/labels/juicy"), "yes", "{kind}");
-        assert_eq!(str_at(&child, "/metadata/labels/serving.knative.dev~1service"), "prop");
-        assert_eq!(str_at(&child, "/metadata/annotations/team"), "blue", "{kind}");
+        assert_eq!(
+            str_at(&child, "/metadata/labels/serving.knative.dev~1service"),
+            "prop"
+        );
+        assert_eq!(
+            str_at(&child, "/metadata/annotations/team"),
+            "blue",
+            "{kind}"
+        );
         assert_eq!(
             str_at(&child, "/metadata/annotations/serving.knative.dev~1creator"),
             "wisp-admin",
             "{kind}"
         );
-        assert!(!str_at(&child, "/metadata/annotations/serving.knative.dev~1lastModifier").is_empty());
+        assert!(
+            !str_at(
+                &child,
+                "/metadata/annotations/serving.knative.dev~1lastModifier"
+            )
+            .is_empty()
+        );
         let owner = &child["metadata"]["ownerReferences"][0];
         assert_eq!(owner["kind"], "Service");
         assert_eq!(owner["controller"], true);
     }
     let revision = up.get("revision", "prop-00001").expect("revision");
-    assert_eq!(str_at(&revision, "/metadata/labels/serving.knative.dev~1configuration"), "prop");
-    assert_eq!(str_at(&revision, "/metadata/labels/serving.knative.dev~1service"), "prop");
+    assert_eq!(
+        str_at(
+            &revision,
+            "/metadata/labels/serving.knative.dev~1configuration"
+        ),
+        "prop"
+    );
+    assert_eq!(
+        str_at(&revision, "/metadata/labels/serving.knative.dev~1service"),
+        "prop"
+    );
 
     up.kubectl(&["label", "configuration", "prop", "only-here=1"]);
     up.apply(&ksvc("prop", &image("hello")));
@@ -189,7 +241,10 @@ fn labels_and_annotations_propagate() {
         });
     }
     let revisions = up.list("revisions", Some("only-here=1"));
-    assert!(revisions.is_empty(), "configuration labels are not copied to revisions");
+    assert!(
+        revisions.is_empty(),
+        "configuration labels are not copied to revisions"
+    );
 }
 
 /// Behaviour 7: a BYO revision name is honoured; changing the template without a new name is
@@ -203,7 +258,10 @@ fn byo_revision_name_and_refused_change_without_rename() {
     );
     up.apply(&named);
     let service = up.wait_ready("ksvc", "byo");
-    assert_eq!(str_at(&service, "/status/latestReadyRevisionName"), "byo-first");
+    assert_eq!(
+        str_at(&service, "/status/latestReadyRevisionName"),
+        "byo-first"
+    );
     up.wait_ready("revision", "byo-first");
     let changed = named.replace(&image("hello"), &image("echo"));
     let error = up.kubectl_fails(&["apply", "-f", "-"], Some(&changed));
@@ -274,7 +332,10 @@ fn release_traffic_shapes_with_tags() {
         condition(s, "Ready") == Some("True") && traffic_by_tag(s).contains_key("candidate")
     });
     let tags = traffic_by_tag(&service);
-    assert_eq!(tags["candidate"].0, "rel-00002", "latestRevision resolves to the newest");
+    assert_eq!(
+        tags["candidate"].0, "rel-00002",
+        "latestRevision resolves to the newest"
+    );
     assert_eq!((tags["current"].1, tags["candidate"].1), (50, 50));
 }
 
@@ -308,7 +369,10 @@ fn blue_green_split_is_even_and_tags_are_exact() {
         }
     }
     // Binomial(400, 0.5): 160..240 is more than four standard deviations either way.
-    assert!((160..=240).contains(&blue_hits), "blue got {blue_hits} of {REQUESTS}");
+    assert!(
+        (160..=240).contains(&blue_hits),
+        "blue got {blue_hits} of {REQUESTS}"
+    );
     for _ in 0..20 {
         let (_, body) = up.http_get("blue-bg.default.localhost", "/");
         assert_eq!(body, "Hello from wisp!\n");
@@ -338,7 +402,10 @@ fn route_and_configuration_created_directly() {
         "direct-00001"
     );
     let route = up.wait_ready("route", "direct");
-    assert_eq!(str_at(&route, "/status/url"), "http://direct.default.localhost");
+    assert_eq!(
+        str_at(&route, "/status/url"),
+        "http://direct.default.localhost"
+    );
     let (status, body) = up.http_get(&host("direct"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
 
@@ -348,7 +415,11 @@ fn route_and_configuration_created_directly() {
         image("hello")
     );
     let created = up.kubectl_with_input(&["create", "-f", "-", "-o", "name"], Some(&generated));
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let name = String::from_utf8_lossy(&created.stdout)
         .trim()
         .rsplit('/')
@@ -379,7 +450,10 @@ fn missing_image_fails_with_reason_and_message() {
         assert!(message.contains("no-such-component.wasm"), "{ready}");
     }
     let (status, _) = up.http_get(&host("lost"), "/");
-    assert_eq!(status, 404, "a Service that never became ready has no route yet");
+    assert_eq!(
+        status, 404,
+        "a Service that never became ready has no route yet"
+    );
 }
 
 /// Behaviour 15 for WebAssembly: a component that traps on every request stays Ready (the
@@ -405,8 +479,10 @@ fn trapping_component_answers_500_and_harms_nothing_else() {
 #[test]
 fn revision_timeout_gives_504_and_faster_requests_succeed() {
     let up = Up::start(&[]);
-    let manifest = ksvc("slow", &image("sleep"))
-        .replace("    spec:\n      containers:", "    spec:\n      timeoutSeconds: 1\n      containers:");
+    let manifest = ksvc("slow", &image("sleep")).replace(
+        "    spec:\n      containers:",
+        "    spec:\n      timeoutSeconds: 1\n      containers:",
+    );
     up.apply(&manifest);
     up.wait_ready("ksvc", "slow");
     let (status, body) = up.http_get(&host("slow"), "/?ms=300");
@@ -487,6 +563,9 @@ fn invalid_service_account_name_is_refused() {
         "    spec:\n      serviceAccountName: Not_Valid\n      containers:",
     );
     let error = up.kubectl_fails(&["apply", "-f", "-"], Some(&manifest));
-    assert!(error.contains("spec.template.spec.serviceAccountName"), "{error}");
+    assert!(
+        error.contains("spec.template.spec.serviceAccountName"),
+        "{error}"
+    );
     assert!(up.get("ksvc", "sa").is_none());
 }

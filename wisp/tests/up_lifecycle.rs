@@ -36,7 +36,11 @@ fn replicas(revision: &Value) -> (i64, i64) {
 fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
     let manifests = tempfile::tempdir().expect("manifests dir");
     std::fs::write(manifests.path().join("10-autoscaler.yaml"), FAST_AUTOSCALER).expect("write");
-    std::fs::write(manifests.path().join("20-service.yaml"), quick_to_zero("zero")).expect("write");
+    std::fs::write(
+        manifests.path().join("20-service.yaml"),
+        quick_to_zero("zero"),
+    )
+    .expect("write");
     let manifests_arg = manifests.path().display().to_string();
     let up = Up::start(&["--manifests", &manifests_arg]);
     up.wait_ready("ksvc", "zero");
@@ -66,27 +70,44 @@ fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
     }
 
     // Idle after creation: it goes to zero.
-    up.wait_for("revision", "zero-00001", "scaled to zero", |r| replicas(r) == (0, 0));
-    assert!(up.list("pods", Some("serving.knative.dev/revision=zero-00001")).is_empty());
+    up.wait_for("revision", "zero-00001", "scaled to zero", |r| {
+        replicas(r) == (0, 0)
+    });
+    assert!(
+        up.list("pods", Some("serving.knative.dev/revision=zero-00001"))
+            .is_empty()
+    );
 
     // A request from zero is answered (a cold start) and brings a replica back.
     let (status, body) = up.http_get(&host("zero"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
-    up.wait_for("revision", "zero-00001", "scaled to one", |r| replicas(r) == (1, 1));
+    up.wait_for("revision", "zero-00001", "scaled to one", |r| {
+        replicas(r) == (1, 1)
+    });
     let pods = up.list("pods", Some("serving.knative.dev/revision=zero-00001"));
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!(pods[0]["status"]["phase"], "Running");
     assert_eq!(pods[0]["spec"]["nodeName"], "local");
-    let printed = up.kubectl(&["get", "pods", "-l", "serving.knative.dev/revision=zero-00001"]);
+    let printed = up.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "serving.knative.dev/revision=zero-00001",
+    ]);
     assert!(printed.contains("Running"), "{printed}");
     let node = up.get("node", "local").expect("the node is reported");
     assert!(node["status"]["capacity"]["memory"].is_string(), "{node}");
-    assert!(node["status"]["allocatable"]["memory"].is_string(), "{node}");
+    assert!(
+        node["status"]["allocatable"]["memory"].is_string(),
+        "{node}"
+    );
     let metrics = up.metrics();
     let sample = |family: &str| {
         metrics
             .lines()
-            .find(|l| l.starts_with(family) && l.contains("revision=\"zero-00001\""))
+            .find(|l| {
+                l.starts_with(&format!("wisp_{family}")) && l.contains("revision=\"zero-00001\"")
+            })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse::<f64>().ok())
     };
@@ -97,9 +118,14 @@ fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
     assert_eq!(sample("autoscaler_actual_replicas"), Some(1.0), "{metrics}");
 
     // Idle again: back to zero, the pod goes.
-    up.wait_for("revision", "zero-00001", "scaled back to zero", |r| replicas(r) == (0, 0));
+    up.wait_for("revision", "zero-00001", "scaled back to zero", |r| {
+        replicas(r) == (0, 0)
+    });
     let deadline = Instant::now() + WAIT;
-    while !up.list("pods", Some("serving.knative.dev/revision=zero-00001")).is_empty() {
+    while !up
+        .list("pods", Some("serving.knative.dev/revision=zero-00001"))
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "the pod was never removed");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -132,9 +158,17 @@ fn restart_after_sigkill_serves_every_service_again() {
         up.wait_ready("ksvc", name);
         up.wait_ready("revision", &format!("{name}-00001"));
         let (status, body) = up.http_get(&host(name), "/");
-        assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"), "{name}");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "Hello from wisp!\n"),
+            "{name}"
+        );
     }
-    assert_eq!(up.list("revisions", None).len(), 3, "a restart makes no new revisions");
+    assert_eq!(
+        up.list("revisions", None).len(),
+        3,
+        "a restart makes no new revisions"
+    );
 }
 
 #[test]
@@ -147,10 +181,18 @@ fn deleting_a_service_removes_its_children_and_its_host() {
     up.apply(&manifest);
     up.wait_ready("ksvc", "gone");
     assert_eq!(up.http_get(&host("gone"), "/").0, 200);
-    up.wait_for("revision", "gone-00001", "has its replica", |r| replicas(r).1 == 1);
+    up.wait_for("revision", "gone-00001", "has its replica", |r| {
+        replicas(r).1 == 1
+    });
     let deadline = Instant::now() + WAIT;
-    while up.list("pods", Some("serving.knative.dev/revision=gone-00001")).is_empty() {
-        assert!(Instant::now() < deadline, "the min-scale replica never showed as a pod");
+    while up
+        .list("pods", Some("serving.knative.dev/revision=gone-00001"))
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the min-scale replica never showed as a pod"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -188,10 +230,17 @@ fn config_domain_changes_urls_and_hosts_live() {
     });
     let deadline = Instant::now() + WAIT;
     while up.http_get("dom.default.example.com", "/").0 != 200 {
-        assert!(Instant::now() < deadline, "the gateway never served the new domain");
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never served the new domain"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(up.http_get(&host("dom"), "/").0, 404, "the old host is gone");
+    assert_eq!(
+        up.http_get(&host("dom"), "/").0,
+        404,
+        "the old host is gone"
+    );
 }
 
 #[test]
@@ -208,7 +257,10 @@ fn sigterm_lets_in_flight_requests_finish() {
             .send()
             .await
             .expect("answered");
-        (response.status().as_u16(), response.text().await.unwrap_or_default())
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
     });
     std::thread::sleep(Duration::from_millis(400));
     up.process.terminate();
@@ -216,5 +268,9 @@ fn sigterm_lets_in_flight_requests_finish() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("slept_ms"), "{body}");
     let exit = up.process.wait_exit();
-    assert!(exit.success(), "{exit:?}\n{}", cluster::tail(&up.process.logs()));
+    assert!(
+        exit.success(),
+        "{exit:?}\n{}",
+        cluster::tail(&up.process.logs())
+    );
 }

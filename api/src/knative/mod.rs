@@ -8,6 +8,7 @@
 
 pub mod child_name;
 pub mod conditions;
+pub mod domain;
 pub mod labels;
 mod resources;
 

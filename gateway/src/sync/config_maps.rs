@@ -10,23 +10,15 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
-use wisp_api::knative::{CONFIG_AUTOSCALER, CONFIG_DOMAIN, DEFAULT_DOMAIN, SYSTEM_NAMESPACE};
+use wisp_api::knative::{CONFIG_AUTOSCALER, CONFIG_DOMAIN, SYSTEM_NAMESPACE};
 use wisp_autoscaler::AutoscalerConfig;
 
 use super::Shared;
 use crate::routing::{Domain, DomainError};
 
-/// Knative's placeholder key in its shipped ConfigMaps: documentation, never a setting.
-const EXAMPLE_KEY: &str = "_example";
-
-/// The default domain `config-domain` names: the key whose value is empty (Knative's selector
-/// for "every route"), the first in key order should there be several; `localhost` when none.
+/// The gateway's domain from `config-domain` (the rule the Route controller uses too).
 pub fn domain_from(data: &BTreeMap<String, String>) -> Result<Domain, DomainError> {
-    let chosen = data
-        .iter()
-        .find(|(key, value)| key.as_str() != EXAMPLE_KEY && value.trim().is_empty())
-        .map_or(DEFAULT_DOMAIN, |(key, _)| key.as_str());
-    Domain::new(chosen)
+    Domain::new(&wisp_api::knative::domain::default_domain(Some(data)))
 }
 
 /// Watches the ConfigMaps until dropped.

@@ -68,7 +68,7 @@ impl Up {
             "--allocatable-memory".as_ref(),
             "4Gi".as_ref(),
         ];
-        args.extend(extra.iter().map(|a| a.as_ref()));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         let process = WispProcess::start(&args, 4);
         let api = process.value("api").to_owned();
         assert!(api.starts_with("https://127.0.0.1:"), "{api}");
@@ -167,7 +167,10 @@ impl Up {
         let output = self.kubectl_with_input(&["get", kind, name, "-o", "json"], None);
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(stderr.contains("NotFound"), "kubectl get {kind} {name}: {stderr}");
+            assert!(
+                stderr.contains("NotFound"),
+                "kubectl get {kind} {name}: {stderr}"
+            );
             return None;
         }
         Some(serde_json::from_slice(&output.stdout).expect("kubectl prints JSON"))
@@ -185,7 +188,13 @@ impl Up {
 
     /// Waits until `check` holds for `kubectl get KIND NAME`; returns the object then. Fails
     /// with the last object seen and the logs.
-    pub fn wait_for(&self, kind: &str, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(
+        &self,
+        kind: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + WAIT;
         let mut last = None;
         while Instant::now() < deadline {
@@ -206,7 +215,9 @@ impl Up {
 
     /// Waits for `Ready=True` on `kind name`.
     pub fn wait_ready(&self, kind: &str, name: &str) -> Value {
-        self.wait_for(kind, name, "became Ready", |o| condition(o, "Ready") == Some("True"))
+        self.wait_for(kind, name, "became Ready", |o| {
+            condition(o, "Ready") == Some("True")
+        })
     }
 
     /// Waits for `Ready=False` on `kind name`.
