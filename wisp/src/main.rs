@@ -7,6 +7,7 @@ mod autoscaler_cmd;
 mod cache_args;
 mod cli_values;
 mod host_memory;
+mod listen;
 mod manifests_dir;
 mod run_cmd;
 mod serve_cmd;

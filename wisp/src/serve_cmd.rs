@@ -13,8 +13,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use wisp_autoscaler::{AutoscalerConfig, SystemClock};
 use wisp_gateway::dataplane::{DEFAULT_MEMORY_LIMIT, DataPlane, DataPlaneConfig};
 use wisp_gateway::routing::Domain;
@@ -23,7 +21,7 @@ use wisp_runtime::{Runtime, RuntimeConfig};
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
 use crate::services_plan::{ServePlan, plan};
-use crate::{cli_values, host_memory, services_file};
+use crate::{cli_values, host_memory, listen, services_file};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -79,8 +77,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
 
     // Bind first: a port in use fails in a moment, not after compiling every component.
-    let gateway = bind(args.addr, "--addr").await?;
-    let admin = bind(args.metrics_addr, "--metrics-addr").await?;
+    let gateway = listen::bind(args.addr, "--addr").await?;
+    let admin = listen::bind(args.metrics_addr, "--metrics-addr").await?;
     let gateway_addr = gateway.local_addr()?;
     let admin_addr = admin.local_addr()?;
 
@@ -125,16 +123,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "serving"
     );
 
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        wisp_gateway::server::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
+    let stopped = listen::shutdown_on_signal();
     let autoscaler = tokio::spawn(data_plane.clone().run_autoscaler());
     let admin_server = tokio::spawn(wisp_gateway::metrics::serve_admin(
         admin,
         data_plane.metrics().clone(),
-        stopped_signal(stopped.clone()),
+        listen::stopped(stopped.clone()),
     ));
 
     announce(
@@ -144,7 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_addr,
     )?;
 
-    data_plane.serve(gateway, stopped_signal(stopped)).await;
+    data_plane.serve(gateway, listen::stopped(stopped)).await;
     if let Err(error) = admin_server.await {
         tracing::warn!(%error, "the metrics server ended abnormally");
     }
@@ -244,17 +238,6 @@ fn bad_input(problems: &[String]) -> ExitCode {
         eprintln!("error: {problem}");
     }
     ExitCode::from(EXIT_BAD_INPUT)
-}
-
-async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}; choose another {flag}"))
-}
-
-/// Resolves once the shared shutdown signal has fired (or its sender is gone).
-async fn stopped_signal(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stopped| *stopped).await;
 }
 
 /// The machine-readable start-up lines on stdout.

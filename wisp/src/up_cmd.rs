@@ -17,15 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use wisp_autoscaler::SystemClock;
 use wisp_control::apiserver::{ApiServer, ApiServerConfig};
 use wisp_gateway::dataplane::{DataPlane, DataPlaneConfig};
 use wisp_gateway::sync::SyncOptions;
 use wisp_runtime::{Runtime, RuntimeConfig};
 
-use crate::{cli_values, host_memory, manifests_dir};
+use crate::{cli_values, host_memory, listen, manifests_dir};
 
 /// The name the node reports itself as (`kubectl get nodes`).
 const NODE_NAME: &str = "local";
@@ -76,8 +74,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
     // Bind first: a port in use fails in a moment, before anything else starts.
-    let gateway = bind(args.gateway_addr, "--gateway-addr").await?;
-    let admin = bind(args.metrics_addr, "--metrics-addr").await?;
+    let gateway = listen::bind(args.gateway_addr, "--gateway-addr").await?;
+    let admin = listen::bind(args.metrics_addr, "--metrics-addr").await?;
     let gateway_addr = gateway.local_addr()?;
     let admin_addr = admin.local_addr()?;
 
@@ -110,11 +108,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     data_plane_config.node_name = NODE_NAME.to_owned();
     let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
 
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        wisp_gateway::server::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
+    let stopped = listen::shutdown_on_signal();
     let image_base_dir =
         std::env::current_dir().context("cannot read the current directory for image paths")?;
     let background = vec![
@@ -134,7 +128,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let admin_server = tokio::spawn(wisp_gateway::metrics::serve_admin(
         admin,
         data_plane.metrics().clone(),
-        stopped_signal(stopped.clone()),
+        listen::stopped(stopped.clone()),
     ));
 
     let applied = manifests_dir::apply(&client, &manifests).await?;
@@ -143,7 +137,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     announce(&api, gateway_addr, admin_addr)?;
 
-    data_plane.serve(gateway, stopped_signal(stopped)).await;
+    data_plane.serve(gateway, listen::stopped(stopped)).await;
     if let Err(error) = admin_server.await {
         tracing::warn!(%error, "the metrics server ended abnormally");
     }
@@ -163,17 +157,6 @@ async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
         .await
         .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?;
     kube::Client::try_from(config).context("cannot build a Kubernetes client")
-}
-
-async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}; choose another {flag}"))
-}
-
-/// Resolves once the shared shutdown signal has fired (or its sender is gone).
-async fn stopped_signal(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stopped| *stopped).await;
 }
 
 /// The machine-readable start-up lines, then an example to copy.
