@@ -133,9 +133,11 @@ fn image_change_rolls_out_a_new_revision_without_errors() {
         str_at(&service, "/status/latestReadyRevisionName"),
         "roll-00002"
     );
-    // The echo component answers with echo-* headers; hello does not.
-    let (status, _) = up.http_get(&host("roll"), "/");
-    assert_eq!(status, 200);
+    // Now every request reaches echo (an empty body back for an empty GET), not hello.
+    for _ in 0..20 {
+        let (status, body) = up.http_get(&host("roll"), "/");
+        assert_eq!((status, body.as_str()), (200, ""));
+    }
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let errors = up.runtime().block_on(prober).expect("prober");
@@ -456,19 +458,37 @@ fn missing_image_fails_with_reason_and_message() {
     );
 }
 
-/// Behaviour 15 for WebAssembly: a component that traps on every request stays Ready (the
-/// trap is the request's, as a crash would be the container's) and each request gets a 500
-/// while other Services keep serving.
+/// Behaviour 15 for WebAssembly: a component that traps is the crashing container. With an
+/// HTTP readiness probe (as Knative's conformance image declares one) its revision, the
+/// Configuration and the Service go Ready=False with a reason and a message; without one, the
+/// trap is each request's own 500 — and either way other Services keep serving.
 #[test]
-fn trapping_component_answers_500_and_harms_nothing_else() {
+fn trapping_component_fails_its_probe_and_harms_nothing_else() {
     let up = Up::start(&[]);
+    let probed = ksvc("crash", &image("trap")).replace(
+        "      - image: ",
+        "      - readinessProbe:\n          httpGet:\n            path: /healthz\n        image: ",
+    );
+    up.apply(&probed);
     up.apply(&ksvc("trap", &image("trap")));
     up.apply(&ksvc("fine", &image("hello")));
+    let revision = up.wait_failed("revision", "crash-00001");
+    let configuration = up.wait_failed("configuration", "crash");
+    let service = up.wait_failed("ksvc", "crash");
+    let ready = condition_of(&revision, "Ready").expect("Ready");
+    assert_eq!(ready["reason"], "ProbeFailed", "{ready}");
+    for object in [&revision, &configuration, &service] {
+        let ready = condition_of(object, "Ready").expect("Ready");
+        let message = ready["message"].as_str().unwrap_or("");
+        assert!(message.contains("GET /healthz answered 500"), "{ready}");
+    }
+    assert_eq!(up.http_get(&host("crash"), "/").0, 404, "never routed");
+
     up.wait_ready("ksvc", "trap");
     up.wait_ready("ksvc", "fine");
     for _ in 0..5 {
-        let (status, _) = up.http_get(&host("trap"), "/");
-        assert_eq!(status, 500);
+        let (status, body) = up.http_get(&host("trap"), "/");
+        assert_eq!(status, 500, "{body}");
         let (status, _) = up.http_get(&host("fine"), "/");
         assert_eq!(status, 200);
     }

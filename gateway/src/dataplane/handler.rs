@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 use wisp_activator::ThrottleError;
+use wisp_api::revision_key::RevisionKey;
 use wisp_runtime::{RequestTimings, plain_response};
 
 use super::DataPlane;
@@ -61,6 +62,42 @@ impl DataPlane {
             response.headers_mut().insert(request_id::HEADER, value);
         }
         response
+    }
+
+    /// Sends `GET path` to the revision `key` the way a request from a route would go (through
+    /// its throttler, starting a replica if it has none), as a kubelet's HTTP readiness probe
+    /// reaches a container. Returns the status and the start of the body (for messages), or
+    /// `None` when the revision is not here.
+    pub async fn probe(&self, key: &RevisionKey, path: &str) -> Option<(StatusCode, String)> {
+        /// Enough of a failing body to say why in a condition message.
+        const BODY_EXCERPT: usize = 300;
+        let entry = self.entry(key)?;
+        let request = Request::get(path)
+            .header(header::USER_AGENT, "wisp-probe")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .ok()?;
+        let request_id: Arc<str> = Arc::from(format!("probe-{}", key.name));
+        let response = self
+            .dispatch(&entry, request, request_id, Instant::now())
+            .await;
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            response.into_body(),
+            64 * 1024,
+        ))
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+        let mut text = String::from_utf8_lossy(&body).trim().to_owned();
+        if text.len() > BODY_EXCERPT {
+            let cut = (0..=BODY_EXCERPT)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            text.truncate(cut);
+            text.push('…');
+        }
+        Some((status, text))
     }
 
     /// Through the revision's throttler to a replica.

@@ -18,6 +18,9 @@ pub struct Converted {
     pub container_name: String,
     /// `containers[0].image` as written: failure messages quote it.
     pub image: String,
+    /// `containers[0].readinessProbe.httpGet.path` (`/` when the probe names no path): asked
+    /// once the component is ready, and the revision is Ready only if it answers 2xx.
+    pub readiness_path: Option<String>,
 }
 
 /// The key of a Revision (its namespace defaulted as the API defaults it).
@@ -63,10 +66,25 @@ pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, 
     let image = container
         .map(|c| c.image.trim().to_owned())
         .unwrap_or_default();
+    let readiness_path = revision
+        .spec
+        .fields
+        .get("containers")
+        .and_then(|containers| containers.get(0))
+        .and_then(|container| container.pointer("/readinessProbe/httpGet"))
+        .map(|http_get| {
+            let path = http_get.get("path").and_then(|p| p.as_str()).unwrap_or("/");
+            if path.starts_with('/') {
+                path.to_owned()
+            } else {
+                format!("/{path}")
+            }
+        });
     Ok(Converted {
         config,
         container_name,
         image,
+        readiness_path,
     })
 }
 

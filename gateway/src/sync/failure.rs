@@ -16,6 +16,8 @@ pub const LINK_ERROR: &str = "LinkError";
 pub const INVALID_SPEC: &str = "InvalidSpec";
 /// The revision's `autoscaling.knative.dev/*` annotations are invalid for this cluster.
 pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+/// The component does not answer its readiness probe with a success.
+pub const PROBE_FAILED: &str = "ProbeFailed";
 /// The node itself failed (engine or compile cache), not the revision.
 pub const INTERNAL_ERROR: &str = "InternalError";
 
@@ -48,6 +50,24 @@ impl Failure {
                 message: format!("{source}; fix the revision's autoscaling annotations"),
                 transient: false,
             },
+        }
+    }
+
+    /// The readiness probe `GET path` answered `status` with `body`; retried, since a
+    /// component's dependencies may come up later.
+    pub fn probe(path: &str, status: u16, body: &str) -> Self {
+        let said = if body.is_empty() {
+            String::new()
+        } else {
+            format!(" ({body})")
+        };
+        Self {
+            reason: PROBE_FAILED,
+            message: format!(
+                "readiness probe GET {path} answered {status}{said}; the revision takes \
+                 traffic once it answers 2xx: fix the component or its readinessProbe"
+            ),
+            transient: true,
         }
     }
 

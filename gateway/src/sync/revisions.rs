@@ -266,8 +266,11 @@ async fn apply(
                     container_name: converted.container_name.clone(),
                 },
             );
-            Outcome::Ready {
-                digest: state.digest,
+            match probe(shared, key, converted).await {
+                Some(failure) => Outcome::Failed(failure),
+                None => Outcome::Ready {
+                    digest: state.digest,
+                },
             }
         }
         Err(error) => {
@@ -278,6 +281,34 @@ async fn apply(
             ))
         }
     }
+}
+
+/// Attempts of a readiness probe before the revision is reported failed (Knative's default
+/// `failureThreshold`); the revision's retry backoff then probes again later.
+const PROBE_ATTEMPTS: usize = 3;
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The revision's HTTP readiness probe, when it declares one: `None` once it answers 2xx, the
+/// failure after [`PROBE_ATTEMPTS`] that do not.
+async fn probe(
+    shared: &Shared,
+    key: &RevisionKey,
+    converted: &Converted,
+) -> Option<super::failure::Failure> {
+    let path = converted.readiness_path.as_deref()?;
+    let mut last = (0, String::from("the revision is gone"));
+    for attempt in 0..PROBE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+        match shared.data_plane.probe(key, path).await {
+            Some((status, _)) if status.is_success() => return None,
+            Some((status, body)) => last = (status.as_u16(), body),
+            None => return Some(super::failure::Failure::probe(path, last.0, &last.1)),
+        }
+    }
+    tracing::warn!(revision = %key, path, status = last.0, "readiness probe failed");
+    Some(super::failure::Failure::probe(path, last.0, &last.1))
 }
 
 /// Writes the status `next` computes from the stored one, when it differs.
