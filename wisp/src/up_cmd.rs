@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::task::JoinSet;
 use wisp_autoscaler::SystemClock;
 use wisp_control::apiserver::{ApiServer, ApiServerConfig};
 use wisp_gateway::dataplane::{DataPlane, DataPlaneConfig};
@@ -59,6 +60,10 @@ pub struct UpArgs {
     /// Most instances alive at once across all Services (the size of the instance pool).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    /// Relative image paths of revisions resolve against this directory. Default: the directory
+    /// `wisp up` starts in — so restart it from the same place, or pass this flag.
+    #[arg(long, value_name = "DIR")]
+    image_dir: Option<PathBuf>,
     /// Where compiled components are kept between runs. Default: `cache` in the data directory.
     #[arg(long, env = "WISP_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -109,22 +114,40 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
 
     let stopped = listen::shutdown_on_signal();
-    let image_base_dir =
-        std::env::current_dir().context("cannot read the current directory for image paths")?;
-    let background = vec![
-        tokio::spawn(wisp_control::controllers::run(client.clone())),
-        tokio::spawn(wisp_gateway::sync::run(
-            data_plane.clone(),
-            client.clone(),
+    let image_base_dir = match args.image_dir.clone() {
+        Some(dir) => dir,
+        None => std::env::current_dir()
+            .context("cannot read the current directory; pass --image-dir")?,
+    };
+    // Each runs for the life of the process; one that ends is a bug worth stopping for, rather
+    // than serving on with a control plane nobody reconciles.
+    let mut background = JoinSet::new();
+    let controllers_client = client.clone();
+    background.spawn(async move {
+        wisp_control::controllers::run(controllers_client).await;
+        "the Knative controllers"
+    });
+    let sync_data_plane = data_plane.clone();
+    let sync_client = client.clone();
+    background.spawn(async move {
+        wisp_gateway::sync::run(
+            sync_data_plane,
+            sync_client,
             node_client,
             SyncOptions {
                 node_name: NODE_NAME.to_owned(),
                 image_base_dir,
                 status_interval: Duration::from_secs(1),
             },
-        )),
-        tokio::spawn(data_plane.clone().run_autoscaler()),
-    ];
+        )
+        .await;
+        "the data plane's sync with the API"
+    });
+    let autoscaler = data_plane.clone();
+    background.spawn(async move {
+        autoscaler.run_autoscaler().await;
+        "the autoscaler loop"
+    });
     let admin_server = tokio::spawn(wisp_gateway::metrics::serve_admin(
         admin,
         data_plane.metrics().clone(),
@@ -137,16 +160,27 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     announce(&api, gateway_addr, admin_addr)?;
 
-    data_plane.serve(gateway, listen::stopped(stopped)).await;
-    if let Err(error) = admin_server.await {
+    let failed = tokio::select! {
+        () = data_plane.serve(gateway, listen::stopped(stopped)) => None,
+        Some(ended) = background.join_next() => Some(match ended {
+            Ok(task) => format!("{task} stopped unexpectedly"),
+            Err(error) => format!("a background task failed: {error}"),
+        }),
+    };
+    background.abort_all();
+    if failed.is_none()
+        && let Err(error) = admin_server.await
+    {
         tracing::warn!(%error, "the metrics server ended abnormally");
     }
-    for task in background {
-        task.abort();
-    }
     api.shutdown().await;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    match failed {
+        None => {
+            tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(failure) => anyhow::bail!("{failure}; wisp up cannot go on (the log above says why)"),
+    }
 }
 
 /// A kube client for the identity of a kubeconfig the API server wrote.

@@ -73,19 +73,41 @@ fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
     up.wait_for("revision", "zero-00001", "scaled to zero", |r| {
         replicas(r) == (0, 0)
     });
-    assert!(
-        up.list("pods", Some("serving.knative.dev/revision=zero-00001"))
-            .is_empty()
-    );
+    wait_for_pods(&up, "zero-00001", 0);
 
     // A request from zero is answered (a cold start) and brings a replica back.
     let (status, body) = up.http_get(&host("zero"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
+    // At once, while the replica's 6 s window lasts: the metrics see the cold start and the
+    // replica (gauges are sampled every second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = up.metrics();
+        let sample = |family: &str| {
+            metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!("wisp_{family}"))
+                        && l.contains("revision=\"zero-00001\"")
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        let cold_starts = sample("revision_cold_starts").unwrap_or(0.0);
+        let actual = sample("autoscaler_actual_replicas");
+        if cold_starts >= 1.0 && actual == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cold starts {cold_starts}, actual replicas {actual:?}:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     up.wait_for("revision", "zero-00001", "scaled to one", |r| {
         replicas(r) == (1, 1)
     });
-    let pods = up.list("pods", Some("serving.knative.dev/revision=zero-00001"));
-    assert_eq!(pods.len(), 1, "{pods:?}");
+    let pods = wait_for_pods(&up, "zero-00001", 1);
     assert_eq!(pods[0]["status"]["phase"], "Running");
     assert_eq!(pods[0]["spec"]["nodeName"], "local");
     let printed = up.kubectl(&[
@@ -101,34 +123,12 @@ fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
         node["status"]["allocatable"]["memory"].is_string(),
         "{node}"
     );
-    let metrics = up.metrics();
-    let sample = |family: &str| {
-        metrics
-            .lines()
-            .find(|l| {
-                l.starts_with(&format!("wisp_{family}")) && l.contains("revision=\"zero-00001\"")
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
-    assert!(
-        sample("revision_cold_starts").is_some_and(|v| v >= 1.0),
-        "the cold start is counted:\n{metrics}"
-    );
-    assert_eq!(sample("autoscaler_actual_replicas"), Some(1.0), "{metrics}");
 
     // Idle again: back to zero, the pod goes.
     up.wait_for("revision", "zero-00001", "scaled back to zero", |r| {
         replicas(r) == (0, 0)
     });
-    let deadline = Instant::now() + WAIT;
-    while !up
-        .list("pods", Some("serving.knative.dev/revision=zero-00001"))
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the pod was never removed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_pods(&up, "zero-00001", 0);
 
     let _ = watch.kill();
     let _ = watch.wait();
@@ -139,6 +139,24 @@ fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
         lines[up_at..].iter().any(|l| l == "zero-00001 0 0"),
         "kubectl -w saw the way up but not back to zero: {lines:?}"
     );
+}
+
+/// Waits until `revision` has `count` Pods; returns them.
+fn wait_for_pods(up: &Up, revision: &str, count: usize) -> Vec<Value> {
+    let selector = format!("serving.knative.dev/revision={revision}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pods = up.list("pods", Some(&selector));
+        if pods.len() == count {
+            return pods;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{revision} has {} pods, not {count}",
+            pods.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -184,17 +202,7 @@ fn deleting_a_service_removes_its_children_and_its_host() {
     up.wait_for("revision", "gone-00001", "has its replica", |r| {
         replicas(r).1 == 1
     });
-    let deadline = Instant::now() + WAIT;
-    while up
-        .list("pods", Some("serving.knative.dev/revision=gone-00001"))
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the min-scale replica never showed as a pod"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_pods(&up, "gone-00001", 1);
 
     up.kubectl(&["delete", "ksvc", "gone"]);
     up.wait_gone("configuration", "gone");

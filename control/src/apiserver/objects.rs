@@ -71,6 +71,9 @@ pub enum Deleted {
 pub struct Objects {
     store: Store,
     collector: Collector,
+    /// The resourceVersion of the `config-defaults` whose problems were last logged, so a bad
+    /// value is reported once per change, not on every write.
+    defaults_reported: Arc<Mutex<Option<String>>>,
 }
 
 /// Why a write closure stopped without writing.
@@ -103,7 +106,11 @@ enum Change {
 impl Objects {
     /// Operations over `store`, reporting removals to `collector`.
     pub fn new(store: Store, collector: Collector) -> Self {
-        Self { store, collector }
+        Self {
+            store,
+            collector,
+            defaults_reported: Arc::default(),
+        }
     }
 
     /// The store underneath.
@@ -443,17 +450,27 @@ impl Objects {
                 wisp_api::knative::CONFIG_DEFAULTS,
             ))
             .await;
-        let data: std::collections::BTreeMap<String, String> = match stored {
-            Ok(object) => object
-                .get("data")
-                .cloned()
-                .and_then(|data| serde_json::from_value(data).ok())
-                .unwrap_or_default(),
-            Err(_) => return ClusterDefaults::KNATIVE,
+        let object = match stored {
+            Ok(object) => object,
+            Err(crate::store::StoreError::NotFound { .. }) => return ClusterDefaults::KNATIVE,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read config-defaults; using Knative's defaults");
+                return ClusterDefaults::KNATIVE;
+            }
         };
+        let data: std::collections::BTreeMap<String, String> = object
+            .get("data")
+            .cloned()
+            .and_then(|data| serde_json::from_value(data).ok())
+            .unwrap_or_default();
         let (defaults, problems) = ClusterDefaults::from_data(&data);
-        for problem in problems {
-            tracing::warn!("{problem}");
+        let version = meta_str(&object, "resourceVersion").map(str::to_owned);
+        let mut reported = crate::store::lock(&self.defaults_reported);
+        if !problems.is_empty() && *reported != version {
+            for problem in problems {
+                tracing::warn!("{problem}");
+            }
+            *reported = version;
         }
         defaults
     }
