@@ -3,6 +3,7 @@
 //! with the same directory changes nothing that is already as written.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -10,6 +11,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope};
 use serde::Deserialize;
 use serde_json::Value;
+use wisp_api::knative::{ConditionStatus, Service, condition_types, conditions};
 
 /// The field manager wisp's own applies are recorded under.
 const FIELD_MANAGER: &str = "wisp-up";
@@ -77,8 +79,26 @@ pub fn parse(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
     Ok(manifests)
 }
 
-/// Applies each manifest in order; returns `kind/name` of each applied object.
-pub async fn apply(client: &kube::Client, manifests: &[Manifest]) -> anyhow::Result<Vec<String>> {
+/// An object applied from the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `services.serving.knative.dev`, `configmaps`, …
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{}/{namespace}/{}", self.resource, self.name),
+            None => write!(f, "{}/{}", self.resource, self.name),
+        }
+    }
+}
+
+/// Applies each manifest in order; returns what was applied.
+pub async fn apply(client: &kube::Client, manifests: &[Manifest]) -> anyhow::Result<Vec<Applied>> {
     if manifests.is_empty() {
         return Ok(Vec::new());
     }
@@ -103,15 +123,19 @@ pub async fn apply(client: &kube::Client, manifests: &[Manifest]) -> anyhow::Res
                 manifest.origin
             );
         };
-        let api: Api<DynamicObject> = match capabilities.scope {
-            Scope::Cluster => Api::all_with(client.clone(), &resource),
-            Scope::Namespaced => {
-                let namespace = object
+        let namespace = match capabilities.scope {
+            Scope::Cluster => None,
+            Scope::Namespaced => Some(
+                object
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
-                    .unwrap_or("default");
-                Api::namespaced_with(client.clone(), namespace, &resource)
-            }
+                    .unwrap_or("default")
+                    .to_owned(),
+            ),
+        };
+        let api: Api<DynamicObject> = match &namespace {
+            None => Api::all_with(client.clone(), &resource),
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
         };
         api.patch(
             name,
@@ -120,9 +144,70 @@ pub async fn apply(client: &kube::Client, manifests: &[Manifest]) -> anyhow::Res
         )
         .await
         .with_context(|| format!("{}: cannot apply {kind} {name}", manifest.origin))?;
-        applied.push(format!("{}/{name}", resource.plural));
+        let qualified = if resource.group.is_empty() {
+            resource.plural.clone()
+        } else {
+            format!("{}.{}", resource.plural, resource.group)
+        };
+        applied.push(Applied {
+            resource: qualified,
+            namespace,
+            name: name.to_owned(),
+        });
     }
     Ok(applied)
+}
+
+/// Waits (at most `limit`) until every applied Knative Service has settled — `Ready` True or
+/// False for its current generation — so the start-up lines come after the manifests serve.
+/// Returns the Services that did not become Ready, with why.
+pub async fn wait_for_services(
+    client: &kube::Client,
+    applied: &[Applied],
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut problems = Vec::new();
+    for object in applied {
+        if object.resource != "services.serving.knative.dev" {
+            continue;
+        }
+        let namespace = object.namespace.as_deref().unwrap_or("default");
+        let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+        let verdict = loop {
+            if let Ok(service) = api.get(&object.name).await
+                && let Some(verdict) = settled(&service)
+            {
+                break verdict;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Err(format!("not Ready after {}s", limit.as_secs()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if let Err(why) = verdict {
+            problems.push(format!("service {namespace}/{}: {why}", object.name));
+        }
+    }
+    problems
+}
+
+/// `Some(Ok)` once Ready, `Some(Err(message))` once failed, `None` while still deciding.
+fn settled(service: &Service) -> Option<Result<(), String>> {
+    let status = service.status.as_ref()?;
+    if status.observed_generation != service.metadata.generation {
+        return None;
+    }
+    let ready = conditions::get(&status.conditions, condition_types::READY)?;
+    match ready.status {
+        ConditionStatus::True => Some(Ok(())),
+        ConditionStatus::False => Some(Err(format!(
+            "{}: {}",
+            ready.reason.as_deref().unwrap_or("NotReady"),
+            ready.message.as_deref().unwrap_or("")
+        ))),
+        ConditionStatus::Unknown => None,
+    }
 }
 
 #[cfg(test)]

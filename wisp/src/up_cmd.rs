@@ -3,7 +3,7 @@
 //! runtime) kept in step with the API, and the metrics endpoint.
 //!
 //! Contract (tests and scripts rely on it): once everything listens and `--manifests` are
-//! applied, stdout gets `api: https://HOST:PORT`, `gateway: http://HOST:PORT`,
+//! applied (and their Services Ready, or failed, or two minutes passed), stdout gets `api: https://HOST:PORT`, `gateway: http://HOST:PORT`,
 //! `metrics: http://HOST:PORT` and `kubeconfig: PATH` (written with the bound API address),
 //! then a copy-paste example. SIGINT or SIGTERM stops accepting requests, lets in-flight ones
 //! finish, and exits 0. Everything lives under `--data-dir`, so a restart serves every Service
@@ -25,6 +25,10 @@ use wisp_gateway::sync::SyncOptions;
 use wisp_runtime::{Runtime, RuntimeConfig};
 
 use crate::{cli_values, host_memory, listen, manifests_dir};
+
+/// How long start-up waits for the Services of `--manifests` to become Ready before it
+/// announces itself anyway (a large component over a slow link may take longer).
+const MANIFESTS_READY: Duration = Duration::from_secs(120);
 
 /// The name the node reports itself as (`kubectl get nodes`).
 const NODE_NAME: &str = "local";
@@ -156,7 +160,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let applied = manifests_dir::apply(&client, &manifests).await?;
     if !applied.is_empty() {
-        tracing::info!(objects = ?applied, "applied the manifests");
+        let names: Vec<String> = applied.iter().map(ToString::to_string).collect();
+        tracing::info!(objects = ?names, "applied the manifests");
+    }
+    for problem in manifests_dir::wait_for_services(&client, &applied, MANIFESTS_READY).await {
+        tracing::warn!("{problem}");
     }
     announce(&api, gateway_addr, admin_addr)?;
 

@@ -43,7 +43,14 @@ fn scale_to_zero_and_back_shows_in_kubectl_metrics_and_pods() {
     .expect("write");
     let manifests_arg = manifests.path().display().to_string();
     let up = Up::start(&["--manifests", &manifests_arg]);
-    up.wait_ready("ksvc", "zero");
+    // The start-up lines come once the manifests' Services are Ready: no waiting here.
+    let service = up.get("ksvc", "zero").expect("applied from --manifests");
+    assert_eq!(
+        cluster::condition(&service, "Ready"),
+        Some("True"),
+        "{service}"
+    );
+    assert_eq!(up.http_get(&host("zero"), "/").0, 200);
 
     // Watch the revision's replicas as a user would.
     let mut watch = up
