@@ -111,6 +111,8 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let stopped = listen::shutdown_on_signal();
     let image_base_dir =
         std::env::current_dir().context("cannot read the current directory for image paths")?;
+    let (loaded, receiver) = tokio::sync::oneshot::channel();
+    let _loaded = receiver;
     let background = vec![
         tokio::spawn(wisp_control::controllers::run(client.clone())),
         tokio::spawn(wisp_gateway::sync::run(
@@ -122,6 +124,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 image_base_dir,
                 status_interval: Duration::from_secs(1),
             },
+            loaded,
         )),
         tokio::spawn(data_plane.clone().run_autoscaler()),
     ];
