@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+use tokio::sync::oneshot;
 use wisp_api::knative::condition_types::{INGRESS_READY, READY};
 use wisp_api::knative::{ConditionStatus, Revision, Route, conditions};
 use wisp_api::revision_key::RevisionKey;
@@ -34,16 +35,26 @@ struct Cluster {
     server: Option<ApiServer>,
     _dir: tempfile::TempDir,
     client: Client,
+    node_client: Client,
+    image_dir: std::path::PathBuf,
     data_plane: DataPlane,
     gateway: SocketAddr,
     http: HttpClient<HttpConnector, Empty<Bytes>>,
-    sync: tokio::task::JoinHandle<()>,
+    sync: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Cluster {
     /// An API server, a data plane serving on loopback, and the sync between them; relative
     /// images resolve against `image_dir`.
     async fn start(image_dir: &Path) -> Self {
+        let mut cluster = Self::without_sync(image_dir).await;
+        // Not waited for: these tests poll for what they expect.
+        let _loaded = cluster.start_sync();
+        cluster
+    }
+
+    /// The API server and the data plane, not yet synced: what a restart finds.
+    async fn without_sync(image_dir: &Path) -> Self {
         let dir = tempfile::tempdir().expect("data dir");
         let config = ApiServerConfig::new(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
         let server = ApiServer::start(config).await.expect("API server starts");
@@ -65,25 +76,34 @@ impl Cluster {
         let gateway = listener.local_addr().expect("addr");
         let serving = data_plane.clone();
         tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
-        let sync = tokio::spawn(run(
-            data_plane.clone(),
-            client.clone(),
-            node_client,
-            SyncOptions {
-                node_name: "test-node".into(),
-                image_base_dir: image_dir.to_path_buf(),
-                status_interval: Duration::from_millis(100),
-            },
-        ));
         Self {
             server: Some(server),
             _dir: dir,
             client,
+            node_client,
+            image_dir: image_dir.to_path_buf(),
             data_plane,
             gateway,
             http: HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new()),
-            sync,
+            sync: None,
         }
+    }
+
+    /// Starts the sync; the receiver fires once what the API held is served.
+    fn start_sync(&mut self) -> oneshot::Receiver<()> {
+        let (loaded, receiver) = oneshot::channel();
+        self.sync = Some(tokio::spawn(run(
+            self.data_plane.clone(),
+            self.client.clone(),
+            self.node_client.clone(),
+            SyncOptions {
+                node_name: "test-node".into(),
+                image_base_dir: self.image_dir.clone(),
+                status_interval: Duration::from_millis(100),
+            },
+            loaded,
+        )));
+        receiver
     }
 
     fn revisions(&self) -> Api<Revision> {
@@ -127,6 +147,12 @@ impl Cluster {
     /// Plays the Route controller: a Route whose status.traffic sends everything to `revision`,
     /// IngressReady not yet reconciled.
     async fn route_to(&self, name: &str, revision: &str) {
+        self.route_with(name, revision, false).await;
+    }
+
+    /// A Route to `revision`, IngressReady (and Ready) True when `ingress_ready`: as stored
+    /// by a data plane before a restart.
+    async fn route_with(&self, name: &str, revision: &str, ingress_ready: bool) {
         let route: Route = serde_json::from_value(json!({
             "apiVersion": "serving.knative.dev/v1",
             "kind": "Route",
@@ -139,16 +165,27 @@ impl Cluster {
             .await
             .expect("create route");
         let t = "2026-01-01T00:00:00Z";
-        let status = json!({"status": {
-            "traffic": [{"revisionName": revision, "percent": 100}],
-            "conditions": [
-                {"type": "AllTrafficAssigned", "status": "True", "lastTransitionTime": t},
-                {"type": "CertificateProvisioned", "status": "True", "reason": "TLSNotEnabled", "lastTransitionTime": t},
+        let ingress = if ingress_ready {
+            json!([
+                {"type": "IngressReady", "status": "True", "lastTransitionTime": t},
+                {"type": "Ready", "status": "True", "lastTransitionTime": t},
+            ])
+        } else {
+            json!([
                 {"type": "IngressReady", "status": "Unknown", "reason": "IngressNotConfigured",
                  "message": "Ingress has not yet been reconciled.", "lastTransitionTime": t},
                 {"type": "Ready", "status": "Unknown", "reason": "IngressNotConfigured",
                  "message": "Ingress has not yet been reconciled.", "lastTransitionTime": t},
-            ],
+            ])
+        };
+        let mut conditions = vec![
+            json!({"type": "AllTrafficAssigned", "status": "True", "lastTransitionTime": t}),
+            json!({"type": "CertificateProvisioned", "status": "True", "reason": "TLSNotEnabled", "lastTransitionTime": t}),
+        ];
+        conditions.extend(ingress.as_array().cloned().unwrap_or_default());
+        let status = json!({"status": {
+            "traffic": [{"revisionName": revision, "percent": 100}],
+            "conditions": conditions,
         }});
         self.routes()
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
@@ -193,7 +230,9 @@ impl Cluster {
     }
 
     async fn stop(mut self) {
-        self.sync.abort();
+        if let Some(sync) = self.sync.take() {
+            sync.abort();
+        }
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
@@ -331,9 +370,24 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
     })
     .await;
     cluster
-        .config_map("config-autoscaler", &[("stable-window", "forever")])
+        .config_map(
+            "config-autoscaler",
+            &[
+                ("container-concurrency-target-default", "50"),
+                ("stable-window", "forever"),
+            ],
+        )
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ConfigMap events are handled in order: once a later change is served, the bad value
+    // was seen (and rejected whole: not even its good key applies).
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "knative-serving");
+    maps.delete("config-domain", &DeleteParams::default())
+        .await
+        .expect("delete config-domain");
+    eventually("a later ConfigMap change is applied", || async {
+        (cluster.get("hello.default.localhost").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
     assert_eq!(
         autoscaler.config().container_concurrency_target_default,
         42.0
@@ -391,5 +445,45 @@ async fn revisions_that_cannot_run_say_why() {
         (ready_of(&revision).status == ConditionStatus::True).then_some(())
     })
     .await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_loaded_means_stored_routes_are_served() {
+    let hello = Path::new(wisp_samples::HELLO);
+    let mut cluster = Cluster::without_sync(hello.parent().expect("samples dir")).await;
+    let image = hello.file_name().unwrap().to_str().unwrap();
+    // What the database holds after a restart: a revision and a Route already IngressReady.
+    cluster.create_revision("hello-00001", image).await;
+    cluster.route_with("hello", "hello-00001", true).await;
+    assert_eq!(
+        cluster.get("hello.default.localhost").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let loaded = cluster.start_sync();
+    tokio::time::timeout(Duration::from_secs(30), loaded)
+        .await
+        .expect("loaded in time")
+        .expect("loaded is sent");
+    // At once: no polling.
+    let (code, body) = cluster.get("hello.default.localhost").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, "Hello from wisp!\n");
+    // The revision's first attempt wrote its status.
+    let revision = cluster.revisions().get("hello-00001").await.expect("get");
+    assert_eq!(ready_of(&revision).status, ConditionStatus::True);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_fires_with_nothing_to_load() {
+    let images = tempfile::tempdir().expect("images dir");
+    let mut cluster = Cluster::without_sync(images.path()).await;
+    let loaded = cluster.start_sync();
+    tokio::time::timeout(Duration::from_secs(30), loaded)
+        .await
+        .expect("loaded in time")
+        .expect("loaded is sent");
     cluster.stop().await;
 }

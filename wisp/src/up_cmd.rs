@@ -30,6 +30,10 @@ use crate::{cli_values, host_memory, listen, manifests_dir};
 /// announces itself anyway (a large component over a slow link may take longer).
 const MANIFESTS_READY: Duration = Duration::from_secs(120);
 
+/// How long start-up waits for the data plane to load the revisions and routes already stored
+/// (each compiled component is cached, so this is quick unless the cache was cleared).
+const INITIAL_SYNC: Duration = Duration::from_secs(120);
+
 /// The name the node reports itself as (`kubectl get nodes`).
 const NODE_NAME: &str = "local";
 
@@ -125,6 +129,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     // Each runs for the life of the process; one that ends is a bug worth stopping for, rather
     // than serving on with a control plane nobody reconciles.
+    let (loaded, initial_sync) = tokio::sync::oneshot::channel();
     let mut background = JoinSet::new();
     let controllers_client = client.clone();
     background.spawn(async move {
@@ -143,6 +148,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 image_base_dir,
                 status_interval: Duration::from_secs(1),
             },
+            loaded,
         )
         .await;
         "the data plane's sync with the API"
@@ -158,6 +164,17 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         listen::stopped(stopped.clone()),
     ));
 
+    // After a restart the stored statuses say Ready before the gateway has loaded anything:
+    // announce only once the data plane has caught up with what the API holds.
+    if tokio::time::timeout(INITIAL_SYNC, initial_sync)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the data plane has not loaded every stored revision after {}s; announcing anyway",
+            INITIAL_SYNC.as_secs()
+        );
+    }
     let applied = manifests_dir::apply(&client, &manifests).await?;
     if !applied.is_empty() {
         let names: Vec<String> = applied.iter().map(ToString::to_string).collect();

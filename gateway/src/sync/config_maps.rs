@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
+use tokio::sync::watch;
 use wisp_api::knative::{CONFIG_AUTOSCALER, CONFIG_DOMAIN, SYSTEM_NAMESPACE};
 use wisp_autoscaler::AutoscalerConfig;
 
@@ -21,8 +22,8 @@ pub fn domain_from(data: &BTreeMap<String, String>) -> Result<Domain, DomainErro
     Domain::new(&wisp_api::knative::domain::default_domain(Some(data)))
 }
 
-/// Watches the ConfigMaps until dropped.
-pub(super) async fn run(shared: Arc<Shared>) {
+/// Watches the ConfigMaps until dropped. Sets `loaded` once the first list is applied.
+pub(super) async fn run(shared: Arc<Shared>, loaded: watch::Sender<bool>) {
     let api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), SYSTEM_NAMESPACE);
     let mut state = Applied::default();
     loop {
@@ -48,6 +49,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                             state.apply(&shared, name, None).await;
                         }
                     }
+                    loaded.send_replace(true);
                 }
                 Err(error) => tracing::warn!(%error, "watching knative-serving ConfigMaps"),
             }

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot, watch};
 use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
@@ -52,11 +52,19 @@ pub struct SyncOptions {
 /// Runs the sync until the future is dropped. `client` (admin) reads Revisions, Routes and
 /// ConfigMaps and writes their status; `node_client` (the node identity) writes Pods and the
 /// Node. Errors are logged and retried with backoff; nothing here panics.
+///
+/// `loaded` is sent once the state the API held at startup is served: every Revision of the
+/// first list had its first apply attempt (succeeded or failed, its status write done), a
+/// route table built from the first Route list after that was programmed into the gateway
+/// (its `IngressReady` writes done), and the first list of Knative's ConfigMaps was applied
+/// (the gateway's domain). Statuses stored before a restart say Ready before the
+/// gateway serves anything; from `loaded` on, they are true again.
 pub async fn run(
     data_plane: DataPlane,
     client: kube::Client,
     node_client: kube::Client,
     options: SyncOptions,
+    loaded: oneshot::Sender<()>,
 ) {
     let shared = Arc::new(Shared {
         data_plane,
@@ -67,10 +75,22 @@ pub async fn run(
         serving: Mutex::new(BTreeMap::new()),
         serving_changed: Notify::new(),
     });
+    let (revisions_loaded, revisions_loaded_receiver) = watch::channel(false);
+    let (routes_loaded, mut routes_loaded_receiver) = watch::channel(false);
+    let (config_loaded, mut config_loaded_receiver) = watch::channel(false);
+    let signal = async move {
+        // Errors mean a loop ended, which they never do while `run` runs.
+        let _ = routes_loaded_receiver.wait_for(|loaded| *loaded).await;
+        let _ = config_loaded_receiver.wait_for(|loaded| *loaded).await;
+        // The receiver may be gone: nobody waits then.
+        let _ = loaded.send(());
+        tracing::info!("the data plane serves what the API holds");
+    };
     tokio::join!(
-        revisions::run(shared.clone()),
-        routes::run(shared.clone()),
-        config_maps::run(shared.clone()),
+        signal,
+        revisions::run(shared.clone(), revisions_loaded),
+        routes::run(shared.clone(), revisions_loaded_receiver, routes_loaded),
+        config_maps::run(shared.clone(), config_loaded),
         replicas::run(shared),
     );
 }

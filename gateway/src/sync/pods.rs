@@ -15,6 +15,8 @@ pub type PodKey = (String, String);
 
 /// The label every replica Pod has, naming its revision (also how the sync finds its Pods).
 pub const REVISION_LABEL: &str = labels::REVISION;
+/// The label naming the uid of a replica Pod's revision.
+pub const REVISION_UID_LABEL: &str = labels::REVISION_UID;
 /// Pods one node lists as its capacity: memory, not this count, is what admits a replica.
 pub const MAX_PODS: u32 = 1000;
 

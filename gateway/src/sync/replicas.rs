@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -13,7 +14,7 @@ use serde_json::Value;
 use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
-use super::pods::{self, PodKey, REVISION_LABEL};
+use super::pods::{self, PodKey, REVISION_LABEL, REVISION_UID_LABEL};
 use super::status;
 use super::write::write_status;
 use super::{Serving, Shared, now};
@@ -21,12 +22,16 @@ use super::{Serving, Shared, now};
 /// API calls in flight at once in one batch.
 const CONCURRENT_WRITES: usize = 16;
 
+/// How often this node's Pods are listed again, so Pods deleted behind the sync's back (the
+/// garbage collector after their Revision went, a user) are made again.
+const RELIST: Duration = Duration::from_secs(10);
+
 /// Runs until dropped.
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(shared.options.status_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut replicas = ReplicaStatus::default();
-    let mut pods = Pods::default();
+    let mut pods = Pods::new(shared.options.status_interval);
     let mut node = NodeStatus {
         since: now(),
         written: None,
@@ -43,8 +48,14 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 Some((key.clone(), (ready, state.desired_replicas)))
             })
             .collect();
-        replicas.sync(&shared, &counts).await;
-        pods.sync(&shared, &serving, &counts).await;
+        // Pods first: a reader who sees actualReplicas N finds N Pods. A revision whose Pods
+        // could not be written keeps its old counts until they are.
+        let unsynced = pods.sync(&shared, &serving, &counts).await;
+        let synced: BTreeMap<RevisionKey, (i32, i32)> = counts
+            .into_iter()
+            .filter(|(key, _)| !unsynced.contains(key))
+            .collect();
+        replicas.sync(&shared, &synced).await;
         node.sync(&shared).await;
     }
 }
@@ -77,7 +88,8 @@ impl ReplicaStatus {
     }
 }
 
-/// Writes one revision's counts; whether its status now holds them.
+/// Writes one revision's counts; whether its status now holds them (written, already there,
+/// or the revision is gone). Conflicts that outlast the attempts count as not written.
 async fn write_replicas(shared: &Shared, key: &RevisionKey, (actual, desired): (i32, i32)) -> bool {
     let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
     let result = write_status(
@@ -103,107 +115,191 @@ async fn write_replicas(shared: &Shared, key: &RevisionKey, (actual, desired): (
     }
 }
 
+/// The Revision a Pod was made for: its uid tells a revision recreated under the same name
+/// (whose old Pods the garbage collector deletes) from the one the Pod belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Owner {
+    revision: RevisionKey,
+    uid: String,
+}
+
+/// The Pods to delete (no longer desired, or made for another uid) and to create (missing, or
+/// replacing one of another uid), each with the revision it concerns.
+fn plan(
+    existing: &BTreeMap<PodKey, Owner>,
+    desired: &BTreeMap<PodKey, Owner>,
+) -> (Vec<(PodKey, RevisionKey)>, Vec<PodKey>) {
+    let delete = existing
+        .iter()
+        .filter(|(key, owner)| desired.get(*key) != Some(*owner))
+        .map(|(key, owner)| (key.clone(), owner.revision.clone()))
+        .collect();
+    let create = desired
+        .iter()
+        .filter(|(key, owner)| existing.get(*key) != Some(*owner))
+        .map(|(key, _)| key.clone())
+        .collect();
+    (delete, create)
+}
+
 /// The Pods this node made, so a batch only creates and deletes the difference.
-#[derive(Default)]
 struct Pods {
-    /// Whether this node's Pods left from a previous run were found (they are deleted if
-    /// their replicas are gone).
-    listed: bool,
-    existing: BTreeSet<PodKey>,
+    /// Ticks left before this node's Pods are listed again (`0`: list on this tick). The first
+    /// list finds Pods left from a previous run; later ones repair drift.
+    relist_in: u32,
+    relist_every: u32,
+    existing: BTreeMap<PodKey, Owner>,
     log: Log,
 }
 
 impl Pods {
+    fn new(status_interval: Duration) -> Self {
+        let every = RELIST.as_millis() / status_interval.as_millis().max(1);
+        Self {
+            relist_in: 0,
+            relist_every: u32::try_from(every).unwrap_or(u32::MAX).max(1),
+            existing: BTreeMap::new(),
+            log: Log::default(),
+        }
+    }
+
+    /// Creates and deletes Pods until each serving revision has one per ready replica.
+    /// Returns the revisions whose Pods are not as counted (a write failed, or this node's
+    /// Pods could not be listed).
     async fn sync(
         &mut self,
         shared: &Shared,
         serving: &BTreeMap<RevisionKey, Serving>,
         counts: &BTreeMap<RevisionKey, (i32, i32)>,
-    ) {
-        if !self.listed {
+    ) -> BTreeSet<RevisionKey> {
+        if self.relist_in == 0 {
             match self.list(shared).await {
-                Ok(()) => self.listed = true,
+                Ok(existing) => {
+                    self.existing = existing;
+                    self.relist_in = self.relist_every;
+                }
                 Err(error) => {
                     self.log.warn("cannot list this node's Pods", &error);
-                    return;
+                    return counts.keys().cloned().collect();
                 }
             }
         }
+        self.relist_in -= 1;
         let ready: BTreeMap<RevisionKey, u32> = counts
             .iter()
             .map(|(key, (ready, _))| (key.clone(), u32::try_from(*ready).unwrap_or(0)))
             .collect();
-        let desired = pods::desired_pods(serving, &ready);
-        let create: Vec<(PodKey, Value)> = desired
-            .iter()
-            .filter(|(key, _)| !self.existing.contains(*key))
+        let desired: BTreeMap<PodKey, (Owner, u32)> = pods::desired_pods(serving, &ready)
+            .into_iter()
             .filter_map(|(pod_key, (revision, index))| {
-                let serving = serving.get(revision)?;
-                let pod = pods::pod(revision, serving, *index, &shared.options.node_name, &now());
-                Some((pod_key.clone(), pod))
+                let uid = serving.get(&revision)?.uid.clone();
+                Some((pod_key, (Owner { revision, uid }, index)))
             })
             .collect();
-        let delete: Vec<PodKey> = self
-            .existing
+        let owners: BTreeMap<PodKey, Owner> = desired
             .iter()
-            .filter(|key| !desired.contains_key(*key))
-            .cloned()
+            .map(|(key, (owner, _))| (key.clone(), owner.clone()))
             .collect();
+        let (delete, create) = plan(&self.existing, &owners);
         if create.is_empty() && delete.is_empty() {
-            return;
+            self.log.ok();
+            return BTreeSet::new();
         }
-        let created: Vec<Result<PodKey, kube::Error>> = futures::stream::iter(create)
-            .map(|(key, pod)| create_pod(shared, key, pod))
-            .buffer_unordered(CONCURRENT_WRITES)
-            .collect()
-            .await;
-        let deleted: Vec<Result<PodKey, kube::Error>> = futures::stream::iter(delete)
-            .map(|key| delete_pod(shared, key))
-            .buffer_unordered(CONCURRENT_WRITES)
-            .collect()
-            .await;
+        let mut unsynced = BTreeSet::new();
         let mut failure = None;
-        for result in created {
+        // Deletes first: a Pod of a recreated revision is replaced under the same name.
+        let deleted: Vec<(PodKey, RevisionKey, Result<(), kube::Error>)> =
+            futures::stream::iter(delete)
+                .map(|(key, revision)| async move {
+                    let result = delete_pod(shared, &key).await;
+                    (key, revision, result)
+                })
+                .buffer_unordered(CONCURRENT_WRITES)
+                .collect()
+                .await;
+        for (key, revision, result) in deleted {
             match result {
-                Ok(key) => {
-                    self.existing.insert(key);
-                }
-                Err(error) => failure = Some(error),
-            }
-        }
-        for result in deleted {
-            match result {
-                Ok(key) => {
+                Ok(()) => {
                     self.existing.remove(&key);
                 }
-                Err(error) => failure = Some(error),
+                Err(error) => {
+                    unsynced.insert(revision);
+                    failure = Some(error);
+                }
+            }
+        }
+        let create: Vec<(PodKey, Owner, Value)> = create
+            .into_iter()
+            .filter(|key| !self.existing.contains_key(key))
+            .filter_map(|key| {
+                let (owner, index) = desired.get(&key)?;
+                let serving = serving.get(&owner.revision)?;
+                let pod = pods::pod(
+                    &owner.revision,
+                    serving,
+                    *index,
+                    &shared.options.node_name,
+                    &now(),
+                );
+                Some((key, owner.clone(), pod))
+            })
+            .collect();
+        let created: Vec<(PodKey, Owner, Result<(), kube::Error>)> = futures::stream::iter(create)
+            .map(|(key, owner, pod)| async move {
+                let result = create_pod(shared, &key, pod).await;
+                (key, owner, result)
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
+        for (key, owner, result) in created {
+            match result {
+                Ok(()) => {
+                    self.existing.insert(key, owner);
+                }
+                Err(error) => {
+                    unsynced.insert(owner.revision);
+                    failure = Some(error);
+                }
             }
         }
         match failure {
             Some(error) => self.log.warn("cannot write Pods", &error),
             None => self.log.ok(),
         }
+        unsynced
     }
 
-    async fn list(&mut self, shared: &Shared) -> Result<(), kube::Error> {
+    /// This node's replica Pods as the API has them.
+    async fn list(&self, shared: &Shared) -> Result<BTreeMap<PodKey, Owner>, kube::Error> {
         let api: Api<Pod> = Api::all(shared.node_client.clone());
         let list = api
             .list(&ListParams::default().labels(REVISION_LABEL))
             .await?;
+        let mut existing = BTreeMap::new();
         for pod in list {
             let on_this_node = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref())
                 == Some(shared.options.node_name.as_str());
-            if let (true, Some(namespace), Some(name)) =
-                (on_this_node, pod.metadata.namespace, pod.metadata.name)
-            {
-                self.existing.insert((namespace, name));
+            let labels = pod.metadata.labels.unwrap_or_default();
+            if let (true, Some(namespace), Some(name), Some(revision)) = (
+                on_this_node,
+                pod.metadata.namespace,
+                pod.metadata.name,
+                labels.get(REVISION_LABEL),
+            ) {
+                let owner = Owner {
+                    revision: RevisionKey::new(&namespace, revision),
+                    // A Pod without the label is replaced by one with it.
+                    uid: labels.get(REVISION_UID_LABEL).cloned().unwrap_or_default(),
+                };
+                existing.insert((namespace, name), owner);
             }
         }
-        Ok(())
+        Ok(existing)
     }
 }
 
-async fn create_pod(shared: &Shared, key: PodKey, pod: Value) -> Result<PodKey, kube::Error> {
+async fn create_pod(shared: &Shared, key: &PodKey, pod: Value) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::namespaced(shared.node_client.clone(), &key.0);
     let status = pod.get("status").cloned().unwrap_or_default();
     let typed: Pod = serde_json::from_value(pod).map_err(kube::Error::SerdeError)?;
@@ -216,7 +312,7 @@ async fn create_pod(shared: &Shared, key: PodKey, pod: Value) -> Result<PodKey, 
     if !kept_status {
         patch_status(&api, &key.1, status).await?;
     }
-    Ok(key)
+    Ok(())
 }
 
 /// Sets an object's status where the server keeps it: through the status subresource (a real
@@ -240,11 +336,11 @@ where
     }
 }
 
-async fn delete_pod(shared: &Shared, key: PodKey) -> Result<PodKey, kube::Error> {
+async fn delete_pod(shared: &Shared, key: &PodKey) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::namespaced(shared.node_client.clone(), &key.0);
     match api.delete(&key.1, &DeleteParams::default()).await {
-        Ok(_) => Ok(key),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(key),
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(error) => Err(error),
     }
 }
@@ -313,5 +409,53 @@ impl Log {
 
     fn ok(&mut self) {
         self.last = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(revision: &str, uid: &str) -> Owner {
+        Owner {
+            revision: RevisionKey::new("default", revision),
+            uid: uid.into(),
+        }
+    }
+
+    fn pod(name: &str) -> PodKey {
+        ("default".into(), name.into())
+    }
+
+    #[test]
+    fn only_the_difference_is_created_and_deleted() {
+        let existing = BTreeMap::from([
+            (pod("a-1"), owner("a", "u-a")),
+            (pod("a-2"), owner("a", "u-a")),
+        ]);
+        let desired = BTreeMap::from([
+            (pod("a-1"), owner("a", "u-a")),
+            (pod("b-1"), owner("b", "u-b")),
+        ]);
+        let (delete, create) = plan(&existing, &desired);
+        assert_eq!(delete, vec![(pod("a-2"), RevisionKey::new("default", "a"))]);
+        assert_eq!(create, vec![pod("b-1")]);
+    }
+
+    #[test]
+    fn a_revision_recreated_under_its_name_gets_its_pods_again() {
+        // The old revision's Pod (which the garbage collector deletes with it) is replaced.
+        let existing = BTreeMap::from([(pod("a-1"), owner("a", "u-old"))]);
+        let desired = BTreeMap::from([(pod("a-1"), owner("a", "u-new"))]);
+        let (delete, create) = plan(&existing, &desired);
+        assert_eq!(delete, vec![(pod("a-1"), RevisionKey::new("default", "a"))]);
+        assert_eq!(create, vec![pod("a-1")]);
+    }
+
+    #[test]
+    fn pods_are_relisted_about_every_ten_seconds() {
+        assert_eq!(Pods::new(Duration::from_secs(1)).relist_every, 10);
+        assert_eq!(Pods::new(Duration::from_millis(100)).relist_every, 100);
+        assert_eq!(Pods::new(Duration::from_secs(60)).relist_every, 1);
     }
 }

@@ -6,6 +6,8 @@
 //! hands each the latest object through a `watch` channel (intermediate versions are skipped).
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +30,13 @@ use super::{Serving, Shared, now};
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
-/// Watches Revisions in every namespace until dropped.
-pub(super) async fn run(shared: Arc<Shared>) {
+/// Watches Revisions in every namespace until dropped. Sets `loaded` once every Revision of
+/// the first list has had its first attempt (applied or failed, status written).
+pub(super) async fn run(shared: Arc<Shared>, loaded: watch::Sender<bool>) {
     let api: Api<Revision> = Api::all(shared.client.clone());
     let mut tasks = Tasks::default();
+    // Waits on the first list's tasks; pending until that list is complete.
+    let mut loading: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(std::future::pending());
     loop {
         let mut events = watcher::watcher(api.clone(), watcher::Config::default())
             .default_backoff()
@@ -61,6 +66,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         for key in tasks.known().filter(|k| !listed.contains(k)).collect::<Vec<_>>() {
                             tasks.desire(&shared, key, None);
                         }
+                        if !*loaded.borrow() {
+                            loading = Box::pin(tasks.first_attempts(&listed));
+                        }
                     }
                     Some(Err(error)) => tracing::warn!(%error, "watching Revisions"),
                 },
@@ -74,6 +82,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     };
                     tasks.finished(&shared, id);
                 }
+                () = &mut loading => {
+                    loading = Box::pin(std::future::pending());
+                    loaded.send_replace(true);
+                    tracing::debug!("every listed revision had its first attempt");
+                }
             }
         }
         tokio::time::sleep(super::RESTART_DELAY).await;
@@ -84,6 +97,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
 #[derive(Default)]
 struct Tasks {
     desired: HashMap<RevisionKey, watch::Sender<Option<Revision>>>,
+    /// Set by the revision's current task once its first attempt is over.
+    attempted: HashMap<RevisionKey, watch::Receiver<bool>>,
     ids: HashMap<Id, RevisionKey>,
     set: JoinSet<()>,
 }
@@ -94,6 +109,20 @@ impl Tasks {
             .iter()
             .filter(|(_, sender)| sender.borrow().is_some())
             .map(|(key, _)| key.clone())
+    }
+
+    /// Resolves once each of `keys` had its first attempt (or its task ended: deleted).
+    fn first_attempts(&self, keys: &HashSet<RevisionKey>) -> impl Future<Output = ()> + use<> {
+        let waits: Vec<watch::Receiver<bool>> = keys
+            .iter()
+            .filter_map(|key| self.attempted.get(key).cloned())
+            .collect();
+        async move {
+            for mut attempted in waits {
+                // An error means the task is gone (its revision deleted): nothing to wait for.
+                let _ = attempted.wait_for(|done| *done).await;
+            }
+        }
     }
 
     /// Hands the latest object (`None`: deleted) to the revision's task, starting one if needed.
@@ -118,9 +147,14 @@ impl Tasks {
         key: RevisionKey,
         receiver: watch::Receiver<Option<Revision>>,
     ) {
-        let handle = self
-            .set
-            .spawn(sync_revision(shared.clone(), key.clone(), receiver));
+        let (attempted, attempted_receiver) = watch::channel(false);
+        let handle = self.set.spawn(sync_revision(
+            shared.clone(),
+            key.clone(),
+            receiver,
+            attempted,
+        ));
+        self.attempted.insert(key.clone(), attempted_receiver);
         self.ids.insert(handle.id(), key);
     }
 
@@ -135,6 +169,7 @@ impl Tasks {
         };
         if sender.borrow().is_none() {
             self.desired.remove(&key);
+            self.attempted.remove(&key);
         } else {
             let mut receiver = sender.subscribe();
             receiver.mark_changed();
@@ -145,15 +180,28 @@ impl Tasks {
 
 /// What the task last did with its revision.
 struct Attempt {
+    /// The Revision object's uid: a revision deleted and recreated under the same name is a
+    /// new one (its Pods are owned by the new uid), even with the same spec.
+    uid: Option<String>,
     converted: Result<Converted, super::failure::Failure>,
     outcome: Outcome,
 }
 
-/// Keeps one revision applied as its latest object says, until it is deleted.
+/// What to do again, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Retry {
+    after: Duration,
+    /// Apply the revision again (a transient failure), not only write its status.
+    apply: bool,
+}
+
+/// Keeps one revision applied as its latest object says, until it is deleted. `attempted` is
+/// set once the first attempt is over.
 async fn sync_revision(
     shared: Arc<Shared>,
     key: RevisionKey,
     mut desired: watch::Receiver<Option<Revision>>,
+    attempted: watch::Sender<bool>,
 ) {
     let mut last: Option<Attempt> = None;
     let mut backoff = FIRST_RETRY;
@@ -166,16 +214,19 @@ async fn sync_revision(
             shared.stop_serving(&key);
             return;
         };
-        let retry_in = reconcile(&shared, &key, &revision, &mut last, &mut backoff).await;
+        let retry = reconcile(&shared, &key, &revision, &mut last, &mut backoff).await;
+        attempted.send_replace(true);
         tokio::select! {
             changed = desired.changed() => {
                 if changed.is_err() {
                     return;
                 }
             }
-            () = sleep_or_forever(retry_in) => {
-                // Forget the attempt, so the unchanged revision is applied again.
-                last = None;
+            () = sleep_or_forever(retry.map(|retry| retry.after)) => {
+                if retry.is_some_and(|retry| retry.apply) {
+                    // Forget the attempt, so the unchanged revision is applied again.
+                    last = None;
+                }
             }
         }
     }
@@ -188,21 +239,36 @@ async fn sleep_or_forever(duration: Option<Duration>) {
     }
 }
 
+/// The retry after an attempt: the apply again after a transient failure, else the status
+/// write again when it did not get through; `None` once there is nothing left to do.
+fn retry_after(outcome: &Outcome, status_written: bool, backoff: &mut Duration) -> Option<Retry> {
+    let apply = matches!(outcome, Outcome::Failed(failure) if failure.transient);
+    if !apply && status_written {
+        *backoff = FIRST_RETRY;
+        return None;
+    }
+    let after = *backoff;
+    *backoff = (*backoff * 2).min(MAX_RETRY);
+    Some(Retry { after, apply })
+}
+
 /// Applies the revision unless this very spec was already attempted, then brings its status in
-/// line. Returns when to try again (a transient failure), if ever.
+/// line. Returns what to try again (a transient failure, a status write that did not get
+/// through) and when, if ever.
 async fn reconcile(
     shared: &Arc<Shared>,
     key: &RevisionKey,
     revision: &Revision,
     last: &mut Option<Attempt>,
     backoff: &mut Duration,
-) -> Option<Duration> {
+) -> Option<Retry> {
     let converted = convert(revision, &shared.options.image_base_dir);
     let generation = revision.metadata.generation;
     let stored = revision.status.clone().unwrap_or_default();
+    let uid = revision.uid();
     let repeat = last
         .as_ref()
-        .is_some_and(|attempt| attempt.converted == converted);
+        .is_some_and(|attempt| attempt.converted == converted && attempt.uid == uid);
     if !repeat {
         let outcome = match &converted {
             Err(failure) => Outcome::Failed(failure.clone()),
@@ -216,7 +282,11 @@ async fn reconcile(
                 apply(shared, key, revision, converted).await
             }
         };
-        *last = Some(Attempt { converted, outcome });
+        *last = Some(Attempt {
+            uid,
+            converted,
+            outcome,
+        });
     }
     let attempt = last.as_ref()?;
     let container_name = attempt
@@ -227,21 +297,11 @@ async fn reconcile(
         })
         .to_owned();
     let outcome = attempt.outcome.clone();
-    write_revision_status(shared, revision, move |current| {
+    let written = write_revision_status(shared, revision, move |current| {
         status::applied(current, generation, &container_name, &outcome, &now())
     })
     .await;
-    match &attempt.outcome {
-        Outcome::Failed(failure) if failure.transient => {
-            let wait = *backoff;
-            *backoff = (*backoff * 2).min(MAX_RETRY);
-            Some(wait)
-        }
-        _ => {
-            *backoff = FIRST_RETRY;
-            None
-        }
-    }
+    retry_after(&attempt.outcome, written, backoff)
 }
 
 async fn apply(
@@ -311,12 +371,14 @@ async fn probe(
     Some(super::failure::Failure::probe(path, last.0, &last.1))
 }
 
-/// Writes the status `next` computes from the stored one, when it differs.
+/// Writes the status `next` computes from the stored one, when it differs. Returns whether the
+/// stored status now says it (written, nothing to change, or the revision is gone); `false`
+/// (the API down, conflicts) is for the caller to retry.
 async fn write_revision_status(
     shared: &Shared,
     revision: &Revision,
     next: impl Fn(&wisp_api::knative::RevisionStatus) -> wisp_api::knative::RevisionStatus,
-) {
+) -> bool {
     let key = revision_key(revision);
     let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
     let cached = shared.cached(&key).or_else(|| Some(revision.clone()));
@@ -329,7 +391,60 @@ async fn write_revision_status(
         })
     })
     .await;
-    if let Err(error) = result {
-        tracing::warn!(revision = %key, %error, "cannot write the revision's status");
+    match result {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(revision = %key, %error, "cannot write the revision's status; retrying");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::failure::Failure;
+
+    fn failed(transient: bool) -> Outcome {
+        Outcome::Failed(Failure {
+            reason: "ContainerMissing",
+            message: "gone".into(),
+            transient,
+        })
+    }
+
+    #[test]
+    fn a_status_write_that_did_not_get_through_is_retried_with_backoff() {
+        let ready = Outcome::Ready {
+            digest: "sha256:0".into(),
+        };
+        let mut backoff = FIRST_RETRY;
+        let first = retry_after(&ready, false, &mut backoff);
+        assert_eq!(
+            first,
+            Some(Retry {
+                after: FIRST_RETRY,
+                apply: false
+            })
+        );
+        let second = retry_after(&ready, false, &mut backoff);
+        assert_eq!(second.map(|r| r.after), Some(FIRST_RETRY * 2));
+        // Once written, nothing is left to do and the backoff starts over.
+        assert_eq!(retry_after(&ready, true, &mut backoff), None);
+        assert_eq!(backoff, FIRST_RETRY);
+        // A permanent failure, once reported, is not retried either.
+        assert_eq!(retry_after(&failed(false), true, &mut backoff), None);
+        assert!(retry_after(&failed(false), false, &mut backoff).is_some_and(|r| !r.apply));
+    }
+
+    #[test]
+    fn a_transient_failure_is_applied_again_up_to_the_longest_wait() {
+        let mut backoff = FIRST_RETRY;
+        for _ in 0..20 {
+            let retry = retry_after(&failed(true), true, &mut backoff).unwrap();
+            assert!(retry.apply);
+            assert!(retry.after <= MAX_RETRY);
+        }
+        assert_eq!(backoff, MAX_RETRY);
     }
 }

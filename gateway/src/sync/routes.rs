@@ -10,6 +10,7 @@ use futures::StreamExt;
 use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use wisp_api::knative::{Route, RouteStatus};
 
@@ -25,10 +26,24 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Route status writes in flight at once.
 const CONCURRENT_WRITES: usize = 16;
 
-/// Watches Routes in every namespace until dropped.
-pub(super) async fn run(shared: Arc<Shared>) {
+/// First wait before a Route status write that failed is tried again; doubles up to
+/// [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// Watches Routes in every namespace until dropped. Sets `loaded` once a table built from the
+/// first Route list, after every listed revision had its first attempt (`revisions_loaded`),
+/// is programmed and its status writes are done.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut revisions_loaded: watch::Receiver<bool>,
+    loaded: watch::Sender<bool>,
+) {
     let api: Api<Route> = Api::all(shared.client.clone());
     let mut table = Table::default();
+    let mut listed = false;
+    let mut revisions_ready = false;
+    let mut backoff = FIRST_RETRY;
     loop {
         let mut events = watcher::watcher(api.clone(), watcher::Config::default())
             .default_backoff()
@@ -51,6 +66,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         }
                         Some(Ok(Event::InitDone)) => {
                             table.routes = listing.take().unwrap_or_default();
+                            listed = true;
                         }
                         Some(Ok(Event::Apply(route))) => {
                             table.routes.insert(route_key(&route), route);
@@ -68,14 +84,36 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 () = shared.serving_changed.notified() => {
                     due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
                 }
+                // A failed or deleted revision changes no serving state: the table must still
+                // be synced once the revisions are in.
+                () = revisions_in(&mut revisions_loaded), if !revisions_ready => {
+                    revisions_ready = true;
+                    due.get_or_insert_with(Instant::now);
+                }
                 () = sleep_until(due) => {
                     due = None;
-                    table.sync(&shared).await;
+                    if table.sync(&shared).await {
+                        backoff = FIRST_RETRY;
+                    } else {
+                        // Nothing else would bring the write back: no event may come.
+                        due = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_RETRY);
+                    }
+                    if listed && revisions_ready && !*loaded.borrow() {
+                        loaded.send_replace(true);
+                        tracing::debug!("the first route table is served");
+                    }
                 }
             }
         }
         tokio::time::sleep(super::RESTART_DELAY).await;
     }
+}
+
+/// Until every listed revision had its first attempt (or the revisions loop is gone).
+async fn revisions_in(loaded: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not be held across an await: drop it here.
+    let _ = loaded.wait_for(|loaded| *loaded).await;
 }
 
 async fn sleep_until(due: Option<Instant>) {
@@ -95,8 +133,9 @@ struct Table {
 }
 
 impl Table {
-    /// Programs the gateway when the table changed, then reports on each Route.
-    async fn sync(&mut self, shared: &Shared) {
+    /// Programs the gateway when the table changed, then reports on each Route. Returns
+    /// whether every report got through.
+    async fn sync(&mut self, shared: &Shared) -> bool {
         let configs = route_configs(self.routes.values());
         if self.programmed.as_ref() != Some(&configs) {
             let problems = shared.data_plane.set_routes(configs.clone()).await;
@@ -135,10 +174,10 @@ impl Table {
             })
             .collect();
         futures::stream::iter(writes)
-            .for_each_concurrent(CONCURRENT_WRITES, |(config, problem, cached)| {
-                report(shared, config, problem, cached)
-            })
-            .await;
+            .map(|(config, problem, cached)| report(shared, config, problem, cached))
+            .buffer_unordered(CONCURRENT_WRITES)
+            .fold(true, |all, reported| std::future::ready(all && reported))
+            .await
     }
 }
 
@@ -150,12 +189,13 @@ fn next_status(current: &RouteStatus, problem: Option<&str>) -> RouteStatus {
 }
 
 /// Writes `IngressReady` on a Route whose stored `status.traffic` is still what was programmed.
+/// Returns whether the stored status now says it (or needs nothing from this table).
 async fn report(
     shared: &Shared,
     config: RouteConfig,
     problem: Option<String>,
     cached: Option<Route>,
-) {
+) -> bool {
     let api: Api<Route> = Api::namespaced(shared.client.clone(), &config.namespace);
     let result = write_status(&api, &config.name, cached, |route: &Route| {
         if route_config(route).as_ref() != Some(&config) {
@@ -171,17 +211,24 @@ async fn report(
     })
     .await;
     match result {
-        Ok(true) => tracing::debug!(
-            namespace = %config.namespace,
-            route = %config.name,
-            "route status written"
-        ),
-        Ok(false) => {}
-        Err(error) => tracing::warn!(
-            namespace = %config.namespace,
-            route = %config.name,
-            %error,
-            "cannot write the route's status"
-        ),
+        Ok(written) => {
+            if written {
+                tracing::debug!(
+                    namespace = %config.namespace,
+                    route = %config.name,
+                    "route status written"
+                );
+            }
+            true
+        }
+        Err(error) => {
+            tracing::warn!(
+                namespace = %config.namespace,
+                route = %config.name,
+                %error,
+                "cannot write the route's status; retrying"
+            );
+            false
+        }
     }
 }
