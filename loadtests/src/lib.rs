@@ -8,6 +8,7 @@
 pub mod cases;
 pub mod ceiling;
 pub mod closed_loop;
+pub mod generator;
 pub mod manifests;
 pub mod one_shot;
 pub mod peers;
