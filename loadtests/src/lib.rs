@@ -1,5 +1,6 @@
-//! Load generation and benchmarks for wisp: a closed-loop HTTP load generator with HDR
-//! histograms, the peers wisp is measured against (started as processes, found through
+//! Load generation and benchmarks for wisp: HTTP load generators with HDR histograms (open loop
+//! on a rate schedule without coordinated omission, closed loop, both with a per-second
+//! timeline), the peers wisp is measured against (started as processes, found through
 //! environment variables or `PATH`), and Markdown reports of the ratios.
 //!
 //! Every target is on loopback: the generator refuses any other address. Speed is measured here,
