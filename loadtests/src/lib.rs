@@ -14,4 +14,5 @@ pub mod manifests;
 pub mod one_shot;
 pub mod peers;
 pub mod report;
+pub mod scenario;
 pub mod target;
