@@ -13,6 +13,7 @@ pub mod generator;
 pub mod manifests;
 pub mod one_shot;
 pub mod peers;
+pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod target;
