@@ -203,6 +203,25 @@ impl Timeline {
         Percentiles::of(&self.latency_us)
     }
 
+    /// Adds `other` — a phase that started `offset` after this run's start — to this timeline:
+    /// its second `i` lands in second `offset + i` (whole seconds: a runner that starts phases
+    /// on whole seconds of the run keeps every request in the second it was due), its totals
+    /// and latencies are added, and the run lasts at least until the phase ended.
+    pub fn absorb(&mut self, other: &Timeline, offset: Duration) {
+        let shift = offset.as_secs();
+        for second in &other.seconds {
+            let into = self.second_mut(shift + second.index);
+            into.counts.add(&second.counts);
+            let _ = into.latency_us.add(&second.latency_us);
+        }
+        self.totals.add(&other.totals);
+        let _ = self.latency_us.add(&other.latency_us);
+        let end = Duration::from_secs(shift) + other.elapsed;
+        if end > self.elapsed {
+            self.finish(end);
+        }
+    }
+
     fn second_mut(&mut self, index: u64) -> &mut Second {
         while self.seconds.len() as u64 <= index {
             let next = self.seconds.len() as u64;
@@ -228,6 +247,25 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             latency: Duration::from_millis(millis),
         }
+    }
+
+    #[test]
+    fn a_phase_absorbed_at_an_offset_keeps_its_seconds_and_counts() {
+        let mut phase = Timeline::new();
+        phase.record(Duration::from_millis(100), answered(200, 10));
+        phase.record(Duration::from_millis(1500), answered(500, 20));
+        phase.finish(Duration::from_secs(2));
+        let mut run = Timeline::new();
+        run.record(Duration::from_millis(10), answered(200, 5));
+        run.finish(Duration::from_secs(1));
+        run.absorb(&phase, Duration::from_secs(3));
+        assert_eq!(run.seconds.len(), 5);
+        assert_eq!(run.seconds[3].counts.succeeded, 1);
+        assert_eq!(run.seconds[4].counts.server_errors, 1);
+        assert_eq!(run.totals.sent, 3);
+        assert_eq!(run.sum_of_seconds(), run.totals);
+        assert_eq!(run.latency_us.len(), 3);
+        assert_eq!(run.elapsed, Duration::from_secs(5));
     }
 
     #[test]
