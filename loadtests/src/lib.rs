@@ -15,6 +15,7 @@ pub mod one_shot;
 pub mod peers;
 pub mod record;
 pub mod report;
+pub mod runner;
 pub mod scaling_metrics;
 pub mod scenario;
 pub mod target;

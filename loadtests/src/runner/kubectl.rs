@@ -1,0 +1,115 @@
+//! The cluster set-up a scenario needs, done with the real kubectl (as a user would): the
+//! `config-autoscaler` ConfigMap, manifests, and waiting for Services to be Ready.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::RunError;
+
+/// How long a Service may take to become Ready (a first compile included).
+const READY_TIMEOUT: &str = "180s";
+
+/// kubectl aimed at one cluster.
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    pub fn new(kubeconfig: PathBuf) -> Self {
+        Self { kubeconfig }
+    }
+
+    /// `kubectl apply -f PATH`.
+    pub async fn apply_file(&self, path: &Path) -> Result<(), RunError> {
+        let path = path.display().to_string();
+        self.run(&format!("apply -f {path}"), &["apply", "-f", &path], None)
+            .await
+    }
+
+    /// Applies `knative-serving/config-autoscaler` with `data`.
+    pub async fn apply_config_autoscaler(
+        &self,
+        data: &BTreeMap<String, String>,
+    ) -> Result<(), RunError> {
+        let manifest = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "config-autoscaler", "namespace": "knative-serving"},
+            "data": data,
+        });
+        self.run(
+            "apply config-autoscaler",
+            &["apply", "-f", "-"],
+            Some(manifest.to_string()),
+        )
+        .await
+    }
+
+    /// Waits until Knative Service `namespace/name` is Ready.
+    pub async fn wait_ready(&self, namespace: &str, name: &str) -> Result<(), RunError> {
+        let timeout = format!("--timeout={READY_TIMEOUT}");
+        let service = format!("ksvc/{name}");
+        self.run(
+            &format!("wait for {namespace}/{name} to be Ready"),
+            &[
+                "wait",
+                "-n",
+                namespace,
+                &service,
+                "--for=condition=Ready",
+                &timeout,
+            ],
+            None,
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        action: &str,
+        args: &[&str],
+        stdin: Option<String>,
+    ) -> Result<(), RunError> {
+        let failed = |message: String| RunError::Kubectl {
+            action: action.to_owned(),
+            message,
+        };
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| {
+                failed(format!(
+                    "cannot run kubectl ({error}); install kubectl and put it on PATH"
+                ))
+            })?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())
+                .await
+                .map_err(|error| failed(error.to_string()))?;
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(failed(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            ))
+        }
+    }
+}
