@@ -15,5 +15,6 @@ pub mod one_shot;
 pub mod peers;
 pub mod record;
 pub mod report;
+pub mod report_html;
 pub mod scenario;
 pub mod target;
