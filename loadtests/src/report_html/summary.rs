@@ -8,8 +8,9 @@ use hdrhistogram::Histogram;
 use crate::generator::Percentiles;
 use crate::record::{PhaseSpan, RunRecord};
 
-/// Phase kinds that send requests; the others (`idle`, `wait-for`, `apply`, …) only wait or act.
-const LOAD_KINDS: &[&str] = &["constant", "ramp", "step", "burst", "hold", "concurrency"];
+/// Phase kinds that send requests (as `scenario::phase` names them); `idle`, `wait-for` and
+/// `apply` only wait or act.
+const LOAD_KINDS: &[&str] = &["constant", "ramp", "step", "burst"];
 
 /// Whether a phase of this kind sends load.
 pub fn is_load_phase(kind: &str) -> bool {
