@@ -1,7 +1,8 @@
 //! Load generation and benchmarks for wisp: HTTP load generators with HDR histograms (open loop
 //! on a rate schedule without coordinated omission, closed loop, both with a per-second
 //! timeline), the peers wisp is measured against (started as processes, found through
-//! environment variables or `PATH`), and Markdown reports of the ratios.
+//! environment variables or `PATH`), and Markdown reports of the ratios; scenario files, their
+//! runner against `wisp up`, and HTML/Markdown reports of a run with SVG charts.
 //!
 //! Every target is on loopback: the generator refuses any other address. Speed is measured here,
 //! never asserted in tests.
@@ -15,6 +16,7 @@ pub mod one_shot;
 pub mod peers;
 pub mod record;
 pub mod report;
+pub mod report_html;
 pub mod runner;
 pub mod scaling_metrics;
 pub mod scenario;
