@@ -10,6 +10,7 @@
 pub mod cases;
 pub mod ceiling;
 pub mod closed_loop;
+pub mod demo;
 pub mod generator;
 pub mod manifests;
 pub mod one_shot;
@@ -21,3 +22,4 @@ pub mod runner;
 pub mod scaling_metrics;
 pub mod scenario;
 pub mod target;
+pub mod wisp_up;

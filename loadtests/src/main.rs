@@ -28,6 +28,19 @@ enum Command {
         #[command(subcommand)]
         case: BenchCase,
     },
+    /// The scale-to-zero demo: starts `wisp up` in a temporary data directory, plays a scenario
+    /// against it with live progress, prints a summary and writes an HTML and Markdown report.
+    Demo {
+        /// The scenario to play.
+        #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root().join("loadtests/scenarios/scale-to-zero.yaml"))]
+        scenario: std::path::PathBuf,
+        /// Where the report is written.
+        #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root().join("target/loadtests-reports"))]
+        report_dir: std::path::PathBuf,
+        /// Relative image paths of the scenario's manifests resolve against this directory.
+        #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root())]
+        image_dir: std::path::PathBuf,
+    },
     /// The plain hyper server used as the HTTP ceiling (started by `bench`).
     #[command(hide = true)]
     CeilingServer {
@@ -100,6 +113,11 @@ enum BenchCase {
 fn main() -> anyhow::Result<()> {
     let report = match Cli::parse().command {
         Command::CeilingServer { addr } => return ceiling_server(addr),
+        Command::Demo {
+            scenario,
+            report_dir,
+            image_dir,
+        } => return demo(scenario, report_dir, image_dir),
         Command::Bench { case } => match case {
             BenchCase::Run(load) => {
                 return bench_run(
@@ -138,6 +156,29 @@ fn main() -> anyhow::Result<()> {
         },
     };
     print!("{report}");
+    Ok(())
+}
+
+fn demo(
+    scenario: std::path::PathBuf,
+    report_dir: std::path::PathBuf,
+    image_dir: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let wisp = peers::wisp_binary().context(
+        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(wisp_loadtests::demo::run(
+        &wisp_loadtests::demo::DemoOptions {
+            wisp,
+            scenario,
+            report_dir,
+            image_dir,
+            verbose: true,
+        },
+    ))?;
     Ok(())
 }
 

@@ -18,6 +18,9 @@ pub struct ScalingState {
     pub queued: i64,
     /// Cold starts so far (a counter: differences between scrapes are new cold starts).
     pub cold_starts: u64,
+    /// Total seconds cold-started requests waited for their replica (the histogram's sum), so
+    /// the mean wait of new cold starts is the difference between scrapes over their count.
+    pub cold_start_wait_seconds: f64,
     /// Whether any sample of the selected Services was present at all.
     pub seen: bool,
 }
@@ -46,6 +49,9 @@ pub fn scaling_state(text: &str, services: &BTreeSet<(String, String)>) -> Scali
             "wisp_autoscaler_panic_mode" => state.panic |= value > 0.0,
             "wisp_activator_queue_depth" => state.queued += value as i64,
             "wisp_revision_cold_starts_total" => state.cold_starts += value as u64,
+            "wisp_revision_cold_start_duration_seconds_sum" => {
+                state.cold_start_wait_seconds += value;
+            }
             _ => {}
         }
     }
@@ -88,6 +94,8 @@ wisp_autoscaler_panic_mode{namespace="default",service="sleep",configuration="sl
 wisp_activator_queue_depth{namespace="default",service="sleep",configuration="sleep",revision="sleep-00001"} 4
 wisp_revision_cold_starts_total{namespace="default",service="sleep",configuration="sleep",revision="sleep-00001"} 5
 wisp_revision_cold_starts_total{namespace="team",service="sleep",configuration="sleep",revision="sleep-00001"} 9
+wisp_revision_cold_start_duration_seconds_sum{namespace="default",service="sleep",configuration="sleep",revision="sleep-00001"} 0.002
+wisp_revision_cold_start_duration_seconds_count{namespace="default",service="sleep",configuration="sleep",revision="sleep-00001"} 5
 # EOF
 "#;
 
@@ -109,6 +117,7 @@ wisp_revision_cold_starts_total{namespace="team",service="sleep",configuration="
                 panic: true,
                 queued: 4,
                 cold_starts: 5,
+                cold_start_wait_seconds: 0.002,
                 seen: true,
             }
         );

@@ -160,16 +160,19 @@ fn time_to_peak(record: &RunRecord, peak: i64) -> Option<Duration> {
         .map(|sample| sample.at - start)
 }
 
-/// The first scale-down to zero is the one a scale-to-zero scenario waits for; a later burst may
-/// wake the revision again, and the run may end before it sleeps a second time.
+/// The first scale-down to zero after load is the one a scale-to-zero scenario waits for (a
+/// revision created with one replica may go to zero before any load; a later burst may wake it
+/// again, and the run may end before it sleeps a second time).
 fn time_to_zero(record: &RunRecord) -> Option<Duration> {
-    let zero = record
+    record
         .samples
         .windows(2)
-        .find(|pair| pair[0].actual > 0 && pair[1].actual == 0)
-        .map(|pair| pair[1].at)?;
-    let last_request = last_request_before(record, zero)?;
-    Some(zero.saturating_sub(last_request))
+        .filter(|pair| pair[0].actual > 0 && pair[1].actual == 0)
+        .find_map(|pair| {
+            let zero = pair[1].at;
+            let last_request = last_request_before(record, zero)?;
+            Some(zero.saturating_sub(last_request))
+        })
 }
 
 /// The end of the last load phase before `at`; without phases, the end of the last second that

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
 use crate::record::{ColdStart, ScalingSample};
-use crate::scaling_metrics::scaling_state;
+use crate::scaling_metrics::{ScalingState, scaling_state};
 
 /// How often `/metrics` is read.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -41,7 +41,7 @@ impl Sampler {
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut cold_starts_seen: Option<u64> = None;
+            let mut previous: Option<ScalingState> = None;
             loop {
                 tick.tick().await;
                 let Some(text) = scrape(metrics).await else {
@@ -50,12 +50,17 @@ impl Sampler {
                 let at = started.elapsed();
                 let state = scaling_state(&text, &services);
                 let mut samples = sink.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(before) = cold_starts_seen {
-                    for _ in before..state.cold_starts {
-                        samples.cold_starts.push(ColdStart { at, wait: None });
+                if let Some(before) = previous {
+                    let new = state.cold_starts.saturating_sub(before.cold_starts);
+                    // The gateway's histogram gives their total wait: each gets the mean.
+                    let waited = state.cold_start_wait_seconds - before.cold_start_wait_seconds;
+                    let wait = (new > 0 && waited >= 0.0)
+                        .then(|| Duration::from_secs_f64(waited / new as f64));
+                    for _ in 0..new {
+                        samples.cold_starts.push(ColdStart { at, wait });
                     }
                 }
-                cold_starts_seen = Some(state.cold_starts);
+                previous = Some(state);
                 samples.samples.push(ScalingSample {
                     at,
                     desired: state.desired,
@@ -88,8 +93,10 @@ impl Sampler {
         }
     }
 
-    /// Stops sampling; returns the samples and the cold starts seen.
+    /// Stops sampling after one more scrape (so the last phase's cold starts are counted);
+    /// returns the samples and the cold starts seen.
     pub async fn stop(&self) -> (Vec<ScalingSample>, Vec<ColdStart>) {
+        tokio::time::sleep(INTERVAL * 2).await;
         self.task.abort();
         let mut samples = self.lock();
         (

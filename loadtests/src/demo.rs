@@ -1,0 +1,129 @@
+//! The scale-to-zero demo: `wisp up` in a temporary data directory, a scenario played against
+//! it with a line of progress a second, then a summary and an HTML/Markdown report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::record::RunRecord;
+use crate::report_html::{self, Summary};
+use crate::runner::{self, Progress};
+use crate::scenario;
+use crate::wisp_up::WispUp;
+
+/// What the demo needs.
+pub struct DemoOptions {
+    /// The `wisp` binary.
+    pub wisp: PathBuf,
+    /// The scenario file (default: `loadtests/scenarios/scale-to-zero.yaml`).
+    pub scenario: PathBuf,
+    /// Where the report goes.
+    pub report_dir: PathBuf,
+    /// Relative image paths of the manifests resolve against it (the repository root).
+    pub image_dir: PathBuf,
+    /// Print progress and the summary to stdout.
+    pub verbose: bool,
+}
+
+/// What the demo produced.
+pub struct DemoOutcome {
+    pub record: RunRecord,
+    pub summary: Summary,
+    pub html: PathBuf,
+    pub markdown: PathBuf,
+}
+
+/// Runs the demo.
+pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
+    let scenario = scenario::load(&options.scenario)?;
+    let wisp = WispUp::start(&options.wisp, &options.image_dir)?;
+    if options.verbose {
+        println!(
+            "wisp up: gateway {}, metrics {}, kubeconfig {}",
+            wisp.endpoints.gateway,
+            wisp.endpoints.metrics,
+            wisp.endpoints.kubeconfig.display()
+        );
+        println!("scenario {}: {}", scenario.name, scenario.description);
+    }
+    let verbose = options.verbose;
+    let record = runner::run(&scenario, &wisp.endpoints, move |progress| {
+        if verbose {
+            print_progress(progress);
+        }
+    })
+    .await
+    .with_context(|| format!("scenario {} failed", scenario.name))?;
+    drop(wisp);
+    let summary = Summary::of(&record);
+    let (html, markdown) = report_html::write(&record, &options.report_dir)?;
+    if options.verbose {
+        print_summary(&summary, &html, &markdown);
+    }
+    Ok(DemoOutcome {
+        record,
+        summary,
+        html,
+        markdown,
+    })
+}
+
+fn print_progress(progress: &Progress) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "[{:>4}s] {:<9} replicas {} ready / {} desired{}{}",
+        progress.second,
+        progress.phase,
+        progress.actual,
+        progress.desired.max(0),
+        if progress.queued > 0 {
+            format!(", {} queued", progress.queued)
+        } else {
+            String::new()
+        },
+        if progress.panic { ", panic mode" } else { "" },
+    );
+}
+
+fn print_summary(summary: &Summary, html: &Path, markdown: &Path) {
+    let millis = |d: Option<std::time::Duration>| {
+        d.map_or_else(
+            || "-".to_owned(),
+            |d| format!("{:.1} ms", d.as_secs_f64() * 1e3),
+        )
+    };
+    let seconds = |d: Option<std::time::Duration>| {
+        d.map_or_else(|| "-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+    };
+    println!();
+    println!(
+        "requests: {} sent, {} succeeded ({})",
+        summary.requests,
+        summary.succeeded,
+        summary
+            .success_rate
+            .map_or_else(|| "-".to_owned(), |r| format!("{:.2}%", r * 100.0))
+    );
+    if let Some(latency) = summary.latency {
+        println!(
+            "latency: p50 {}, p99 {}",
+            millis(Some(latency.p50)),
+            millis(Some(latency.p99))
+        );
+    }
+    println!(
+        "cold starts: {} (wait p50 {}, p99 {})",
+        summary.cold_starts,
+        millis(summary.cold_start_p50),
+        millis(summary.cold_start_p99)
+    );
+    println!(
+        "replicas: peak {} reached {} after the load began; back to zero {} after the last request",
+        summary.peak_replicas,
+        seconds(summary.time_to_peak),
+        seconds(summary.time_to_zero)
+    );
+    println!("report: {} and {}", html.display(), markdown.display());
+}

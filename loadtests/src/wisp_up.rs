@@ -1,0 +1,104 @@
+//! A `wisp up` process for scenarios and the demo: a fresh data directory, every port
+//! ephemeral on loopback, images resolved from the repository root; stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::runner::Endpoints;
+
+/// How long `wisp up` may take to print its start-up lines (it compiles the manifests' components).
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A running `wisp up`.
+pub struct WispUp {
+    child: Child,
+    pub endpoints: Endpoints,
+    /// The data directory (removed when dropped, unless given by the caller).
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+/// The repository root, where `samples/knative/*.yaml` image paths are relative to.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+impl WispUp {
+    /// Starts `wisp` (the binary at `wisp`) with `wisp up` over a new temporary data directory.
+    pub fn start(wisp: &Path, image_dir: &Path) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir().context("cannot make a temporary data directory")?;
+        let mut command = Command::new(wisp);
+        command
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0", "--image-dir"])
+            .arg(image_dir)
+            .env("WISP_LOG", "warn")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {} up", wisp.display()))?;
+        let stdout = child.stdout.take().context("no stdout from wisp up")?;
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Drained to the end, so the child never blocks on a full pipe.
+                let _ = sender.send(line);
+            }
+        });
+        let mut lines = Vec::new();
+        while !lines.iter().any(|l: &String| l.starts_with("kubeconfig: ")) {
+            match receiver.recv_timeout(START_TIMEOUT) {
+                Ok(line) => lines.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("wisp up did not start within {START_TIMEOUT:?}; its log is above");
+                }
+            }
+        }
+        let value = |key: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+                .map(str::to_owned)
+                .with_context(|| format!("wisp up printed no {key:?} line: {lines:?}"))
+        };
+        let address = |key: &str| -> anyhow::Result<SocketAddr> {
+            let url = value(key)?;
+            url.trim_start_matches("http://")
+                .parse()
+                .with_context(|| format!("{key}: {url:?} is not http://HOST:PORT"))
+        };
+        let endpoints = Endpoints {
+            gateway: address("gateway")?,
+            metrics: address("metrics")?,
+            kubeconfig: PathBuf::from(value("kubeconfig")?),
+        };
+        Ok(Self {
+            child,
+            endpoints,
+            _data_dir: Some(data_dir),
+        })
+    }
+}
+
+impl Drop for WispUp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
