@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::generator::Timeline;
 
 /// A whole scenario run.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RunRecord {
     /// The scenario's name (reports are named after it).
     pub scenario: String,

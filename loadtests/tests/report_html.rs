@@ -115,15 +115,7 @@ fn scale_to_zero() -> RunRecord {
 }
 
 fn empty() -> RunRecord {
-    RunRecord {
-        scenario: String::new(),
-        description: String::new(),
-        timeline: Timeline::new(),
-        phases: vec![],
-        samples: vec![],
-        cold_starts: vec![],
-        machine: String::new(),
-    }
+    RunRecord::default()
 }
 
 /// Every `http://` or `https://` in the page is an SVG/XML namespace, never a resource to fetch.

@@ -393,7 +393,13 @@ impl Objects {
                 .collect::<Vec<_>>(),
         ));
         let target = key(resource, namespace, name);
-        let defaults = self.cluster_defaults(resource).await;
+        // Status writes (the data plane's, every second at most per revision) are not admitted,
+        // so they need no defaults read.
+        let defaults = if status {
+            ClusterDefaults::KNATIVE
+        } else {
+            self.cluster_defaults(resource).await
+        };
         let step = Step {
             defaults,
             resource,

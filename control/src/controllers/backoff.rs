@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use kube::Resource;
 use kube::runtime::controller::Action;
 
 use super::Error;
@@ -33,17 +34,23 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    /// Forgets `key`'s failures.
-    pub(super) fn succeeded(&self, key: &str) {
-        self.lock().remove(key);
+    /// Forgets `object`'s failures.
+    pub(super) fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &K) {
+        self.lock().remove(&key(object));
     }
 
-    /// Logs the failure of `key` and says when to retry it.
-    pub(super) fn failed(&self, kind: &str, key: &str, error: &Error) -> Action {
+    /// Logs the failure of `object` and says when to retry it (the controllers' error policy).
+    pub(super) fn failed<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        error: &Error,
+    ) -> Action {
+        let kind = K::kind(&());
+        let key = key(object);
         let conflict = error.is_conflict();
         let failures = {
             let mut map = self.lock();
-            let count = map.entry(key.to_owned()).or_insert(0);
+            let count = map.entry(key.clone()).or_insert(0);
             *count = count.saturating_add(1);
             *count
         };
@@ -64,8 +71,12 @@ impl Backoff {
 }
 
 /// The key an object's failures are counted under.
-pub(super) fn key(namespace: Option<&str>, name: &str) -> String {
-    format!("{}/{name}", namespace.unwrap_or_default())
+fn key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -94,10 +105,12 @@ mod tests {
             name: "x".into(),
             field: "uid",
         };
-        backoff.failed("Service", "ns/x", &error);
-        backoff.failed("Service", "ns/x", &error);
+        let mut service = wisp_api::knative::Service::new("x", Default::default());
+        service.metadata.namespace = Some("ns".into());
+        backoff.failed(&service, &error);
+        backoff.failed(&service, &error);
         assert_eq!(backoff.lock().get("ns/x"), Some(&2));
-        backoff.succeeded("ns/x");
+        backoff.succeeded(&service);
         assert_eq!(backoff.lock().get("ns/x"), None);
     }
 }

@@ -16,7 +16,7 @@ use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
 use wisp_api::knative::labels;
 use wisp_api::knative::{Configuration, ConfigurationStatus, Revision, RevisionObjectSpec};
 
-use super::backoff::{self, Backoff};
+use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by};
 use super::{Error, RESYNC, log_outcome};
 
@@ -46,14 +46,12 @@ pub(super) async fn run(client: Client) {
 }
 
 fn error_policy(cfg: Arc<Configuration>, error: &Error, context: Arc<Context>) -> Action {
-    let key = backoff::key(cfg.metadata.namespace.as_deref(), &cfg.name_any());
-    context.backoff.failed("Configuration", &key, error)
+    context.backoff.failed(cfg.as_ref(), error)
 }
 
 async fn reconcile(cfg: Arc<Configuration>, context: Arc<Context>) -> Result<Action, Error> {
-    let key = backoff::key(cfg.metadata.namespace.as_deref(), &cfg.name_any());
     let action = reconcile_configuration(&cfg, &context.client).await?;
-    context.backoff.succeeded(&key);
+    context.backoff.succeeded(cfg.as_ref());
     Ok(action)
 }
 

@@ -27,7 +27,7 @@ use wisp_api::knative::{
     TrafficTarget, labels,
 };
 
-use super::backoff::{self, Backoff};
+use super::backoff::Backoff;
 use super::domain::{cluster_local_url, domain_from, route_url, tag_url};
 use super::meta;
 use super::{Error, RESYNC, log_outcome};
@@ -155,14 +155,12 @@ pub(super) fn referenced_configurations(route: &Route) -> BTreeSet<String> {
 }
 
 fn error_policy(route: Arc<Route>, error: &Error, context: Arc<Context>) -> Action {
-    let key = backoff::key(route.metadata.namespace.as_deref(), &route.name_any());
-    context.backoff.failed("Route", &key, error)
+    context.backoff.failed(route.as_ref(), error)
 }
 
 async fn reconcile(route: Arc<Route>, context: Arc<Context>) -> Result<Action, Error> {
-    let key = backoff::key(route.metadata.namespace.as_deref(), &route.name_any());
     let action = reconcile_route(&route, &context).await?;
-    context.backoff.succeeded(&key);
+    context.backoff.succeeded(route.as_ref());
     Ok(action)
 }
 

@@ -18,7 +18,7 @@ use wisp_api::knative::{
     Configuration, ConfigurationSpec, Route, RouteSpec, Service, ServiceStatus, TrafficTarget,
 };
 
-use super::backoff::{self, Backoff};
+use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by, propagated};
 use super::{Error, RESYNC, log_outcome};
 
@@ -52,14 +52,12 @@ pub(super) async fn run(client: Client) {
 }
 
 fn error_policy(svc: Arc<Service>, error: &Error, context: Arc<Context>) -> Action {
-    let key = backoff::key(svc.metadata.namespace.as_deref(), &svc.name_any());
-    context.backoff.failed("Service", &key, error)
+    context.backoff.failed(svc.as_ref(), error)
 }
 
 async fn reconcile(svc: Arc<Service>, context: Arc<Context>) -> Result<Action, Error> {
-    let key = backoff::key(svc.metadata.namespace.as_deref(), &svc.name_any());
     let action = reconcile_service(&svc, &context.client).await?;
-    context.backoff.succeeded(&key);
+    context.backoff.succeeded(svc.as_ref());
     Ok(action)
 }
 

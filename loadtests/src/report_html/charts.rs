@@ -372,20 +372,11 @@ fn ms(duration: std::time::Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::Timeline;
     use crate::record::ScalingSample;
     use std::time::Duration;
 
     fn empty() -> RunRecord {
-        RunRecord {
-            scenario: String::new(),
-            description: String::new(),
-            timeline: Timeline::new(),
-            phases: vec![],
-            samples: vec![],
-            cold_starts: vec![],
-            machine: String::new(),
-        }
+        RunRecord::default()
     }
 
     #[test]

@@ -292,15 +292,7 @@ mod tests {
 
     #[test]
     fn an_empty_record_has_no_rates_or_times() {
-        let record = RunRecord {
-            scenario: String::new(),
-            description: String::new(),
-            timeline: Timeline::new(),
-            phases: vec![],
-            samples: vec![],
-            cold_starts: vec![],
-            machine: String::new(),
-        };
+        let record = RunRecord::default();
         let summary = Summary::of(&record);
         assert_eq!(summary.requests, 0);
         assert_eq!(summary.success_rate, None);
