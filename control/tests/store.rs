@@ -771,3 +771,62 @@ fn kill_at_any_instant_loses_no_acknowledged_write() {
         assert_eq!(logged, (1..=rv(&created)).collect::<Vec<_>>());
     });
 }
+
+#[tokio::test]
+async fn dependents_follow_every_write_of_owner_references() {
+    let store = memory(StoreOptions::default());
+    let owned_by = |key: &ObjectKey, owners: &[&str]| {
+        let mut value = object(key, json!({}));
+        value["metadata"]["ownerReferences"] = owners
+            .iter()
+            .map(|uid| json!({"uid": uid, "name": "owner"}))
+            .collect();
+        value
+    };
+    let names = |found: Vec<(ObjectKey, Value)>| -> Vec<String> {
+        found.into_iter().map(|(key, _)| key.name).collect()
+    };
+    let route = |name: &str| ObjectKey::new(ROUTES, "default", name);
+    let elsewhere = ObjectKey::new(ROUTES, "other", "r");
+    store
+        .create(&route("a"), owned_by(&route("a"), &["u1"]))
+        .await
+        .expect("create a");
+    store
+        .create(&route("b"), owned_by(&route("b"), &["u1", "u2"]))
+        .await
+        .expect("create b");
+    store
+        .create(&elsewhere, owned_by(&elsewhere, &["u1"]))
+        .await
+        .expect("create elsewhere");
+    store
+        .create(&route("free"), object(&route("free"), json!({})))
+        .await
+        .expect("create free");
+
+    let in_default = store.dependents("u1", Some("default")).await.expect("read");
+    assert_eq!(names(in_default), ["a", "b"]);
+    assert_eq!(store.dependents("u1", None).await.expect("read").len(), 3);
+
+    let released = owned_by(&route("a"), &["u2"]);
+    store
+        .update(&route("a"), released, None)
+        .await
+        .expect("update a");
+    let u1 = store.dependents("u1", Some("default")).await.expect("read");
+    assert_eq!(names(u1), ["b"], "an update drops the reference it removed");
+    let u2 = store.dependents("u2", Some("default")).await.expect("read");
+    assert_eq!(names(u2), ["a", "b"], "and adds the one it made");
+
+    store.delete(&route("b"), None).await.expect("delete b");
+    let u2 = store.dependents("u2", Some("default")).await.expect("read");
+    assert_eq!(names(u2), ["a"], "a deleted object owns nothing");
+    assert!(
+        store
+            .dependents("nobody", None)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}

@@ -162,34 +162,42 @@ async fn collect_dependents(
     propagation: Propagation,
 ) -> Result<(), ApiError> {
     let scope_namespace = (!namespace.is_empty()).then_some(namespace);
-    for resource in namespaced_resources() {
-        let (items, _) = objects.list(resource, scope_namespace, None).await?;
-        for dependent in items.iter().filter(|item| owner_uids(item).contains(&uid)) {
-            let name = meta_str(dependent, "name").unwrap_or_default();
-            let dependent_namespace = meta_str(dependent, "namespace");
-            let sole_owner = owner_uids(dependent).len() == 1;
-            let uid_of_dependent = uid_precondition(dependent);
-            let result = if propagation == Propagation::Orphan || !sole_owner {
-                release(objects, resource, dependent_namespace, name, uid).await
-            } else {
-                objects
-                    .delete(
-                        resource,
-                        dependent_namespace,
-                        name,
-                        uid_of_dependent,
-                        Propagation::Background,
-                        false,
-                    )
-                    .await
-                    .map(drop)
-            };
-            match result {
-                Ok(()) => {}
-                // Gone, or replaced by a new object of the same name: not ours to collect.
-                Err(error) if gone(&error) => {}
-                Err(error) => return Err(error),
-            }
+    let dependents = objects
+        .store()
+        .dependents(uid, scope_namespace)
+        .await
+        .map_err(|error| ApiError::internal(format!("reading the dependents of {uid}: {error}")))?;
+    for (key, dependent) in &dependents {
+        let Some(resource) = registry::resources()
+            .iter()
+            .find(|resource| resource.namespaced && resource.store_resource() == key.resource)
+        else {
+            continue;
+        };
+        let name = meta_str(dependent, "name").unwrap_or_default();
+        let dependent_namespace = meta_str(dependent, "namespace");
+        let sole_owner = owner_uids(dependent).len() == 1;
+        let uid_of_dependent = uid_precondition(dependent);
+        let result = if propagation == Propagation::Orphan || !sole_owner {
+            release(objects, resource, dependent_namespace, name, uid).await
+        } else {
+            objects
+                .delete(
+                    resource,
+                    dependent_namespace,
+                    name,
+                    uid_of_dependent,
+                    Propagation::Background,
+                    false,
+                )
+                .await
+                .map(drop)
+        };
+        match result {
+            Ok(()) => {}
+            // Gone, or replaced by a new object of the same name: not ours to collect.
+            Err(error) if gone(&error) => {}
+            Err(error) => return Err(error),
         }
     }
     if !namespace.is_empty() {

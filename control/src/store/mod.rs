@@ -187,6 +187,31 @@ impl Store {
             .await
     }
 
+    /// The objects whose `metadata.ownerReferences` name `owner_uid` (in `namespace` when
+    /// given), found through an index the store keeps with every write and read in one
+    /// snapshot, each with its key, ordered by key.
+    pub async fn dependents(
+        &self,
+        owner_uid: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<(ObjectKey, Value)>, StoreError> {
+        let (owner_uid, namespace) = (owner_uid.to_owned(), namespace.map(str::to_owned));
+        self.inner
+            .readers
+            .read(move |conn| {
+                let keys = tables::dependents(conn, &owner_uid, namespace.as_deref())?;
+                let mut objects = Vec::with_capacity(keys.len());
+                for key in keys {
+                    // The index and the objects are read in one snapshot: a key is always there.
+                    if let Some((_, object)) = tables::read_object(conn, &key)? {
+                        objects.push((key, object));
+                    }
+                }
+                Ok(objects)
+            })
+            .await
+    }
+
     /// Up to `limit` objects of `scope` after the (namespace, name) `after`, as their stored JSON
     /// text, from one snapshot: what a paged or unfiltered list serves without parsing objects.
     pub async fn list_json(

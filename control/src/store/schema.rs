@@ -52,6 +52,41 @@ const MIGRATIONS: &[&str] = &[
          object           TEXT NOT NULL
      );
      CREATE INDEX events_by_resource ON events (resource, resource_version);",
+    // 1 → 2: who owns what, kept by triggers in the same transaction as every object write,
+    // so the garbage collector finds an owner's dependents by index instead of reading every
+    // object in the namespace (at 10,000 Services that read was a second per delete).
+    "CREATE TABLE owner_refs (
+         owner_uid TEXT NOT NULL,
+         resource  TEXT NOT NULL,
+         namespace TEXT NOT NULL,
+         name      TEXT NOT NULL,
+         PRIMARY KEY (owner_uid, resource, namespace, name)
+     ) WITHOUT ROWID;
+     CREATE INDEX owner_refs_by_object ON owner_refs (resource, namespace, name);
+
+     CREATE TRIGGER owner_refs_insert AFTER INSERT ON objects BEGIN
+         INSERT OR IGNORE INTO owner_refs (owner_uid, resource, namespace, name)
+         SELECT json_extract(value, '$.uid'), new.resource, new.namespace, new.name
+         FROM json_each(new.object, '$.metadata.ownerReferences')
+         WHERE json_type(value, '$.uid') = 'text';
+     END;
+     CREATE TRIGGER owner_refs_update AFTER UPDATE OF object ON objects BEGIN
+         DELETE FROM owner_refs
+         WHERE resource = old.resource AND namespace = old.namespace AND name = old.name;
+         INSERT OR IGNORE INTO owner_refs (owner_uid, resource, namespace, name)
+         SELECT json_extract(value, '$.uid'), new.resource, new.namespace, new.name
+         FROM json_each(new.object, '$.metadata.ownerReferences')
+         WHERE json_type(value, '$.uid') = 'text';
+     END;
+     CREATE TRIGGER owner_refs_delete AFTER DELETE ON objects BEGIN
+         DELETE FROM owner_refs
+         WHERE resource = old.resource AND namespace = old.namespace AND name = old.name;
+     END;
+
+     INSERT OR IGNORE INTO owner_refs (owner_uid, resource, namespace, name)
+     SELECT json_extract(refs.value, '$.uid'), objects.resource, objects.namespace, objects.name
+     FROM objects, json_each(objects.object, '$.metadata.ownerReferences') AS refs
+     WHERE json_type(refs.value, '$.uid') = 'text';",
 ];
 
 /// The schema version this build writes.
@@ -155,6 +190,25 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("user_version");
         assert_eq!(version, current_version());
+    }
+
+    #[test]
+    fn owner_references_of_objects_stored_before_the_index_are_indexed_by_the_migration() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let first = MIGRATIONS.first().expect("the first migration");
+        conn.execute_batch(first).expect("version 1");
+        conn.pragma_update(None, "user_version", 1).expect("set");
+        conn.execute(
+            "INSERT INTO objects VALUES ('pods', 'default', 'p', 1, ?1)",
+            [r#"{"metadata":{"name":"p","ownerReferences":[{"uid":"a"},{"uid":"b"},{"name":"no uid"}]}}"#],
+        )
+        .expect("insert");
+        migrate(&mut conn).expect("migrate");
+        let owners: Vec<String> = conn
+            .prepare("SELECT owner_uid FROM owner_refs ORDER BY owner_uid")
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+            .expect("owners");
+        assert_eq!(owners, ["a", "b"]);
     }
 
     #[test]

@@ -192,6 +192,31 @@ pub(crate) fn list_json(
     .map_err(StoreError::sql("listing objects"))
 }
 
+/// The keys of the objects whose `metadata.ownerReferences` name `owner_uid`, in `namespace`
+/// when given, ordered by resource, namespace and name.
+pub(crate) fn dependents(
+    conn: &Connection,
+    owner_uid: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<ObjectKey>, StoreError> {
+    conn.prepare_cached(
+        "SELECT resource, namespace, name FROM owner_refs
+         WHERE owner_uid = ?1 AND (?2 IS NULL OR namespace = ?2)
+         ORDER BY resource, namespace, name",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(params![owner_uid, namespace], |row| {
+            Ok(ObjectKey {
+                resource: row.get(0)?,
+                namespace: row.get(1)?,
+                name: row.get(2)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(StoreError::sql("reading an owner's dependents"))
+}
+
 /// Appends `event` to the log.
 pub(crate) fn append_event(conn: &Connection, event: &Event) -> Result<(), StoreError> {
     let rv = to_sql(event.resource_version)?;
