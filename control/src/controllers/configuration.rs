@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::child_name;
@@ -18,25 +19,30 @@ use wisp_api::knative::{Configuration, ConfigurationStatus, Revision, RevisionOb
 
 use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by};
+use super::revision_cache;
 use super::{Error, RESYNC, log_outcome};
 
 /// What the reconciler shares across reconciles.
 struct Context {
     client: Client,
     backoff: Backoff,
+    /// Every Revision, kept by the watch that also triggers this controller.
+    revisions: Store<Revision>,
 }
 
 /// Runs the controller until the future is dropped.
 pub(super) async fn run(client: Client) {
+    let (revisions, revision_changes) = revision_cache::watch(client.clone());
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
+        revisions,
     });
     Controller::new(
         Api::<Configuration>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(Api::<Revision>::all(client), watcher::Config::default())
+    .owns_stream(revision_changes)
     .run(reconcile, error_policy, context)
     .for_each(|outcome| {
         log_outcome("Configuration", outcome);
@@ -50,15 +56,16 @@ fn error_policy(cfg: Arc<Configuration>, error: &Error, context: Arc<Context>) -
 }
 
 async fn reconcile(cfg: Arc<Configuration>, context: Arc<Context>) -> Result<Action, Error> {
-    let action = reconcile_configuration(&cfg, &context.client).await?;
+    let action = reconcile_configuration(&cfg, &context).await?;
     context.backoff.succeeded(cfg.as_ref());
     Ok(action)
 }
 
-async fn reconcile_configuration(cfg: &Configuration, client: &Client) -> Result<Action, Error> {
+async fn reconcile_configuration(cfg: &Configuration, context: &Context) -> Result<Action, Error> {
     if cfg.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let client = &context.client;
     let namespace = meta::namespace(cfg)?;
     let uid = meta::uid(cfg)?;
     let revisions: Api<Revision> = Api::namespaced(client.clone(), &namespace);
@@ -86,15 +93,13 @@ async fn reconcile_configuration(cfg: &Configuration, client: &Client) -> Result
         }
     };
 
-    let selector = format!("{}={}", labels::CONFIGURATION, cfg.name_any());
-    let owned: Vec<RevisionState> = revisions
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .iter()
-        .filter(|r| is_controlled_by(&r.metadata, &uid))
-        .map(state_of)
-        .collect();
+    revision_cache::wait_until_ready(&context.revisions).await;
+    let owned: Vec<RevisionState> =
+        revision_cache::of_configuration(&context.revisions, &namespace, &cfg.name_any())
+            .iter()
+            .filter(|r| is_controlled_by(&r.metadata, &uid))
+            .map(|r| state_of(r))
+            .collect();
 
     let old = cfg.status.clone().unwrap_or_default();
     let status = next_status(

@@ -13,6 +13,7 @@ mod backoff;
 mod configuration;
 mod domain;
 mod meta;
+mod revision_cache;
 mod route;
 mod service;
 

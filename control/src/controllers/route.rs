@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -30,6 +30,7 @@ use wisp_api::knative::{
 use super::backoff::Backoff;
 use super::domain::{cluster_local_url, domain_from, route_url, tag_url};
 use super::meta;
+use super::revision_cache;
 use super::{Error, RESYNC, log_outcome};
 
 /// How long a reconcile waits for the first list of `config-domain` before using the default
@@ -50,6 +51,8 @@ struct Context {
     routes: Store<Route>,
     /// `knative-serving/config-domain`, kept current by a watch.
     domains: Store<ConfigMap>,
+    /// Every Revision, kept by the watch that also triggers this controller.
+    revisions: Store<Revision>,
 }
 
 /// Runs the controller until the future is dropped.
@@ -80,11 +83,13 @@ pub(super) async fn run(client: Client) {
     let routes = controller.store();
     let by_configuration = routes.clone();
     let by_revision = routes.clone();
+    let (revisions, revision_changes) = revision_cache::watch(client.clone());
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
         routes,
         domains,
+        revisions,
     });
     controller
         .watches(
@@ -92,11 +97,9 @@ pub(super) async fn run(client: Client) {
             watcher::Config::default(),
             move |cfg| routes_of_configuration(&by_configuration, &cfg),
         )
-        .watches(
-            Api::<Revision>::all(client),
-            watcher::Config::default(),
-            move |revision| routes_of_revision(&by_revision, &revision),
-        )
+        .watches_stream(revision_changes, move |revision| {
+            routes_of_revision(&by_revision, &revision)
+        })
         .reconcile_all_on(domain_changes)
         .run(reconcile, error_policy, context)
         .for_each(|outcome| {
@@ -242,12 +245,9 @@ async fn label_routing_states(
 ) -> Result<(), Error> {
     let revisions: Api<Revision> = Api::namespaced(context.client.clone(), namespace);
     let mut current: BTreeMap<String, Option<String>> = BTreeMap::new();
+    revision_cache::wait_until_ready(&context.revisions).await;
     for cfg in referenced_configurations(route) {
-        let selector = format!("{}={cfg}", labels::CONFIGURATION);
-        for revision in revisions
-            .list(&ListParams::default().labels(&selector))
-            .await?
-        {
+        for revision in revision_cache::of_configuration(&context.revisions, namespace, &cfg) {
             let state = revision.labels().get(labels::ROUTING_STATE).cloned();
             current.insert(revision.name_any(), state);
         }
