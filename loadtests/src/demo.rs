@@ -71,11 +71,23 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
 
 fn print_progress(progress: &Progress) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "[{:>4}s] {:<9} replicas {} ready / {} desired{}{}",
+    let _ = writeln!(out, "{}", progress_line(progress));
+}
+
+/// `[  23s] ramp      142 rps, 141 ok/s, p99 104.2 ms, 0 errors | replicas 3 ready / 3 desired`.
+fn progress_line(progress: &Progress) -> String {
+    let requests = &progress.requests;
+    format!(
+        "[{:>4}s] {:<9} {:>4} rps, {:>4} ok/s, p99 {}, {} errors | replicas {} ready / {} desired{}{}",
         progress.second,
         progress.phase,
+        requests.sent,
+        requests.succeeded,
+        requests.p99.map_or_else(
+            || "-".to_owned(),
+            |p99| format!("{:.1} ms", p99.as_secs_f64() * 1e3)
+        ),
+        requests.errors,
         progress.actual,
         progress.desired.max(0),
         if progress.queued > 0 {
@@ -84,7 +96,7 @@ fn print_progress(progress: &Progress) {
             String::new()
         },
         if progress.panic { ", panic mode" } else { "" },
-    );
+    )
 }
 
 fn print_summary(summary: &Summary, html: &Path, markdown: &Path) {
@@ -126,4 +138,40 @@ fn print_summary(summary: &Summary, html: &Path, markdown: &Path) {
         seconds(summary.time_to_zero)
     );
     println!("report: {} and {}", html.display(), markdown.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::LiveFigures;
+    use std::time::Duration;
+
+    #[test]
+    fn the_progress_line_shows_rates_latency_errors_and_replicas() {
+        let mut progress = Progress {
+            phase: "ramp".to_owned(),
+            second: 23,
+            requests: LiveFigures {
+                second: 22,
+                sent: 142,
+                succeeded: 141,
+                errors: 1,
+                p99: Some(Duration::from_micros(104_249)),
+            },
+            desired: 3,
+            actual: 3,
+            panic: false,
+            queued: 0,
+        };
+        assert_eq!(
+            progress_line(&progress),
+            "[  23s] ramp       142 rps,  141 ok/s, p99 104.2 ms, 1 errors | replicas 3 ready / 3 desired"
+        );
+        progress.requests = LiveFigures::default();
+        (progress.desired, progress.queued, progress.panic) = (-1, 4, true);
+        assert_eq!(
+            progress_line(&progress),
+            "[  23s] ramp         0 rps,    0 ok/s, p99 -, 0 errors | replicas 3 ready / 0 desired, 4 queued, panic mode"
+        );
+    }
 }

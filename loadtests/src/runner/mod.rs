@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::generator::{self, Load, RateShape, Timeline};
+use crate::generator::{self, LiveFigures, LiveSink, Load, RateShape, Timeline};
 use crate::record::{PhaseSpan, RunRecord};
 use crate::scenario::{self, Phase, Scenario, TargetServices};
 use crate::target::Target;
@@ -38,6 +38,9 @@ pub struct Progress {
     pub phase: String,
     /// Seconds since the run started.
     pub second: u64,
+    /// The last whole second's requests, every load of the phase together: sent and succeeded
+    /// (so, per second), errors, p99 latency.
+    pub requests: LiveFigures,
     /// The target Services' replicas as last sampled.
     pub desired: i64,
     pub actual: i64,
@@ -93,12 +96,19 @@ pub async fn run(
     let started = Instant::now();
     let sampler = Arc::new(Sampler::start(endpoints.metrics, services.clone(), started));
     let progress = Arc::new(progress);
+    let live = LiveSink::new(tokio::time::Instant::from_std(started));
     let mut timeline = Timeline::new();
     let mut phases = Vec::new();
     for (index, phase) in scenario.phases.iter().enumerate() {
         let begin = align_to_second(started).await;
-        let reporter = report_progress(phase.kind(), started, sampler.clone(), progress.clone());
-        let outcome = play(index, phase, &targets, &kubectl, &sampler).await;
+        let reporter = report_progress(
+            phase.kind(),
+            started,
+            sampler.clone(),
+            live.clone(),
+            progress.clone(),
+        );
+        let outcome = play(index, phase, &targets, &kubectl, &sampler, &live).await;
         reporter.abort();
         let end = started.elapsed();
         if let Some(phase_timeline) = outcome? {
@@ -131,9 +141,10 @@ async fn play(
     targets: &[Target],
     kubectl: &Kubectl,
     sampler: &Sampler,
+    live: &LiveSink,
 ) -> Result<Option<Timeline>, RunError> {
     let generate = |loads: Vec<Load>| async move {
-        let runs = loads.iter().map(generator::run);
+        let runs = loads.iter().map(|load| generator::run_live(load, live));
         let mut merged = Timeline::new();
         for result in futures::future::join_all(runs).await {
             let part = result.map_err(|source| RunError::Generator {
@@ -261,6 +272,7 @@ fn report_progress(
     phase: &'static str,
     started: Instant,
     sampler: Arc<Sampler>,
+    live: LiveSink,
     progress: Arc<impl Fn(&Progress) + Send + Sync + 'static>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -271,6 +283,7 @@ fn report_progress(
             progress(&Progress {
                 phase: phase.to_owned(),
                 second: started.elapsed().as_secs(),
+                requests: live.last_whole_second(),
                 desired: latest.map_or(0, |s| s.desired),
                 actual: latest.map_or(0, |s| s.actual),
                 panic: latest.is_some_and(|s| s.panic),
