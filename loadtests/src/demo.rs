@@ -4,11 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
-use crate::record::RunRecord;
+use crate::record::{Failure, RunRecord};
 use crate::report_html::{self, Summary};
-use crate::runner::{self, Progress};
+use crate::runner::{self, Progress, RunFailure};
 use crate::scenario;
 use crate::wisp_up::WispUp;
 
@@ -34,7 +32,9 @@ pub struct DemoOutcome {
     pub markdown: PathBuf,
 }
 
-/// Runs the demo.
+/// Runs the demo. When the scenario fails part-way, the report of what ran until then is
+/// written all the same (it says which phase failed and why), the summary printed, and then the
+/// error returned.
 pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     let scenario = scenario::load(&options.scenario)?;
     let wisp = WispUp::start(&options.wisp, &options.image_dir)?;
@@ -48,18 +48,29 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
         println!("scenario {}: {}", scenario.name, scenario.description);
     }
     let verbose = options.verbose;
-    let record = runner::run(&scenario, &wisp.endpoints, move |progress| {
+    let result = runner::run(&scenario, &wisp.endpoints, move |progress| {
         if verbose {
             print_progress(progress);
         }
     })
-    .await
-    .with_context(|| format!("scenario {} failed", scenario.name))?;
+    .await;
     drop(wisp);
+    let (record, error) = match result {
+        Ok(record) => (record, None),
+        Err(RunFailure { record, error }) => (*record, Some(error)),
+    };
     let summary = Summary::of(&record);
     let (html, markdown) = report_html::write(&record, &options.report_dir)?;
     if options.verbose {
-        print_summary(&summary, &html, &markdown);
+        print_summary(&summary, record.failure.as_ref(), &html, &markdown);
+    }
+    if let Some(error) = error {
+        return Err(anyhow::Error::new(error).context(format!(
+            "scenario {} failed; the report of what ran is in {} and {}",
+            scenario.name,
+            html.display(),
+            markdown.display()
+        )));
     }
     Ok(DemoOutcome {
         record,
@@ -99,7 +110,7 @@ fn progress_line(progress: &Progress) -> String {
     )
 }
 
-fn print_summary(summary: &Summary, html: &Path, markdown: &Path) {
+fn print_summary(summary: &Summary, failure: Option<&Failure>, html: &Path, markdown: &Path) {
     let millis = |d: Option<std::time::Duration>| {
         d.map_or_else(
             || "-".to_owned(),
@@ -137,6 +148,12 @@ fn print_summary(summary: &Summary, html: &Path, markdown: &Path) {
         seconds(summary.time_to_peak),
         seconds(summary.time_to_zero)
     );
+    if let Some(failure) = failure {
+        println!(
+            "the run stopped early: {} failed: {}",
+            failure.what, failure.message
+        );
+    }
     println!("report: {} and {}", html.display(), markdown.display());
 }
 
