@@ -36,6 +36,14 @@ pub struct DemoOutcome {
 /// written all the same (it says which phase failed and why), the summary printed, and then the
 /// error returned.
 pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
+    let (outcome, _stopped_when_dropped) = run_keeping_cluster(options).await?;
+    Ok(outcome)
+}
+
+/// [`run`], handing back the `wisp up` the scenario ran against, still running, so that a
+/// caller can look at what the run left (with kubectl and `wisp.endpoints.kubeconfig`, say);
+/// dropping it stops it. On an error it is stopped before returning.
+pub async fn run_keeping_cluster(options: &DemoOptions) -> anyhow::Result<(DemoOutcome, WispUp)> {
     let scenario = scenario::load(&options.scenario)?;
     let wisp = WispUp::start(&options.wisp, &options.image_dir)?;
     if options.verbose {
@@ -54,7 +62,6 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
         }
     })
     .await;
-    drop(wisp);
     let (record, error) = match result {
         Ok(record) => (record, None),
         Err(RunFailure { record, error }) => (*record, Some(error)),
@@ -72,12 +79,15 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
             markdown.display()
         )));
     }
-    Ok(DemoOutcome {
-        record,
-        summary,
-        html,
-        markdown,
-    })
+    Ok((
+        DemoOutcome {
+            record,
+            summary,
+            html,
+            markdown,
+        },
+        wisp,
+    ))
 }
 
 fn print_progress(progress: &Progress) {

@@ -5,9 +5,10 @@
 //! a [`RunRecord`] for the reports.
 
 mod kubectl;
+mod many;
 mod sampler;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Progress {
 pub enum RunError {
     #[error("kubectl {action} failed: {message}")]
     Kubectl { action: String, message: String },
+    #[error("the Services' template {}: {message}", path.display())]
+    Template { path: PathBuf, message: String },
     #[error("the scenario's target: {0}")]
     Target(#[from] crate::target::TargetError),
     #[error(transparent)]
@@ -183,9 +186,31 @@ async fn set_up(
     for manifest in &scenario.manifests {
         kubectl.apply_file(manifest).await?;
     }
+    if let TargetServices::Many(many) = &scenario.target.services
+        && let Some(template) = &many.template
+    {
+        let failed = |message: String| RunError::Template {
+            path: template.clone(),
+            message,
+        };
+        let text = tokio::fs::read_to_string(template)
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        let services = many::services(&text, many).map_err(|error| failed(error.to_string()))?;
+        kubectl
+            .apply_all(
+                &format!("{} Services from {}", many.count, template.display()),
+                &services,
+            )
+            .await?;
+    }
     let services = services_of(scenario);
+    let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (namespace, name) in &services {
-        kubectl.wait_ready(namespace, name).await?;
+        by_namespace.entry(namespace).or_default().push(name);
+    }
+    for (namespace, names) in by_namespace {
+        kubectl.wait_ready(namespace, &names).await?;
     }
     let targets = scenario.target.targets(endpoints.gateway)?;
     Ok((services, targets))
