@@ -54,6 +54,7 @@ pub struct Progress {
 pub enum RunError {
     #[error("kubectl {action} failed: {message}")]
     Kubectl { action: String, message: String },
+    /// A many-services target's template could not be read or copied.
     #[error("the Services' template {}: {message}", path.display())]
     Template { path: PathBuf, message: String },
     #[error("the scenario's target: {0}")]
@@ -84,7 +85,9 @@ pub enum RunError {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct RunFailure {
+    /// Everything recorded until the failure, `failure` included (boxed: it is large).
     pub record: Box<RunRecord>,
+    /// What stopped the run.
     pub error: RunError,
 }
 
