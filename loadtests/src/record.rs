@@ -23,6 +23,20 @@ pub struct RunRecord {
     pub cold_starts: Vec<ColdStart>,
     /// What the machine was, for the report's footer (e.g. `2 cores, Linux 6.1`).
     pub machine: String,
+    /// Why the run stopped before its end, if it did; everything above is what ran until then.
+    pub failure: Option<Failure>,
+}
+
+/// Where and why a run stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The failed phase's index in the scenario (as `phases[i]` there, and in
+    /// [`RunRecord::phases`], where it is the last); `None` when the set-up failed, before any.
+    pub phase: Option<usize>,
+    /// What failed, for people: `phases[3] (wait for 5 replicas)` or `set-up`.
+    pub what: String,
+    /// Why.
+    pub message: String,
 }
 
 /// One phase of the run, from its start to its end on the run's clock.

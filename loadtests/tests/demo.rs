@@ -3,11 +3,19 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::wisp_binary;
 use wisp_loadtests::demo::{self, DemoOptions};
 use wisp_loadtests::wisp_up::repository_root;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
 
 #[test]
 fn a_short_scale_to_zero_run_loses_nothing_and_reports_it() {
@@ -26,12 +34,8 @@ fn a_short_scale_to_zero_run_loses_nothing_and_reports_it() {
         ),
     )
     .expect("write scenario");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime
+    let started = Instant::now();
+    let outcome = runtime()
         .block_on(demo::run(&DemoOptions {
             wisp: wisp_binary(),
             scenario,
@@ -71,4 +75,67 @@ fn a_short_scale_to_zero_run_loses_nothing_and_reports_it() {
     assert_eq!(html.matches("<svg").count(), 4, "four charts");
     let markdown = std::fs::read_to_string(&outcome.markdown).expect("the Markdown report");
     assert!(markdown.contains("burst"), "{markdown}");
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A phase that fails (a wait for replicas the Service will never have) stops the run with an
+/// error, and the report of what ran until then is written anyway, naming the phase and why.
+#[test]
+fn a_failed_phase_still_leaves_a_report_naming_it() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hello = repository_root().join("samples/knative/hello.yaml");
+    let scenario = dir.path().join("doomed.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: doomed\ndescription: a wait for replicas that never come\ntarget:\n  \
+             service: hello\nmanifests:\n  - {}\nphases:\n  \
+             - constant: {{rate: 5, duration: 1s}}\n  \
+             - wait-for: {{replicas: 5, timeout: 3s}}\n  - burst: {{requests: 3}}\n",
+            hello.display()
+        ),
+    )
+    .expect("write scenario");
+    let report_dir = dir.path().join("report");
+    let error = runtime()
+        .block_on(demo::run(&DemoOptions {
+            wisp: wisp_binary(),
+            scenario,
+            report_dir: report_dir.clone(),
+            image_dir: repository_root(),
+            verbose: false,
+        }))
+        .err()
+        .expect("a wait-for that cannot be met fails the demo");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("phases[1] (wait-for)") && message.contains("did not reach 5 replicas"),
+        "{message}"
+    );
+
+    let html = std::fs::read_to_string(report_dir.join("doomed.html")).expect("the HTML report");
+    let markdown =
+        std::fs::read_to_string(report_dir.join("doomed.md")).expect("the Markdown report");
+    for report in [&html, &markdown] {
+        assert!(
+            report.contains(
+                "The run stopped early: phases[1] (wait for 5 replicas) failed: the Services \
+                 did not reach 5 replicas within 3s"
+            ),
+            "{report}"
+        );
+    }
+    assert_eq!(html.matches("<svg").count(), 4, "the charts of what ran");
+    // The phases that ran are in the table, the one after the failure is not.
+    assert!(
+        markdown.contains("| constant | 5 rps for 1s |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| wait-for | wait for 5 replicas |"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("| burst |"), "{markdown}");
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
 }

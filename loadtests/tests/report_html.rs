@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use wisp_loadtests::generator::{Outcome, Timeline};
-use wisp_loadtests::record::{ColdStart, PhaseSpan, RunRecord, ScalingSample};
+use wisp_loadtests::record::{ColdStart, Failure, PhaseSpan, RunRecord, ScalingSample};
 use wisp_loadtests::report_html::{self, Summary};
 
 fn secs(s: u64) -> Duration {
@@ -111,6 +111,7 @@ fn scale_to_zero() -> RunRecord {
             },
         ],
         machine: "2 cores, <test>".into(),
+        failure: None,
     }
 }
 
@@ -189,6 +190,38 @@ fn a_scale_to_zero_run_renders_four_charts_and_the_right_numbers() {
             report.markdown
         );
     }
+}
+
+#[test]
+fn a_run_that_stopped_early_says_where_and_why_in_both_reports() {
+    let mut record = scale_to_zero();
+    record.phases.truncate(5);
+    record.failure = Some(Failure {
+        phase: Some(4),
+        what: "phases[4] (wait for zero)".into(),
+        message: "the Services did not reach 0 replicas <in time>".into(),
+    });
+    let report = report_html::render(&record);
+    assert!(
+        report.html.contains(
+            "<p class=\"failure\"><strong>The run stopped early: phases[4] (wait for zero) \
+             failed: the Services did not reach 0 replicas &lt;in time&gt;."
+        ),
+        "{}",
+        report.html
+    );
+    assert!(
+        report.markdown.contains(
+            "> **The run stopped early: phases[4] (wait for zero) failed: the Services did not \
+             reach 0 replicas <in time>."
+        ),
+        "{}",
+        report.markdown
+    );
+    // A run that did not fail says nothing of the kind.
+    let whole = report_html::render(&scale_to_zero());
+    assert!(!whole.html.contains("stopped early"));
+    assert!(!whole.markdown.contains("stopped early"));
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //!
 //! The schedule ([`rate`]) and the bookkeeping ([`timeline`]) are pure; [`run`] does the I/O.
 
+pub mod live;
 mod pool;
 pub mod rate;
 mod run;
@@ -14,9 +15,10 @@ pub mod timeline;
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use live::{LiveFigures, LiveSink, LiveWindow};
 pub use pool::Protocol;
 pub use rate::{RateError, RateShape, Schedule, Step};
-pub use run::run;
+pub use run::{run, run_live};
 pub use timeline::{Counts, Outcome, Percentiles, Second, Timeline};
 
 use crate::target::Target;

@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::live::LiveSink;
 use super::pool::{Pool, Protocol};
 use super::{GeneratorError, Load, Mode, Outcome, RateShape, Timeline};
 use crate::target::Target;
@@ -18,6 +19,16 @@ use crate::target::Target;
 /// Runs `load` to its end (its duration or request count, then at most its grace for requests
 /// still in flight) and returns what it measured. Failed requests are counted, never fatal.
 pub async fn run(load: &Load) -> Result<Timeline, GeneratorError> {
+    run_with(load, None).await
+}
+
+/// [`run`], also recording every request into `live` as it leaves and as its outcome arrives,
+/// so a progress display can read the last whole second while the load runs.
+pub async fn run_live(load: &Load, live: &LiveSink) -> Result<Timeline, GeneratorError> {
+    run_with(load, Some(live.clone())).await
+}
+
+async fn run_with(load: &Load, live: Option<LiveSink>) -> Result<Timeline, GeneratorError> {
     load.validate()?;
     let (give_up, give_up_signal) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -27,6 +38,7 @@ pub async fn run(load: &Load) -> Result<Timeline, GeneratorError> {
         request_timeout: load.request_timeout,
         give_up: give_up_signal,
         timeline: Mutex::new(Timeline::new()),
+        live,
     });
     let start = Instant::now();
     let mut tasks = JoinSet::new();
@@ -61,10 +73,22 @@ struct Shared {
     request_timeout: Duration,
     give_up: watch::Receiver<bool>,
     timeline: Mutex<Timeline>,
+    live: Option<LiveSink>,
 }
 
 impl Shared {
+    /// A request leaves (or, dropped, would have).
+    fn released(&self) {
+        if let Some(live) = &self.live {
+            live.sent();
+        }
+    }
+
+    /// The outcome of the request due `at` after the start.
     fn record(&self, at: Duration, outcome: Outcome) {
+        if let Some(live) = &self.live {
+            live.finished(&outcome);
+        }
         lock(&self.timeline).record(at, outcome);
     }
 }
@@ -100,6 +124,7 @@ async fn open_loop(
         tokio::time::sleep_until(due).await;
         // Finished tasks are reaped as we go, so a long run holds only the ones in flight.
         while tasks.try_join_next().is_some() {}
+        shared.released();
         match in_flight.clone().try_acquire_owned() {
             Ok(permit) => {
                 let shared = shared.clone();
@@ -149,6 +174,7 @@ async fn closed_loop(
                     break;
                 }
                 let due = Instant::now();
+                shared.released();
                 let outcome = one_request(&shared, due).await;
                 shared.record(due.saturating_duration_since(start), outcome);
             }

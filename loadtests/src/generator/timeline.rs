@@ -233,7 +233,7 @@ impl Timeline {
     }
 }
 
-fn new_histogram(significant_digits: u8) -> Histogram<u64> {
+pub(super) fn new_histogram(significant_digits: u8) -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, significant_digits)
         .expect("constant histogram bounds are valid")
 }

@@ -4,12 +4,14 @@
 //! SVG saying so rather than failing the whole report.
 
 use std::error::Error;
+use std::ops::Range;
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::Ranged;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use super::ticks::{count_axis, time_ticks};
 use crate::record::{PhaseSpan, RunRecord};
 
 const SIZE: (u32, u32) = (960, 320);
@@ -36,13 +38,15 @@ pub fn requests(record: &RunRecord) -> String {
                 (s.index as f64, (c.failed() + c.timeouts + c.dropped) as f64)
             })
             .collect();
-        let top = headroom(ok.iter().chain(&errors).map(|p| p.1).fold(0.0, f64::max));
+        let peak = ok.iter().chain(&errors).map(|p| p.1).fold(0.0, f64::max);
+        let y = count_axis(peak as u64);
+        let top = y.top;
         let mut chart = ChartBuilder::on(root)
             .caption("Requests per second", (FONT, 18))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(0f64..x_end(record), 0f64..top)?;
+            .build_cartesian_2d(time_axis(record), Ticked::new(0.0..top, y.ticks))?;
         chart
             .configure_mesh()
             .x_desc("seconds")
@@ -85,7 +89,7 @@ pub fn latency(record: &RunRecord) -> String {
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(0f64..x_end(record), (LOG_FLOOR_MS..top).log_scale())?;
+            .build_cartesian_2d(time_axis(record), (LOG_FLOOR_MS..top).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("seconds")
@@ -120,14 +124,15 @@ pub fn replicas(record: &RunRecord) -> String {
             .map(|s| s.desired.max(s.actual))
             .max()
             .unwrap_or(0);
-        let top = (highest.max(1) + 1) as f64;
+        let y = count_axis(u64::try_from(highest).unwrap_or(0));
+        let top = y.top;
         let end = x_end(record);
         let mut chart = ChartBuilder::on(root)
             .caption("Replicas", (FONT, 18))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(0f64..end, 0f64..top)?;
+            .build_cartesian_2d(time_axis(record), Ticked::new(0.0..top, y.ticks))?;
         chart
             .configure_mesh()
             .x_desc("seconds")
@@ -197,13 +202,16 @@ pub fn histogram(record: &RunRecord) -> String {
             let bin = ((at / low).ln() / (high / low).ln() * HISTOGRAM_BINS as f64) as usize;
             counts[bin.min(HISTOGRAM_BINS - 1)] += value.count_at_value();
         }
-        let top = headroom(counts.iter().copied().max().unwrap_or(0) as f64);
+        let y = count_axis(counts.iter().copied().max().unwrap_or(0));
         let mut chart = ChartBuilder::on(root)
             .caption("Latency histogram (whole run)", (FONT, 18))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d((edges[0]..edges[HISTOGRAM_BINS]).log_scale(), 0f64..top)?;
+            .build_cartesian_2d(
+                (edges[0]..edges[HISTOGRAM_BINS]).log_scale(),
+                Ticked::new(0.0..y.top, y.ticks),
+            )?;
         chart
             .configure_mesh()
             .x_desc("ms (log)")
@@ -248,13 +256,14 @@ fn failed(reason: &str) -> String {
 }
 
 /// Labelled bands behind a time chart, alternating shades so neighbours stay apart.
-fn phases<Y>(
-    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, Y>>,
+fn phases<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
     phases: &[PhaseSpan],
     bottom: f64,
     top: f64,
 ) -> Drawn
 where
+    X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
     let shades = [RGBColor(230, 236, 245), RGBColor(245, 240, 228)];
@@ -277,10 +286,11 @@ where
     Ok(())
 }
 
-fn legend<'a, 'b: 'a, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
+fn legend<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
 ) -> Drawn
 where
+    X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
     chart
@@ -344,6 +354,51 @@ fn steps(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
+/// The time axis of a run, ticked at whole seconds.
+fn time_axis(record: &RunRecord) -> Ticked {
+    let end = x_end(record);
+    Ticked::new(0.0..end, time_ticks(end))
+}
+
+/// A linear axis ticked where it is told (and without light grid lines between the ticks).
+/// plotters' own `with_key_points` wrapper would do, but it leaves a plain `f64` axis with no
+/// label formatter, so the mesh cannot be drawn.
+struct Ticked {
+    linear: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(range: Range<f64>, ticks: Vec<f64>) -> Self {
+        Self {
+            linear: range.into(),
+            ticks,
+        }
+    }
+}
+
+impl Ranged for Ticked {
+    type ValueType = f64;
+    // Labels are always given a formatter (`whole`); this only makes the mesh drawable.
+    type FormatOption = DefaultFormatting;
+
+    fn range(&self) -> Range<f64> {
+        self.linear.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+}
+
 /// The time axis covers every second, phase, sample and cold start (at least one second).
 fn x_end(record: &RunRecord) -> f64 {
     let seconds = record.timeline.seconds.len() as f64;
@@ -359,10 +414,6 @@ fn x_end(record: &RunRecord) -> f64 {
 
 fn whole(value: &f64) -> String {
     format!("{value:.0}")
-}
-
-fn headroom(highest: f64) -> f64 {
-    highest.max(1.0) * 1.15
 }
 
 fn ms(duration: std::time::Duration) -> f64 {

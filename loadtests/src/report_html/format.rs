@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::summary::Summary;
+use crate::record::Failure;
 
 /// `97.5%`, or a dash when there was nothing to divide.
 pub fn rate(rate: Option<f64>) -> String {
@@ -16,6 +17,15 @@ pub fn duration(duration: Option<Duration>) -> String {
         Some(d) if d < Duration::from_secs(10) => format!("{:.1} ms", d.as_secs_f64() * 1000.0),
         Some(d) => format!("{:.1} s", d.as_secs_f64()),
     }
+}
+
+/// The line that says a run stopped early, where and why.
+pub fn failure(failure: &Failure) -> String {
+    format!(
+        "The run stopped early: {} failed: {}. The figures below cover what ran until then.",
+        failure.what,
+        failure.message.trim_end_matches('.')
+    )
 }
 
 /// The summary table's rows, as (what, value).
@@ -48,5 +58,19 @@ mod tests {
         assert_eq!(duration(Some(Duration::from_micros(12_345))), "12.3 ms");
         assert_eq!(duration(Some(Duration::from_millis(12_500))), "12.5 s");
         assert_eq!(duration(None), "—");
+    }
+
+    #[test]
+    fn a_failure_reads_as_one_sentence_naming_the_phase() {
+        let line = failure(&Failure {
+            phase: Some(3),
+            what: "phases[3] (wait for 5 replicas)".to_owned(),
+            message: "the Services did not reach 5 replicas within 3s (last seen: 1).".to_owned(),
+        });
+        assert_eq!(
+            line,
+            "The run stopped early: phases[3] (wait for 5 replicas) failed: the Services did not \
+             reach 5 replicas within 3s (last seen: 1). The figures below cover what ran until then."
+        );
     }
 }

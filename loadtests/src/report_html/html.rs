@@ -11,7 +11,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;marg
 padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}\
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}th{background:#f3f3f3}\
 td.n{text-align:right}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}\
-footer{color:#777;font-size:85%;margin-top:2em}";
+footer{color:#777;font-size:85%;margin-top:2em}\
+p.failure{color:#a00;background:#fdecec;border-left:4px solid #a00;padding:.5em 1em}";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -41,6 +42,13 @@ pub fn page(record: &RunRecord, summary: &Summary, charts: &[(&str, String)]) ->
          <h1>wisp load test: {title}</h1>\n<p>{}</p>\n",
         escape(&record.description)
     );
+    if let Some(failure) = &record.failure {
+        let _ = writeln!(
+            out,
+            "<p class=\"failure\"><strong>{}</strong></p>",
+            escape(&format::failure(failure))
+        );
+    }
     out.push_str("<table class=\"summary\">\n");
     for (what, value) in format::summary_rows(summary) {
         let _ = writeln!(

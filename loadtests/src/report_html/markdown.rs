@@ -21,6 +21,9 @@ pub fn page(record: &RunRecord, summary: &Summary) -> String {
     if !record.description.is_empty() {
         let _ = writeln!(out, "{}\n", cell(&record.description));
     }
+    if let Some(failure) = &record.failure {
+        let _ = writeln!(out, "> **{}**\n", cell(&format::failure(failure)));
+    }
     out.push_str("| Metric | Value |\n|---|---:|\n");
     for (what, value) in format::summary_rows(summary) {
         let _ = writeln!(out, "| {what} | {} |", cell(&value));

@@ -8,6 +8,7 @@ mod format;
 mod html;
 mod markdown;
 mod summary;
+mod ticks;
 
 use std::path::{Path, PathBuf};
 

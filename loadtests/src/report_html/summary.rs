@@ -272,6 +272,7 @@ mod tests {
                 },
             ],
             machine: String::new(),
+            failure: None,
         }
     }
 

@@ -30,6 +30,27 @@ impl Kubectl {
             .await
     }
 
+    /// One `kubectl apply -f -` of every object of `manifests`; `what` names them in errors.
+    pub async fn apply_all(
+        &self,
+        what: &str,
+        manifests: &[serde_json::Value],
+    ) -> Result<(), RunError> {
+        // A YAML stream of JSON documents: kubectl would validate a `List` against an OpenAPI
+        // schema of `List` that the API server need not serve.
+        let stream = manifests
+            .iter()
+            .map(serde_json::Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n---\n");
+        self.run(
+            &format!("apply {what}"),
+            &["apply", "-f", "-"],
+            Some(stream),
+        )
+        .await
+    }
+
     /// Applies `knative-serving/config-autoscaler` with `data`.
     pub async fn apply_config_autoscaler(
         &self,
@@ -49,23 +70,20 @@ impl Kubectl {
         .await
     }
 
-    /// Waits until Knative Service `namespace/name` is Ready.
-    pub async fn wait_ready(&self, namespace: &str, name: &str) -> Result<(), RunError> {
+    /// Waits until the Knative Services `names` of `namespace` are all Ready (one kubectl for
+    /// them all: a scenario may have many).
+    pub async fn wait_ready(&self, namespace: &str, names: &[&str]) -> Result<(), RunError> {
         let timeout = format!("--timeout={READY_TIMEOUT}");
-        let service = format!("ksvc/{name}");
-        self.run(
-            &format!("wait for {namespace}/{name} to be Ready"),
-            &[
-                "wait",
-                "-n",
-                namespace,
-                &service,
-                "--for=condition=Ready",
-                &timeout,
-            ],
-            None,
-        )
-        .await
+        let services: Vec<String> = names.iter().map(|name| format!("ksvc/{name}")).collect();
+        let what = match names {
+            [one] => format!("{namespace}/{one}"),
+            _ => format!("{} Services in {namespace}", names.len()),
+        };
+        let mut args = vec!["wait", "-n", namespace];
+        args.extend(services.iter().map(String::as_str));
+        args.extend(["--for=condition=Ready", &timeout]);
+        self.run(&format!("wait for {what} to be Ready"), &args, None)
+            .await
     }
 
     async fn run(

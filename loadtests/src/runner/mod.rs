@@ -5,16 +5,17 @@
 //! a [`RunRecord`] for the reports.
 
 mod kubectl;
+mod many;
 mod sampler;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::generator::{self, Load, RateShape, Timeline};
-use crate::record::{PhaseSpan, RunRecord};
+use crate::generator::{self, LiveFigures, LiveSink, Load, RateShape, Timeline};
+use crate::record::{Failure, PhaseSpan, RunRecord};
 use crate::scenario::{self, Phase, Scenario, TargetServices};
 use crate::target::Target;
 
@@ -38,6 +39,9 @@ pub struct Progress {
     pub phase: String,
     /// Seconds since the run started.
     pub second: u64,
+    /// The last whole second's requests, every load of the phase together: sent and succeeded
+    /// (so, per second), errors, p99 latency.
+    pub requests: LiveFigures,
     /// The target Services' replicas as last sampled.
     pub desired: i64,
     pub actual: i64,
@@ -50,33 +54,134 @@ pub struct Progress {
 pub enum RunError {
     #[error("kubectl {action} failed: {message}")]
     Kubectl { action: String, message: String },
+    /// A many-services target's template could not be read or copied.
+    #[error("the Services' template {}: {message}", path.display())]
+    Template { path: PathBuf, message: String },
     #[error("the scenario's target: {0}")]
     Target(#[from] crate::target::TargetError),
-    #[error("phase {index} ({kind}): {source}")]
-    Generator {
-        index: usize,
-        kind: &'static str,
-        source: generator::GeneratorError,
-    },
+    #[error(transparent)]
+    Generator(#[from] generator::GeneratorError),
     #[error(
-        "phase {index} (wait-for): the Services did not reach {replicas} replicas within {timeout:?} \
-         (last seen: {actual}); check the autoscaling settings or raise the timeout"
+        "the Services did not reach {replicas} replicas within {} (last seen: {actual}); check \
+         the autoscaling settings or raise the timeout",
+        scenario::format_duration(*timeout)
     )]
     WaitFor {
-        index: usize,
         replicas: u32,
         timeout: Duration,
         actual: i64,
     },
+    /// A phase failed; `index` counts from 0, as `phases[i]` in the scenario file.
+    #[error("phases[{index}] ({kind}): {error}")]
+    Phase {
+        index: usize,
+        kind: &'static str,
+        error: Box<RunError>,
+    },
+}
+
+/// A run that stopped before its end: what it recorded until then (its `failure` says where
+/// and why, for the report) and the error that stopped it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RunFailure {
+    /// Everything recorded until the failure, `failure` included (boxed: it is large).
+    pub record: Box<RunRecord>,
+    /// What stopped the run.
+    pub error: RunError,
 }
 
 /// Plays `scenario` against the cluster at `endpoints`, calling `progress` about once a second.
+///
+/// A failure (of the set-up or of a phase) stops the run, but what it recorded until then is
+/// kept: the error comes with the partial record, whose `failure` names the phase.
 pub async fn run(
     scenario: &Scenario,
     endpoints: &Endpoints,
     progress: impl Fn(&Progress) + Send + Sync + 'static,
-) -> Result<RunRecord, RunError> {
+) -> Result<RunRecord, RunFailure> {
+    let mut record = RunRecord {
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        machine: machine(),
+        ..RunRecord::default()
+    };
     let kubectl = Kubectl::new(endpoints.kubeconfig.clone());
+    let (services, targets) = match set_up(scenario, endpoints, &kubectl).await {
+        Ok(set) => set,
+        Err(error) => {
+            record.failure = Some(Failure {
+                phase: None,
+                what: "set-up".to_owned(),
+                message: error.to_string(),
+            });
+            return Err(RunFailure {
+                record: Box::new(record),
+                error,
+            });
+        }
+    };
+
+    let started = Instant::now();
+    let sampler = Arc::new(Sampler::start(endpoints.metrics, services, started));
+    let progress = Arc::new(progress);
+    let live = LiveSink::new(tokio::time::Instant::from_std(started));
+    let mut failed = None;
+    for (index, phase) in scenario.phases.iter().enumerate() {
+        let begin = align_to_second(started).await;
+        let reporter = report_progress(
+            phase.kind(),
+            started,
+            sampler.clone(),
+            live.clone(),
+            progress.clone(),
+        );
+        let outcome = play(phase, &targets, &kubectl, &sampler, &live).await;
+        reporter.abort();
+        let end = started.elapsed();
+        record.phases.push(PhaseSpan {
+            kind: phase.kind().to_owned(),
+            label: label(phase),
+            start: begin,
+            end,
+        });
+        match outcome {
+            Ok(Some(phase_timeline)) => record.timeline.absorb(&phase_timeline, begin),
+            Ok(None) => {}
+            Err(error) => {
+                record.failure = Some(Failure {
+                    phase: Some(index),
+                    what: format!("phases[{index}] ({})", label(phase)),
+                    message: error.to_string(),
+                });
+                failed = Some(RunError::Phase {
+                    index,
+                    kind: phase.kind(),
+                    error: Box::new(error),
+                });
+                break;
+            }
+        }
+    }
+    let elapsed = started.elapsed().max(record.timeline.elapsed);
+    record.timeline.finish(elapsed);
+    (record.samples, record.cold_starts) = sampler.stop().await;
+    match failed {
+        None => Ok(record),
+        Some(error) => Err(RunFailure {
+            record: Box::new(record),
+            error,
+        }),
+    }
+}
+
+/// Applies the scenario's autoscaling settings and manifests, waits for its Services to be
+/// Ready; returns the Services (`(namespace, name)`) and where their load goes.
+async fn set_up(
+    scenario: &Scenario,
+    endpoints: &Endpoints,
+    kubectl: &Kubectl,
+) -> Result<(BTreeSet<(String, String)>, Vec<Target>), RunError> {
     let autoscaling = scenario.autoscaling.config_map_data();
     if !autoscaling.is_empty() {
         kubectl.apply_config_autoscaler(&autoscaling).await?;
@@ -84,63 +189,49 @@ pub async fn run(
     for manifest in &scenario.manifests {
         kubectl.apply_file(manifest).await?;
     }
+    if let TargetServices::Many(many) = &scenario.target.services
+        && let Some(template) = &many.template
+    {
+        let failed = |message: String| RunError::Template {
+            path: template.clone(),
+            message,
+        };
+        let text = tokio::fs::read_to_string(template)
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        let services = many::services(&text, many).map_err(|error| failed(error.to_string()))?;
+        kubectl
+            .apply_all(
+                &format!("{} Services from {}", many.count, template.display()),
+                &services,
+            )
+            .await?;
+    }
     let services = services_of(scenario);
+    let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (namespace, name) in &services {
-        kubectl.wait_ready(namespace, name).await?;
+        by_namespace.entry(namespace).or_default().push(name);
+    }
+    for (namespace, names) in by_namespace {
+        kubectl.wait_ready(namespace, &names).await?;
     }
     let targets = scenario.target.targets(endpoints.gateway)?;
-
-    let started = Instant::now();
-    let sampler = Arc::new(Sampler::start(endpoints.metrics, services.clone(), started));
-    let progress = Arc::new(progress);
-    let mut timeline = Timeline::new();
-    let mut phases = Vec::new();
-    for (index, phase) in scenario.phases.iter().enumerate() {
-        let begin = align_to_second(started).await;
-        let reporter = report_progress(phase.kind(), started, sampler.clone(), progress.clone());
-        let outcome = play(index, phase, &targets, &kubectl, &sampler).await;
-        reporter.abort();
-        let end = started.elapsed();
-        if let Some(phase_timeline) = outcome? {
-            timeline.absorb(&phase_timeline, begin);
-        }
-        phases.push(PhaseSpan {
-            kind: phase.kind().to_owned(),
-            label: label(phase),
-            start: begin,
-            end,
-        });
-    }
-    timeline.finish(started.elapsed().max(timeline.elapsed));
-    let (samples, cold_starts) = sampler.stop().await;
-    Ok(RunRecord {
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        timeline,
-        phases,
-        samples,
-        cold_starts,
-        machine: machine(),
-    })
+    Ok((services, targets))
 }
 
 /// One phase; a load phase returns its timeline (relative to its own start).
 async fn play(
-    index: usize,
     phase: &Phase,
     targets: &[Target],
     kubectl: &Kubectl,
     sampler: &Sampler,
+    live: &LiveSink,
 ) -> Result<Option<Timeline>, RunError> {
     let generate = |loads: Vec<Load>| async move {
-        let runs = loads.iter().map(generator::run);
+        let runs = loads.iter().map(|load| generator::run_live(load, live));
         let mut merged = Timeline::new();
         for result in futures::future::join_all(runs).await {
-            let part = result.map_err(|source| RunError::Generator {
-                index,
-                kind: phase.kind(),
-                source,
-            })?;
+            let part = result?;
             merged.absorb(&part, Duration::ZERO);
         }
         Ok::<_, RunError>(Some(merged))
@@ -162,7 +253,6 @@ async fn play(
             match reached {
                 Ok(()) => Ok(None),
                 Err(actual) => Err(RunError::WaitFor {
-                    index,
                     replicas: wait.replicas,
                     timeout: wait.timeout,
                     actual,
@@ -261,6 +351,7 @@ fn report_progress(
     phase: &'static str,
     started: Instant,
     sampler: Arc<Sampler>,
+    live: LiveSink,
     progress: Arc<impl Fn(&Progress) + Send + Sync + 'static>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -271,6 +362,7 @@ fn report_progress(
             progress(&Progress {
                 phase: phase.to_owned(),
                 second: started.elapsed().as_secs(),
+                requests: live.last_whole_second(),
                 desired: latest.map_or(0, |s| s.desired),
                 actual: latest.map_or(0, |s| s.actual),
                 panic: latest.is_some_and(|s| s.panic),
