@@ -70,15 +70,16 @@ struct LoadArgs {
 enum BenchCase {
     /// Warm `hello` throughput and latency: `wisp run` vs `wasmtime serve -S cli` vs plain hyper.
     Run(LoadArgs),
-    /// Warm `hello` through the gateway (`wisp serve`) vs the runtime alone (`wisp run`),
-    /// `wasmtime serve -S cli` and plain hyper: throughput, and the latency the gateway adds.
+    /// Warm `hello` through the gateway (`wisp up`, `wisp serve`) vs the runtime alone
+    /// (`wisp run`), `wasmtime serve -S cli` and plain hyper: throughput, and the latency the
+    /// gateway adds.
     Gateway(LoadArgs),
-    /// Cold starts: N Services at zero replicas, each hit once, then again warm.
+    /// Cold starts through `wisp up`: N Services at zero replicas, each hit once, then again warm.
     ColdStart {
         #[arg(long, default_value_t = 1000)]
         services: usize,
     },
-    /// A burst of concurrent requests against a Service at zero replicas.
+    /// A burst of concurrent requests against a Service at zero replicas, through `wisp up`.
     Burst {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
@@ -87,6 +88,23 @@ enum BenchCase {
         container_concurrency: u32,
         /// Bursts per case, interleaved.
         #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// N Services created through `wisp up`'s API until all are Ready: time, memory and CPU,
+    /// beside the same creates on the API server alone.
+    Services {
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        /// Creates in flight at once.
+        #[arg(long, default_value_t = 32)]
+        in_flight: usize,
+    },
+    /// Replica starts per second: a Service created wanting N replicas, timed to all ready.
+    Replicas {
+        #[arg(long, default_value_t = 1000)]
+        replicas: u32,
+        /// Rounds, each a new Service.
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
     /// The API server (`wisp api-server`) through kube-rs: Knative Service creates, lists,
@@ -139,6 +157,11 @@ fn main() -> anyhow::Result<()> {
                 container_concurrency,
                 rounds,
             } => cases::scale::burst(requests, container_concurrency, rounds)?,
+            BenchCase::Services {
+                services,
+                in_flight,
+            } => cases::services::run(services, in_flight)?,
+            BenchCase::Replicas { replicas, rounds } => cases::replicas::run(replicas, rounds)?,
             BenchCase::Api {
                 services,
                 in_flight,

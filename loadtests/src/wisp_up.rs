@@ -33,6 +33,11 @@ pub fn repository_root() -> PathBuf {
 impl WispUp {
     /// Starts `wisp` (the binary at `wisp`) with `wisp up` over a new temporary data directory.
     pub fn start(wisp: &Path, image_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(wisp, image_dir, &[])
+    }
+
+    /// [`WispUp::start`] with more `wisp up` flags (`--manifests DIR`, `--max-instances N`, …).
+    pub fn start_with(wisp: &Path, image_dir: &Path, flags: &[&str]) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().context("cannot make a temporary data directory")?;
         let mut command = Command::new(wisp);
         command
@@ -42,6 +47,7 @@ impl WispUp {
             .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0", "--image-dir"])
             .arg(image_dir)
+            .args(flags)
             .env("WISP_LOG", "warn")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
@@ -93,6 +99,13 @@ impl WispUp {
             endpoints,
             _data_dir: Some(data_dir),
         })
+    }
+}
+
+impl WispUp {
+    /// The process id (for its memory and CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -204,8 +204,8 @@ fn rollout_applies_a_new_revision_under_steady_load() {
         manifest.starts_with(scenarios_dir()),
         "resolved next to the file"
     );
-    assert_eq!(scenario.expected_requests(), Some(2000));
-    assert_eq!(scenario.duration(), secs(40));
+    assert_eq!(scenario.expected_requests(), Some(1000));
+    assert_eq!(scenario.duration(), secs(20));
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Warm `hello` through the gateway (`wisp serve`: routing, activator, replica) beside the
-//! runtime alone (`wisp run`), `wasmtime serve -S cli` and the plain hyper ceiling: throughput
-//! at many connections, and the latency the gateway adds at one connection.
+//! Warm `hello` through the gateway — of `wisp up` (a Service applied through its API) and of
+//! `wisp serve` (the same Service from a manifest file): routing, activator, replica — beside
+//! the runtime alone (`wisp run`), `wasmtime serve -S cli` and the plain hyper ceiling:
+//! throughput at many connections, and the latency the gateway adds at one connection.
 
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use crate::peers::{self, Peer};
 use crate::report::{self, Row};
 use crate::target::Target;
 
+use super::cluster::Cluster;
 use super::{Scratch, gateway_target, measure, wasmtime, wisp_binary};
 
 pub const WASMTIME_SERVE: &str = "wasmtime serve -S cli";
+const UP: &str = "wisp up (gateway → activator → replica)";
 const GATEWAY: &str = "wisp serve (gateway → activator → replica)";
 const RUNTIME: &str = "wisp run (runtime alone)";
 
@@ -28,23 +31,42 @@ struct Server {
     target: Option<Target>,
     missing: Option<String>,
     _peer: Option<Peer>,
+    _cluster: Option<Cluster>,
 }
 
 pub fn run(settings: &Settings) -> anyhow::Result<String> {
     let scratch = Scratch::new("gateway")?;
     let wisp = wisp_binary()?;
     let component = wisp_samples::HELLO;
-    let manifest = scratch.manifest(&[
-        // Stays warm for the whole run: this case measures the request path, not scaling.
-        ServiceManifest::new("hello", component).autoscaling("min-scale", "1"),
-    ])?;
+    // Stays warm for the whole run: this case measures the request path, not scaling.
+    let hello = ServiceManifest::new("hello", component).autoscaling("min-scale", "1");
+    let manifest = scratch.manifest(std::slice::from_ref(&hello))?;
 
     let mut servers = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let up = runtime.block_on(async {
+        let cluster = Cluster::start(&wisp, &[]).await?;
+        cluster.create(std::slice::from_ref(&hello), 1).await?;
+        cluster.wait_ready(1).await?;
+        anyhow::Ok(cluster)
+    })?;
+    let mut up_target = Target::parse(&format!("http://{}/", up.gateway()))?;
+    up_target.host = super::service_host("hello");
+    servers.push(Server {
+        name: UP,
+        target: Some(up_target),
+        missing: None,
+        _peer: None,
+        _cluster: Some(up),
+    });
     let gateway = peers::start_wisp_serve(&wisp, &manifest, &scratch.cache(), &[], "8Gi")?;
     servers.push(Server {
         name: GATEWAY,
         target: Some(gateway_target(&gateway.url, "hello")?),
         missing: None,
+        _cluster: None,
         _peer: Some(gateway),
     });
     let run = peers::start_wisp_run(&wisp, component, &scratch.cache())?;
@@ -52,6 +74,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<String> {
         name: RUNTIME,
         target: Some(Target::parse(&format!("{}/", run.url))?),
         missing: None,
+        _cluster: None,
         _peer: Some(run),
     });
     match wasmtime() {
@@ -62,6 +85,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<String> {
                 target: Some(Target::parse(&format!("{}/", peer.url))?),
                 missing: None,
                 _peer: Some(peer),
+                _cluster: None,
             });
         }
         Err(missing) => servers.push(Server {
@@ -69,6 +93,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<String> {
             target: None,
             missing: Some(missing),
             _peer: None,
+            _cluster: None,
         }),
     }
     let ceiling = peers::start_ceiling()?;
@@ -76,13 +101,14 @@ pub fn run(settings: &Settings) -> anyhow::Result<String> {
         name: "plain hyper (ceiling)",
         target: Some(Target::parse(&format!("{}/", ceiling.url))?),
         missing: None,
+        _cluster: None,
         _peer: Some(ceiling),
     });
 
     let throughput = interleaved(&servers, settings, settings.connections)?;
     let latency = interleaved(&servers, settings, 1)?;
 
-    let added = |quantile: f64| -> Option<i64> {
+    let added = |quantile: f64| -> Option<(i64, i64)> {
         let of = |name: &str| {
             servers
                 .iter()
@@ -91,7 +117,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<String> {
                 .and_then(|(_, result)| result.as_ref())
                 .map(|result| result.latency_us.value_at_quantile(quantile) as i64)
         };
-        Some(of(GATEWAY)? - of(RUNTIME)?)
+        Some((of(UP)? - of(RUNTIME)?, of(GATEWAY)? - of(RUNTIME)?))
     };
     let rows = |results: Vec<Option<RunResult>>| -> Vec<Row> {
         servers
@@ -116,10 +142,15 @@ pub fn run(settings: &Settings) -> anyhow::Result<String> {
     out.push_str(&report::throughput_table(&rows(throughput), WASMTIME_SERVE));
     out.push_str("\n1 connection:\n\n");
     out.push_str(&report::throughput_table(&rows(latency), WASMTIME_SERVE));
+    let show = |added: Option<(i64, i64)>, pick: fn((i64, i64)) -> i64| {
+        added.map_or("n/a".into(), |added| signed_micros(pick(added)))
+    };
     out.push_str(&format!(
-        "\nlatency the gateway adds over the runtime alone (1 connection): p50 {}, p99 {}\n",
-        p50.map_or("n/a".into(), signed_micros),
-        p99.map_or("n/a".into(), signed_micros)
+        "\nlatency the gateway adds over the runtime alone (1 connection): wisp up p50 {}, p99 {}; wisp serve p50 {}, p99 {}\n",
+        show(p50, |(up, _)| up),
+        show(p99, |(up, _)| up),
+        show(p50, |(_, serve)| serve),
+        show(p99, |(_, serve)| serve),
     ));
     Ok(out)
 }

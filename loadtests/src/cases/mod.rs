@@ -2,8 +2,11 @@
 //! and its peers, scaling from zero (cold starts, bursts), and the API server.
 
 pub mod api;
+pub mod cluster;
 pub mod gateway;
+pub mod replicas;
 pub mod scale;
+pub mod services;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,7 @@
-//! Scaling from zero through `wisp serve`: many cold starts (each Service hit once while at
-//! zero replicas, then again warm), and a burst of concurrent requests on a Service at zero —
-//! each beside the same requests to `wasmtime serve`, which has no zero to start from.
+//! Scaling from zero through `wisp up` (Services created through its API, all Ready at zero
+//! replicas first): many cold starts (each Service hit once while at zero replicas, then again
+//! warm), and a burst of concurrent requests on a Service at zero — each beside the same
+//! requests to `wasmtime serve`, which has no zero to start from.
 
 use std::net::SocketAddr;
 
@@ -10,35 +11,55 @@ use crate::peers;
 use crate::report;
 use crate::target::Target;
 
+use super::cluster::Cluster;
 use super::{Scratch, require_open_files, service_host, wasmtime, wisp_binary};
 
-/// Lets a new revision start at zero replicas (Knative's default initial scale is 1).
-const ZERO_INITIAL_SCALE: &str = "allow-zero-initial-scale=true";
+/// Creates at once while the Services are made.
+const CREATES_IN_FLIGHT: usize = 32;
+
+/// `wisp up` with room for `instances` replicas (memory limits are accounting, not reserved),
+/// the Services created and Ready at zero replicas.
+fn cluster_at_zero(
+    runtime: &tokio::runtime::Runtime,
+    services: &[ServiceManifest],
+    instances: usize,
+) -> anyhow::Result<Cluster> {
+    let wisp = wisp_binary()?;
+    let instances = (instances + 16).to_string();
+    runtime.block_on(async {
+        let cluster = Cluster::start(
+            &wisp,
+            &[
+                "--max-instances",
+                &instances,
+                "--allocatable-memory",
+                "4096Gi",
+            ],
+        )
+        .await?;
+        // Knative's default initial scale is 1; this lets a new revision start at zero.
+        cluster
+            .configure_autoscaler(&[("allow-zero-initial-scale", "true")])
+            .await?;
+        cluster.create(services, CREATES_IN_FLIGHT).await?;
+        cluster.wait_ready(services.len()).await?;
+        Ok(cluster)
+    })
+}
 
 pub fn cold_starts(services: usize) -> anyhow::Result<String> {
-    let scratch = Scratch::new("cold-start")?;
-    let wisp = wisp_binary()?;
     let manifests: Vec<ServiceManifest> = (0..services)
         .map(|i| {
             ServiceManifest::new(format!("hello-{i:05}"), wisp_samples::HELLO)
                 .autoscaling("initial-scale", "0")
         })
         .collect();
-    let manifest = scratch.manifest(&manifests)?;
-    let gateway = peers::start_wisp_serve(
-        &wisp,
-        &manifest,
-        &scratch.cache(),
-        &[ZERO_INITIAL_SCALE],
-        "1024Gi",
-    )?;
-    let addr = Target::parse(&format!("{}/", gateway.url))?.addr;
-    let hosts: Vec<String> = manifests.iter().map(|m| service_host(&m.name)).collect();
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (cold, warm) = runtime.block_on(one_shot::pairs(addr, &hosts, "/"));
+    let cluster = cluster_at_zero(&runtime, &manifests, services)?;
+    let hosts: Vec<String> = manifests.iter().map(|m| service_host(&m.name)).collect();
+    let (cold, warm) = runtime.block_on(one_shot::pairs(cluster.gateway(), &hosts, "/"));
     let peer = match wasmtime() {
         Ok(path) => {
             let peer = peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?;
@@ -54,8 +75,8 @@ pub fn cold_starts(services: usize) -> anyhow::Result<String> {
         report::machine_line()
     );
     out.push_str(&table(&[
-        ("wisp serve: first request (cold start)", Ok(&cold)),
-        ("wisp serve: second request (warm)", Ok(&warm)),
+        ("wisp up: first request (cold start)", Ok(&cold)),
+        ("wisp up: second request (warm)", Ok(&warm)),
         (
             "wasmtime serve -S cli: same sequence (no scale to zero)",
             peer.as_ref().map_err(Clone::clone),
@@ -84,15 +105,12 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
                 .container_concurrency(container_concurrency)
         })
         .collect();
-    let manifest = scratch.manifest(&services)?;
-    let gateway = peers::start_wisp_serve(
-        &wisp,
-        &manifest,
-        &scratch.cache(),
-        &[ZERO_INITIAL_SCALE],
-        "64Gi",
-    )?;
-    let gateway_addr: SocketAddr = Target::parse(&format!("{}/", gateway.url))?.addr;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let cluster = cluster_at_zero(&runtime, &services, requests * rounds)?;
+    let gateway_addr: SocketAddr = cluster.gateway();
     let wasmtime_serve = match wasmtime() {
         Ok(path) => Ok(peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?),
         Err(missing) => Err(missing),
@@ -106,10 +124,6 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
     };
     let (run_target, ceiling_target) = (direct(&run)?, direct(&ceiling)?);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
     let fire =
         |addr: SocketAddr, host: &str| runtime.block_on(one_shot::burst(addr, host, "/", requests));
     let mut from_zero = Rounds::default();
@@ -133,8 +147,8 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
         report::machine_line()
     );
     out.push_str(&rounds_table(&[
-        ("wisp serve: burst from zero replicas", Ok(&from_zero)),
-        ("wisp serve: same burst again (warm)", Ok(&warm)),
+        ("wisp up: burst from zero replicas", Ok(&from_zero)),
+        ("wisp up: same burst again (warm)", Ok(&warm)),
         (
             "wasmtime serve -S cli: same burst",
             wasmtime_target.map(|_| &on_wasmtime),

@@ -20,7 +20,7 @@ use crate::scenario::{self, Phase, Scenario, TargetServices};
 use crate::target::Target;
 
 pub use kubectl::Kubectl;
-pub use sampler::Sampler;
+pub use sampler::{Sampler, scrape};
 
 /// Where the cluster under test listens.
 #[derive(Debug, Clone)]

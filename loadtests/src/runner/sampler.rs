@@ -117,7 +117,7 @@ impl Drop for Sampler {
 }
 
 /// `GET /metrics` over a fresh HTTP/1.1 connection; `None` when it fails (the next tick retries).
-async fn scrape(metrics: SocketAddr) -> Option<String> {
+pub async fn scrape(metrics: SocketAddr) -> Option<String> {
     let stream = tokio::net::TcpStream::connect(metrics).await.ok()?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

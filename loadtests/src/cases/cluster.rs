@@ -1,0 +1,224 @@
+//! A `wisp up` under benchmark: started in a temporary data directory with the flags a case
+//! needs, driven through its Kubernetes API with kube-rs (Services created with a fixed number
+//! in flight, `config-autoscaler` set, Ready awaited), and read through `/metrics` and `/proc`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use serde_json::Value;
+
+use crate::manifests::ServiceManifest;
+use crate::runner::scrape;
+use crate::scaling_metrics::scaling_state;
+use crate::wisp_up::{WispUp, repository_root};
+
+/// How long Services may take to become Ready before a case gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// A running `wisp up` and a client of its API.
+pub struct Cluster {
+    pub wisp: WispUp,
+    client: kube::Client,
+}
+
+impl Cluster {
+    /// Starts `wisp up` with `flags` (ports are ephemeral, the data directory temporary).
+    pub async fn start(wisp: &std::path::Path, flags: &[&str]) -> anyhow::Result<Self> {
+        let wisp = WispUp::start_with(wisp, &repository_root(), flags)?;
+        let client = client(&wisp.endpoints.kubeconfig).await?;
+        Ok(Self { wisp, client })
+    }
+
+    /// The gateway's address.
+    pub fn gateway(&self) -> std::net::SocketAddr {
+        self.wisp.endpoints.gateway
+    }
+
+    /// Sets `knative-serving/config-autoscaler` to `settings` (`key`, `value`).
+    pub async fn configure_autoscaler(&self, settings: &[(&str, &str)]) -> anyhow::Result<()> {
+        let data: serde_json::Map<String, Value> = settings
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), Value::from(*value)))
+            .collect();
+        let config_map: ConfigMap = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "config-autoscaler", "namespace": "knative-serving"},
+            "data": data,
+        }))?;
+        Api::<ConfigMap>::namespaced(self.client.clone(), "knative-serving")
+            .patch(
+                "config-autoscaler",
+                &PatchParams::apply("wisp-loadtests").force(),
+                &Patch::Apply(&config_map),
+            )
+            .await
+            .context("cannot set knative-serving/config-autoscaler")?;
+        Ok(())
+    }
+
+    /// Creates `services` in `default` with `in_flight` creates at once.
+    pub async fn create(
+        &self,
+        services: &[ServiceManifest],
+        in_flight: usize,
+    ) -> anyhow::Result<()> {
+        create_services(&self.client, services, in_flight).await
+    }
+
+    /// Waits until `count` Services of `default` are Ready; polls the list (there is no
+    /// cheaper way for a client to see many Services' conditions).
+    pub async fn wait_ready(&self, count: usize) -> anyhow::Result<()> {
+        let api = self.services();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let list = api.list(&ListParams::default()).await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|service| is_ready(service))
+                .count();
+            if ready >= count {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{ready} of {count} Services Ready after {READY_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the ready replicas of Service `name` (from `/metrics`) reach `replicas`,
+    /// sampling every `every`; returns when the first and the last of them were seen.
+    pub async fn wait_replicas(
+        &self,
+        name: &str,
+        replicas: i64,
+        every: Duration,
+        since: Instant,
+    ) -> anyhow::Result<(Duration, Duration)> {
+        let services = BTreeSet::from([("default".to_owned(), name.to_owned())]);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut first = None;
+        loop {
+            if let Some(text) = scrape(self.wisp.endpoints.metrics).await {
+                let actual = scaling_state(&text, &services).actual;
+                if actual > 0 {
+                    first.get_or_insert_with(|| since.elapsed());
+                }
+                if actual >= replicas {
+                    let last = since.elapsed();
+                    return Ok((first.unwrap_or(last), last));
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "Service {name} has {actual} of {replicas} replicas after {READY_TIMEOUT:?}"
+                    );
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    fn services(&self) -> Api<DynamicObject> {
+        services_api(&self.client)
+    }
+}
+
+fn services_api(client: &kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Service");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "services");
+    Api::namespaced_with(client.clone(), "default", &resource)
+}
+
+/// Creates `services` in `default` through `client` with `in_flight` creates at once; fails on
+/// the first refusal (a benchmark of half its Services would mislead).
+pub async fn create_services(
+    client: &kube::Client,
+    services: &[ServiceManifest],
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let api = services_api(client);
+    let objects: Arc<Vec<DynamicObject>> = Arc::new(
+        services
+            .iter()
+            .map(|service| {
+                let value: Value = serde_norway::from_str(&service.to_yaml())?;
+                Ok(serde_json::from_value(value)?)
+            })
+            .collect::<anyhow::Result<_>>()?,
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..in_flight.max(1))
+        .map(|_| {
+            let (api, objects, next) = (api.clone(), objects.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(object) = objects.get(index) else {
+                        return anyhow::Ok(());
+                    };
+                    let name = object.metadata.name.as_deref().unwrap_or("?");
+                    api.create(&PostParams::default(), object)
+                        .await
+                        .with_context(|| format!("cannot create Service {name}"))?;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.context("a create worker stopped")??;
+    }
+    Ok(())
+}
+
+/// A client from a kubeconfig file.
+pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("cannot read {}", kubeconfig.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn is_ready(service: &DynamicObject) -> bool {
+    service
+        .data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|condition| {
+                condition.get("type").and_then(Value::as_str) == Some("Ready")
+                    && condition.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+/// CPU time a process has used (user + system), from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("{path} is not a stat line"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 counting from 0 after the name.
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .with_context(|| format!("no CPU time field in {path}"))
+    };
+    // Linux reports in USER_HZ, which is 100 on every architecture it runs on.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
