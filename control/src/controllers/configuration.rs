@@ -8,7 +8,6 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::child_name;
@@ -19,7 +18,7 @@ use wisp_api::knative::{Configuration, ConfigurationStatus, Revision, RevisionOb
 
 use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by};
-use super::revision_cache;
+use super::revision_cache::{self, RevisionCache};
 use super::{Error, RESYNC, log_outcome};
 
 /// What the reconciler shares across reconciles.
@@ -27,7 +26,7 @@ struct Context {
     client: Client,
     backoff: Backoff,
     /// Every Revision, kept by the watch that also triggers this controller.
-    revisions: Store<Revision>,
+    revisions: RevisionCache,
 }
 
 /// Runs the controller until the future is dropped.
@@ -93,13 +92,14 @@ async fn reconcile_configuration(cfg: &Configuration, context: &Context) -> Resu
         }
     };
 
-    revision_cache::wait_until_ready(&context.revisions).await;
-    let owned: Vec<RevisionState> =
-        revision_cache::of_configuration(&context.revisions, &namespace, &cfg.name_any())
-            .iter()
-            .filter(|r| is_controlled_by(&r.metadata, &uid))
-            .map(|r| state_of(r))
-            .collect();
+    context.revisions.wait_until_ready().await;
+    let owned: Vec<RevisionState> = context
+        .revisions
+        .of_configuration(&namespace, &cfg.name_any())
+        .iter()
+        .filter(|r| is_controlled_by(&r.metadata, &uid))
+        .map(|r| state_of(r))
+        .collect();
 
     let old = cfg.status.clone().unwrap_or_default();
     let status = next_status(

@@ -4,12 +4,14 @@
 //! Why: a controller that LISTs a configuration's revisions on each reconcile makes the API
 //! server read and parse every Revision of the namespace per call, and the data plane rewrites
 //! a revision's replica counts up to once a second, each a Revision event that re-ran both
-//! reconciles. At 10,000 Services that was most of a core. A reflector's store answers the same
-//! question from memory, and [`Significance`] passes on only the events that change something a
+//! reconciles. At 10,000 Services that was most of a core. A reflector's store with an index by
+//! configuration answers the same question from memory in time independent of the number of
+//! revisions, and [`Significance`] passes on only the events that change something a
 //! controller reads (anything but the replica counts and the resourceVersion).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -18,49 +20,138 @@ use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::Revision;
 use wisp_api::knative::labels;
 
-/// A store of every Revision, and the stream that fills it and yields each significant change
-/// (poll it, e.g. as a controller's trigger, or the store stays empty).
+/// Every Revision (the reflector's store) with an index of them by configuration.
+#[derive(Clone)]
+pub(super) struct RevisionCache {
+    store: Store<Revision>,
+    index: Arc<Mutex<ByConfiguration>>,
+}
+
+impl RevisionCache {
+    /// Waits for the first full list (a reconcile before it would see no revisions at all);
+    /// the watch that fills the cache is the controller's own trigger, polled meanwhile.
+    pub(super) async fn wait_until_ready(&self) {
+        // An error means the writer is gone: the controller is stopping, and reads what it has.
+        let _ = self.store.wait_until_ready().await;
+    }
+
+    /// The revisions in `namespace` labelled as made by `configuration`.
+    pub(super) fn of_configuration(
+        &self,
+        namespace: &str,
+        configuration: &str,
+    ) -> Vec<Arc<Revision>> {
+        let names = lock(&self.index).names(namespace, configuration);
+        names
+            .into_iter()
+            .filter_map(|name| self.store.get(&ObjectRef::new(&name).within(namespace)))
+            .collect()
+    }
+}
+
+/// The cache, and the stream that fills it and yields each significant change (poll it, e.g.
+/// as a controller's trigger, or the cache stays empty).
 pub(super) fn watch(
     client: Client,
 ) -> (
-    Store<Revision>,
+    RevisionCache,
     impl Stream<Item = Result<Revision, watcher::Error>> + Send + 'static,
 ) {
     let (store, writer) = reflector::store::<Revision>();
+    let index = Arc::new(Mutex::new(ByConfiguration::default()));
+    let indexer = index.clone();
     let mut significance = Significance::default();
     let changes = reflector::reflector(
         writer,
         watcher(Api::<Revision>::all(client), watcher::Config::default()).default_backoff(),
     )
-    .filter_map(move |event| futures::future::ready(significance.admit(event)));
-    (store, changes)
+    .filter_map(move |event| {
+        if let Ok(event) = &event {
+            lock(&indexer).apply(event);
+        }
+        futures::future::ready(significance.admit(event))
+    });
+    (RevisionCache { store, index }, changes)
 }
 
-/// Waits for the store's first full list (a reconcile before it would see no revisions at
-/// all); the watch that fills it is the controller's own trigger, polled meanwhile.
-pub(super) async fn wait_until_ready(store: &Store<Revision>) {
-    // An error means the writer is gone: the controller is stopping, and reads the store as is.
-    let _ = store.wait_until_ready().await;
+fn lock(index: &Mutex<ByConfiguration>) -> std::sync::MutexGuard<'_, ByConfiguration> {
+    index.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The revisions of `store` in `namespace` labelled as made by `configuration`.
-pub(super) fn of_configuration(
-    store: &Store<Revision>,
-    namespace: &str,
-    configuration: &str,
-) -> Vec<std::sync::Arc<Revision>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|revision| revision.namespace().as_deref() == Some(namespace))
-        .filter(|revision| {
-            revision
-                .labels()
-                .get(labels::CONFIGURATION)
-                .map(String::as_str)
-                == Some(configuration)
-        })
-        .collect()
+/// `(namespace, configuration)` → revision names, kept from the same watch events as the
+/// reflector's store (a relist builds a new index and swaps it in at its end, as the store does).
+#[derive(Default)]
+pub(super) struct ByConfiguration {
+    live: Index,
+    relisting: Option<Index>,
+}
+
+#[derive(Default)]
+struct Index {
+    names: HashMap<(String, String), BTreeSet<String>>,
+    /// `(namespace, name)` → its configuration, to unindex it when it changes or goes.
+    configuration_of: HashMap<(String, String), String>,
+}
+
+impl Index {
+    fn insert(&mut self, revision: &Revision) {
+        self.remove(revision);
+        let (Some(namespace), Some(configuration)) = (
+            revision.namespace(),
+            revision.labels().get(labels::CONFIGURATION).cloned(),
+        ) else {
+            return;
+        };
+        let name = revision.name_any();
+        self.names
+            .entry((namespace.clone(), configuration.clone()))
+            .or_default()
+            .insert(name.clone());
+        self.configuration_of
+            .insert((namespace, name), configuration);
+    }
+
+    fn remove(&mut self, revision: &Revision) {
+        let namespace = revision.namespace().unwrap_or_default();
+        let key = (namespace, revision.name_any());
+        if let Some(configuration) = self.configuration_of.remove(&key) {
+            let slot = (key.0, configuration);
+            if let Some(names) = self.names.get_mut(&slot) {
+                names.remove(&key.1);
+                if names.is_empty() {
+                    self.names.remove(&slot);
+                }
+            }
+        }
+    }
+}
+
+impl ByConfiguration {
+    pub(super) fn apply(&mut self, event: &watcher::Event<Revision>) {
+        match event {
+            watcher::Event::Apply(revision) => self.live.insert(revision),
+            watcher::Event::Delete(revision) => self.live.remove(revision),
+            watcher::Event::Init => self.relisting = Some(Index::default()),
+            watcher::Event::InitApply(revision) => {
+                self.relisting
+                    .get_or_insert_with(Index::default)
+                    .insert(revision);
+            }
+            watcher::Event::InitDone => {
+                if let Some(relisted) = self.relisting.take() {
+                    self.live = relisted;
+                }
+            }
+        }
+    }
+
+    pub(super) fn names(&self, namespace: &str, configuration: &str) -> Vec<String> {
+        self.live
+            .names
+            .get(&(namespace.to_owned(), configuration.to_owned()))
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Remembers each object's last fingerprint and lets through an applied object only when it
@@ -136,6 +227,44 @@ mod tests {
 
     fn passes(significance: &mut Significance, event: watcher::Event<Revision>) -> bool {
         significance.admit(Ok(event)).is_some()
+    }
+
+    fn of(configuration: &str, name: &str) -> Revision {
+        let mut made = revision("1", 0, "True");
+        made.metadata.name = Some(name.to_owned());
+        made.labels_mut()
+            .insert(labels::CONFIGURATION.to_owned(), configuration.to_owned());
+        made
+    }
+
+    #[test]
+    fn the_index_follows_applies_deletes_relabels_and_relists() {
+        let mut index = ByConfiguration::default();
+        index.apply(&watcher::Event::Apply(of("a", "a-1")));
+        index.apply(&watcher::Event::Apply(of("a", "a-2")));
+        index.apply(&watcher::Event::Apply(of("b", "b-1")));
+        assert_eq!(index.names("default", "a"), ["a-1", "a-2"]);
+        assert!(index.names("other", "a").is_empty(), "namespaces apart");
+
+        index.apply(&watcher::Event::Apply(of("b", "a-2")));
+        assert_eq!(index.names("default", "a"), ["a-1"], "relabelled away");
+        assert_eq!(index.names("default", "b"), ["a-2", "b-1"]);
+        index.apply(&watcher::Event::Delete(of("b", "b-1")));
+        assert_eq!(index.names("default", "b"), ["a-2"]);
+
+        index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitApply(of("a", "a-1")));
+        assert_eq!(
+            index.names("default", "b"),
+            ["a-2"],
+            "the old index serves until the relist ends"
+        );
+        index.apply(&watcher::Event::InitDone);
+        assert!(
+            index.names("default", "b").is_empty(),
+            "gone while the watch was down"
+        );
+        assert_eq!(index.names("default", "a"), ["a-1"]);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use wisp_api::knative::{
 use super::backoff::Backoff;
 use super::domain::{cluster_local_url, domain_from, route_url, tag_url};
 use super::meta;
-use super::revision_cache;
+use super::revision_cache::{self, RevisionCache};
 use super::{Error, RESYNC, log_outcome};
 
 /// How long a reconcile waits for the first list of `config-domain` before using the default
@@ -52,7 +52,7 @@ struct Context {
     /// `knative-serving/config-domain`, kept current by a watch.
     domains: Store<ConfigMap>,
     /// Every Revision, kept by the watch that also triggers this controller.
-    revisions: Store<Revision>,
+    revisions: RevisionCache,
 }
 
 /// Runs the controller until the future is dropped.
@@ -112,11 +112,11 @@ pub(super) async fn run(client: Client) {
 /// Routes that follow `cfg` (by `configurationName`, or a Service's route of the same name).
 fn routes_of_configuration(routes: &Store<Route>, cfg: &Configuration) -> Vec<ObjectRef<Route>> {
     let name = cfg.name_any();
+    let namespace = cfg.namespace();
     routes
         .state()
         .iter()
-        .filter(|route| route.namespace() == cfg.namespace())
-        .filter(|route| referenced_configurations(route).contains(&name))
+        .filter(|route| route.namespace() == namespace && follows(route, &name))
         .map(|route| ObjectRef::from_obj(route.as_ref()))
         .collect()
 }
@@ -124,25 +124,39 @@ fn routes_of_configuration(routes: &Store<Route>, cfg: &Configuration) -> Vec<Ob
 /// Routes whose traffic names `revision`, or that follow its configuration.
 fn routes_of_revision(routes: &Store<Route>, revision: &Revision) -> Vec<ObjectRef<Route>> {
     let name = revision.name_any();
-    let configuration = revision.labels().get(labels::CONFIGURATION).cloned();
+    let namespace = revision.namespace();
+    let configuration = revision.labels().get(labels::CONFIGURATION);
     routes
         .state()
         .iter()
-        .filter(|route| route.namespace() == revision.namespace())
+        .filter(|route| route.namespace() == namespace)
         .filter(|route| {
-            let status_traffic = route.status.iter().flat_map(|s| &s.traffic);
-            route
-                .spec
-                .traffic
-                .iter()
-                .chain(status_traffic)
-                .any(|t| t.revision_name.as_deref() == Some(name.as_str()))
-                || configuration
-                    .as_ref()
-                    .is_some_and(|c| referenced_configurations(route).contains(c))
+            names_revision(route, &name) || configuration.is_some_and(|c| follows(route, c))
         })
         .map(|route| ObjectRef::from_obj(route.as_ref()))
         .collect()
+}
+
+/// Whether `route` follows configuration `cfg` ([`referenced_configurations`] without building
+/// the set: this runs for every route on every revision event).
+fn follows(route: &Route, cfg: &str) -> bool {
+    route.metadata.name.as_deref() == Some(cfg)
+        || route
+            .spec
+            .traffic
+            .iter()
+            .any(|t| t.configuration_name.as_deref() == Some(cfg))
+}
+
+/// Whether `route`'s spec or status traffic names revision `name`.
+fn names_revision(route: &Route, name: &str) -> bool {
+    let status_traffic = route.status.iter().flat_map(|s| &s.traffic);
+    route
+        .spec
+        .traffic
+        .iter()
+        .chain(status_traffic)
+        .any(|t| t.revision_name.as_deref() == Some(name))
 }
 
 /// The configurations a route follows: those its targets name, and the one of its own name
@@ -245,9 +259,9 @@ async fn label_routing_states(
 ) -> Result<(), Error> {
     let revisions: Api<Revision> = Api::namespaced(context.client.clone(), namespace);
     let mut current: BTreeMap<String, Option<String>> = BTreeMap::new();
-    revision_cache::wait_until_ready(&context.revisions).await;
+    context.revisions.wait_until_ready().await;
     for cfg in referenced_configurations(route) {
-        for revision in revision_cache::of_configuration(&context.revisions, namespace, &cfg) {
+        for revision in context.revisions.of_configuration(namespace, &cfg) {
             let state = revision.labels().get(labels::ROUTING_STATE).cloned();
             current.insert(revision.name_any(), state);
         }
@@ -261,10 +275,19 @@ async fn label_routing_states(
         }
     }
     let mut active: BTreeSet<String> = routed(new_traffic).map(str::to_owned).collect();
-    for other in context.routes.state() {
-        if other.namespace().as_deref() == Some(namespace) && other.name_any() != route.name_any() {
-            let traffic = other.status.iter().flat_map(|s| &s.traffic);
-            active.extend(traffic.filter_map(|t| t.revision_name.clone()));
+    // Another route may send traffic to a revision this one does not; that is only worth
+    // looking for (a pass over every route) when this route would label something `reserve`.
+    let would_reserve = routing_changes(&current, &active)
+        .iter()
+        .any(|(_, state)| *state == RESERVE);
+    if would_reserve {
+        for other in context.routes.state() {
+            if other.namespace().as_deref() == Some(namespace)
+                && other.name_any() != route.name_any()
+            {
+                let traffic = other.status.iter().flat_map(|s| &s.traffic);
+                active.extend(traffic.filter_map(|t| t.revision_name.clone()));
+            }
         }
     }
     for (name, state) in routing_changes(&current, &active) {

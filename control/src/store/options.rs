@@ -7,8 +7,11 @@ use std::time::Duration;
 pub struct StoreOptions {
     /// Keep this many of the latest events in the log; older ones are compacted away as writes
     /// happen. `None` keeps everything until [`Store::compact`](super::Store::compact).
-    /// Default 10,000: enough for a watcher that reconnects after a pause, small enough to stay
-    /// a few MB.
+    /// Default 100,000: a watcher that falls behind while thousands of Services are applied at
+    /// once (each a dozen writes: Service, Configuration, Revision, Route and their statuses)
+    /// can still catch up from the log instead of relisting everything, which under that load
+    /// made it fall further behind; 100,000 events of Knative-sized objects are a few hundred MB
+    /// of disk at most.
     pub event_retention: Option<u64>,
     /// How many events the live channel holds for a watcher that is behind; one that falls
     /// further behind reads the log instead. At least one; default 1,024.
@@ -26,7 +29,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            event_retention: Some(10_000),
+            event_retention: Some(100_000),
             watch_buffer: 1024,
             read_connections: 4,
             write_queue: 1024,
