@@ -124,7 +124,14 @@ fn print_summary(summary: &Summary, failure: Option<&Failure>, html: &Path, mark
     let millis = |d: Option<std::time::Duration>| {
         d.map_or_else(
             || "-".to_owned(),
-            |d| format!("{:.1} ms", d.as_secs_f64() * 1e3),
+            |d| {
+                // Cold-start waits are microseconds: "0.0 ms" would say nothing.
+                if d < std::time::Duration::from_millis(1) {
+                    format!("{} µs", d.as_micros())
+                } else {
+                    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+                }
+            },
         )
     };
     let seconds = |d: Option<std::time::Duration>| {

@@ -7,11 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::HashSet;
+
 use anyhow::{Context, bail};
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
 use crate::manifests::ServiceManifest;
@@ -73,25 +78,41 @@ impl Cluster {
         create_services(&self.client, services, in_flight).await
     }
 
-    /// Waits until `count` Services of `default` are Ready; polls the list (there is no
-    /// cheaper way for a client to see many Services' conditions).
+    /// Waits until `count` Services of `default` are Ready, following a watch (a list of them
+    /// all every so often would cost the server, on the same cores, more than it measures).
     pub async fn wait_ready(&self, count: usize) -> anyhow::Result<()> {
-        let api = self.services();
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let list = api.list(&ListParams::default()).await?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|service| is_ready(service))
-                .count();
-            if ready >= count {
-                return Ok(());
+        let mut events =
+            std::pin::pin!(watcher(self.services(), watcher::Config::default()).default_backoff());
+        let mut ready: HashSet<String> = HashSet::new();
+        let follow = async {
+            while let Some(event) = events.try_next().await? {
+                match event {
+                    watcher::Event::Apply(service) | watcher::Event::InitApply(service) => {
+                        if is_ready(&service) {
+                            ready.insert(service.name_any());
+                        } else {
+                            ready.remove(&service.name_any());
+                        }
+                    }
+                    watcher::Event::Delete(service) => {
+                        ready.remove(&service.name_any());
+                    }
+                    // A relist sends every Service again.
+                    watcher::Event::Init => ready.clear(),
+                    watcher::Event::InitDone => {}
+                }
+                if ready.len() >= count {
+                    return Ok(());
+                }
             }
-            if Instant::now() > deadline {
-                bail!("{ready} of {count} Services Ready after {READY_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            bail!("the watch on Services ended")
+        };
+        match tokio::time::timeout(READY_TIMEOUT, follow).await {
+            Ok(outcome) => outcome,
+            Err(_) => bail!(
+                "{} of {count} Services Ready after {READY_TIMEOUT:?}",
+                ready.len()
+            ),
         }
     }
 
