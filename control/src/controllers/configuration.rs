@@ -42,6 +42,7 @@ pub(super) async fn run(client: Client) {
         watcher::Config::default(),
     )
     .owns_stream(revision_changes)
+    .with_config(super::controller_config())
     .run(reconcile, error_policy, context)
     .for_each(|outcome| {
         log_outcome("Configuration", outcome);

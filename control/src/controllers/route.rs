@@ -79,7 +79,8 @@ pub(super) async fn run(client: Client) {
     let controller = Controller::new(
         Api::<Route>::all(client.clone()),
         watcher::Config::default(),
-    );
+    )
+    .with_config(super::controller_config());
     let routes = controller.store();
     let by_configuration = routes.clone();
     let by_revision = routes.clone();

@@ -38,6 +38,7 @@ pub(super) async fn run(client: Client) {
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
     )
+    .with_config(super::controller_config())
     .owns(
         Api::<Configuration>::all(client.clone()),
         watcher::Config::default(),
