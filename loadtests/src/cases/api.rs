@@ -11,8 +11,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-    WatchEvent, WatchParams,
+    Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -20,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::peers;
 use crate::report;
 
+use super::cluster;
 use super::{Scratch, require_open_files, wisp_binary};
 
 /// Items per page of the paged list (kubectl's default chunk size).
@@ -192,15 +192,7 @@ async fn measure(
 
 /// The services collection in `default`, through a client built from the kubeconfig.
 async fn services_api(kubeconfig: &std::path::Path) -> anyhow::Result<Api<DynamicObject>> {
-    let config = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("cannot read {}", kubeconfig.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
-            .await?;
-    let client = kube::Client::try_from(config)?;
-    let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Service");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "services");
-    Ok(Api::namespaced_with(client, "default", &resource))
+    Ok(cluster::services_api(&cluster::client(kubeconfig).await?))
 }
 
 fn service(index: usize) -> anyhow::Result<DynamicObject> {

@@ -153,7 +153,8 @@ impl Cluster {
     }
 }
 
-fn services_api(client: &kube::Client) -> Api<DynamicObject> {
+/// The Knative services collection in `default`.
+pub fn services_api(client: &kube::Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Service");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "services");
     Api::namespaced_with(client.clone(), "default", &resource)
