@@ -5,6 +5,7 @@
 
 pub mod knative;
 pub mod names;
+pub mod nodes;
 pub mod quantity;
 pub mod revision_key;
 pub mod serving;

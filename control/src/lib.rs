@@ -1,7 +1,6 @@
-//! The control plane: the Kubernetes-compatible API server that kubectl and kube-rs talk to,
-//! with Knative admission, and (next) the controllers that turn Services into Configurations,
-//! Revisions and Routes. It talks to the data plane only through the Kubernetes API; it is not
-//! the data plane (see `wisp-gateway`).
+//! The embedded Kubernetes-compatible API server that kubectl and kube-rs talk to, with
+//! Knative admission. The controllers (`wisp-controllers`) and the data plane (`wisp-gateway`)
+//! reach it only over HTTPS, exactly as they reach a real kube-apiserver; it knows neither.
 //!
 //! * [`apiserver`]: HTTPS, authentication, the verbs, watches and garbage collection;
 //! * [`store`]: objects in SQLite with a global resourceVersion, an event log and watches;
@@ -15,7 +14,6 @@
 
 pub mod admission;
 pub mod apiserver;
-pub mod controllers;
 pub mod credentials;
 pub mod discovery;
 pub mod field_error;

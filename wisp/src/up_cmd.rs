@@ -133,7 +133,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut background = JoinSet::new();
     let controllers_client = client.clone();
     background.spawn(async move {
-        wisp_control::controllers::run(controllers_client).await;
+        wisp_controllers::run(controllers_client).await;
         "the Knative controllers"
     });
     let sync_data_plane = data_plane.clone();

@@ -184,6 +184,9 @@ pub struct RevisionStatus {
     pub actual_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_replicas: Option<i32>,
+    /// Knative's `status.annotations`; wisp's nodes report here (see [`crate::nodes`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// `status.containerStatuses[]`: the digest the revision's component resolved to.
@@ -225,4 +228,7 @@ pub struct RouteStatus {
     pub address: Option<Addressable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficTarget>,
+    /// Knative's `status.annotations`; wisp's nodes report here (see [`crate::nodes`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }

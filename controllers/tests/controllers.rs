@@ -22,7 +22,7 @@ use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
 use wisp_api::knative::{
     Configuration, ContainerStatus, Revision, RevisionStatus, Route, Service, TrafficTarget, labels,
 };
-use wisp_control::controllers;
+use wisp_controllers as controllers;
 
 /// How long any single wait may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
