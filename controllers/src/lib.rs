@@ -1,10 +1,14 @@
 //! The Knative Serving controllers: Service → Configuration + Route, Configuration → Revision
-//! per generation, and Route status (traffic resolution, URLs, routing states).
+//! per generation, Revision status from its nodes' reports (conditions, replica sums), Route
+//! status (traffic resolution, URLs, routing states, `IngressReady` once every Ready node
+//! serves the traffic), and the lifecycle of wisp's virtual nodes (a node whose heartbeat
+//! Lease lapses turns `Ready=Unknown` and loses its Pods).
 //!
 //! They talk to the cluster only through a [`kube::Client`] (kube-runtime controllers, watches
 //! and reflectors), so they run unchanged against the embedded API server or a real one. The
-//! data plane meets them only through the objects they write (see issue 6's contract): it
-//! reports Revision status and flips a Route's `IngressReady` once the gateway serves it.
+//! data plane meets them only through objects (the contract is [`wisp_api::nodes`]): each node
+//! reports into `status.annotations` of Revisions and Routes, and these controllers never call
+//! a node.
 //!
 //! Each controller keeps its decisions in pure functions over plain values (unit-tested next to
 //! them); the reconcilers only read, call those functions and write what changed.
@@ -13,7 +17,11 @@ mod backoff;
 mod configuration;
 mod domain;
 mod meta;
+mod node_lifecycle;
+mod nodes;
+mod revision;
 mod revision_cache;
+mod revision_status;
 mod route;
 mod service;
 
@@ -53,7 +61,9 @@ pub async fn run(client: kube::Client) {
     futures::join!(
         service::run(client.clone()),
         configuration::run(client.clone()),
-        route::run(client),
+        revision::run(client.clone()),
+        route::run(client.clone()),
+        node_lifecycle::run(client),
     );
 }
 

@@ -185,7 +185,8 @@ impl Significance {
 }
 
 /// A hash of everything the controllers may read: the object without its resourceVersion,
-/// managed fields and replica counts (which the data plane rewrites as replicas come and go).
+/// managed fields, replica counts and node reports (which the data plane rewrites as replicas
+/// come and go).
 fn fingerprint(revision: &Revision) -> u64 {
     let mut significant = revision.clone();
     significant.metadata.resource_version = None;
@@ -193,6 +194,9 @@ fn fingerprint(revision: &Revision) -> u64 {
     if let Some(status) = significant.status.as_mut() {
         status.actual_replicas = None;
         status.desired_replicas = None;
+        // The nodes' own reports: the Revision controller turns them into conditions, which
+        // are what the other controllers read.
+        status.annotations.clear();
     }
     let mut hasher = DefaultHasher::new();
     // Serialising a typed object cannot fail; an empty encoding would only make the change pass.

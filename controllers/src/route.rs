@@ -26,11 +26,14 @@ use wisp_api::knative::{
     Addressable, CONFIG_DOMAIN, Configuration, Revision, Route, RouteStatus, SYSTEM_NAMESPACE,
     TrafficTarget, labels,
 };
+use wisp_api::nodes::RouteReport;
 
 use super::backoff::Backoff;
 use super::domain::{cluster_local_url, domain_from, route_url, tag_url};
 use super::meta;
+use super::nodes::{self, Nodes};
 use super::revision_cache::{self, RevisionCache};
+use super::revision_status::NodeView;
 use super::{Error, RESYNC, log_outcome};
 
 /// How long a reconcile waits for the first list of `config-domain` before using the default
@@ -53,6 +56,8 @@ struct Context {
     domains: Store<ConfigMap>,
     /// Every Revision, kept by the watch that also triggers this controller.
     revisions: RevisionCache,
+    /// The wisp nodes: `IngressReady` waits for every Ready one.
+    nodes: Nodes,
 }
 
 /// Runs the controller until the future is dropped.
@@ -85,12 +90,14 @@ pub(super) async fn run(client: Client) {
     let by_configuration = routes.clone();
     let by_revision = routes.clone();
     let (revisions, revision_changes) = revision_cache::watch(client.clone());
+    let (nodes, node_changes) = nodes::watch(client.clone());
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
         routes,
         domains,
         revisions,
+        nodes,
     });
     controller
         .watches(
@@ -101,7 +108,7 @@ pub(super) async fn run(client: Client) {
         .watches_stream(revision_changes, move |revision| {
             routes_of_revision(&by_revision, &revision)
         })
-        .reconcile_all_on(domain_changes)
+        .reconcile_all_on(futures::stream::select(domain_changes, node_changes))
         .run(reconcile, error_policy, context)
         .for_each(|outcome| {
             log_outcome("Route", outcome);
@@ -228,12 +235,15 @@ async fn reconcile_route(route: &Route, context: &Context) -> Result<Action, Err
     let domain = domain_from(domain_object.as_ref().and_then(|cm| cm.data.as_ref()));
 
     let old = route.status.clone().unwrap_or_default();
+    context.nodes.wait_until_ready().await;
+    let nodes = context.nodes.view();
     let view = RouteView {
         name: &name,
         namespace: &namespace,
         generation: route.metadata.generation,
         traffic: &route.spec.traffic,
         domain: &domain,
+        nodes: &nodes,
     };
     let status = next_status(&view, &resolutions, &old, &meta::now());
     let changed = status != old;
@@ -446,6 +456,8 @@ pub(super) struct RouteView<'a> {
     pub generation: Option<i64>,
     pub traffic: &'a [TrafficTarget],
     pub domain: &'a str,
+    /// The wisp nodes, whose reports decide `IngressReady`.
+    pub nodes: &'a NodeView,
 }
 
 /// One `status.traffic[]` entry: the target resolved to `revision`, with its tag's URL.
@@ -477,7 +489,7 @@ pub(super) fn next_status(
         .iter()
         .filter_map(Resolution::unassigned)
         .min_by_key(|c| c.status != ConditionStatus::False);
-    let (traffic, assigned) = match failed {
+    let (traffic, assigned): (Vec<TrafficTarget>, Condition) = match failed {
         Some(reason) => {
             let kept = old
                 .traffic
@@ -505,15 +517,21 @@ pub(super) fn next_status(
             )
         }
     };
+    let url = route_url(route.name, route.namespace, route.domain);
     let ingress = match conditions::get(&old.conditions, INGRESS_READY) {
-        Some(stored) if traffic == old.traffic => stored.clone(),
-        _ => Condition::new(INGRESS_READY, ConditionStatus::Unknown).because(
-            "IngressNotConfigured",
-            "Ingress has not yet been reconciled.",
-        ),
+        // Knative's rule: a node that joins later is not waited for on unchanged traffic.
+        Some(stored)
+            if stored.is_true() && traffic == old.traffic && old.url.as_deref() == Some(&url) =>
+        {
+            stored.clone()
+        }
+        _ => ingress_from_reports(&old.annotations, &traffic, &url, route.nodes),
     };
+    status.annotations.retain(|key, _| {
+        wisp_api::nodes::report_node(key).is_none_or(|node| route.nodes.known.contains(node))
+    });
     status.traffic = traffic;
-    status.url = Some(route_url(route.name, route.namespace, route.domain));
+    status.url = Some(url);
     status.address = Some(Addressable {
         url: Some(cluster_local_url(route.name, route.namespace)),
     });
@@ -532,6 +550,52 @@ pub(super) fn next_status(
         now,
     );
     status
+}
+
+/// `IngressReady` from the nodes' reports: True once every Ready node serves exactly this
+/// traffic (Knative's ingress probing, through the API), False as soon as one of them cannot
+/// serve it (the node named), Unknown while some have not caught up.
+fn ingress_from_reports(
+    annotations: &BTreeMap<String, String>,
+    traffic: &[TrafficTarget],
+    url: &str,
+    nodes: &NodeView,
+) -> Condition {
+    const NOT_CONFIGURED: &str = "IngressNotConfigured";
+    if nodes.ready.is_empty() {
+        return Condition::new(INGRESS_READY, ConditionStatus::Unknown)
+            .because(NOT_CONFIGURED, "No Ready wisp node serves routes yet.");
+    }
+    let hash = wisp_api::nodes::traffic_hash(traffic, Some(url));
+    let reports: BTreeMap<&str, RouteReport> = wisp_api::nodes::reports(annotations)
+        .filter(|(node, report): &(&str, RouteReport)| {
+            nodes.ready.contains(*node) && report.serving == hash
+        })
+        .collect();
+    if let Some((node, problem)) = reports
+        .iter()
+        .find_map(|(node, report)| Some((node, report.problem.as_deref()?)))
+    {
+        return Condition::new(INGRESS_READY, ConditionStatus::False)
+            .because(NOT_CONFIGURED, format!("{problem} (on node {node})"));
+    }
+    let waiting: Vec<&str> = nodes
+        .ready
+        .iter()
+        .map(String::as_str)
+        .filter(|node| !reports.contains_key(node))
+        .collect();
+    if waiting.is_empty() {
+        return Condition::new(INGRESS_READY, ConditionStatus::True);
+    }
+    Condition::new(INGRESS_READY, ConditionStatus::Unknown).because(
+        NOT_CONFIGURED,
+        format!(
+            "Waiting for {} {} to serve the new traffic.",
+            if waiting.len() == 1 { "node" } else { "nodes" },
+            waiting.join(", ")
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -573,6 +637,11 @@ mod tests {
         )])
     }
 
+    static ONE_NODE: std::sync::LazyLock<NodeView> = std::sync::LazyLock::new(|| NodeView {
+        ready: BTreeSet::from(["a".to_owned()]),
+        known: BTreeSet::from(["a".to_owned()]),
+    });
+
     fn view<'a>(traffic: &'a [TrafficTarget], domain: &'a str) -> RouteView<'a> {
         RouteView {
             name: "hello",
@@ -580,6 +649,7 @@ mod tests {
             generation: Some(1),
             traffic,
             domain,
+            nodes: &ONE_NODE,
         }
     }
 
@@ -737,6 +807,43 @@ mod tests {
         assert_eq!(ingress.reason.as_deref(), Some("IngressNotConfigured"));
         assert!(!conditions::is_true(&status.conditions, READY));
         assert_eq!(status.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn ingress_is_ready_once_every_ready_node_serves_the_traffic() {
+        use wisp_api::nodes::{encode, report_key, traffic_hash};
+        let url = "http://hello.default.localhost";
+        let traffic = [pinned("hello-00002", 100, None)];
+        let hash = traffic_hash(&traffic, Some(url));
+        let nodes = NodeView {
+            ready: BTreeSet::from(["a".to_owned(), "b".to_owned()]),
+            known: BTreeSet::from(["a".to_owned(), "b".to_owned(), "c".to_owned()]),
+        };
+        let serving = |hash: &str, problem: Option<&str>| {
+            encode(&RouteReport {
+                serving: hash.to_owned(),
+                problem: problem.map(str::to_owned),
+            })
+        };
+        let mut reports = BTreeMap::from([
+            (report_key("a"), serving(&hash, None)),
+            (report_key("b"), serving("0000000000000000", None)),
+        ]);
+        let waiting = ingress_from_reports(&reports, &traffic, url, &nodes);
+        assert_eq!(waiting.status, ConditionStatus::Unknown);
+        assert_eq!(
+            waiting.message.as_deref(),
+            Some("Waiting for node b to serve the new traffic.")
+        );
+        // A lapsed node (c, known but not Ready) is not waited for.
+        reports.insert(report_key("b"), serving(&hash, None));
+        assert!(ingress_from_reports(&reports, &traffic, url, &nodes).is_true());
+        reports.insert(report_key("b"), serving(&hash, Some("host clash")));
+        let failed = ingress_from_reports(&reports, &traffic, url, &nodes);
+        assert_eq!(failed.status, ConditionStatus::False);
+        assert_eq!(failed.message.as_deref(), Some("host clash (on node b)"));
+        let none = ingress_from_reports(&reports, &traffic, url, &NodeView::default());
+        assert_eq!(none.status, ConditionStatus::Unknown);
     }
 
     #[test]

@@ -8,20 +8,16 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use support::Cluster;
 use tokio::task::JoinHandle;
-use wisp_api::knative::condition_types::{
-    ALL_TRAFFIC_ASSIGNED, CERTIFICATE_PROVISIONED, CONFIGURATIONS_READY, CONTAINER_HEALTHY,
-    INGRESS_READY, READY, RESOURCES_AVAILABLE, ROUTES_READY,
-};
+use wisp_api::knative::condition_types::{CONFIGURATIONS_READY, READY, ROUTES_READY};
 use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
-use wisp_api::knative::{
-    Configuration, ContainerStatus, Revision, RevisionStatus, Route, Service, TrafficTarget, labels,
-};
+use wisp_api::knative::{Configuration, Revision, Route, Service, TrafficTarget, labels};
+use wisp_api::nodes;
 use wisp_controllers as controllers;
 
 /// How long any single wait may take before the test fails.
@@ -42,9 +38,12 @@ impl Fixture {
     fn start() -> Self {
         let cluster = Cluster::start();
         let client = cluster.client();
+        let node_client = cluster.node_client();
         let tasks = vec![
             cluster.runtime().spawn(controllers::run(client.clone())),
-            cluster.runtime().spawn(data_plane(client.clone())),
+            cluster
+                .runtime()
+                .spawn(data_plane(client.clone(), node_client)),
         ];
         Self {
             tasks,
@@ -73,9 +72,14 @@ impl Drop for Fixture {
     }
 }
 
-/// The data plane's side of the contract, by polling: revisions become Ready (or fail), and a
-/// route's IngressReady turns True once the route controller has written its status.
-async fn data_plane(client: Client) {
+/// The name the fake node reports under.
+const NODE: &str = "fake";
+
+/// A node's side of the contract (`wisp_api::nodes`), by polling: it registers a Ready Node,
+/// reports each revision Ready (or failed) in its `status.annotations`, and reports each route
+/// served once the route controller has written its traffic.
+async fn data_plane(client: Client, node_client: Client) {
+    register_node(&node_client).await;
     let revisions: Api<Revision> = Api::all(client.clone());
     let routes: Api<Route> = Api::all(client.clone());
     loop {
@@ -85,7 +89,7 @@ async fn data_plane(client: Client) {
                 let decided = revision
                     .status
                     .as_ref()
-                    .is_some_and(|s| conditions::get(&s.conditions, READY).is_some());
+                    .is_some_and(|s| s.annotations.contains_key(&nodes::report_key(NODE)));
                 if decided || image.contains(HOLD) {
                     continue;
                 }
@@ -94,26 +98,20 @@ async fn data_plane(client: Client) {
         }
         if let Ok(list) = routes.list(&Default::default()).await {
             for route in list {
-                let Some(status) = route.status.clone() else {
+                let Some(mut status) = route.status.clone() else {
                     continue;
                 };
-                if status.observed_generation.is_none()
-                    || conditions::is_true(&status.conditions, INGRESS_READY)
-                {
+                if status.observed_generation.is_none() {
                     continue;
                 }
-                let mut status = status;
-                let now = "2026-01-01T00:00:00Z";
-                conditions::set(
-                    &mut status.conditions,
-                    Condition::new(INGRESS_READY, ConditionStatus::True),
-                    now,
-                );
-                conditions::set_ready(
-                    &mut status.conditions,
-                    &[ALL_TRAFFIC_ASSIGNED, INGRESS_READY, CERTIFICATE_PROVISIONED],
-                    now,
-                );
+                let served = nodes::encode(&nodes::RouteReport {
+                    serving: nodes::traffic_hash(&status.traffic, status.url.as_deref()),
+                    problem: None,
+                });
+                if status.annotations.get(&nodes::report_key(NODE)) == Some(&served) {
+                    continue;
+                }
+                status.annotations.insert(nodes::report_key(NODE), served);
                 let mut updated = route.clone();
                 updated.status = Some(status);
                 let api: Api<Route> =
@@ -127,6 +125,19 @@ async fn data_plane(client: Client) {
     }
 }
 
+/// The fake node's Node object, Ready.
+async fn register_node(node_client: &Client) {
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": NODE, "labels": {nodes::NODE_LABEL: "true"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }))
+    .expect("a node");
+    Api::<Node>::all(node_client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("the fake node registers");
+}
+
 fn image_of_revision(revision: &Revision) -> String {
     revision
         .spec
@@ -138,41 +149,27 @@ fn image_of_revision(revision: &Revision) -> String {
         .to_owned()
 }
 
-/// Writes a revision's status as the data plane would: ready with a digest, or failed.
+/// Reports a revision as a node would: ready with a digest, or failed.
 async fn report(client: &Client, revision: &Revision, ok: bool) -> kube::Result<Revision> {
-    let now = "2026-01-01T00:00:00Z";
-    let mut status = RevisionStatus {
-        observed_generation: revision.metadata.generation,
-        ..RevisionStatus::default()
+    let image = image_of_revision(revision);
+    let report = nodes::RevisionReport {
+        state: if ok {
+            nodes::RevisionState::Ready
+        } else {
+            nodes::RevisionState::Failed
+        },
+        generation: revision.metadata.generation,
+        container: Some("user-container".into()),
+        image_digest: ok.then(|| format!("sha256:{}", "ab".repeat(32))),
+        reason: (!ok).then(|| "ContainerMissing".into()),
+        message: (!ok).then(|| format!("Unable to fetch image {image:?}: no such file")),
+        actual: 0,
+        desired: 0,
     };
-    if ok {
-        for type_ in [RESOURCES_AVAILABLE, CONTAINER_HEALTHY] {
-            conditions::set(
-                &mut status.conditions,
-                Condition::new(type_, ConditionStatus::True),
-                now,
-            );
-        }
-        status.container_statuses = vec![ContainerStatus {
-            name: "user-container".into(),
-            image_digest: Some(format!("sha256:{}", "ab".repeat(32))),
-        }];
-    } else {
-        let image = image_of_revision(revision);
-        conditions::set(
-            &mut status.conditions,
-            Condition::new(CONTAINER_HEALTHY, ConditionStatus::False).because(
-                "ContainerMissing",
-                format!("Unable to fetch image {image:?}: no such file"),
-            ),
-            now,
-        );
-    }
-    conditions::set_ready(
-        &mut status.conditions,
-        &[RESOURCES_AVAILABLE, CONTAINER_HEALTHY],
-        now,
-    );
+    let mut status = revision.status.clone().unwrap_or_default();
+    status
+        .annotations
+        .insert(nodes::report_key(NODE), nodes::encode(&report));
     let mut updated = revision.clone();
     updated.status = Some(status);
     let api: Api<Revision> =

@@ -20,8 +20,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::oneshot;
-use wisp_api::knative::condition_types::{INGRESS_READY, READY};
-use wisp_api::knative::{ConditionStatus, Revision, Route, conditions};
+use wisp_api::knative::{Revision, Route};
+use wisp_api::nodes::{self, RevisionReport, RevisionState, RouteReport};
 use wisp_api::revision_key::RevisionKey;
 use wisp_autoscaler::{ManualClock, Timestamp};
 use wisp_control::apiserver::{ApiServer, ApiServerConfig};
@@ -97,7 +97,7 @@ impl Cluster {
             self.client.clone(),
             self.node_client.clone(),
             SyncOptions {
-                node_name: "test-node".into(),
+                node_name: NODE.into(),
                 image_base_dir: self.image_dir.clone(),
                 status_interval: Duration::from_millis(100),
             },
@@ -131,15 +131,12 @@ impl Cluster {
             .expect("create revision");
     }
 
-    /// Waits for the revision's Ready condition to leave Unknown; returns the revision.
+    /// Waits for this node's report on the revision to leave Deploying; returns the revision.
     async fn settled(&self, name: &str) -> Revision {
         let api = self.revisions();
         eventually(&format!("revision {name} settles"), || async {
             let revision = api.get(name).await.ok()?;
-            let status = revision.status.clone()?;
-            conditions::get(&status.conditions, READY)
-                .is_some_and(|c| c.status != ConditionStatus::Unknown)
-                .then_some(revision)
+            (report_of(&revision)?.state != RevisionState::Deploying).then_some(revision)
         })
         .await
     }
@@ -266,11 +263,31 @@ where
     }
 }
 
-fn ready_of(revision: &Revision) -> wisp_api::knative::Condition {
-    let status = revision.status.clone().unwrap_or_default();
-    conditions::get(&status.conditions, READY)
-        .cloned()
-        .expect("Ready condition")
+/// The name the sync under test reports as.
+const NODE: &str = "test-node";
+
+/// This node's report on the revision, if it made one.
+fn report_of(revision: &Revision) -> Option<RevisionReport> {
+    let status = revision.status.clone()?;
+    serde_json::from_str(status.annotations.get(&nodes::report_key(NODE))?).ok()
+}
+
+fn ready_of(revision: &Revision) -> RevisionReport {
+    report_of(revision).expect("the node's report")
+}
+
+/// Whether this node reports serving the route's current traffic.
+fn serves(route: &Route) -> bool {
+    let Some(status) = route.status.as_ref() else {
+        return false;
+    };
+    let Some(text) = status.annotations.get(&nodes::report_key(NODE)) else {
+        return false;
+    };
+    serde_json::from_str::<RouteReport>(text).is_ok_and(|report| {
+        report.problem.is_none()
+            && report.serving == nodes::traffic_hash(&status.traffic, status.url.as_deref())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,23 +299,20 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
 
     let revision = cluster.settled("hello-00001").await;
     let ready = ready_of(&revision);
-    assert_eq!(ready.status, ConditionStatus::True, "{ready:?}");
-    let status = revision.status.clone().unwrap();
-    assert_eq!(status.container_statuses[0].name, "user-container");
-    let digest = status.container_statuses[0].image_digest.clone().unwrap();
+    assert_eq!(ready.state, RevisionState::Ready, "{ready:?}");
+    assert_eq!(ready.container.as_deref(), Some("user-container"));
+    let digest = ready.image_digest.clone().unwrap();
     assert!(digest.starts_with("sha256:"), "{digest}");
-    assert_eq!(status.observed_generation, revision.metadata.generation);
+    assert_eq!(ready.generation, revision.metadata.generation);
 
     // Not served until a Route's status.traffic names it.
     let (code, _) = cluster.get("hello.default.localhost").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     cluster.route_to("hello", "hello-00001").await;
     let routes = cluster.routes();
-    eventually("the route is IngressReady and Ready", || async {
+    eventually("the node reports serving the route", || async {
         let route = routes.get("hello").await.ok()?;
-        let conditions = route.status?.conditions;
-        (conditions::is_true(&conditions, INGRESS_READY) && conditions::is_true(&conditions, READY))
-            .then_some(())
+        serves(&route).then_some(())
     })
     .await;
     let (code, body) = cluster.get("hello.default.localhost").await;
@@ -307,9 +321,9 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
 
     // Replica counts reach the status on the status interval.
     let revisions = cluster.revisions();
-    eventually("actualReplicas in status", || async {
-        let status = revisions.get("hello-00001").await.ok()?.status?;
-        (status.actual_replicas? >= 1).then_some(())
+    eventually("the node's replica count in its report", || async {
+        let revision = revisions.get("hello-00001").await.ok()?;
+        (report_of(&revision)?.actual >= 1).then_some(())
     })
     .await;
 
@@ -423,7 +437,7 @@ async fn revisions_that_cannot_run_say_why() {
     cluster.create_revision("text-00001", "text.wasm").await;
 
     let missing = ready_of(&cluster.settled("missing-00001").await);
-    assert_eq!(missing.status, ConditionStatus::False);
+    assert_eq!(missing.state, RevisionState::Failed);
     assert_eq!(missing.reason.as_deref(), Some("ContainerMissing"));
     let message = missing.message.unwrap_or_default();
     assert!(
@@ -434,7 +448,7 @@ async fn revisions_that_cannot_run_say_why() {
     assert!(message.contains(path.to_str().unwrap()), "{message}");
 
     let text = ready_of(&cluster.settled("text-00001").await);
-    assert_eq!(text.status, ConditionStatus::False);
+    assert_eq!(text.state, RevisionState::Failed);
     assert_eq!(text.reason.as_deref(), Some("InvalidComponent"), "{text:?}");
 
     // The missing file appears: the retry picks it up without a new revision.
@@ -442,7 +456,7 @@ async fn revisions_that_cannot_run_say_why() {
     let revisions = cluster.revisions();
     eventually("the missing revision recovers", || async {
         let revision = revisions.get("missing-00001").await.ok()?;
-        (ready_of(&revision).status == ConditionStatus::True).then_some(())
+        (report_of(&revision)?.state == RevisionState::Ready).then_some(())
     })
     .await;
     cluster.stop().await;
@@ -472,7 +486,7 @@ async fn after_a_restart_loaded_means_stored_routes_are_served() {
     assert_eq!(body, "Hello from wisp!\n");
     // The revision's first attempt wrote its status.
     let revision = cluster.revisions().get("hello-00001").await.expect("get");
-    assert_eq!(ready_of(&revision).status, ConditionStatus::True);
+    assert_eq!(ready_of(&revision).state, RevisionState::Ready);
     cluster.stop().await;
 }
 

@@ -115,6 +115,7 @@ pub fn node(name: &str) -> Value {
             "name": name,
             "labels": {
                 "kubernetes.io/hostname": name,
+                wisp_api::nodes::NODE_LABEL: "true",
                 "kubernetes.io/os": std::env::consts::OS,
                 "kubernetes.io/arch": architecture(),
                 "node.kubernetes.io/instance-type": "wisp",

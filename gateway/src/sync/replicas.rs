@@ -98,7 +98,7 @@ async fn write_replicas(shared: &Shared, key: &RevisionKey, (actual, desired): (
         shared.cached(key),
         |revision: &Revision| {
             let current = revision.status.clone().unwrap_or_default();
-            let next = status::replicas(&current, actual, desired, &now());
+            let next = status::replicas(&current, &shared.options.node_name, actual, desired);
             (next != current).then(|| Revision {
                 status: Some(next),
                 ..revision.clone()

@@ -23,7 +23,7 @@ use wisp_api::revision_key::RevisionKey;
 use super::convert::{Converted, convert, revision_key};
 use super::status::{self, Outcome};
 use super::write::write_status;
-use super::{Serving, Shared, now};
+use super::{Serving, Shared};
 
 /// First wait before retrying a revision whose image could not be fetched; doubles up to
 /// [`MAX_RETRY`].
@@ -273,9 +273,11 @@ async fn reconcile(
         let outcome = match &converted {
             Err(failure) => Outcome::Failed(failure.clone()),
             Ok(converted) => {
-                if !status::reported(&stored, generation) {
+                let node = shared.options.node_name.as_str();
+                if !status::reported(&stored, node, generation) {
+                    let container = converted.container_name.as_str();
                     write_revision_status(shared, revision, |current| {
-                        status::deploying(current, generation, &now())
+                        status::deploying(current, node, generation, container)
                     })
                     .await;
                 }
@@ -297,8 +299,9 @@ async fn reconcile(
         })
         .to_owned();
     let outcome = attempt.outcome.clone();
+    let node = shared.options.node_name.as_str();
     let written = write_revision_status(shared, revision, move |current| {
-        status::applied(current, generation, &container_name, &outcome, &now())
+        status::applied(current, node, generation, &container_name, &outcome)
     })
     .await;
     retry_after(&attempt.outcome, written, backoff)

@@ -1,6 +1,7 @@
 //! Routes: the gateway's table is every Route's `status.traffic`, rebuilt at most every
 //! [`DEBOUNCE`] however many Routes change; once the gateway serves a Route's current traffic
-//! (and has every revision it names), the Route gets `IngressReady=True`.
+//! (and has every revision it names), this node reports so in the Route's `status.annotations`
+//! (the Route controller sets `IngressReady` once every Ready node did).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,12 +13,12 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use wisp_api::knative::{Route, RouteStatus};
+use wisp_api::knative::Route;
 
+use super::Shared;
 use super::route_table::{RouteKey, revisions_of, route_config, route_configs, route_key};
 use super::status;
 use super::write::write_status;
-use super::{Shared, now};
 use crate::routing::RouteConfig;
 
 /// How long changes are gathered before the table is rebuilt: a burst of Route updates (a
@@ -136,7 +137,7 @@ impl Table {
     /// Programs the gateway when the table changed, then reports on each Route. Returns
     /// whether every report got through.
     async fn sync(&mut self, shared: &Shared) -> bool {
-        let configs = route_configs(self.routes.values());
+        let configs = self.adoptable(shared, route_configs(self.routes.values()));
         if self.programmed.as_ref() != Some(&configs) {
             let problems = shared.data_plane.set_routes(configs.clone()).await;
             self.problems = problems
@@ -169,7 +170,8 @@ impl Table {
                     .routes
                     .get(&(config.namespace.clone(), config.name.clone()))?;
                 let current = route.status.clone().unwrap_or_default();
-                (next_status(&current, problem.as_deref()) != current)
+                let node = shared.options.node_name.as_str();
+                (status::route_served(&current, node, problem.as_deref()) != current)
                     .then(|| (config, problem, Some(route.clone())))
             })
             .collect();
@@ -181,10 +183,29 @@ impl Table {
     }
 }
 
-fn next_status(current: &RouteStatus, problem: Option<&str>) -> RouteStatus {
-    match problem {
-        None => status::ingress_ready(current, &now()),
-        Some(problem) => status::ingress_failed(current, problem, &now()),
+impl Table {
+    /// `wanted` with each route whose traffic names a revision this node has not loaded kept
+    /// at what the gateway serves now: a node moves a route to a new revision only once it
+    /// can serve it, so no node answers for a revision it does not have during a rollout. (The
+    /// controllers move traffic only to revisions every Ready node loaded; this covers the
+    /// moments a watch event arrives before the revision is applied here.)
+    fn adoptable(&self, shared: &Shared, wanted: Vec<RouteConfig>) -> Vec<RouteConfig> {
+        wanted
+            .into_iter()
+            .map(|config| {
+                let loaded = revisions_of(&config)
+                    .all(|revision| shared.data_plane.revision_state(&revision).is_some());
+                let serving = self
+                    .programmed
+                    .iter()
+                    .flatten()
+                    .find(|old| old.namespace == config.namespace && old.name == config.name);
+                match serving {
+                    Some(serving) if !loaded => serving.clone(),
+                    _ => config,
+                }
+            })
+            .collect()
     }
 }
 
@@ -203,7 +224,7 @@ async fn report(
             return None;
         }
         let current = route.status.clone().unwrap_or_default();
-        let next = next_status(&current, problem.as_deref());
+        let next = status::route_served(&current, &shared.options.node_name, problem.as_deref());
         (next != current).then(|| Route {
             status: Some(next),
             ..route.clone()

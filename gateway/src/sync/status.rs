@@ -1,23 +1,14 @@
-//! Revision and Route status as the data plane reports it (the contract's "data plane sets
-//! status"), computed from the stored status so unchanged fields and transition times stay.
+//! This node's reports, as it leaves them in Revision and Route `status.annotations` (the
+//! contract of [`wisp_api::nodes`]): one entry per node, so nodes never overwrite each other,
+//! and the controllers turn the entries of the Ready nodes into conditions and sums. Each
+//! function returns the status with only this node's entry changed.
 
-use wisp_api::knative::condition_types::{
-    ACTIVE, ALL_TRAFFIC_ASSIGNED, CERTIFICATE_PROVISIONED, CONTAINER_HEALTHY, INGRESS_READY, READY,
-    RESOURCES_AVAILABLE,
-};
-use wisp_api::knative::{
-    Condition, ConditionStatus, ContainerStatus, RevisionStatus, RouteStatus, conditions,
+use wisp_api::knative::{RevisionStatus, RouteStatus};
+use wisp_api::nodes::{
+    RevisionReport, RevisionState, RouteReport, encode, report_key, traffic_hash,
 };
 
 use super::failure::Failure;
-
-/// Reason of a revision whose component is being fetched and compiled.
-pub const DEPLOYING: &str = "Deploying";
-/// Reason of a revision at zero replicas, as Knative spells it.
-pub const NO_TRAFFIC: &str = "NoTraffic";
-
-const REVISION_DEPENDENTS: &[&str] = &[RESOURCES_AVAILABLE, CONTAINER_HEALTHY];
-const ROUTE_DEPENDENTS: &[&str] = &[ALL_TRAFFIC_ASSIGNED, INGRESS_READY, CERTIFICATE_PROVISIONED];
 
 /// What applying a revision came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,120 +20,104 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-/// Whether the stored status already reports on `generation`: a restart re-applies every
-/// revision, and one that was Ready (or failed) must not flap through `Deploying`.
-pub fn reported(status: &RevisionStatus, generation: Option<i64>) -> bool {
-    status.observed_generation == generation
-        && conditions::get(&status.conditions, READY)
-            .is_some_and(|ready| ready.status != ConditionStatus::Unknown)
+/// This node's report in `status`, if it made one.
+pub fn own_report(status: &RevisionStatus, node: &str) -> Option<RevisionReport> {
+    let text = status.annotations.get(&report_key(node))?;
+    serde_json::from_str(text).ok()
 }
 
-/// `Ready=Unknown` reason `Deploying`, while the component is prepared.
-pub fn deploying(status: &RevisionStatus, generation: Option<i64>, now: &str) -> RevisionStatus {
+/// Whether this node already reported on `generation` (Ready or failed): a restart re-applies
+/// every revision, and one it reported on must not flap through `Deploying`.
+pub fn reported(status: &RevisionStatus, node: &str, generation: Option<i64>) -> bool {
+    own_report(status, node)
+        .is_some_and(|r| r.generation == generation && r.state != RevisionState::Deploying)
+}
+
+/// `status` with this node's report changed by `change` (a new report starts as Deploying with
+/// no replicas).
+fn with_report(
+    status: &RevisionStatus,
+    node: &str,
+    change: impl FnOnce(&mut RevisionReport),
+) -> RevisionStatus {
+    let mut report = own_report(status, node).unwrap_or(RevisionReport {
+        state: RevisionState::Deploying,
+        generation: None,
+        container: None,
+        image_digest: None,
+        reason: None,
+        message: None,
+        actual: 0,
+        desired: -1,
+    });
+    change(&mut report);
     let mut next = status.clone();
-    next.observed_generation = generation;
-    for type_ in REVISION_DEPENDENTS {
-        conditions::set(
-            &mut next.conditions,
-            Condition::new(type_, ConditionStatus::Unknown)
-                .because(DEPLOYING, "The component is being fetched and compiled."),
-            now,
-        );
-    }
-    conditions::set_ready(&mut next.conditions, REVISION_DEPENDENTS, now);
+    next.annotations.insert(report_key(node), encode(&report));
     next
 }
 
-/// The status `outcome` implies for a revision of `generation` whose container is
-/// `container_name`.
+/// The component of `generation` is being fetched and compiled on this node.
+pub fn deploying(
+    status: &RevisionStatus,
+    node: &str,
+    generation: Option<i64>,
+    container: &str,
+) -> RevisionStatus {
+    with_report(status, node, |report| {
+        report.state = RevisionState::Deploying;
+        report.generation = generation;
+        report.container = Some(container.to_owned());
+        report.image_digest = None;
+        report.reason = None;
+        report.message = None;
+    })
+}
+
+/// What `outcome` says of the revision of `generation` on this node.
 pub fn applied(
     status: &RevisionStatus,
+    node: &str,
     generation: Option<i64>,
-    container_name: &str,
+    container: &str,
     outcome: &Outcome,
-    now: &str,
 ) -> RevisionStatus {
-    let mut next = status.clone();
-    next.observed_generation = generation;
-    match outcome {
-        Outcome::Ready { digest } => {
-            for type_ in REVISION_DEPENDENTS {
-                conditions::set(
-                    &mut next.conditions,
-                    Condition::new(type_, ConditionStatus::True),
-                    now,
-                );
+    with_report(status, node, |report| {
+        report.generation = generation;
+        report.container = Some(container.to_owned());
+        match outcome {
+            Outcome::Ready { digest } => {
+                report.state = RevisionState::Ready;
+                report.image_digest = Some(digest.clone());
+                report.reason = None;
+                report.message = None;
             }
-            next.container_statuses = vec![ContainerStatus {
-                name: container_name.to_owned(),
-                image_digest: Some(digest.clone()),
-            }];
-        }
-        Outcome::Failed(failure) => {
-            // Knative marks the container unhealthy and leaves resources as they were.
-            conditions::set(
-                &mut next.conditions,
-                Condition::new(CONTAINER_HEALTHY, ConditionStatus::False)
-                    .because(failure.reason, failure.message.clone()),
-                now,
-            );
-            if conditions::get(&next.conditions, RESOURCES_AVAILABLE).is_none() {
-                conditions::set(
-                    &mut next.conditions,
-                    Condition::new(RESOURCES_AVAILABLE, ConditionStatus::Unknown),
-                    now,
-                );
+            Outcome::Failed(failure) => {
+                report.state = RevisionState::Failed;
+                report.image_digest = None;
+                report.reason = Some(failure.reason.to_owned());
+                report.message = Some(failure.message.clone());
             }
-            next.container_statuses.clear();
         }
-    }
-    conditions::set_ready(&mut next.conditions, REVISION_DEPENDENTS, now);
-    next
+    })
 }
 
-/// `actualReplicas`, `desiredReplicas` (left out while the autoscaler has no view, `-1`) and
-/// `Active` for the replica counts now.
-pub fn replicas(status: &RevisionStatus, actual: i32, desired: i32, now: &str) -> RevisionStatus {
-    let mut next = status.clone();
-    next.actual_replicas = Some(actual);
-    next.desired_replicas = (desired >= 0).then_some(desired);
-    let mut active = if actual > 0 {
-        Condition::new(ACTIVE, ConditionStatus::True)
-    } else if desired > 0 {
-        Condition::new(ACTIVE, ConditionStatus::Unknown)
-            .because("Activating", "The revision is starting a replica.")
-    } else {
-        Condition::new(ACTIVE, ConditionStatus::False)
-            .because(NO_TRAFFIC, "The target is not receiving traffic.")
+/// This node's ready and desired replicas (`-1`: the autoscaler has no view yet).
+pub fn replicas(status: &RevisionStatus, node: &str, actual: i32, desired: i32) -> RevisionStatus {
+    with_report(status, node, |report| {
+        report.actual = actual;
+        report.desired = desired;
+    })
+}
+
+/// `status` with this node's word on the route: it serves the traffic the stored status holds
+/// (or cannot, and why).
+pub fn route_served(status: &RouteStatus, node: &str, problem: Option<&str>) -> RouteStatus {
+    let report = RouteReport {
+        serving: traffic_hash(&status.traffic, status.url.as_deref()),
+        problem: problem.map(str::to_owned),
     };
-    // Not a dependent of Ready: Knative reports it at Info severity.
-    active.severity = Some("Info".into());
-    conditions::set(&mut next.conditions, active, now);
-    next
-}
-
-/// `IngressReady=True` and `Ready` recomputed, once the gateway serves the route's traffic.
-pub fn ingress_ready(status: &RouteStatus, now: &str) -> RouteStatus {
     let mut next = status.clone();
-    conditions::set(
-        &mut next.conditions,
-        Condition::new(INGRESS_READY, ConditionStatus::True),
-        now,
-    );
-    conditions::set_ready(&mut next.conditions, ROUTE_DEPENDENTS, now);
-    next
-}
-
-/// `IngressReady=False` with the gateway's reason for not serving the route.
-pub fn ingress_failed(status: &RouteStatus, message: &str, now: &str) -> RouteStatus {
-    let mut next = status.clone();
-    conditions::set(
-        &mut next.conditions,
-        Condition::new(INGRESS_READY, ConditionStatus::False)
-            .because("IngressNotConfigured", message),
-        now,
-    );
-    conditions::set_ready(&mut next.conditions, ROUTE_DEPENDENTS, now);
+    next.annotations.insert(report_key(node), encode(&report));
     next
 }
 
@@ -150,107 +125,91 @@ pub fn ingress_failed(status: &RouteStatus, message: &str, now: &str) -> RouteSt
 mod tests {
     use super::*;
     use crate::sync::failure::CONTAINER_MISSING;
-
-    const T0: &str = "2026-01-01T00:00:00Z";
-    const T1: &str = "2026-01-01T00:00:01Z";
-
-    fn ready_of(status: &RevisionStatus) -> Condition {
-        conditions::get(&status.conditions, READY).cloned().unwrap()
-    }
+    use wisp_api::knative::TrafficTarget;
 
     #[test]
     fn deploying_then_ready_with_the_digest() {
         let start = RevisionStatus::default();
-        assert!(!reported(&start, Some(1)));
-        let deploying = deploying(&start, Some(1), T0);
-        let ready = ready_of(&deploying);
-        assert_eq!(ready.status, ConditionStatus::Unknown);
-        assert_eq!(ready.reason.as_deref(), Some(DEPLOYING));
-        assert!(!reported(&deploying, Some(1)));
+        assert!(!reported(&start, "a", Some(1)));
+        let deploying = deploying(&start, "a", Some(1), "user-container");
+        assert_eq!(
+            own_report(&deploying, "a").unwrap().state,
+            RevisionState::Deploying
+        );
+        assert!(!reported(&deploying, "a", Some(1)));
 
         let outcome = Outcome::Ready {
             digest: "sha256:ab".into(),
         };
-        let done = applied(&deploying, Some(1), "user-container", &outcome, T1);
-        assert!(conditions::is_true(&done.conditions, READY));
-        assert!(conditions::is_true(&done.conditions, CONTAINER_HEALTHY));
-        assert_eq!(
-            done.container_statuses[0].image_digest.as_deref(),
-            Some("sha256:ab")
-        );
-        assert_eq!(done.observed_generation, Some(1));
-        assert!(reported(&done, Some(1)));
+        let done = applied(&deploying, "a", Some(1), "user-container", &outcome);
+        let report = own_report(&done, "a").unwrap();
+        assert_eq!(report.state, RevisionState::Ready);
+        assert_eq!(report.image_digest.as_deref(), Some("sha256:ab"));
+        assert!(reported(&done, "a", Some(1)));
+        assert!(!reported(&done, "b", Some(1)), "another node has not");
         // Applying again (a restart) changes nothing, so nothing is written.
         assert_eq!(
-            applied(&done, Some(1), "user-container", &outcome, T1),
+            applied(&done, "a", Some(1), "user-container", &outcome),
             done
         );
     }
 
     #[test]
-    fn failure_is_ready_false_with_reason_and_message() {
+    fn a_failure_is_reported_with_reason_and_message() {
         let failure = Failure {
             reason: CONTAINER_MISSING,
             message: "Unable to fetch image \"a.wasm\": gone".into(),
             transient: true,
         };
         let failed = applied(
-            &deploying(&RevisionStatus::default(), Some(1), T0),
+            &RevisionStatus::default(),
+            "a",
             Some(1),
             "user-container",
             &Outcome::Failed(failure),
-            T1,
         );
-        let ready = ready_of(&failed);
-        assert_eq!(ready.status, ConditionStatus::False);
-        assert_eq!(ready.reason.as_deref(), Some(CONTAINER_MISSING));
-        assert!(ready.message.unwrap().contains("a.wasm"));
-        assert!(failed.container_statuses.is_empty());
-        assert!(reported(&failed, Some(1)));
+        let report = own_report(&failed, "a").unwrap();
+        assert_eq!(report.state, RevisionState::Failed);
+        assert_eq!(report.reason.as_deref(), Some(CONTAINER_MISSING));
+        assert!(report.message.unwrap().contains("a.wasm"));
     }
 
     #[test]
-    fn replica_counts_and_active() {
-        let scaled = replicas(&RevisionStatus::default(), 2, 3, T0);
-        assert_eq!(
-            (scaled.actual_replicas, scaled.desired_replicas),
-            (Some(2), Some(3))
+    fn replica_counts_keep_the_rest_of_the_report_and_other_nodes() {
+        let ready = applied(
+            &RevisionStatus::default(),
+            "b",
+            Some(1),
+            "user-container",
+            &Outcome::Ready {
+                digest: "sha256:0".into(),
+            },
         );
-        assert!(conditions::is_true(&scaled.conditions, ACTIVE));
-        let idle = replicas(&scaled, 0, -1, T1);
-        assert_eq!(idle.desired_replicas, None);
-        let active = conditions::get(&idle.conditions, ACTIVE).unwrap();
-        assert_eq!(active.reason.as_deref(), Some(NO_TRAFFIC));
-        // Active never decides Ready.
-        assert!(conditions::get(&idle.conditions, READY).is_none());
+        let scaled = replicas(&ready, "b", 2, 3);
+        let scaled = replicas(&scaled, "a", 1, 1);
+        let b = own_report(&scaled, "b").unwrap();
+        assert_eq!((b.state, b.actual, b.desired), (RevisionState::Ready, 2, 3));
+        assert_eq!(own_report(&scaled, "a").unwrap().actual, 1);
     }
 
     #[test]
-    fn ingress_ready_recomputes_route_ready() {
-        let mut status = RouteStatus::default();
-        for type_ in [ALL_TRAFFIC_ASSIGNED, CERTIFICATE_PROVISIONED] {
-            conditions::set(
-                &mut status.conditions,
-                Condition::new(type_, ConditionStatus::True),
-                T0,
-            );
-        }
-        conditions::set(
-            &mut status.conditions,
-            Condition::new(INGRESS_READY, ConditionStatus::Unknown).because(
-                "IngressNotConfigured",
-                "Ingress has not yet been reconciled.",
-            ),
-            T0,
-        );
-        conditions::set_ready(&mut status.conditions, ROUTE_DEPENDENTS, T0);
-        assert!(!conditions::is_true(&status.conditions, READY));
-        let ready = ingress_ready(&status, T1);
-        assert!(conditions::is_true(&ready.conditions, READY));
-        let failed = ingress_failed(&status, "traffic percents sum to 90, not 100", T1);
+    fn a_route_report_names_the_traffic_it_serves() {
+        let status = RouteStatus {
+            traffic: vec![TrafficTarget {
+                revision_name: Some("hello-00001".into()),
+                percent: Some(100),
+                ..TrafficTarget::default()
+            }],
+            url: Some("http://hello.default.localhost".into()),
+            ..RouteStatus::default()
+        };
+        let served = route_served(&status, "a", None);
+        let report: RouteReport =
+            serde_json::from_str(&served.annotations[&report_key("a")]).unwrap();
         assert_eq!(
-            conditions::get(&failed.conditions, READY).unwrap().status,
-            ConditionStatus::False
+            report.serving,
+            traffic_hash(&status.traffic, status.url.as_deref())
         );
+        assert_eq!(report.problem, None);
     }
 }
