@@ -570,6 +570,7 @@ mod tests {
                 percent: Some(100),
                 ..TrafficTarget::default()
             }],
+            annotations: Default::default(),
         });
         let status = next_status(
             &ServiceStatus::default(),
