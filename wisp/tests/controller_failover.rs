@@ -2,8 +2,10 @@
 //! `wisp controller` replicas with kube-controller-manager's timings (15 s / 10 s / 2 s). One
 //! leads and creates a Service's first Revision; after it is killed with SIGKILL (no release),
 //! the other takes over once the lease lapses and creates the second Revision. SIGTERM then
-//! releases the lease and exits 0. Every wait is bounded.
+//! releases the lease and exits 0. `wisp up`'s own controllers take part in the same election,
+//! so a `wisp controller` pointed at it stands by. Every wait is bounded.
 
+mod cluster;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -217,4 +219,24 @@ fn a_standby_controller_takes_over_after_the_leader_is_killed() {
     assert_eq!(holder(&released), None, "{released}");
     assert_eq!(released["spec"]["leaseDurationSeconds"], 1);
     drop(api);
+}
+
+#[test]
+fn a_controller_against_wisp_up_stands_by() {
+    let up = cluster::Up::start(&[]);
+    let standby = controller(&up.kubeconfig, "x");
+    wait_for(
+        "the controller to stand by",
+        || standby.logs(),
+        || {
+            standby
+                .logs()
+                .contains("standing by (leader is wisp-up)")
+                .then_some(())
+        },
+    );
+    let kubectl = Kubectl::new(&up.kubeconfig);
+    let lease = kubectl.lease().expect("wisp up's lease");
+    assert_eq!(holder(&lease), Some("wisp-up"));
+    assert!(!standby.logs().contains("became leader"));
 }
