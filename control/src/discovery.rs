@@ -284,7 +284,7 @@ fn aggregated_entry(r: &Resource) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::SERVING_GROUP;
+    use crate::registry::{COORDINATION_GROUP, SERVING_GROUP};
 
     /// Sorts every `verbs` array so golden comparisons ignore verb order, which the reference's
     /// two examples themselves disagree on and kubectl ignores.
@@ -324,7 +324,9 @@ mod tests {
         );
         assert_eq!(
             api_group_list(),
-            json!({"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"serving.knative.dev","versions":[{"groupVersion":"serving.knative.dev/v1","version":"v1"}],"preferredVersion":{"groupVersion":"serving.knative.dev/v1","version":"v1"}}]})
+            json!({"kind":"APIGroupList","apiVersion":"v1","groups":[
+                {"name":"serving.knative.dev","versions":[{"groupVersion":"serving.knative.dev/v1","version":"v1"}],"preferredVersion":{"groupVersion":"serving.knative.dev/v1","version":"v1"}},
+                {"name":"coordination.k8s.io","versions":[{"groupVersion":"coordination.k8s.io/v1","version":"v1"}],"preferredVersion":{"groupVersion":"coordination.k8s.io/v1","version":"v1"}}]})
         );
     }
 
@@ -347,6 +349,7 @@ mod tests {
         for (group, root) in [
             (CORE_GROUP, "v1"),
             (SERVING_GROUP, "serving.knative.dev/v1"),
+            (COORDINATION_GROUP, "coordination.k8s.io/v1"),
         ] {
             let list = api_resource_list(group, "v1").unwrap();
             assert_eq!(list["groupVersion"], root);
@@ -360,7 +363,11 @@ mod tests {
                 assert_eq!(e["namespaced"], r.namespaced);
                 assert_eq!(e["kind"], r.kind);
                 assert_eq!(e["verbs"], json!(r.verbs));
-                assert_eq!(e.get("shortNames"), Some(&json!(r.short_names)));
+                if r.short_names.is_empty() {
+                    assert!(e.get("shortNames").is_none());
+                } else {
+                    assert_eq!(e["shortNames"], json!(r.short_names));
+                }
                 if r.categories.is_empty() {
                     assert!(e.get("categories").is_none());
                 } else {
@@ -408,8 +415,12 @@ mod tests {
               "shortNames":["kservice","ksvc"],"categories":["all","knative","serving"],
               "subresources":[{"subresource":"status","verbs":["get","patch","update"],
                 "responseKind":{"group":"serving.knative.dev","version":"v1","kind":"Service"}}]}]}]}]});
-        // The reference shows services only; compare with the other resources removed.
+        // The reference shows services only; compare with the other resources and groups
+        // removed.
         let mut only_services = doc.clone();
+        if let Some(items) = only_services["items"].as_array_mut() {
+            items.truncate(1);
+        }
         only_services["items"][0]["versions"][0]["resources"]
             .as_array_mut()
             .unwrap()
@@ -425,6 +436,19 @@ mod tests {
         assert_eq!(
             plurals,
             ["services", "configurations", "revisions", "routes"]
+        );
+
+        // Leases as the real server describes them: namespaced, writable, no short names,
+        // no status subresource.
+        let leases = &doc["items"][1];
+        assert_eq!(leases["metadata"]["name"], "coordination.k8s.io");
+        assert_eq!(
+            normalise(leases["versions"][0]["resources"].clone()),
+            normalise(
+                json!([{"resource":"leases","singularResource":"lease","scope":"Namespaced",
+              "responseKind":{"group":"coordination.k8s.io","version":"v1","kind":"Lease"},
+              "verbs":["create","delete","deletecollection","get","list","patch","update","watch"]}])
+            )
         );
     }
 

@@ -92,11 +92,20 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
+/// The short name upstream gives a built-in group in OpenAPI names (`coordination` for
+/// `coordination.k8s.io`); None for the core group and for CRD groups.
+fn builtin_group(group: &str) -> Option<&str> {
+    group.strip_suffix(".k8s.io")
+}
+
 /// The `components.schemas` name of a kind: Go-package style, reversed group for CRDs
-/// (`dev.knative.serving.v1.Service`), `io.k8s.api.core.v1.Namespace` for core kinds.
+/// (`dev.knative.serving.v1.Service`), `io.k8s.api.core.v1.Namespace` for core kinds and
+/// `io.k8s.api.coordination.v1.Lease` for other built-in groups.
 fn schema_name(group: &str, version: &str, kind: &str) -> String {
     if group.is_empty() {
         format!("io.k8s.api.core.{version}.{kind}")
+    } else if let Some(short) = builtin_group(group) {
+        format!("io.k8s.api.{short}.{version}.{kind}")
     } else {
         let reversed: Vec<&str> = group.split('.').rev().collect();
         format!("{}.{version}.{kind}", reversed.join("."))
@@ -374,23 +383,24 @@ fn insert_path(
     paths.insert(path.to_owned(), Value::Object(item));
 }
 
-/// `servingKnativeDev_v1` / `core_v1`, the upstream tag style.
+/// `servingKnativeDev_v1` / `core_v1` / `coordination_v1`, the upstream tag style.
 fn tag(r: &Resource) -> String {
     let group = if r.group.is_empty() {
         "core".to_owned()
     } else {
-        camel(r.group, false)
+        camel(builtin_group(r.group).unwrap_or(r.group), false)
     };
     format!("{group}_{}", r.version)
 }
 
 /// Upstream-style operationId, e.g. `patchServingKnativeDevV1NamespacedServiceStatus`,
-/// `listCoreV1Namespace`, `listServingKnativeDevV1ServiceForAllNamespaces`.
+/// `listCoreV1Namespace`, `listServingKnativeDevV1ServiceForAllNamespaces`,
+/// `replaceCoordinationV1NamespacedLease`.
 fn operation_id(r: &Resource, op: &Op, namespaced: bool) -> String {
     let group = if r.group.is_empty() {
         "Core".to_owned()
     } else {
-        camel(r.group, true)
+        camel(builtin_group(r.group).unwrap_or(r.group), true)
     };
     let version = camel(r.version, true);
     let scope = if namespaced { "Namespaced" } else { "" };
@@ -536,7 +546,7 @@ fn request_body(r: &Resource, op: &Op) -> Option<Value> {
                 "application/merge-patch+json",
             ];
             // Strategic merge patch needs Go struct tags, which only built-in kinds have.
-            if r.group.is_empty() {
+            if r.built_in() {
                 types.push("application/strategic-merge-patch+json");
             }
             let content: Map<String, Value> = types
@@ -603,7 +613,11 @@ mod tests {
         let paths = root()["paths"].as_object().expect("paths");
         assert_eq!(
             paths.keys().collect::<Vec<_>>(),
-            ["api/v1", "apis/serving.knative.dev/v1"]
+            [
+                "api/v1",
+                "apis/coordination.k8s.io/v1",
+                "apis/serving.knative.dev/v1"
+            ]
         );
         for (path, entry) in paths {
             let doc = group_version(path).expect("document");
@@ -739,8 +753,24 @@ mod tests {
         );
         assert!(paths["/api/v1/pods"]["get"].is_object());
         assert!(paths["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"].is_object());
+
+        let coordination = doc("apis/coordination.k8s.io/v1");
+        let lease = &coordination["paths"]["/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"];
+        assert_eq!(
+            lease["put"]["operationId"],
+            "replaceCoordinationV1NamespacedLease"
+        );
+        assert!(
+            coordination["paths"]
+                .get("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}/status")
+                .is_none()
+        );
+        let spec = &coordination["components"]["schemas"]["io.k8s.api.coordination.v1.Lease"]["properties"]
+            ["spec"];
+        assert_eq!(spec["properties"]["renewTime"]["format"], "date-time");
+        assert_eq!(spec["properties"]["leaseTransitions"]["format"], "int32");
         // Every $ref points at a schema the document has.
-        for d in [&knative, &core] {
+        for d in [&knative, &core, &coordination] {
             assert_refs_resolve(d, d);
         }
     }
@@ -802,6 +832,10 @@ mod tests {
             "dev.knative.serving.v1.Service"
         );
         assert_eq!(schema_name("", "v1", "Pod"), "io.k8s.api.core.v1.Pod");
+        assert_eq!(
+            schema_name("coordination.k8s.io", "v1", "Lease"),
+            "io.k8s.api.coordination.v1.Lease"
+        );
         assert_eq!(camel("serving.knative.dev", false), "servingKnativeDev");
         assert_eq!(camel("v1", true), "V1");
     }

@@ -13,6 +13,9 @@ pub const CORE_GROUP: &str = "";
 /// Knative Serving's API group.
 pub const SERVING_GROUP: &str = "serving.knative.dev";
 
+/// The built-in group of Leases (leader election, node heartbeats).
+pub const COORDINATION_GROUP: &str = "coordination.k8s.io";
+
 /// Verbs of a fully writable resource, in the order the real API server lists them (kubectl
 /// ignores the order; keeping the upstream one makes responses diff cleanly against it).
 ///
@@ -62,6 +65,8 @@ pub enum Derived {
     ConfigMapData,
     /// Event OBJECT: `<kind lowercased>/<name>` of `involvedObject`.
     EventObject,
+    /// Lease HOLDER: `spec.holderIdentity`, empty (not `<none>`) when the lease is free.
+    LeaseHolder,
 }
 
 /// One Table column, as a CRD's `additionalPrinterColumns` entry describes it.
@@ -156,6 +161,13 @@ impl Resource {
     /// Whether `verb` is allowed on the main resource.
     pub fn allows(&self, verb: &str) -> bool {
         self.verbs.contains(&verb)
+    }
+
+    /// Whether the kind is one of Kubernetes' own (the core group or a `*.k8s.io` group, which
+    /// custom resources may not use) rather than a custom resource like Knative's: only built-in
+    /// kinds take strategic merge patches, which is what `kubectl apply` sends them.
+    pub fn built_in(&self) -> bool {
+        self.group.is_empty() || self.group.ends_with(".k8s.io")
     }
 }
 
@@ -357,6 +369,21 @@ static RESOURCES: &[Resource] = &[
             col("Message", "string", ".message"),
         ],
     },
+    Resource {
+        group: COORDINATION_GROUP,
+        version: "v1",
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        list_kind: "LeaseList",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: WRITABLE_VERBS,
+        has_status: false,
+        read_only: false,
+        columns: &[derived("Holder", "string", Derived::LeaseHolder), AGE],
+    },
 ];
 
 /// Every served resource, core and Knative.
@@ -470,6 +497,7 @@ mod tests {
     fn lookups_by_url_and_kind() {
         let ksvc = lookup(SERVING_GROUP, "v1", "services").expect("services");
         assert_eq!(ksvc.kind, "Service");
+        assert!(!ksvc.built_in());
         assert_eq!(ksvc.api_version(), "serving.knative.dev/v1");
         assert_eq!(ksvc.store_resource(), "serving.knative.dev/services");
         assert!(lookup(SERVING_GROUP, "v2", "services").is_none());
@@ -517,10 +545,12 @@ mod tests {
             assert_eq!(r.singular, r.kind.to_ascii_lowercase());
             assert!(!r.columns.is_empty(), "{} has no columns", r.plural);
         }
-        assert_eq!(named_groups(), [SERVING_GROUP]);
+        assert_eq!(named_groups(), [SERVING_GROUP, COORDINATION_GROUP]);
         assert_eq!(versions_of(SERVING_GROUP), ["v1"]);
+        assert_eq!(versions_of(COORDINATION_GROUP), ["v1"]);
         assert_eq!(resources_in(SERVING_GROUP, "v1").count(), 4);
         assert_eq!(resources_in(CORE_GROUP, "v1").count(), 5);
+        assert_eq!(resources_in(COORDINATION_GROUP, "v1").count(), 1);
     }
 
     #[test]
@@ -578,5 +608,27 @@ mod tests {
         assert_eq!(headers("namespaces"), ["STATUS", "AGE"]);
         assert_eq!(headers("pods"), ["READY", "STATUS", "RESTARTS", "AGE"]);
         assert_eq!(headers("nodes"), ["STATUS", "ROLES", "AGE", "VERSION"]);
+    }
+
+    #[test]
+    fn leases_are_namespaced_writable_and_print_their_holder() {
+        let leases = lookup(COORDINATION_GROUP, "v1", "leases").expect("leases");
+        assert_eq!(leases.api_version(), "coordination.k8s.io/v1");
+        assert_eq!(leases.store_resource(), "coordination.k8s.io/leases");
+        assert!(leases.namespaced && !leases.has_status && !leases.read_only);
+        assert!(leases.built_in());
+        assert_eq!(leases.verbs, WRITABLE_VERBS);
+        assert_eq!(resolve("lease").map(|r| r.kind), Some("Lease"));
+        assert_eq!(
+            resolve("leases.coordination.k8s.io").map(|r| r.kind),
+            Some("Lease")
+        );
+        // `kubectl get leases`: NAME HOLDER AGE, like the real server's lease printer.
+        let headers: Vec<String> = leases
+            .columns
+            .iter()
+            .map(|c| c.name.to_uppercase())
+            .collect();
+        assert_eq!(headers, ["HOLDER", "AGE"]);
     }
 }

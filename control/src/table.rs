@@ -181,6 +181,9 @@ fn description(resource: &Resource, column: &PrinterColumn) -> String {
         }
         ("events", "Object") => "The object that this event is about.",
         ("events", "Message") => "A human-readable description of the status of this operation.",
+        ("leases", "Holder") => {
+            "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."
+        }
         _ => "",
     };
     match column.source {

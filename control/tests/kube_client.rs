@@ -1322,3 +1322,115 @@ fn config_defaults_apply_to_the_next_write() {
         );
     });
 }
+
+#[test]
+fn leases_take_optimistic_updates_and_keep_microseconds() {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use k8s_openapi::jiff::Timestamp;
+
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let api = Api::<Lease>::namespaced(client.clone(), "kube-system");
+        let renew: Timestamp = "2026-05-01T10:00:00.123456Z".parse().expect("timestamp");
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some("wisp-controller".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some("a_1".into()),
+                lease_duration_seconds: Some(15),
+                acquire_time: Some(MicroTime(renew)),
+                renew_time: Some(MicroTime(renew)),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        let created = api
+            .create(&PostParams::default(), &lease)
+            .await
+            .expect("create");
+        let got = api.get("wisp-controller").await.expect("get");
+        assert_eq!(got.spec, lease.spec, "every field round-trips");
+
+        // On the wire: RFC 3339 with all six fractional digits, as the real server keeps it.
+        let raw = client
+            .request_text(
+                http::Request::get(
+                    "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/wisp-controller",
+                )
+                .body(Vec::new())
+                .expect("request"),
+            )
+            .await
+            .expect("raw get");
+        let raw: Value = serde_json::from_str(&raw).expect("JSON");
+        assert_eq!(raw["spec"]["renewTime"], "2026-05-01T10:00:00.123456Z");
+        assert_eq!(raw["kind"], "Lease");
+        assert_eq!(raw["apiVersion"], "coordination.k8s.io/v1");
+
+        // Two candidates read the same version; the second write loses with 409 Conflict.
+        let mut first = created.clone();
+        first.spec.as_mut().expect("spec").holder_identity = Some("b_2".into());
+        let renewed = api
+            .replace("wisp-controller", &PostParams::default(), &first)
+            .await
+            .expect("a write based on the current version");
+        assert_ne!(
+            renewed.metadata.resource_version,
+            created.metadata.resource_version
+        );
+        let mut stale = created.clone();
+        stale.spec.as_mut().expect("spec").holder_identity = Some("c_3".into());
+        let error = api
+            .replace("wisp-controller", &PostParams::default(), &stale)
+            .await
+            .expect_err("a write based on a stale version");
+        assert_eq!(api_code(&error), Some(409), "{error:?}");
+
+        // Like the real lease strategy, an update must say which version it is based on.
+        let mut unconditional = renewed.clone();
+        unconditional.metadata.resource_version = None;
+        let error = api
+            .replace("wisp-controller", &PostParams::default(), &unconditional)
+            .await
+            .expect_err("an update without a resourceVersion");
+        assert_eq!(api_code(&error), Some(422), "{error:?}");
+
+        let nodes = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
+        let mut heartbeat = lease.clone();
+        heartbeat.metadata.name = Some("node-a".into());
+        nodes
+            .create(&PostParams::default(), &heartbeat)
+            .await
+            .expect("kube-node-lease exists");
+        let everywhere = Api::<Lease>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("list across namespaces");
+        let mut listed: Vec<(String, String)> = everywhere
+            .items
+            .iter()
+            .map(|l| (l.namespace().unwrap_or_default(), l.name_any()))
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                ("kube-node-lease".to_owned(), "node-a".to_owned()),
+                ("kube-system".to_owned(), "wisp-controller".to_owned())
+            ]
+        );
+        assert_eq!(
+            everywhere
+                .items
+                .iter()
+                .find(|l| l.name_any() == "wisp-controller")
+                .and_then(|l| l.spec.as_ref()?.holder_identity.clone())
+                .as_deref(),
+            Some("b_2")
+        );
+    });
+}

@@ -1006,6 +1006,95 @@ fn explain_prints_the_schema_descriptions() {
     assert_contains(&containers, "  env\t<[]Object>\n");
 }
 
+// ----- leases ----------------------------------------------------------------------------
+
+/// A Lease manifest held by `holder` (none: a free lease).
+fn lease(name: &str, namespace: &str, holder: Option<&str>) -> String {
+    let holder = holder
+        .map(|h| format!("  holderIdentity: {h}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: {name}\n  \
+         namespace: {namespace}\nspec:\n{holder}  leaseDurationSeconds: 15\n  \
+         renewTime: \"2026-05-01T10:00:00.123456Z\"\n"
+    )
+}
+
+#[test]
+fn get_leases_prints_the_holder_like_the_real_server() {
+    let cluster = Cluster::start();
+    let out = apply(
+        &cluster,
+        &documents(&[
+            lease("wisp-controller", "kube-system", Some("a_x1")),
+            lease("node-a", "kube-node-lease", None),
+        ]),
+    );
+    assert_contains(&out, "lease.coordination.k8s.io/wisp-controller created");
+    let table = cluster.ok(&["get", "leases", "-A"]);
+    assert_eq!(header(&table), ["NAMESPACE", "NAME", "HOLDER", "AGE"]);
+    assert_eq!(
+        row(&table, 1, "wisp-controller")[..3],
+        ["kube-system", "wisp-controller", "a_x1"]
+    );
+    // A free lease's holder cell is empty (so AGE follows the name directly).
+    assert_eq!(row(&table, 1, "node-a").len(), 3, "{table}");
+
+    let renew = cluster.ok(&[
+        "get",
+        "lease",
+        "wisp-controller",
+        "-n",
+        "kube-system",
+        "-o",
+        "jsonpath={.spec.renewTime}",
+    ]);
+    assert_eq!(renew, "2026-05-01T10:00:00.123456Z");
+    // Applying the same manifest again changes nothing.
+    let again = apply(
+        &cluster,
+        &lease("wisp-controller", "kube-system", Some("a_x1")),
+    );
+    assert_contains(
+        &again,
+        "lease.coordination.k8s.io/wisp-controller unchanged",
+    );
+    // A change is sent as a strategic merge patch, as for every built-in kind.
+    let moved = apply(
+        &cluster,
+        &lease("wisp-controller", "kube-system", Some("b_y2")),
+    );
+    assert_contains(
+        &moved,
+        "lease.coordination.k8s.io/wisp-controller configured",
+    );
+    let holder = cluster.ok(&[
+        "get",
+        "lease",
+        "wisp-controller",
+        "-n",
+        "kube-system",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "b_y2");
+}
+
+#[test]
+fn explain_lease_spec_describes_the_fields() {
+    let cluster = Cluster::start();
+    let spec = cluster.ok(&["explain", "lease.spec"]);
+    assert_eq!(described(&spec, "KIND"), Some("Lease"));
+    assert_eq!(described(&spec, "GROUP"), Some("coordination.k8s.io"));
+    assert_contains(&spec, "  holderIdentity\t<string>\n");
+    assert_contains(&spec, "  leaseDurationSeconds\t<integer>\n");
+    assert_contains(&spec, "  renewTime\t<string>\n");
+    assert_contains(
+        &spec,
+        "leaseTransitions is the number of transitions of a lease between holders.",
+    );
+}
+
 #[test]
 fn version_reports_the_server() {
     let cluster = Cluster::start();
@@ -1034,7 +1123,13 @@ fn get_namespaces_shows_the_standard_ones_active() {
     let cluster = Cluster::start();
     let table = cluster.ok(&["get", "ns"]);
     assert_eq!(header(&table), ["NAME", "STATUS", "AGE"]);
-    for name in ["default", "kube-system", "kube-public", "knative-serving"] {
+    for name in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "knative-serving",
+    ] {
         assert_eq!(row(&table, 0, name)[1], "Active", "{name}");
     }
 }

@@ -12,10 +12,14 @@
 //!
 //! Each controller keeps its decisions in pure functions over plain values (unit-tested next to
 //! them); the reconcilers only read, call those functions and write what changed.
+//!
+//! [`leader`] elects one leader among several replicas through a Lease, so the controllers run
+//! in one process at a time (DESIGN.md §7).
 
 mod backoff;
 mod configuration;
 mod domain;
+pub mod leader;
 mod meta;
 mod node_lifecycle;
 mod nodes;

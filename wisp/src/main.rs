@@ -6,6 +6,7 @@ mod api_server_cmd;
 mod autoscaler_cmd;
 mod cache_args;
 mod cli_values;
+mod controller_cmd;
 mod host_memory;
 mod listen;
 mod manifests_dir;
@@ -45,6 +46,8 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Run only the Kubernetes-compatible API server (kubectl and kube-rs talk to it).
     ApiServer(api_server_cmd::ApiServerArgs),
+    /// Run only the Knative controllers against a Kubernetes API, leader-elected by a Lease.
+    Controller(controller_cmd::ControllerArgs),
     /// Tools around the Knative-compatible autoscaler.
     Autoscaler {
         #[command(subcommand)]
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::ApiServer(args) => api_server_cmd::run(args),
+        Command::Controller(args) => controller_cmd::run(args),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {

@@ -131,11 +131,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // than serving on with a control plane nobody reconciles.
     let (loaded, initial_sync) = tokio::sync::oneshot::channel();
     let mut background = JoinSet::new();
-    let controllers_client = client.clone();
-    background.spawn(async move {
-        wisp_controllers::run(controllers_client).await;
-        "the Knative controllers"
-    });
+    background.spawn(crate::controller_cmd::embedded(client.clone()));
     let sync_data_plane = data_plane.clone();
     let sync_client = client.clone();
     background.spawn(async move {

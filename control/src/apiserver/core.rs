@@ -1,13 +1,13 @@
 //! What the real API server does for its built-in kinds that Knative admission does not:
 //! a namespace starts `Active`, and object names follow the kind's rule (a namespace name is a
-//! DNS-1123 label, since it becomes part of host names; other core objects take DNS-1123
-//! subdomains).
+//! DNS-1123 label, since it becomes part of host names; other built-in objects, Leases included,
+//! take DNS-1123 subdomains).
 
 use serde_json::{Value, json};
 use wisp_api::names::validate_dns1123_label;
 
 use crate::field_error::FieldError;
-use crate::registry::Resource;
+use crate::registry::{Resource, SERVING_GROUP};
 
 use super::metadata::meta_str;
 
@@ -24,9 +24,9 @@ pub fn default_new(resource: &Resource, object: &mut Value) {
     }
 }
 
-/// The core kinds' name rule; nothing for Knative kinds (admission checks those).
+/// The built-in kinds' name rule; nothing for Knative kinds (admission checks those).
 pub fn validate_name(resource: &Resource, object: &Value) -> Vec<FieldError> {
-    if !resource.group.is_empty() {
+    if resource.group == SERVING_GROUP {
         return Vec::new();
     }
     let name = meta_str(object, "name").unwrap_or("");
@@ -84,5 +84,8 @@ mod tests {
         assert!(!validate_name(configmaps, &named("Bad_Name")).is_empty());
         let services = lookup("serving.knative.dev", "v1", "services").expect("registered");
         assert!(validate_name(services, &named("Bad_Name")).is_empty());
+        let leases = lookup("coordination.k8s.io", "v1", "leases").expect("registered");
+        assert!(validate_name(leases, &named("wisp-controller")).is_empty());
+        assert!(!validate_name(leases, &named("Bad_Name")).is_empty());
     }
 }

@@ -45,9 +45,15 @@ use crate::store::{Store, StoreError, StoreOptions};
 use handlers::Context;
 use objects::{Objects, WriteOptions};
 
-/// Namespaces every cluster has; `knative-serving` holds Knative's ConfigMaps.
-pub const STANDARD_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "knative-serving"];
+/// Namespaces every cluster has; `knative-serving` holds Knative's ConfigMaps and
+/// `kube-node-lease` the nodes' heartbeat Leases.
+pub const STANDARD_NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "knative-serving",
+];
 
 /// Namespaces the real server refuses to delete (403), whatever the request.
 pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];

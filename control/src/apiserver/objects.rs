@@ -619,8 +619,9 @@ impl Step {
         Ok(stored)
     }
 
-    /// PUT requires the resourceVersion it was based on for custom resources (§2.4) and checks
-    /// it for every kind.
+    /// PUT requires the resourceVersion it was based on for custom resources (§2.4) and for
+    /// Leases (whose strategy refuses unconditional updates, so a leader election write can
+    /// never clobber another's), and checks it for every kind.
     fn check_replace_precondition(&self, body: &Value, current: &Value) -> Result<(), ApiError> {
         match meta_str(body, "resourceVersion").filter(|rv| !rv.is_empty()) {
             Some(rv) if meta_str(current, "resourceVersion") != Some(rv) => {

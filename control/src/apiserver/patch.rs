@@ -28,9 +28,7 @@ impl PatchType {
             "application/merge-patch+json" => Ok(Self::Merge),
             "application/json-patch+json" => Ok(Self::Json),
             "application/apply-patch+yaml" => Ok(Self::Apply),
-            "application/strategic-merge-patch+json" if resource.group.is_empty() => {
-                Ok(Self::Strategic)
-            }
+            "application/strategic-merge-patch+json" if resource.built_in() => Ok(Self::Strategic),
             "application/strategic-merge-patch+json" => {
                 Err(ApiError::unsupported_media_type(format!(
                     "the body of the request was in an unknown format - accepted media types \
@@ -44,7 +42,7 @@ impl PatchType {
                 "the body of the request was in an unknown format ({other:?}) - accepted media \
                  types include: application/json-patch+json, application/merge-patch+json, \
                  application/apply-patch+yaml{}",
-                if resource.group.is_empty() {
+                if resource.built_in() {
                     ", application/strategic-merge-patch+json"
                 } else {
                     ""
@@ -65,7 +63,7 @@ pub fn apply(kind: PatchType, current: &Value, patch: &Value) -> Result<Value, A
         PatchType::Strategic => {
             require_object(patch)?;
             // Without Go's per-field patch strategies, a strategic merge patch of the built-in
-            // kinds served here (namespaces, configmaps, events) behaves as a merge patch once
+            // kinds served here (namespaces, configmaps, events, leases) behaves as a merge patch once
             // its `$`-directives are gone: none of their lists merge by key in practice.
             json_patch::merge(&mut patched, &without_directives(patch));
         }
@@ -318,6 +316,11 @@ mod tests {
         assert_eq!(refused.code, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert_eq!(
             PatchType::from_media_type("application/strategic-merge-patch+json", namespaces).ok(),
+            Some(PatchType::Strategic)
+        );
+        let leases = lookup("coordination.k8s.io", "v1", "leases").expect("registered");
+        assert_eq!(
+            PatchType::from_media_type("application/strategic-merge-patch+json", leases).ok(),
             Some(PatchType::Strategic)
         );
         let patched = apply(

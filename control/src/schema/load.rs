@@ -17,6 +17,10 @@ const FILES: &[(&str, &str)] = &[
     ("meta.yaml", include_str!("../../schemas/meta.yaml")),
     ("serving.yaml", include_str!("../../schemas/serving.yaml")),
     ("core.yaml", include_str!("../../schemas/core.yaml")),
+    (
+        "coordination.yaml",
+        include_str!("../../schemas/coordination.yaml"),
+    ),
 ];
 
 /// Deeper `$use` chains than this are taken for a cycle (the real chains are about 5 deep).

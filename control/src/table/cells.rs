@@ -98,6 +98,14 @@ fn computed(derived: Derived, object: &Value, now: SystemTime) -> Value {
                 involved("name")
             ))
         }
+        // The lease printer shows a free lease's holder as an empty cell, not `<none>`.
+        Derived::LeaseHolder => Value::String(
+            object
+                .pointer("/spec/holderIdentity")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
     }
 }
 
@@ -291,5 +299,16 @@ mod tests {
             computed(Derived::EventObject, &event, now()),
             json!("service/hello")
         );
+    }
+
+    #[test]
+    fn lease_holder_cells() {
+        let held = json!({"spec": {"holderIdentity": "a_1x2y", "leaseDurationSeconds": 15}});
+        assert_eq!(
+            computed(Derived::LeaseHolder, &held, now()),
+            json!("a_1x2y")
+        );
+        let free = json!({"spec": {"leaseDurationSeconds": 1}});
+        assert_eq!(computed(Derived::LeaseHolder, &free, now()), json!(""));
     }
 }
