@@ -1285,6 +1285,132 @@ fn only_the_node_identity_writes_pods_and_it_writes_nothing_else() {
 }
 
 #[test]
+fn the_node_identity_writes_status_nodes_pods_and_its_leases_and_nothing_else() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let cluster = Cluster::start();
+    let admin = cluster.client();
+    let node_kubeconfig = cluster.server().node_kubeconfig().to_path_buf();
+    cluster.runtime().block_on(async {
+        let node = support::client_from(&node_kubeconfig).await;
+        let knative = |kind: &str| {
+            ApiResource::from_gvk(&GroupVersionKind::gvk("serving.knative.dev", "v1", kind))
+        };
+        let revision: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+            "metadata": {"name": "hello-00001", "namespace": "default"},
+            "spec": {"containers": [{"image": "hello.wasm"}]}
+        }))
+        .expect("revision");
+        let revisions = |client: &Client| {
+            Api::<DynamicObject>::namespaced_with(client.clone(), "default", &knative("Revision"))
+        };
+        revisions(&admin)
+            .create(&PostParams::default(), &revision)
+            .await
+            .expect("the admin creates revisions");
+
+        // Allowed: the status of a Revision, a Node, a Pod.
+        let mut current = revisions(&node).get("hello-00001").await.expect("read");
+        current.data["status"] = json!({"observedGeneration": 1});
+        current = revisions(&node)
+            .replace_status("hello-00001", &PostParams::default(), &current)
+            .await
+            .expect("the node writes revision status");
+        let node_object: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}
+        }))
+        .expect("node");
+        Api::<Node>::all(node.clone())
+            .create(&PostParams::default(), &node_object)
+            .await
+            .expect("the node registers its Node");
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "hello-00001-n2-1"},
+            "spec": {"nodeName": "n2", "containers": [{"name": "user-container", "image": "hello.wasm"}]}
+        }))
+        .expect("pod");
+        Api::<Pod>::namespaced(node.clone(), "default")
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("the node reports its pods");
+
+        // Refused: a Service, the Revision and Route objects, a ConfigMap, a Lease elsewhere.
+        let forbidden = |error: kube::Error, what: &str| {
+            assert_eq!(api_code(&error), Some(403), "{what}: {error:?}");
+            let message = error.to_string();
+            assert!(message.contains("system:node:wisp"), "{message}");
+        };
+        let error = services(&node)
+            .create(&PostParams::default(), &service("by-node", "a.wasm"))
+            .await
+            .expect_err("the node cannot create services");
+        forbidden(error, "create ksvc");
+        assert!(error_names_verb_and_resource(&node).await);
+        let error = revisions(&node)
+            .replace("hello-00001", &PostParams::default(), &current)
+            .await
+            .expect_err("the node cannot update revisions");
+        forbidden(error, "update revision");
+        let route: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Route",
+            "metadata": {"name": "hello", "namespace": "default"},
+            "spec": {"traffic": [{"revisionName": "hello-00001", "percent": 100}]}
+        }))
+        .expect("route");
+        let error = Api::<DynamicObject>::namespaced_with(node.clone(), "default", &knative("Route"))
+            .replace("hello", &PostParams::default(), &route)
+            .await
+            .expect_err("the node cannot update routes");
+        forbidden(error, "update route");
+        let config: ConfigMap = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "by-node"}
+        }))
+        .expect("config map");
+        let error = Api::<ConfigMap>::namespaced(node.clone(), "default")
+            .create(&PostParams::default(), &config)
+            .await
+            .expect_err("the node cannot create config maps");
+        forbidden(error, "create configmap");
+        let lease: Lease = serde_json::from_value(json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "n2"}, "spec": {"holderIdentity": "n2"}
+        }))
+        .expect("lease");
+        let served = Api::<Lease>::namespaced(admin.clone(), "kube-node-lease")
+            .list(&ListParams::default())
+            .await
+            .is_ok();
+        let error = Api::<Lease>::namespaced(node.clone(), "default")
+            .create(&PostParams::default(), &lease)
+            .await
+            .expect_err("the node cannot write leases outside kube-node-lease");
+        if served {
+            forbidden(error, "create lease in default");
+            Api::<Lease>::namespaced(node.clone(), "kube-node-lease")
+                .create(&PostParams::default(), &lease)
+                .await
+                .expect("the node writes its lease");
+        } else {
+            // A server without Leases (before they are registered) answers 404.
+            assert_eq!(api_code(&error), Some(404), "{error:?}");
+        }
+    });
+}
+
+/// Whether the node's refusal names the verb and the resource, as the real server's does.
+async fn error_names_verb_and_resource(node: &Client) -> bool {
+    let error = services(node)
+        .create(&PostParams::default(), &service("by-node", "a.wasm"))
+        .await
+        .expect_err("refused");
+    let message = error.to_string();
+    message.contains("create") && message.contains("\"services\"")
+}
+
+#[test]
 fn config_defaults_apply_to_the_next_write() {
     use k8s_openapi::api::core::v1::ConfigMap;
     let cluster = Cluster::start();

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::credentials::{Credentials, Identity};
+use crate::credentials::{Credentials, Identity, authorization};
 use crate::discovery::{self, Representation, Root};
 use crate::openapi;
 use crate::registry::{self, Resource};
@@ -156,6 +156,36 @@ fn document(
     })
 }
 
+/// 403 for a request the identity may not make, worded like the real server's refusal.
+fn forbidden(
+    resource: &'static Resource,
+    target: &ResourcePath,
+    identity: Identity,
+    request: &authorization::Request<'_>,
+) -> ApiError {
+    let plural = if request.status {
+        format!("{}/status", resource.plural)
+    } else {
+        resource.plural.to_owned()
+    };
+    let group = resource.group;
+    let place = match request.namespace {
+        Some(namespace) => format!(" in the namespace {namespace:?}"),
+        None => " at the cluster scope".to_owned(),
+    };
+    ApiError::forbidden(
+        resource,
+        target.name.as_deref().unwrap_or(""),
+        format!(
+            "User {:?} cannot {} resource {plural:?} in API group {group:?}{place}: the node \
+             identity writes only its Node, Pods, Lease (in kube-node-lease), events and the \
+             status of Revisions and Routes; use the admin kubeconfig for anything else",
+            identity.user(),
+            request.verb,
+        ),
+    )
+}
+
 /// The verbs on a resource URL.
 async fn resource(
     context: &Context,
@@ -172,26 +202,26 @@ async fn resource(
         .and_then(|value| value.to_str().ok());
     let shape = respond::shape(accept);
     let verb = verb(&parts.method, &target, &query)?;
-    let reads = matches!(verb, "get" | "list" | "watch");
+    let node = identity == Identity::Node;
     let allowed = if target.status {
         resource.has_status && registry::STATUS_VERBS.contains(&verb)
     } else {
-        resource.allows(verb) || (resource.read_only && identity == Identity::Node)
+        resource.allows(verb) || (resource.read_only && node)
     };
     if !allowed {
         return Err(ApiError::method_not_allowed(resource, verb));
     }
-    // The node writes only what it reports, so its token cannot change anything else.
-    if identity == Identity::Node && !reads && !resource.read_only {
-        return Err(ApiError::forbidden(
-            resource,
-            target.name.as_deref().unwrap_or(""),
-            format!(
-                "User {:?} cannot {verb} {}: the node identity writes only pods and nodes",
-                identity.user(),
-                resource.plural
-            ),
-        ));
+    // The node writes only what it reports (credentials::authorization says exactly what), so
+    // its token cannot change anything else.
+    let request = authorization::Request {
+        verb,
+        group: resource.group,
+        resource: resource.plural,
+        status: target.status,
+        namespace: target.namespace.as_deref(),
+    };
+    if node && !authorization::node_may(&request) {
+        return Err(forbidden(resource, &target, identity, &request));
     }
     let namespace = target.namespace.as_deref();
     match (verb, target.name.as_deref()) {

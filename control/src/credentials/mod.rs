@@ -9,6 +9,7 @@
 //! valid); the server certificate is re-issued from the CA whenever it does not cover the
 //! configured names, expires within 30 days, or cannot be read.
 
+pub mod authorization;
 mod error;
 mod files;
 mod kubeconfig;
@@ -36,9 +37,11 @@ use pki::{CaFile, PemPair, RENEW_BEFORE, SERVER_VALIDITY};
 /// written kubeconfigs. It may do everything except write what nodes report (Pods, Nodes).
 pub const ADMIN_USER: &str = "wisp-admin";
 
-/// The user of the node token: the data plane reporting its replicas as Pods and itself as a
-/// Node, like a kubelet's `system:node:<name>`. It may read everything and write only Pods and
-/// Nodes, so a leaked node token cannot change Services.
+/// The user of the node token: the data plane (`wisp node`, or the node in `wisp up`)
+/// registering its Node and Lease, reporting its replicas as Pods and writing the status of
+/// Revisions and Routes, like a kubelet's `system:node:<name>`. It may read everything and
+/// write only those ([`authorization::node_may`] is the rule), so a leaked node token cannot
+/// change Services.
 pub const NODE_USER: &str = "system:node:wisp";
 
 /// Who a request authenticated as.

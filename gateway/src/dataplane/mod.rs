@@ -325,6 +325,42 @@ impl DataPlane {
         .await;
     }
 
+    /// Like [`serve`](Self::serve), and answers a load balancer's health checks from `health`
+    /// itself: `GET /healthz` to the node rather than to a route (the rule is
+    /// [`crate::health::is_gateway_check`]) gets 200 `ok` while the node serves, 503 while it
+    /// loads or drains.
+    pub async fn serve_with_health(
+        &self,
+        listener: TcpListener,
+        health: crate::health::Health,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let data_plane = self.clone();
+        crate::server::serve(
+            listener,
+            move |request: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
+                let data_plane = data_plane.clone();
+                let check = crate::health::is_gateway_check(
+                    request.method(),
+                    request.uri().path(),
+                    crate::routing::authority_of(&request),
+                );
+                let phase = health.phase();
+                async move {
+                    if check {
+                        let (status, text) = crate::health::answer(phase);
+                        wisp_runtime::plain_response(status, text.to_owned())
+                            .map(body::GatewayBody::plain)
+                    } else {
+                        data_plane.handle(request, peer).await
+                    }
+                }
+            },
+            shutdown,
+        )
+        .await;
+    }
+
     fn scaling_spec(&self, config: &RevisionConfig) -> RevisionSpec {
         RevisionSpec {
             annotations: config.annotations.clone(),

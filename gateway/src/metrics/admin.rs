@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use super::DataPlaneMetrics;
 use super::encode::CONTENT_TYPE;
+use crate::health::{self, Health};
 
 /// Serves the admin endpoint on `listener` until `shutdown` resolves, then lets open scrapes
 /// finish. Built on [`crate::server::serve`] (HTTP/1.1, and h2c for free) so the admin port has
@@ -23,14 +24,30 @@ pub async fn serve_admin(
     metrics: Arc<DataPlaneMetrics>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_admin_with_health(listener, metrics, Health::serving(), shutdown).await;
+}
+
+/// [`serve_admin`] for a node: `/healthz` answers from `health` (200 `ok` only while the node
+/// serves; 503 while it loads what the API holds and once it drains, see [`crate::health`]).
+pub async fn serve_admin_with_health(
+    listener: TcpListener,
+    metrics: Arc<DataPlaneMetrics>,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) {
     let handler = move |request: Request<Incoming>, _peer| {
-        let response = respond(&metrics, request.method(), request.uri().path());
+        let response = respond(&metrics, &health, request.method(), request.uri().path());
         async move { response }
     };
     crate::server::serve(listener, handler, shutdown).await;
 }
 
-fn respond(metrics: &DataPlaneMetrics, method: &Method, path: &str) -> Response<String> {
+fn respond(
+    metrics: &DataPlaneMetrics,
+    health: &Health,
+    method: &Method,
+    path: &str,
+) -> Response<String> {
     match path {
         "/metrics" | "/healthz" if method != Method::GET && method != Method::HEAD => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -53,7 +70,10 @@ fn respond(metrics: &DataPlaneMetrics, method: &Method, path: &str) -> Response<
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n")
             }
         },
-        "/healthz" => plain(StatusCode::OK, "ok"),
+        "/healthz" => {
+            let (status, text) = health::answer(health.phase());
+            plain(status, text)
+        }
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

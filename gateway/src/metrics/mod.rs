@@ -61,7 +61,7 @@ mod tests;
 
 use prometheus_client::registry::Registry;
 
-pub use admin::serve_admin;
+pub use admin::{serve_admin, serve_admin_with_health};
 pub use encode::{CONTENT_TYPE, EncodeError};
 pub use labels::{CodeClass, NodeLabels, RevisionLabels};
 pub use node::NodeMetrics;

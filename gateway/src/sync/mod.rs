@@ -15,6 +15,7 @@
 mod config_maps;
 mod convert;
 mod failure;
+mod node;
 mod pods;
 mod replicas;
 mod revisions;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
@@ -17,6 +17,7 @@ use wisp_api::revision_key::RevisionKey;
 use super::pods::{self, PodKey, REVISION_LABEL, REVISION_UID_LABEL};
 use super::status;
 use super::write::write_status;
+use super::node::NodeStatus;
 use super::{Serving, Shared, now};
 
 /// API calls in flight at once in one batch.
@@ -32,11 +33,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut replicas = ReplicaStatus::default();
     let mut pods = Pods::new(shared.options.status_interval);
-    let mut node = NodeStatus {
-        since: now(),
-        written: None,
-        log: Log::default(),
-    };
+    let mut node = NodeStatus::new();
     loop {
         interval.tick().await;
         let serving = shared.serving();
@@ -318,7 +315,7 @@ async fn create_pod(shared: &Shared, key: &PodKey, pod: Value) -> Result<(), kub
 /// Sets an object's status where the server keeps it: through the status subresource (a real
 /// Kubernetes, which ignores status in the object), or in the object itself (the embedded
 /// server, where pods and nodes have no subresource).
-async fn patch_status<K>(api: &Api<K>, name: &str, status: Value) -> Result<(), kube::Error>
+pub(super) async fn patch_status<K>(api: &Api<K>, name: &str, status: Value) -> Result<(), kube::Error>
 where
     K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned,
 {
@@ -345,61 +342,14 @@ async fn delete_pod(shared: &Shared, key: &PodKey) -> Result<(), kube::Error> {
     }
 }
 
-/// The Node as last written.
-struct NodeStatus {
-    since: String,
-    written: Option<Value>,
-    log: Log,
-}
-
-impl NodeStatus {
-    async fn sync(&mut self, shared: &Shared) {
-        let name = &shared.options.node_name;
-        let status = pods::node_status(name, &shared.data_plane.node_usage(), &self.since);
-        if self.written.as_ref() == Some(&status) {
-            return;
-        }
-        match write_node(shared, name, &status).await {
-            Ok(()) => {
-                self.written = Some(status);
-                self.log.ok();
-            }
-            Err(error) => self.log.warn("cannot write the Node", &error),
-        }
-    }
-}
-
-async fn write_node(shared: &Shared, name: &str, status: &Value) -> Result<(), kube::Error> {
-    let api: Api<Node> = Api::all(shared.node_client.clone());
-    if api.get_opt(name).await?.is_none() {
-        let mut object = pods::node(name);
-        object["status"] = status.clone();
-        let typed: Node = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
-        match api.create(&PostParams::default(), &typed).await {
-            Ok(created)
-                if created
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.capacity.is_some()) =>
-            {
-                return Ok(());
-            }
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => return Err(error),
-        }
-    }
-    patch_status(&api, name, status.clone()).await
-}
-
 /// Logs a failing write once per distinct error instead of every interval.
 #[derive(Default)]
-struct Log {
+pub(super) struct Log {
     last: Option<String>,
 }
 
 impl Log {
-    fn warn(&mut self, what: &str, error: &kube::Error) {
+    pub(super) fn warn(&mut self, what: &str, error: &kube::Error) {
         let message = error.to_string();
         if self.last.as_deref() != Some(message.as_str()) {
             tracing::warn!(error = %message, "{what}; retrying every status interval");
@@ -407,7 +357,7 @@ impl Log {
         }
     }
 
-    fn ok(&mut self) {
+    pub(super) fn ok(&mut self) {
         self.last = None;
     }
 }
