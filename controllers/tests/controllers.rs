@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -125,17 +126,73 @@ async fn data_plane(client: Client, node_client: Client) {
     }
 }
 
-/// The fake node's Node object, Ready.
+/// The fake node's Node object, Ready, with a heartbeat Lease that outlasts any test.
 async fn register_node(node_client: &Client) {
+    register(node_client, NODE, 3600).await;
+}
+
+/// A Ready wisp Node `name` whose Lease, renewed once now, lasts `lease_seconds`.
+async fn register(node_client: &Client, name: &str, lease_seconds: i32) {
     let node: Node = serde_json::from_value(json!({
-        "metadata": {"name": NODE, "labels": {nodes::NODE_LABEL: "true"}},
+        "metadata": {"name": name, "labels": {nodes::NODE_LABEL: "true"}},
         "status": {"conditions": [{"type": "Ready", "status": "True"}]},
     }))
     .expect("a node");
     Api::<Node>::all(node_client.clone())
         .create(&PostParams::default(), &node)
         .await
-        .expect("the fake node registers");
+        .expect("the node registers");
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": nodes::NODE_LEASE_NAMESPACE},
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": lease_seconds,
+            "renewTime": "2026-01-01T00:00:00.000000Z",
+        },
+    }))
+    .expect("a lease");
+    Api::<Lease>::namespaced(node_client.clone(), nodes::NODE_LEASE_NAMESPACE)
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("the node's lease");
+}
+
+#[test]
+fn a_node_whose_lease_lapses_turns_unknown_and_loses_its_pods() {
+    let fixture = Fixture::start();
+    let node_client = fixture.cluster.node_client();
+    fixture.run(async {
+        register(&node_client, "lapsing", 2).await;
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "hello-00001-lapsing-1", "namespace": "default"},
+            "spec": {"nodeName": "lapsing", "containers": [{"name": "user-container", "image": "hello.wasm"}]},
+        }))
+        .expect("a pod");
+        let pods: Api<Pod> = Api::namespaced(node_client.clone(), "default");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("the node's pod");
+        let nodes_api: Api<Node> = Api::all(fixture.client.clone());
+        wait_for(&nodes_api, "lapsing", "the lapsed node turns Unknown", |node| {
+            node.status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+                .any(|c| c.type_ == "Ready" && c.status == "Unknown")
+        })
+        .await;
+        let gone = async {
+            while pods.get_opt("hello-00001-lapsing-1").await.ok().flatten().is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, gone)
+            .await
+            .expect("the lapsed node's pod is deleted");
+        // The healthy node, whose lease lasts, is left alone.
+        let healthy = nodes_api.get(NODE).await.expect("the fake node");
+        let conditions = healthy.status.and_then(|s| s.conditions).unwrap_or_default();
+        assert!(conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    });
 }
 
 fn image_of_revision(revision: &Revision) -> String {

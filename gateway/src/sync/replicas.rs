@@ -14,10 +14,10 @@ use serde_json::Value;
 use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
+use super::node::NodeStatus;
 use super::pods::{self, PodKey, REVISION_LABEL, REVISION_UID_LABEL};
 use super::status;
 use super::write::write_status;
-use super::node::NodeStatus;
 use super::{Serving, Shared, now};
 
 /// API calls in flight at once in one batch.
@@ -315,7 +315,11 @@ async fn create_pod(shared: &Shared, key: &PodKey, pod: Value) -> Result<(), kub
 /// Sets an object's status where the server keeps it: through the status subresource (a real
 /// Kubernetes, which ignores status in the object), or in the object itself (the embedded
 /// server, where pods and nodes have no subresource).
-pub(super) async fn patch_status<K>(api: &Api<K>, name: &str, status: Value) -> Result<(), kube::Error>
+pub(super) async fn patch_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: Value,
+) -> Result<(), kube::Error>
 where
     K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned,
 {
