@@ -158,8 +158,6 @@ async fn register(node_client: &Client, name: &str, lease_seconds: i32) {
 }
 
 #[test]
-#[ignore = "the node lifecycle controller does not yet turn a lapsed node Unknown against the \
-            embedded API server (found at the end of a session; issue 14 stays open for it)"]
 fn a_node_whose_lease_lapses_turns_unknown_and_loses_its_pods() {
     let fixture = Fixture::start();
     let node_client = fixture.cluster.node_client();

@@ -370,8 +370,12 @@ impl Objects {
         change: Change,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
-        // Only the node reports pods and nodes (the handlers enforce who may write what).
-        if resource.read_only && options.user != crate::credentials::NODE_USER {
+        // Only the node makes pods and nodes; the cluster admin may change or delete them (the
+        // handlers enforce who may write what; this keeps the rule for in-process callers).
+        if resource.read_only
+            && options.user != crate::credentials::NODE_USER
+            && matches!(change, Change::Create(_))
+        {
             return Err(ApiError::method_not_allowed(resource, "writing"));
         }
         if !options.duplicate_fields.is_empty()
