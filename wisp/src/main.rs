@@ -9,6 +9,8 @@ mod cli_values;
 mod host_memory;
 mod listen;
 mod manifests_dir;
+mod node_cmd;
+mod node_role;
 mod run_cmd;
 mod serve_cmd;
 mod services_file;
@@ -43,6 +45,9 @@ enum Command {
     /// Serve the Knative Services of a YAML file through the data plane (gateway, activator,
     /// autoscaler), without an API server.
     Serve(serve_cmd::ServeArgs),
+    /// Run one data-plane node (gateway, activator, autoscaler, runtime) against a Kubernetes
+    /// API: it registers a Node and serves every Service of the cluster.
+    Node(node_cmd::NodeCmdArgs),
     /// Run only the Kubernetes-compatible API server (kubectl and kube-rs talk to it).
     ApiServer(api_server_cmd::ApiServerArgs),
     /// Tools around the Knative-compatible autoscaler.
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
         Command::ApiServer(args) => api_server_cmd::run(args),
+        Command::Node(args) => node_cmd::run(args),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {
