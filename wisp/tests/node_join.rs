@@ -7,16 +7,18 @@ mod cluster;
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster::{Up, WAIT, condition, host, image, ksvc};
 use common::WispProcess;
 use serde_json::Value;
 
-/// `wisp node` joining `up` as `name`, on ephemeral loopback ports.
-fn join(up: &Up, name: &str) -> WispProcess {
-    let kubeconfig = up.data_dir().join("node.kubeconfig");
-    let cache = up.data_dir().join("n2-cache");
+/// `wisp node` joining the `wisp up` of `data_dir` as `name`, on ephemeral loopback ports.
+fn join(data_dir: &Path, name: &str) -> WispProcess {
+    let kubeconfig = data_dir.join("node.kubeconfig");
+    let cache = data_dir.join(format!("{name}-cache"));
     let args: Vec<&std::ffi::OsStr> = vec![
         "node".as_ref(),
         "--kubeconfig".as_ref(),
@@ -90,7 +92,7 @@ fn tainted_and_ready(node: &Value) -> bool {
 #[test]
 fn a_second_node_joins_and_serves_every_service() {
     let up = Up::start(&[]);
-    let mut n2 = join(&up, "n2");
+    let mut n2 = join(up.data_dir(), "n2");
     let n2_gateway = n2.addr("gateway");
     let n2_metrics = n2.addr("metrics");
 
@@ -213,4 +215,63 @@ fn a_bad_node_name_is_refused() {
     let (code, _, stderr) = common::run_to_end(&["node", "--name", "Not_A_Name"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--name"), "{stderr}");
+}
+
+#[test]
+fn wisp_up_without_node_or_controllers_announces_only_the_api_and_nodes_join_it() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let data_dir = dir.path().as_os_str();
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "up".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir,
+        "--api-addr".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--no-node".as_ref(),
+        "--no-controller".as_ref(),
+    ];
+    let api = WispProcess::start(&args, 2);
+    assert!(
+        api.value("api").starts_with("https://127.0.0.1:"),
+        "{:?}",
+        api.lines
+    );
+    let kubeconfig = api.value("kubeconfig").to_owned();
+    assert!(
+        !api.lines.iter().any(|line| line.starts_with("gateway:")),
+        "{:?}",
+        api.lines
+    );
+
+    let solo = join(dir.path(), "solo");
+    let home = tempfile::tempdir().expect("kubectl home");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &kubeconfig,
+                "get",
+                "node",
+                "solo",
+                "-o",
+                "json",
+            ])
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("kubectl runs");
+        let node: Option<Value> = serde_json::from_slice(&output.stdout).ok();
+        if node.as_ref().is_some_and(tainted_and_ready) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node solo never Ready: {}\n{}\nnode logs:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            cluster::tail(&solo.logs())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
