@@ -94,12 +94,17 @@ impl Cluster {
         let (loaded, receiver) = oneshot::channel();
         self.sync = Some(tokio::spawn(run(
             self.data_plane.clone(),
-            self.client.clone(),
+            // The node identity is all a node has.
             self.node_client.clone(),
             SyncOptions {
                 node_name: NODE.into(),
                 image_base_dir: self.image_dir.clone(),
                 status_interval: Duration::from_millis(100),
+                address: std::net::IpAddr::from([127, 0, 0, 1]),
+                gateway_port: self.gateway.port(),
+                lease_duration: Duration::from_secs(40),
+                // Ready from the start: these tests do not follow the load.
+                health: wisp_gateway::health::Health::serving(),
             },
             loaded,
         )));
@@ -330,7 +335,7 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
     // The replica shows as a Pod on this node, and the node as a Node.
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
     let pod = eventually("the replica's Pod", || async {
-        pods.get_opt("hello-00001-1").await.ok()?
+        pods.get_opt("hello-00001-test-node-1").await.ok()?
     })
     .await;
     let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -352,6 +357,8 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
         nodes.get_opt("test-node").await.ok()?
     })
     .await;
+    let taints = node.spec.clone().unwrap().taints.unwrap_or_default();
+    assert_eq!(taints[0].key, wisp_api::nodes::TAINT_KEY, "{taints:?}");
     let capacity = node.status.unwrap().capacity.unwrap();
     assert_eq!(capacity["memory"].0, (1024 * MIB).to_string());
 

@@ -34,6 +34,20 @@ pub fn duration(input: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A duration that may be zero (`0`, `0s`): "no delay".
+pub fn duration_or_zero(input: &str) -> Result<Duration, String> {
+    let trimmed = input.trim();
+    if trimmed
+        .trim_end_matches(['m', 's', 'h'])
+        .chars()
+        .all(|c| c == '0' || c == '.')
+        && trimmed.starts_with('0')
+    {
+        return Ok(Duration::ZERO);
+    }
+    duration(input)
+}
+
 pub fn memory(input: &str) -> Result<u64, String> {
     wisp_api::quantity::parse_memory(input).map_err(|error| error.to_string())
 }
@@ -70,6 +84,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero("0ms"), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero("5s"), Ok(Duration::from_secs(5)));
+        assert!(duration_or_zero("-1s").is_err());
         assert_eq!(duration("1500ms"), Ok(Duration::from_millis(1500)));
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(duration("5"), Ok(Duration::from_secs(5)));

@@ -10,6 +10,8 @@ mod controller_cmd;
 mod host_memory;
 mod listen;
 mod manifests_dir;
+mod node_cmd;
+mod node_role;
 mod run_cmd;
 mod serve_cmd;
 mod services_file;
@@ -44,6 +46,9 @@ enum Command {
     /// Serve the Knative Services of a YAML file through the data plane (gateway, activator,
     /// autoscaler), without an API server.
     Serve(serve_cmd::ServeArgs),
+    /// Run one data-plane node (gateway, activator, autoscaler, runtime) against a Kubernetes
+    /// API: it registers a Node and serves every Service of the cluster.
+    Node(node_cmd::NodeCmdArgs),
     /// Run only the Kubernetes-compatible API server (kubectl and kube-rs talk to it).
     ApiServer(api_server_cmd::ApiServerArgs),
     /// Run only the Knative controllers against a Kubernetes API, leader-elected by a Lease.
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::ApiServer(args) => api_server_cmd::run(args),
         Command::Controller(args) => controller_cmd::run(args),
+        Command::Node(args) => node_cmd::run(args),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {

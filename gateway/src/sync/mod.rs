@@ -1,7 +1,10 @@
 //! The data plane's sync with the Kubernetes API (DESIGN §3): watches Revisions, Routes and
 //! Knative's ConfigMaps and programs the [`DataPlane`] from them; writes Revision status
 //! (Ready, image digest, replica counts), flips Routes' `IngressReady` once the gateway serves
-//! them, and mirrors replicas as Pods and the node as a Node (with the node identity).
+//! them, and registers the node as a virtual kubelet would: a Node, its heartbeat Lease in
+//! `kube-node-lease`, and its replicas as Pods bound to it. One client does all of it: the
+//! node identity, which may read everything and write only those objects and the status
+//! subresources of Revisions and Routes.
 //!
 //! The API is the only contract with the controllers (see the issue 6 contract): this module
 //! never calls them. Every status write is a read-modify-write with the object's
@@ -10,11 +13,13 @@
 //! Modules: [`spec`] (a revision spec to a `RevisionConfig`, shared with `wisp serve`),
 //! `convert` (a Revision object to it), `failure` (errors to reasons), `status` (status
 //! computation), `route_table` (Routes to the route table), `pods` (Pod and Node objects) — all
-//! pure; `revisions`, `routes`, `config_maps`, `replicas` are the watch and write loops.
+//! pure; `revisions`, `routes`, `config_maps`, `replicas` (with `node`), `lease` are the watch
+//! and write loops.
 
 mod config_maps;
 mod convert;
 mod failure;
+mod lease;
 mod node;
 mod pods;
 mod replicas;
@@ -26,6 +31,7 @@ mod status;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -35,6 +41,7 @@ use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
 use crate::dataplane::DataPlane;
+use crate::health::Health;
 
 /// Pause before a watch whose stream ended is started again.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -48,11 +55,21 @@ pub struct SyncOptions {
     pub image_base_dir: PathBuf,
     /// How often replica counts, Pods and the Node are brought up to date (1 s).
     pub status_interval: Duration,
+    /// The Node's `InternalIP` and its Pods' `hostIP`/`podIP`: where the gateway is reached.
+    pub address: IpAddr,
+    /// The gateway's port, published as the Node's kubelet endpoint.
+    pub gateway_port: u16,
+    /// The node Lease's `leaseDurationSeconds`; it is renewed every quarter of it.
+    pub lease_duration: Duration,
+    /// The node's phase, which its `Ready` condition follows (set by the caller: `loaded`,
+    /// then drain).
+    pub health: Health,
 }
 
-/// Runs the sync until the future is dropped. `client` (admin) reads Revisions, Routes and
-/// ConfigMaps and writes their status; `node_client` (the node identity) writes Pods and the
-/// Node. Errors are logged and retried with backoff; nothing here panics.
+/// Runs the sync until the future is dropped. `client` (the node identity is enough) reads
+/// Revisions, Routes and ConfigMaps, writes their status, and writes the Node, its Lease and
+/// its Pods. Errors are logged and retried with backoff (an API without Leases included);
+/// nothing here panics.
 ///
 /// `loaded` is sent once the state the API held at startup is served: every Revision of the
 /// first list had its first apply attempt (succeeded or failed, its status write done), a
@@ -63,14 +80,12 @@ pub struct SyncOptions {
 pub async fn run(
     data_plane: DataPlane,
     client: kube::Client,
-    node_client: kube::Client,
     options: SyncOptions,
     loaded: oneshot::Sender<()>,
 ) {
     let shared = Arc::new(Shared {
         data_plane,
         client,
-        node_client,
         options,
         revisions: Mutex::new(HashMap::new()),
         serving: Mutex::new(BTreeMap::new()),
@@ -92,7 +107,8 @@ pub async fn run(
         revisions::run(shared.clone(), revisions_loaded),
         routes::run(shared.clone(), revisions_loaded_receiver, routes_loaded),
         config_maps::run(shared.clone(), config_loaded),
-        replicas::run(shared),
+        replicas::run(shared.clone()),
+        lease::run(shared),
     );
 }
 
@@ -100,7 +116,6 @@ pub async fn run(
 struct Shared {
     data_plane: DataPlane,
     client: kube::Client,
-    node_client: kube::Client,
     options: SyncOptions,
     /// The latest Revision objects the watcher saw: status writes start from them.
     revisions: Mutex<HashMap<RevisionKey, Revision>>,

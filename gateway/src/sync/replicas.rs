@@ -14,7 +14,7 @@ use serde_json::Value;
 use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
-use super::node::NodeStatus;
+use super::node::{self, NodeStatus};
 use super::pods::{self, PodKey, REVISION_LABEL, REVISION_UID_LABEL};
 use super::status;
 use super::write::write_status;
@@ -186,7 +186,8 @@ impl Pods {
             .iter()
             .map(|(key, (ready, _))| (key.clone(), u32::try_from(*ready).unwrap_or(0)))
             .collect();
-        let desired: BTreeMap<PodKey, (Owner, u32)> = pods::desired_pods(serving, &ready)
+        let node = &shared.options.node_name;
+        let desired: BTreeMap<PodKey, (Owner, u32)> = pods::desired_pods(serving, &ready, node)
             .into_iter()
             .filter_map(|(pod_key, (revision, index))| {
                 let uid = serving.get(&revision)?.uid.clone();
@@ -225,19 +226,14 @@ impl Pods {
                 }
             }
         }
+        let info = node::info(&shared.options);
         let create: Vec<(PodKey, Owner, Value)> = create
             .into_iter()
             .filter(|key| !self.existing.contains_key(key))
             .filter_map(|key| {
                 let (owner, index) = desired.get(&key)?;
                 let serving = serving.get(&owner.revision)?;
-                let pod = pods::pod(
-                    &owner.revision,
-                    serving,
-                    *index,
-                    &shared.options.node_name,
-                    &now(),
-                );
+                let pod = pods::pod(&owner.revision, serving, *index, &info, &now());
                 Some((key, owner.clone(), pod))
             })
             .collect();
@@ -269,12 +265,19 @@ impl Pods {
 
     /// This node's replica Pods as the API has them.
     async fn list(&self, shared: &Shared) -> Result<BTreeMap<PodKey, Owner>, kube::Error> {
-        let api: Api<Pod> = Api::all(shared.node_client.clone());
+        let api: Api<Pod> = Api::all(shared.client.clone());
+        let on_node = format!("spec.nodeName={}", shared.options.node_name);
         let list = api
-            .list(&ListParams::default().labels(REVISION_LABEL))
+            .list(
+                &ListParams::default()
+                    .labels(REVISION_LABEL)
+                    .fields(&on_node),
+            )
             .await?;
         let mut existing = BTreeMap::new();
         for pod in list {
+            // The field selector already chose them; a node never touches another's Pods, even
+            // through a server that ignored it.
             let on_this_node = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref())
                 == Some(shared.options.node_name.as_str());
             let labels = pod.metadata.labels.unwrap_or_default();
@@ -297,7 +300,7 @@ impl Pods {
 }
 
 async fn create_pod(shared: &Shared, key: &PodKey, pod: Value) -> Result<(), kube::Error> {
-    let api: Api<Pod> = Api::namespaced(shared.node_client.clone(), &key.0);
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.0);
     let status = pod.get("status").cloned().unwrap_or_default();
     let typed: Pod = serde_json::from_value(pod).map_err(kube::Error::SerdeError)?;
     let kept_status = match api.create(&PostParams::default(), &typed).await {
@@ -338,7 +341,7 @@ where
 }
 
 async fn delete_pod(shared: &Shared, key: &PodKey) -> Result<(), kube::Error> {
-    let api: Api<Pod> = Api::namespaced(shared.node_client.clone(), &key.0);
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.0);
     match api.delete(&key.1, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
