@@ -33,17 +33,61 @@ pub(super) struct NodeStatus {
     /// took it over).
     registered: bool,
     written: Option<Value>,
+    /// Ticks left before the stored Node is compared with what was written (`0`: this tick).
+    verify_in: u32,
+    verify_every: u32,
     log: Log,
 }
 
+/// How often the stored Node is read back: a Node deleted behind the node's back, or marked
+/// `Ready=Unknown` by a node lifecycle controller while this node was cut off, is written again
+/// within this time even though nothing about the node itself changed.
+const VERIFY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl NodeStatus {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(status_interval: std::time::Duration) -> Self {
+        let every = VERIFY.as_millis() / status_interval.as_millis().max(1);
         Self {
             phase: Phase::Loading,
             since: now(),
             registered: false,
             written: None,
+            verify_in: 0,
+            verify_every: u32::try_from(every).unwrap_or(u32::MAX).max(1),
             log: Log::default(),
+        }
+    }
+
+    /// Forgets what was written when the stored Node no longer says it (gone, or its `Ready`
+    /// condition changed by someone else), so this tick writes it again.
+    async fn verify(&mut self, shared: &Shared, name: &str) {
+        if self.verify_in > 0 {
+            self.verify_in -= 1;
+            return;
+        }
+        self.verify_in = self.verify_every;
+        let Some(written) = self.written.as_ref() else {
+            return;
+        };
+        let api: Api<Node> = Api::all(shared.client.clone());
+        match api.get_opt(name).await {
+            Ok(None) => {
+                self.registered = false;
+                self.written = None;
+            }
+            Ok(Some(stored)) => {
+                let stored = stored
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| c.status);
+                if stored.as_deref() != ready_status(written) {
+                    self.written = None;
+                }
+            }
+            Err(error) => self.log.warn("cannot read the Node back", &error),
         }
     }
 
@@ -54,6 +98,7 @@ impl NodeStatus {
             self.since = now();
         }
         let info = info(&shared.options);
+        self.verify(shared, &info.name).await;
         let status = pods::node_status(
             &info,
             &shared.data_plane.node_usage(),
@@ -121,5 +166,41 @@ async fn register(api: &Api<Node>, name: &str, status: &Value) -> Result<bool, k
         // Made between our GET and POST (a previous attempt whose answer was lost).
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
         Err(error) => Err(error),
+    }
+}
+
+/// The `Ready` condition's status in a Node status as written.
+fn ready_status(status: &Value) -> Option<&str> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["status"]
+        .as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_ready_status_is_read_back_from_the_status() {
+        let status = serde_json::json!({"conditions": [
+            {"type": "MemoryPressure", "status": "False"},
+            {"type": "Ready", "status": "True"},
+        ]});
+        assert_eq!(ready_status(&status), Some("True"));
+        assert_eq!(ready_status(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn the_node_is_read_back_about_every_ten_seconds() {
+        assert_eq!(
+            NodeStatus::new(std::time::Duration::from_secs(1)).verify_every,
+            10
+        );
+        assert_eq!(
+            NodeStatus::new(std::time::Duration::from_secs(60)).verify_every,
+            1
+        );
     }
 }

@@ -33,7 +33,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut replicas = ReplicaStatus::default();
     let mut pods = Pods::new(shared.options.status_interval);
-    let mut node = NodeStatus::new();
+    let mut node = NodeStatus::new(shared.options.status_interval);
     loop {
         interval.tick().await;
         let serving = shared.serving();
