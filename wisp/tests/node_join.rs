@@ -15,29 +15,10 @@ use cluster::{Up, WAIT, condition, host, image, ksvc};
 use common::WispProcess;
 use serde_json::Value;
 
-/// `wisp node` joining the `wisp up` of `data_dir` as `name`, on ephemeral loopback ports.
+/// `wisp node` joining as `name`, with a drain delay long enough for the Node's status
+/// interval (1 s) to publish Ready=False first.
 fn join(data_dir: &Path, name: &str) -> WispProcess {
-    let kubeconfig = data_dir.join("node.kubeconfig");
-    let cache = data_dir.join(format!("{name}-cache"));
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "node".as_ref(),
-        "--kubeconfig".as_ref(),
-        kubeconfig.as_os_str(),
-        "--name".as_ref(),
-        name.as_ref(),
-        "--gateway-addr".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--metrics-addr".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--cache-dir".as_ref(),
-        cache.as_os_str(),
-        "--allocatable-memory".as_ref(),
-        "4Gi".as_ref(),
-        // Long enough for the Node's status interval (1 s) to publish Ready=False first.
-        "--drain-delay".as_ref(),
-        "3s".as_ref(),
-    ];
-    WispProcess::start(&args, 2)
+    cluster::join(data_dir, name, &["--drain-delay", "3s"])
 }
 
 /// GET `path` from `gateway` with `Host: host_header` (none when `None`).
@@ -114,35 +95,29 @@ fn a_second_node_joins_and_serves_every_service() {
         u64::from(n2_gateway.port())
     );
 
-    // The heartbeat Lease, where the API serves Leases.
-    let leases = up.kubectl_with_input(
-        &["get", "lease", "-n", "kube-node-lease", "-o", "json"],
-        None,
-    );
-    if leases.status.success() {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let listed: Value = serde_json::from_str(&up.kubectl(&[
-                "get",
-                "lease",
-                "-n",
-                "kube-node-lease",
-                "-o",
-                "json",
-            ]))
-            .expect("JSON");
-            let holders: Vec<&str> = listed["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|lease| lease["spec"]["holderIdentity"].as_str())
-                .collect();
-            if holders.contains(&"n2") && holders.contains(&"local") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no node Leases: {listed}");
-            std::thread::sleep(Duration::from_millis(200));
+    // The heartbeat Leases.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed: Value = serde_json::from_str(&up.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "json",
+        ]))
+        .expect("JSON");
+        let holders: Vec<&str> = listed["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|lease| lease["spec"]["holderIdentity"].as_str())
+            .collect();
+        if holders.contains(&"n2") && holders.contains(&"local") {
+            break;
         }
+        assert!(Instant::now() < deadline, "no node Leases: {listed}");
+        std::thread::sleep(Duration::from_millis(200));
     }
 
     // Both nodes are healthy on both ports.

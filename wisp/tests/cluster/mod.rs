@@ -288,6 +288,30 @@ impl Up {
     }
 }
 
+/// `wisp node` joining the `wisp up` of `data_dir` as `name` with the `node.kubeconfig` it wrote,
+/// on ephemeral loopback ports, with a compile cache of its own; `extra` flags after those.
+pub fn join(data_dir: &Path, name: &str, extra: &[&str]) -> WispProcess {
+    let kubeconfig = data_dir.join("node.kubeconfig");
+    let cache = data_dir.join(format!("{name}-cache"));
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "node".as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+        "--name".as_ref(),
+        name.as_ref(),
+        "--gateway-addr".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--metrics-addr".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+        "--allocatable-memory".as_ref(),
+        "4Gi".as_ref(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    WispProcess::start(&args, 2)
+}
+
 /// The last part of a long log, for failure messages.
 pub fn tail(logs: &str) -> String {
     let lines: Vec<&str> = logs.lines().collect();
