@@ -37,6 +37,22 @@ pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The kubelet's default node lease duration; a node renews every quarter of it.
 pub const DEFAULT_NODE_LEASE_SECONDS: i32 = 40;
 
+/// The status of a Node's `Ready` condition (`True`, `False`, `Unknown`), if it has one.
+pub fn ready_status(node: &k8s_openapi::api::core::v1::Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+/// Whether a Node's `Ready` condition is True: the nodes whose reports count.
+pub fn is_ready(node: &k8s_openapi::api::core::v1::Node) -> bool {
+    ready_status(node) == Some("True")
+}
+
 /// Prefix of the per-node entries in `status.annotations`.
 pub const REPORT_PREFIX: &str = "nodes.wisp.dev/";
 

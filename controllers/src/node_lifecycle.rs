@@ -20,10 +20,11 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::time::Instant;
-use wisp_api::nodes::{DEFAULT_NODE_LEASE_SECONDS, NODE_LABEL, NODE_LEASE_NAMESPACE};
+use wisp_api::nodes::{
+    DEFAULT_NODE_LEASE_SECONDS, NODE_LABEL, NODE_LEASE_NAMESPACE, is_ready, ready_status,
+};
 
 use super::meta;
-use super::nodes::is_ready;
 
 /// How often leases are checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -179,13 +180,7 @@ async fn fail_node(client: &Client, node: &Node) -> Result<(), kube::Error> {
 }
 
 fn is_unknown(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Ready" && c.status == "Unknown")
-        })
+    ready_status(node) == Some("Unknown")
 }
 
 /// The node's conditions with `Ready` (added if missing) set to Unknown.

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use wisp_api::nodes::NODE_LABEL;
+use wisp_api::nodes::{NODE_LABEL, is_ready};
 
 use super::revision_status::NodeView;
 
@@ -63,18 +63,6 @@ pub(crate) fn watch(client: Client) -> (Nodes, impl Stream<Item = ()> + Send + '
         futures::future::ready(changed.then_some(()))
     });
     (Nodes { store }, changes)
-}
-
-/// Whether a Node's `Ready` condition is True.
-pub(crate) fn is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|status| status.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
 }
 
 fn view_of<'a>(nodes: impl Iterator<Item = &'a Node>) -> NodeView {

@@ -340,14 +340,16 @@ impl DataPlane {
             listener,
             move |request: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
                 let data_plane = data_plane.clone();
-                let check = crate::health::is_gateway_check(
-                    request.method(),
-                    request.uri().path(),
-                    crate::routing::authority_of(&request),
-                );
-                let phase = health.phase();
+                // Only a `/healthz` request pays for the host check and the phase read.
+                let phase = (request.uri().path() == "/healthz"
+                    && crate::health::is_gateway_check(
+                        request.method(),
+                        request.uri().path(),
+                        crate::routing::authority_of(&request),
+                    ))
+                .then(|| health.phase());
                 async move {
-                    if check {
+                    if let Some(phase) = phase {
                         let (status, text) = crate::health::answer(phase);
                         wisp_runtime::plain_response(status, text.to_owned())
                             .map(body::GatewayBody::plain)
