@@ -22,11 +22,13 @@ mod failure;
 mod lease;
 mod node;
 mod pods;
+mod ready_nodes;
 mod replicas;
 mod revisions;
 mod route_table;
 mod routes;
 pub mod spec;
+mod spread;
 mod status;
 mod write;
 
@@ -90,6 +92,7 @@ pub async fn run(
         revisions: Mutex::new(HashMap::new()),
         serving: Mutex::new(BTreeMap::new()),
         serving_changed: Notify::new(),
+        share: watch::Sender::new(spread::Share::ALONE),
     });
     let (revisions_loaded, revisions_loaded_receiver) = watch::channel(false);
     let (routes_loaded, mut routes_loaded_receiver) = watch::channel(false);
@@ -108,6 +111,7 @@ pub async fn run(
         routes::run(shared.clone(), revisions_loaded_receiver, routes_loaded),
         config_maps::run(shared.clone(), config_loaded),
         replicas::run(shared.clone()),
+        ready_nodes::run(shared.clone()),
         lease::run(shared),
     );
 }
@@ -123,6 +127,8 @@ struct Shared {
     serving: Mutex<BTreeMap<RevisionKey, Serving>>,
     /// Woken when a revision starts or stops serving: routes waiting for it may be ready now.
     serving_changed: Notify,
+    /// This node's place among the Ready nodes, for revision-wide replica floors.
+    share: watch::Sender<spread::Share>,
 }
 
 /// What a serving revision's Pods and status need of its Revision.

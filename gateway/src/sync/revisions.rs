@@ -21,6 +21,7 @@ use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
 use super::convert::{Converted, convert, revision_key};
+use super::spread;
 use super::status::{self, Outcome};
 use super::write::write_status;
 use super::{Serving, Shared};
@@ -205,6 +206,7 @@ async fn sync_revision(
 ) {
     let mut last: Option<Attempt> = None;
     let mut backoff = FIRST_RETRY;
+    let mut share = shared.share.subscribe();
     loop {
         let current = desired.borrow_and_update().clone();
         let Some(revision) = current else {
@@ -218,6 +220,12 @@ async fn sync_revision(
         attempted.send_replace(true);
         tokio::select! {
             changed = desired.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            // Another node joined or left: this node's share of the replica floors moved.
+            changed = share.changed() => {
                 if changed.is_err() {
                     return;
                 }
@@ -262,7 +270,11 @@ async fn reconcile(
     last: &mut Option<Attempt>,
     backoff: &mut Duration,
 ) -> Option<Retry> {
-    let converted = convert(revision, &shared.options.image_base_dir);
+    let share = *shared.share.borrow();
+    let converted = convert(revision, &shared.options.image_base_dir).map(|mut converted| {
+        converted.config.annotations = spread::spread(&converted.config.annotations, share);
+        converted
+    });
     let generation = revision.metadata.generation;
     let stored = revision.status.clone().unwrap_or_default();
     let uid = revision.uid();
