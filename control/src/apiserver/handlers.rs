@@ -23,6 +23,7 @@ use crate::table::{self, IncludeObject};
 use super::body;
 use super::gc::Propagation;
 use super::metadata::meta_str;
+use super::metrics::{ApiMetrics, RequestLabels};
 use super::objects::{Deleted, Objects, Patch, Preconditions, WriteOptions, Written};
 use super::paging::Token;
 use super::patch::PatchType;
@@ -48,13 +49,16 @@ pub struct Context {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` clients reach this server at (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
+    /// Requests answered, served at `/metrics`.
+    pub metrics: ApiMetrics,
 }
 
 /// Answers one request; never fails (errors become `Status` responses).
 pub async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    match route(&context, request).await {
+    let (verb, resource) = verb_and_resource(&request);
+    let response = match route(&context, request).await {
         Ok(response) => response,
         Err(error) => {
             if error.code.is_server_error() {
@@ -64,7 +68,35 @@ pub async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Respon
             }
             respond::error(&error)
         }
-    }
+    };
+    context.metrics.count(RequestLabels {
+        verb,
+        resource,
+        code: response.status().as_u16(),
+    });
+    response
+}
+
+/// What a request is counted as: the Kubernetes verb and resource it names, or its lowercase
+/// HTTP method and no resource.
+fn verb_and_resource(request: &Request<Incoming>) -> (String, String) {
+    let method = request.method();
+    let fallback = || (method.as_str().to_ascii_lowercase(), String::new());
+    let Ok(Target::Resource(target)) = path::parse(request.uri().path()) else {
+        return fallback();
+    };
+    let Ok(query) = Query::parse(request.uri().query()) else {
+        return fallback();
+    };
+    let Ok(verb) = verb(method, &target, &query) else {
+        return fallback();
+    };
+    let resource = if target.status {
+        format!("{}/status", target.resource.plural)
+    } else {
+        target.resource.plural.to_owned()
+    };
+    (verb.to_owned(), resource)
 }
 
 async fn route(context: &Context, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -111,6 +143,11 @@ fn document(
     Ok(match target {
         Target::Version => respond::json(StatusCode::OK, &version::document()),
         Target::Health => respond::bytes(StatusCode::OK, Bytes::from_static(b"ok"), "text/plain"),
+        Target::Metrics => respond::bytes(
+            StatusCode::OK,
+            Bytes::from(context.metrics.encode()),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
         Target::CoreVersions | Target::GroupList => {
             let representation = discovery::negotiate(accept);
             let body = match (representation, &target) {

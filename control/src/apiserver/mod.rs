@@ -12,6 +12,7 @@ pub mod core;
 pub mod gc;
 pub mod handlers;
 pub mod metadata;
+pub mod metrics;
 pub mod objects;
 pub mod paging;
 pub mod patch;
@@ -189,6 +190,7 @@ impl ApiServer {
             bookmark_interval: config.bookmark_interval,
             shutdown: stopped.clone(),
             server_address: reachable.to_string(),
+            metrics: metrics::ApiMetrics::default(),
         });
         let serving = tokio::spawn(serve(listener, acceptor, context, stopped));
         tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");

@@ -12,6 +12,8 @@ pub enum Target {
     Version,
     /// `/healthz`, `/livez`, `/readyz`.
     Health,
+    /// `/metrics` (authenticated).
+    Metrics,
     /// `/api`.
     CoreVersions,
     /// `/apis`.
@@ -57,6 +59,7 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
     match segments.as_slice() {
         ["version"] => Ok(Target::Version),
         ["healthz" | "livez" | "readyz"] => Ok(Target::Health),
+        ["metrics"] => Ok(Target::Metrics),
         ["api"] => Ok(Target::CoreVersions),
         ["apis"] => Ok(Target::GroupList),
         ["apis", group] => Ok(Target::Group((*group).to_owned())),
