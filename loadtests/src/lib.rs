@@ -7,6 +7,7 @@
 //! Every target is on loopback: the generator refuses any other address. Speed is measured here,
 //! never asserted in tests.
 
+pub mod balancer;
 pub mod cases;
 pub mod ceiling;
 pub mod closed_loop;

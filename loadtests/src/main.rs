@@ -107,6 +107,20 @@ enum BenchCase {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// `wisp up` alone and with two joined `wisp node`s behind haproxy: scale from zero and warm
+    /// throughput through the balancer, the API requests an idle node makes, and the requests
+    /// that fail when a node is killed under load.
+    Nodes {
+        /// Services at zero, each hit once through the balancer.
+        #[arg(long, default_value_t = 300)]
+        services: usize,
+        /// Connections of the warm closed loop.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of each closed loop.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The API server (`wisp api-server`) through kube-rs: Knative Service creates, lists,
     /// watch fan-out delay, and the server's memory.
     Api {
@@ -162,6 +176,11 @@ fn main() -> anyhow::Result<()> {
                 in_flight,
             } => cases::services::run(services, in_flight)?,
             BenchCase::Replicas { replicas, rounds } => cases::replicas::run(replicas, rounds)?,
+            BenchCase::Nodes {
+                services,
+                connections,
+                seconds,
+            } => cases::nodes::run(services, connections, seconds)?,
             BenchCase::Api {
                 services,
                 in_flight,

@@ -56,39 +56,9 @@ impl WispUp {
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {} up", wisp.display()))?;
-        let stdout = child.stdout.take().context("no stdout from wisp up")?;
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // Drained to the end, so the child never blocks on a full pipe.
-                let _ = sender.send(line);
-            }
-        });
-        let mut lines = Vec::new();
-        while !lines.iter().any(|l: &String| l.starts_with("kubeconfig: ")) {
-            match receiver.recv_timeout(START_TIMEOUT) {
-                Ok(line) => lines.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("wisp up did not start within {START_TIMEOUT:?}; its log is above");
-                }
-            }
-        }
-        let value = |key: &str| {
-            lines
-                .iter()
-                .find_map(|l| l.strip_prefix(&format!("{key}: ")))
-                .map(str::to_owned)
-                .with_context(|| format!("wisp up printed no {key:?} line: {lines:?}"))
-        };
-        let address = |key: &str| -> anyhow::Result<SocketAddr> {
-            let url = value(key)?;
-            url.trim_start_matches("http://")
-                .parse()
-                .with_context(|| format!("{key}: {url:?} is not http://HOST:PORT"))
-        };
+        let lines = announcement(&mut child, "kubeconfig", "wisp up")?;
+        let value = |key: &str| announced(&lines, key, "wisp up");
+        let address = |key: &str| announced_addr(&lines, key, "wisp up");
         let endpoints = Endpoints {
             gateway: address("gateway")?,
             metrics: address("metrics")?,
@@ -100,6 +70,53 @@ impl WispUp {
             _data_dir: Some(data_dir),
         })
     }
+}
+
+/// Reads `child`'s stdout until a `{last}: …` line, then keeps draining it in the background
+/// (so the child never blocks on a full pipe); the lines read. `what` names the process in
+/// errors. The child is killed when it does not get there within [`START_TIMEOUT`].
+pub fn announcement(child: &mut Child, last: &str, what: &str) -> anyhow::Result<Vec<String>> {
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("no stdout from {what}"))?;
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(line);
+        }
+    });
+    let prefix = format!("{last}: ");
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.starts_with(&prefix)) {
+        match receiver.recv_timeout(START_TIMEOUT) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{what} did not start within {START_TIMEOUT:?}; its log is above");
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// The value of the start-up line `key: VALUE`.
+pub fn announced(lines: &[String], key: &str, what: &str) -> anyhow::Result<String> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .map(str::to_owned)
+        .with_context(|| format!("{what} printed no {key:?} line: {lines:?}"))
+}
+
+/// The address of the start-up line `key: http://HOST:PORT`.
+pub fn announced_addr(lines: &[String], key: &str, what: &str) -> anyhow::Result<SocketAddr> {
+    let url = announced(lines, key, what)?;
+    url.trim_start_matches("http://")
+        .parse()
+        .with_context(|| format!("{key}: {url:?} is not http://HOST:PORT"))
 }
 
 impl WispUp {

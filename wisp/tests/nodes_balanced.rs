@@ -1,11 +1,11 @@
 //! Three nodes behind a real load balancer: `wisp up` (node `local`) and two `wisp node`s that
 //! join it, with haproxy in front checking each gateway's `/healthz`. A Service applied with
-//! kubectl answers through the balancer from every node; every node scales it to zero and back;
+//! kubectl answers through the balancer from every node; `min-scale` is shared out over the
+//! nodes; every node scales it to zero and back;
 //! a new revision rolls out across the three under steady load without a failed request; a
 //! node killed with SIGKILL under load costs at most the requests it had in flight, turns
 //! `Ready=Unknown` and loses its Pods while the others serve on, and rejoins when restarted.
 
-mod balancer;
 mod cluster;
 mod common;
 
@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use balancer::Balancer;
 use cluster::{Up, WAIT, condition, host, image, join, ksvc};
 use common::WispProcess;
 use serde_json::Value;
+use wisp_loadtests::balancer::Balancer;
 
 /// Requests in flight at once in the steady loads.
 const CONCURRENCY: usize = 4;
@@ -58,7 +58,7 @@ impl Nodes {
                 .iter()
                 .map(|(name, node)| (*name, node.addr("gateway"))),
         );
-        let balancer = Balancer::start(&backends);
+        let balancer = Balancer::start(&backends).expect("haproxy in front of the nodes");
         let nodes = Self {
             up,
             joined,
@@ -295,6 +295,38 @@ fn three_nodes_serve_scale_to_zero_and_roll_out_behind_a_balancer() {
             r["status"]["actualReplicas"].as_i64() == Some(3)
         });
 
+    // min-scale is the revision's, not each node's: 2 over three nodes is one replica on each
+    // of the first two by name, and it stays so with no traffic at all (the third node's
+    // initial replica goes after the 6 s window).
+    nodes.up.apply(&ksvc("floor", &image("hello")).replace(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: \"2\"\n        \
+         autoscaling.knative.dev/window: 6s\n    spec:",
+    ));
+    nodes.up.wait_ready("ksvc", "floor");
+    nodes.up.wait_for(
+        "revision",
+        "floor-00001",
+        "holding two replicas in all",
+        |r| {
+            r["status"]["actualReplicas"].as_i64() == Some(2)
+                && r["status"]["desiredReplicas"].as_i64() == Some(2)
+        },
+    );
+    nodes.wait_list(
+        "pods",
+        Some("serving.knative.dev/revision=floor-00001"),
+        "floor-00001 on local and n2",
+        |pods| {
+            let mut on: Vec<&str> = pods
+                .iter()
+                .filter_map(|pod| pod["spec"]["nodeName"].as_str())
+                .collect();
+            on.sort_unstable();
+            on == ["local", "n2"]
+        },
+    );
+
     // Idle: every node scales it to zero; then the balancer's requests bring it back on each.
     nodes
         .up
@@ -396,6 +428,6 @@ fn a_killed_node_costs_only_its_requests_in_flight_and_rejoins() {
             .iter()
             .map(|(name, node)| (*name, node.addr("gateway"))),
     );
-    nodes.balancer = Balancer::start(&backends);
+    nodes.balancer = Balancer::start(&backends).expect("haproxy in front of the nodes");
     nodes.warm_every_node("steady", "steady-00001");
 }

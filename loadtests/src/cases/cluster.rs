@@ -11,13 +11,14 @@ use std::collections::HashSet;
 
 use anyhow::{Context, bail};
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::ResourceExt;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
+use wisp_api::nodes::{NODE_LABEL, is_ready as is_node_ready};
 
 use crate::manifests::ServiceManifest;
 use crate::runner::scrape;
@@ -150,6 +151,41 @@ impl Cluster {
 
     fn services(&self) -> Api<DynamicObject> {
         services_api(&self.client)
+    }
+
+    /// Waits until `count` wisp Nodes are Ready.
+    pub async fn wait_nodes_ready(&self, count: usize) -> anyhow::Result<()> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let params = ListParams::default().labels(&format!("{NODE_LABEL}=true"));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let ready = nodes
+                .list(&params)
+                .await?
+                .iter()
+                .filter(|node| is_node_ready(node))
+                .count();
+            if ready >= count {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{ready} of {count} wisp nodes Ready after {READY_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Requests the API server has answered so far (`apiserver_request_total`, all series).
+    pub async fn api_requests(&self) -> anyhow::Result<f64> {
+        let request = http::Request::get("/metrics")
+            .body(Vec::new())
+            .context("cannot build the /metrics request")?;
+        let text = self.client.request_text(request).await?;
+        Ok(text
+            .lines()
+            .filter(|line| line.starts_with("apiserver_request_total{"))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum())
     }
 }
 
