@@ -1551,3 +1551,51 @@ fn leases_take_optimistic_updates_and_keep_microseconds() {
         );
     });
 }
+
+#[test]
+fn metrics_count_requests_and_need_the_token() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    let path = cluster.kubeconfig();
+    cluster.runtime().block_on(async {
+        let metrics = |client: Client| async move {
+            client
+                .request_text(
+                    http::Request::get("/metrics")
+                        .body(Vec::new())
+                        .expect("request"),
+                )
+                .await
+        };
+        let count = |text: &str, series: &str| -> u64 {
+            text.lines()
+                .find(|line| line.starts_with(series))
+                .and_then(|line| line.rsplit_once(' '))
+                .and_then(|(_, value)| value.parse().ok())
+                .unwrap_or(0)
+        };
+        let series = "apiserver_request_total{verb=\"list\",resource=\"configmaps\",code=\"200\"}";
+        let before = count(&metrics(client.clone()).await.expect("metrics"), series);
+        let api = Api::<ConfigMap>::namespaced(client.clone(), "default");
+        for _ in 0..3 {
+            api.list(&ListParams::default()).await.expect("list");
+        }
+        let after = metrics(client.clone()).await.expect("metrics");
+        assert_eq!(count(&after, series), before + 3, "{after}");
+
+        // With another token: 401, as on every path that is not public.
+        let mut kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+        for named in &mut kubeconfig.auth_infos {
+            if let Some(auth) = named.auth_info.as_mut() {
+                auth.token = Some("not-the-token".to_owned().into());
+            }
+        }
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        let stranger = Client::try_from(config).expect("client");
+        let error = metrics(stranger).await.expect_err("refused");
+        assert_eq!(api_code(&error), Some(401), "{error:?}");
+    });
+}
