@@ -754,8 +754,10 @@ fn a_failed_revision_fails_the_configuration_and_the_service() {
         assert_eq!(ready.reason.as_deref(), Some("RevisionFailed"));
         let message = ready.message.unwrap_or_default();
         assert!(
-            message.contains("hello-00001") && message.contains("Unable to fetch image"),
-            "{message}"
+            message.contains("hello-00001")
+                && message.contains("Unable to fetch image")
+                && message.contains("(on node fake)"),
+            "the failure names its revision, its cause and the node it failed on: {message}"
         );
         let cfg: Configuration = fx.api().get("hello").await.expect("configuration");
         let cfg_ready = ready_condition(&cfg.status.unwrap_or_default().conditions)
