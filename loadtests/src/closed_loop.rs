@@ -105,6 +105,12 @@ async fn connection_loop(target: Target, measure_from: Instant, stop_at: Instant
                 result.errors += 1;
                 break;
             };
+            // Sending before the connection has finished the previous response fails with
+            // "connection was not ready": wait for it (not timed: the request is not sent yet).
+            if sender.ready().await.is_err() {
+                result.errors += 1;
+                break;
+            }
             let sent = Instant::now();
             let response = match sender.send_request(request).await {
                 Ok(response) => response,

@@ -77,6 +77,10 @@ async fn send(sender: &mut Sender, host: &str, path: &str) -> Result<(StatusCode
         .body(Empty::new())
         .map_err(|_| ())?;
     let sent = Instant::now();
+    // The connection takes the next request only once it has finished the previous response;
+    // sending before that fails with "connection was not ready" (a client-side error that a
+    // balancer's slightly later end of response made visible).
+    sender.ready().await.map_err(|_| ())?;
     let response = sender.send_request(request).await.map_err(|_| ())?;
     let status = response.status();
     response.into_body().collect().await.map_err(|_| ())?;

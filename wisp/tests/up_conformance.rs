@@ -450,7 +450,10 @@ fn missing_image_fails_with_reason_and_message() {
         let message = ready["message"].as_str().unwrap_or("");
         assert!(!reason.is_empty(), "{ready}");
         assert!(message.contains("no-such-component.wasm"), "{ready}");
-        assert!(message.contains("(on node local)"), "the node is named: {ready}");
+        assert!(
+            message.contains("(on node local)"),
+            "the node is named: {ready}"
+        );
     }
     let (status, _) = up.http_get(&host("lost"), "/");
     assert_eq!(

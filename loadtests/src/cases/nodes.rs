@@ -227,7 +227,7 @@ fn render(rows: &[Measured], services: usize, connections: usize, seconds: u64) 
         crate::balancer::HAPROXY_LINE,
         report::machine_line()
     );
-    out.push_str("| nodes | cold: ok | cold starts counted | cold p50 | cold p99 | warm req/s | warm p50 | warm p99 | vs 1 node | idle API requests/s |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| nodes | cold: ok | non-2xx | errors | cold starts counted | cold p50 | cold p99 | warm req/s | warm p50 | warm p99 | vs 1 node | idle API requests/s |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         let rps = row.warm.requests_per_second();
         let ratio = if single_rps > 0.0 {
@@ -236,10 +236,11 @@ fn render(rows: &[Measured], services: usize, connections: usize, seconds: u64) 
             "n/a".to_owned()
         };
         out.push_str(&format!(
-            "| {} | {} of {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.1} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.1} |\n",
             row.nodes,
             row.cold.ok,
-            row.cold.ok + row.cold.non_2xx + row.cold.errors,
+            row.cold.non_2xx,
+            row.cold.errors,
             row.cold_starts,
             micros(row.cold.latency_us.value_at_quantile(0.5)),
             micros(row.cold.latency_us.value_at_quantile(0.99)),

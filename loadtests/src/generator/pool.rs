@@ -68,6 +68,8 @@ impl Pool {
                     Some(sender) => sender,
                     None => connect_http1(*addr).await?,
                 };
+                // An idle connection may not have finished its previous response yet.
+                sender.ready().await?;
                 let response = sender.send_request(request).await?;
                 let status = response.status();
                 response.into_body().collect().await?;
