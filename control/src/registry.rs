@@ -95,6 +95,16 @@ const fn col(name: &'static str, type_: &'static str, path: &'static str) -> Pri
     }
 }
 
+/// Shorthand for a string column shown only with `-o wide` (priority 1).
+const fn wide(name: &'static str, path: &'static str) -> PrinterColumn {
+    PrinterColumn {
+        name,
+        type_: "string",
+        source: CellSource::JsonPath(path),
+        priority: 1,
+    }
+}
+
 /// Shorthand for a priority-0 computed column.
 const fn derived(name: &'static str, type_: &'static str, d: Derived) -> PrinterColumn {
     PrinterColumn {
@@ -326,6 +336,9 @@ static RESOURCES: &[Resource] = &[
             col("Status", "string", ".status.phase"),
             derived("Restarts", "string", Derived::PodRestarts),
             AGE,
+            // `-o wide`, as the real server's pod columns: where each replica runs.
+            wide("IP", ".status.podIP"),
+            wide("Node", ".spec.nodeName"),
         ],
     },
     Resource {
@@ -600,14 +613,23 @@ mod tests {
     fn core_columns_match_the_real_server() {
         // Reference §4: namespaces NAME STATUS AGE; pods NAME READY STATUS RESTARTS AGE;
         // nodes NAME STATUS ROLES AGE VERSION (NAME is prepended by the Table builder).
-        let headers = |plural: &str| -> Vec<String> {
+        let headers = |plural: &str, priority: u32| -> Vec<String> {
             lookup(CORE_GROUP, "v1", plural)
-                .map(|r| r.columns.iter().map(|c| c.name.to_uppercase()).collect())
+                .map(|r| {
+                    r.columns
+                        .iter()
+                        .filter(|c| c.priority == priority)
+                        .map(|c| c.name.to_uppercase())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
-        assert_eq!(headers("namespaces"), ["STATUS", "AGE"]);
-        assert_eq!(headers("pods"), ["READY", "STATUS", "RESTARTS", "AGE"]);
-        assert_eq!(headers("nodes"), ["STATUS", "ROLES", "AGE", "VERSION"]);
+        assert_eq!(headers("namespaces", 0), ["STATUS", "AGE"]);
+        assert_eq!(headers("pods", 0), ["READY", "STATUS", "RESTARTS", "AGE"]);
+        // `-o wide` adds where the pod runs (the real server adds nominated node and
+        // readiness gates too, which wisp's replicas never have).
+        assert_eq!(headers("pods", 1), ["IP", "NODE"]);
+        assert_eq!(headers("nodes", 0), ["STATUS", "ROLES", "AGE", "VERSION"]);
     }
 
     #[test]

@@ -420,8 +420,9 @@ mod tests {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "hello-00001-abc", "namespace": "default",
                          "creationTimestamp": "2024-05-01T09:58:30Z"},
-            "spec": {"containers": [{"name": "user-container"}, {"name": "queue-proxy"}]},
-            "status": {"phase": "Running", "containerStatuses": [
+            "spec": {"nodeName": "n2",
+                     "containers": [{"name": "user-container"}, {"name": "queue-proxy"}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.2", "containerStatuses": [
                 {"name": "user-container", "ready": true, "restartCount": 0, "state": {"running": {}}},
                 {"name": "queue-proxy", "ready": true, "restartCount": 0, "state": {"running": {}}},
             ]},
@@ -429,11 +430,19 @@ mod tests {
         let table = build(CORE_GROUP, "pods", &[pod]);
         assert_eq!(
             headers(&table),
-            ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+            ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
         );
         assert_eq!(
             cells(&table, 0),
-            json!(["hello-00001-abc", "2/2", "Running", "0", "90s"])
+            json!([
+                "hello-00001-abc",
+                "2/2",
+                "Running",
+                "0",
+                "90s",
+                "127.0.0.2",
+                "n2"
+            ])
         );
     }
 

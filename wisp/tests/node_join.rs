@@ -164,8 +164,12 @@ fn a_second_node_joins_and_serves_every_service() {
         })
     });
     let wide = up.kubectl(&["get", "pods", "-o", "wide"]);
-    assert!(wide.contains("both-00001-n2-1"), "{wide}");
-    assert!(wide.contains("both-00001-local-1"), "{wide}");
+    for node in ["n2", "local"] {
+        assert!(
+            on_its_node(&wide, &format!("both-00001-{node}-1"), node),
+            "the NODE column shows each replica's node:\n{wide}"
+        );
+    }
 
     // SIGTERM: not ready at once, then gone with exit 0.
     n2.terminate();
@@ -249,4 +253,19 @@ fn wisp_up_without_node_or_controllers_announces_only_the_api_and_nodes_join_it(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Whether `kubectl get pods -o wide` output has a row for `pod` whose NODE column is `node`.
+fn on_its_node(wide: &str, pod: &str, node: &str) -> bool {
+    let mut lines = wide.lines();
+    let Some(header) = lines.next() else {
+        return false;
+    };
+    let Some(column) = header.split_whitespace().position(|h| h == "NODE") else {
+        return false;
+    };
+    lines.any(|line| {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        cells.first() == Some(&pod) && cells.get(column) == Some(&node)
+    })
 }

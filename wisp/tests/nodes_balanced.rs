@@ -285,8 +285,25 @@ fn three_nodes_serve_scale_to_zero_and_roll_out_behind_a_balancer() {
     nodes.up.wait_ready("ksvc", "split");
     nodes.warm_every_node("split", "split-00001");
     let pods = nodes.up.kubectl(&["get", "pods", "-o", "wide"]);
+    let header: Vec<&str> = pods
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let node_column = header
+        .iter()
+        .position(|h| *h == "NODE")
+        .expect("a NODE column");
     for node in ["local", "n2", "n3"] {
-        assert!(pods.contains(&format!("split-00001-{node}-1")), "{pods}");
+        let pod = format!("split-00001-{node}-1");
+        assert!(
+            pods.lines().any(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                cells.first() == Some(&pod.as_str()) && cells.get(node_column) == Some(&node)
+            }),
+            "{pod} on {node} in:\n{pods}"
+        );
     }
     // The Revision's counts are the sums over the nodes.
     nodes
