@@ -1023,16 +1023,7 @@ fn a_wrong_token_is_401() {
     let cluster = Cluster::start();
     let path = cluster.kubeconfig();
     cluster.runtime().block_on(async {
-        let mut kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-        for named in &mut kubeconfig.auth_infos {
-            if let Some(auth) = named.auth_info.as_mut() {
-                auth.token = Some("not-the-token".to_owned().into());
-            }
-        }
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("config");
-        let client = Client::try_from(config).expect("client");
+        let client = with_wrong_token(&path).await;
         let error = within(
             "the refusal",
             services(&client).list(&ListParams::default()),
@@ -1585,17 +1576,22 @@ fn metrics_count_requests_and_need_the_token() {
         assert_eq!(count(&after, series), before + 3, "{after}");
 
         // With another token: 401, as on every path that is not public.
-        let mut kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-        for named in &mut kubeconfig.auth_infos {
-            if let Some(auth) = named.auth_info.as_mut() {
-                auth.token = Some("not-the-token".to_owned().into());
-            }
-        }
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .expect("config");
-        let stranger = Client::try_from(config).expect("client");
+        let stranger = with_wrong_token(&path).await;
         let error = metrics(stranger).await.expect_err("refused");
         assert_eq!(api_code(&error), Some(401), "{error:?}");
     });
+}
+
+/// A client of the server of kubeconfig `path` that presents a token the server never issued.
+async fn with_wrong_token(path: &std::path::Path) -> Client {
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.token = Some("not-the-token".to_owned().into());
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
 }
