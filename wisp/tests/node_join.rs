@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster::{Up, WAIT, condition, host, image, ksvc};
+use cluster::{Up, WAIT, condition, image, ksvc};
 use common::WispProcess;
 use serde_json::Value;
 
@@ -134,7 +134,7 @@ fn a_second_node_joins_and_serves_every_service() {
     for gateway in [up.gateway, n2_gateway] {
         let deadline = Instant::now() + WAIT;
         loop {
-            let (status, body) = get(&up, gateway, Some(&host("both")), "/");
+            let (status, body) = get(&up, gateway, Some(&up.host("both")), "/");
             if status == 200 {
                 assert_eq!(body, "Hello from wisp!\n");
                 break;
@@ -149,7 +149,7 @@ fn a_second_node_joins_and_serves_every_service() {
     }
     // A route's own /healthz still reaches the Service.
     assert_eq!(
-        get(&up, n2_gateway, Some(&host("both")), "/healthz").1,
+        get(&up, n2_gateway, Some(&up.host("both")), "/healthz").1,
         "Hello from wisp!\n"
     );
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::{Up, WAIT, condition, host, image, join, ksvc};
+use cluster::{Up, WAIT, condition, image, join, ksvc};
 use common::WispProcess;
 use serde_json::Value;
 use wisp_loadtests::balancer::Balancer;
@@ -106,7 +106,7 @@ impl Nodes {
             .up
             .http()
             .get(format!("http://{}/", self.balancer.addr))
-            .header("host", host(name))
+            .header("host", self.up.host(name))
             .timeout(Duration::from_secs(60));
         self.up.runtime().block_on(async move {
             match request.send().await {
@@ -188,7 +188,7 @@ impl Load {
                     .up
                     .http()
                     .get(&url)
-                    .header("host", host(name))
+                    .header("host", nodes.up.host(name))
                     .timeout(Duration::from_secs(30));
                 nodes.up.runtime().spawn(async move {
                     while !stop.load(Ordering::Relaxed) {

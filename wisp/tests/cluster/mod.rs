@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,16 +18,40 @@ use crate::common::WispProcess;
 /// How long one wait for a condition may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// A Kubernetes API with wisp serving it, as the tests drive it: the real kubectl aimed at one
+/// namespace with a discovery cache of its own, HTTP through a gateway by Host header, and the
+/// logs to show when a check fails. `wisp up` is one ([`Up`] derefs to it); a genuine
+/// kube-apiserver with `wisp controller`s and `wisp node`s is another (`kube_conformance.rs`).
+pub struct Kube {
+    pub kubeconfig: PathBuf,
+    pub gateway: SocketAddr,
+    pub metrics: SocketAddr,
+    /// Every node's metrics address (`metrics` is the first).
+    all_metrics: Vec<SocketAddr>,
+    /// The wisp Nodes that serve this API.
+    nodes: Vec<String>,
+    /// The user kubectl acts as (recorded as Knative's creator).
+    admin_user: String,
+    namespace: String,
+    kubectl_home: TempDir,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    logs: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
 /// A running `wisp up`.
 pub struct Up {
     pub process: WispProcess,
     pub dir: TempDir,
-    pub gateway: SocketAddr,
-    pub metrics: SocketAddr,
-    pub kubeconfig: PathBuf,
-    kubectl_home: TempDir,
-    runtime: tokio::runtime::Runtime,
-    http: reqwest::Client,
+    kube: Kube,
+}
+
+impl std::ops::Deref for Up {
+    type Target = Kube;
+
+    fn deref(&self) -> &Kube {
+        &self.kube
+    }
 }
 
 /// The sample component `name` as an image reference (absolute path).
@@ -38,7 +63,7 @@ pub fn image(name: &str) -> String {
 }
 
 /// One cache of compiled components for every test of the run, so each component compiles once.
-fn shared_cache() -> PathBuf {
+pub fn shared_cache() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wisp-up-tests-cache-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("cache dir");
     dir
@@ -76,19 +101,19 @@ impl Up {
         let metrics = process.addr("metrics");
         let kubeconfig = PathBuf::from(process.value("kubeconfig"));
         assert_eq!(kubeconfig, dir.path().join("kubeconfig"));
+        let logs = process.log_reader();
         Self {
             process,
             dir,
-            gateway,
-            metrics,
-            kubeconfig,
-            kubectl_home: tempfile::tempdir().expect("kubectl home"),
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime"),
-            http: crate::common::client(),
+            kube: Kube::new(
+                kubeconfig,
+                "default",
+                gateway,
+                vec![metrics],
+                vec!["local".to_owned()],
+                "wisp-admin",
+                logs,
+            ),
         }
     }
 
@@ -96,6 +121,84 @@ impl Up {
     pub fn kill(mut self) -> TempDir {
         self.process.kill();
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder"))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Kube {
+    /// A view of the API at `kubeconfig` whose kubectl commands act in `namespace`.
+    pub fn new(
+        kubeconfig: PathBuf,
+        namespace: &str,
+        gateway: SocketAddr,
+        metrics: Vec<SocketAddr>,
+        nodes: Vec<String>,
+        admin_user: &str,
+        logs: Arc<dyn Fn() -> String + Send + Sync>,
+    ) -> Self {
+        let kubectl_home = tempfile::tempdir().expect("kubectl home");
+        // A copy whose context acts in `namespace`, as a user's would after `kubectl config
+        // set-context --current --namespace`: manifests naming another namespace still apply.
+        let own = kubectl_home.path().join("kubeconfig");
+        std::fs::copy(&kubeconfig, &own).expect("copy the kubeconfig");
+        let set = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&own)
+            .args([
+                "config",
+                "set-context",
+                "--current",
+                "--namespace",
+                namespace,
+            ])
+            .output()
+            .expect("kubectl runs");
+        assert!(set.status.success(), "{set:?}");
+        Self {
+            kubeconfig: own,
+            gateway,
+            metrics: metrics[0],
+            all_metrics: metrics,
+            nodes,
+            admin_user: admin_user.to_owned(),
+            namespace: namespace.to_owned(),
+            kubectl_home,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            http: crate::common::client(),
+            logs,
+        }
+    }
+
+    /// The namespace kubectl commands act in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The host of Service `name` in this namespace with the default domain.
+    pub fn host(&self, name: &str) -> String {
+        format!("{name}.{}.localhost", self.namespace)
+    }
+
+    /// The names of the wisp Nodes serving this API.
+    pub fn node_names(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// The user kubectl acts as.
+    pub fn admin_user(&self) -> &str {
+        &self.admin_user
+    }
+
+    /// What the processes serving this API logged so far.
+    pub fn logs(&self) -> String {
+        (self.logs)()
     }
 
     /// A kubectl command aimed at this cluster, with its own discovery cache.
@@ -135,7 +238,7 @@ impl Up {
             output.status.success(),
             "kubectl {args:?} failed: {}\nwisp logs:\n{}",
             String::from_utf8_lossy(&output.stderr),
-            tail(&self.process.logs())
+            tail(&self.logs())
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
@@ -209,7 +312,7 @@ impl Up {
         panic!(
             "{kind} {name} never {what}; last seen:\n{}\nwisp logs:\n{}",
             serde_json::to_string_pretty(&last).unwrap_or_default(),
-            tail(&self.process.logs())
+            tail(&self.logs())
         );
     }
 
@@ -270,7 +373,19 @@ impl Up {
 
     /// The gateway's text at `/metrics`.
     pub fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.metrics);
+        self.metrics_of(self.metrics)
+    }
+
+    /// Every node's text at `/metrics`.
+    pub fn all_metrics(&self) -> Vec<String> {
+        self.all_metrics
+            .iter()
+            .map(|addr| self.metrics_of(*addr))
+            .collect()
+    }
+
+    fn metrics_of(&self, addr: SocketAddr) -> String {
+        let url = format!("http://{addr}/metrics");
         let http = self.http.clone();
         self.runtime.block_on(async move {
             http.get(url)
@@ -281,10 +396,6 @@ impl Up {
                 .await
                 .expect("metrics text")
         })
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
@@ -335,17 +446,10 @@ pub fn condition_of<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
-/// A Knative Service manifest running `image`, with optional template annotations and spec lines
-/// (YAML at the template spec's indentation).
+/// A Knative Service manifest running `image`, in the namespace kubectl acts in.
 pub fn ksvc(name: &str, image: &str) -> String {
     format!(
-        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\n  \
-         namespace: default\nspec:\n  template:\n    spec:\n      containers:\n      - image: \
-         {image}\n"
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\n\
+         spec:\n  template:\n    spec:\n      containers:\n      - image: {image}\n"
     )
-}
-
-/// The host of Service `name` in namespace default with the default domain.
-pub fn host(name: &str) -> String {
-    format!("{name}.default.localhost")
 }

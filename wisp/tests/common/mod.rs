@@ -230,6 +230,12 @@ impl WispProcess {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// A reader of the logs that outlives borrows of the process.
+    pub fn log_reader(&self) -> Arc<dyn Fn() -> String + Send + Sync> {
+        let stderr = self.stderr.clone();
+        Arc::new(move || stderr.lock().map(|text| text.clone()).unwrap_or_default())
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         terminate(&self.child);

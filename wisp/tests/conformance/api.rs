@@ -1,0 +1,142 @@
+//! What a kubectl user sees of the API itself, the same on `wisp up` and on a genuine
+//! kube-apiserver with wisp's CRDs and webhooks: Knative's printer columns, `kubectl explain`
+//! from the schemas, and admission refusals worded as Knative's webhook words them.
+
+use crate::cluster::{Kube, image, ksvc};
+
+/// How a denial by Knative's validating webhook starts, as kubectl prints it.
+pub const WEBHOOK_DENIED: &str = "admission webhook \"validation.webhook.serving.knative.dev\" \
+                                  denied the request: validation failed: ";
+
+/// The header row of the table kubectl printed for `kind` (the tables of `get a,b,c` follow
+/// one another, each with its header).
+fn header_starting(printed: &str, first: &str) -> Vec<String> {
+    printed
+        .lines()
+        .find(|line| line.starts_with("NAME") && line.contains(first))
+        .unwrap_or_else(|| panic!("no table with {first:?} in:\n{printed}"))
+        .split("  ")
+        .map(str::trim)
+        .filter(|cell| !cell.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `kubectl get ksvc,rev,route` prints Knative's columns for each kind, and `kubectl explain`
+/// reads the schema of the template.
+pub fn kubectl_prints_knative_columns_and_explains_the_schema(up: &Kube) {
+    up.apply(&ksvc("cols", &image("hello")));
+    up.wait_ready("ksvc", "cols");
+    let printed = up.kubectl(&["get", "ksvc,rev,route"]);
+    assert_eq!(
+        header_starting(&printed, "LATESTCREATED"),
+        [
+            "NAME",
+            "URL",
+            "LATESTCREATED",
+            "LATESTREADY",
+            "READY",
+            "REASON"
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        header_starting(&printed, "CONFIG NAME"),
+        [
+            "NAME",
+            "CONFIG NAME",
+            "GENERATION",
+            "READY",
+            "REASON",
+            "ACTUAL REPLICAS",
+            "DESIRED REPLICAS"
+        ],
+        "{printed}"
+    );
+    let route_header = printed
+        .lines()
+        .filter(|line| line.starts_with("NAME"))
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells == &["NAME", "URL", "READY", "REASON"]);
+    assert!(route_header.is_some(), "no Route table in:\n{printed}");
+    assert!(
+        printed.contains("service.serving.knative.dev/cols"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("revision.serving.knative.dev/cols-00001"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("route.serving.knative.dev/cols"),
+        "{printed}"
+    );
+
+    let explained = up.kubectl(&["explain", "ksvc.spec.template"]);
+    assert!(
+        explained.contains("KIND:") && explained.contains("Service"),
+        "{explained}"
+    );
+    assert!(explained.contains("FIELD: template"), "{explained}");
+    assert!(explained.contains("spec\t<Object>"), "{explained}");
+    let explained = up.kubectl(&["explain", "ksvc.spec.traffic.percent"]);
+    assert!(explained.contains("<integer>"), "{explained}");
+}
+
+/// Knative's validation refuses bad input with the same words on either API server: traffic
+/// that does not sum to 100, a tag defined twice, an invalid autoscaling annotation, and a
+/// change to a Revision's spec. Nothing refused is stored.
+pub fn admission_refusals_are_knatives_webhook_denials(up: &Kube) {
+    let refused = |manifest: &str| -> String {
+        let error = up.kubectl_fails(&["apply", "-f", "-"], Some(manifest));
+        assert!(error.contains(WEBHOOK_DENIED), "{error}");
+        error
+    };
+    let ninety =
+        ksvc("bad", &image("hello")) + "  traffic:\n  - latestRevision: true\n    percent: 90\n";
+    let error = refused(&ninety);
+    assert!(
+        error.contains(&format!(
+            "{WEBHOOK_DENIED}Traffic targets sum to 90, want 100: spec.traffic"
+        )),
+        "{error}"
+    );
+
+    let twice = ksvc("bad", &image("hello"))
+        + "  traffic:\n  - tag: v1\n    latestRevision: true\n    percent: 50\n  \
+           - tag: v1\n    latestRevision: true\n    percent: 50\n";
+    let error = refused(&twice);
+    assert!(error.contains("Multiple definitions for \"v1\""), "{error}");
+    assert!(error.contains("spec.traffic[1].tag"), "{error}");
+
+    let annotated = ksvc("bad", &image("hello")).replace(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: \"-1\"\n    spec:",
+    );
+    let error = refused(&annotated);
+    assert!(
+        error.contains("autoscaling.knative.dev/min-scale"),
+        "{error}"
+    );
+    assert!(up.get("ksvc", "bad").is_none(), "nothing refused is stored");
+
+    up.apply(&ksvc("fixed", &image("hello")));
+    up.wait_for("revision", "fixed-00001", "was created", |_| true);
+    let error = up.kubectl_fails(
+        &[
+            "patch",
+            "revision",
+            "fixed-00001",
+            "--type",
+            "merge",
+            "--patch",
+            r#"{"spec":{"timeoutSeconds":42}}"#,
+        ],
+        None,
+    );
+    assert!(error.contains(WEBHOOK_DENIED), "{error}");
+    assert!(
+        error.contains("Immutable fields changed (-old +new)"),
+        "{error}"
+    );
+}

@@ -1,0 +1,200 @@
+//! Revisions over their life, shared by `wisp up` and the genuine API server: scale to zero
+//! and back, and deletion through the garbage collector.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cluster::{Kube, WAIT, image, ksvc};
+
+/// A Service that scales to zero after a 6 s window (the shortest Knative allows).
+pub fn quick_to_zero(name: &str) -> String {
+    ksvc(name, &image("hello")).replace(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/window: 6s\n    spec:",
+    )
+}
+
+/// A `config-autoscaler` that removes the last replica 1 s after the decision (Knative: 30 s).
+pub const FAST_AUTOSCALER: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-autoscaler\n  \
+                                   namespace: knative-serving\ndata:\n  scale-to-zero-grace-period: 1s\n";
+
+pub fn replicas(revision: &Value) -> (i64, i64) {
+    (
+        revision["status"]["desiredReplicas"].as_i64().unwrap_or(-1),
+        revision["status"]["actualReplicas"].as_i64().unwrap_or(-1),
+    )
+}
+
+/// Scale to zero and back as kubectl, the Pods and every node's `/metrics` see it: an idle
+/// revision goes to zero, a request from zero is answered (a counted cold start) and brings one
+/// replica back as a Running Pod bound to a wisp Node, and idle again it goes back to zero.
+/// Needs `config-autoscaler` with `scale-to-zero-grace-period: 1s` (see [`FAST_AUTOSCALER`]).
+pub fn scale_to_zero_and_back(up: &Kube) {
+    up.apply(&quick_to_zero("zero"));
+    up.wait_ready("ksvc", "zero");
+    assert_eq!(up.http_get(&up.host("zero"), "/").0, 200);
+
+    // Watch the revision's replicas as a user would.
+    let mut watch = up
+        .kubectl_command(&[
+            "get",
+            "revisions",
+            "-w",
+            "-o",
+            "jsonpath={.metadata.name} {.status.desiredReplicas} {.status.actualReplicas}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let seen = seen.clone();
+        let stdout = watch.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                seen.lock().expect("lines").push(line);
+            }
+        });
+    }
+
+    // Idle after creation: it goes to zero.
+    up.wait_for("revision", "zero-00001", "scaled to zero", |r| {
+        replicas(r) == (0, 0)
+    });
+    wait_for_pods(up, "zero-00001", 0);
+
+    // A request from zero is answered (a cold start) and brings a replica back.
+    let (status, body) = up.http_get(&up.host("zero"), "/");
+    assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
+    // At once, while the replica's 6 s window lasts: the metrics see the cold start and the
+    // replica (gauges are sampled every second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // Summed over the nodes: the balancer sent the request to one of them.
+        let every_node = up.all_metrics();
+        let sample = |family: &str| -> f64 {
+            every_node
+                .iter()
+                .filter_map(|metrics| {
+                    metrics
+                        .lines()
+                        .find(|l| {
+                            l.starts_with(&format!("wisp_{family}"))
+                                && l.contains("revision=\"zero-00001\"")
+                        })
+                        .and_then(|l| l.rsplit(' ').next())
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+                .sum()
+        };
+        let cold_starts = sample("revision_cold_starts");
+        let actual = sample("autoscaler_actual_replicas");
+        if cold_starts >= 1.0 && actual == 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cold starts {cold_starts}, actual replicas {actual}:\n{}",
+            every_node.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    up.wait_for("revision", "zero-00001", "scaled to one", |r| {
+        replicas(r) == (1, 1)
+    });
+    let pods = wait_for_pods(up, "zero-00001", 1);
+    assert_eq!(pods[0]["status"]["phase"], "Running");
+    let node_name = pods[0]["spec"]["nodeName"].as_str().unwrap_or("");
+    assert!(
+        up.node_names().iter().any(|node| node == node_name),
+        "bound to a wisp node: {}",
+        pods[0]
+    );
+    let printed = up.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "serving.knative.dev/revision=zero-00001",
+    ]);
+    assert!(printed.contains("Running"), "{printed}");
+    let node = up.get("node", node_name).expect("the node is reported");
+    assert!(node["status"]["capacity"]["memory"].is_string(), "{node}");
+    assert!(
+        node["status"]["allocatable"]["memory"].is_string(),
+        "{node}"
+    );
+
+    // Idle again: back to zero, the pod goes.
+    up.wait_for("revision", "zero-00001", "scaled back to zero", |r| {
+        replicas(r) == (0, 0)
+    });
+    wait_for_pods(up, "zero-00001", 0);
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let lines = seen.lock().expect("lines").clone();
+    let at = |needle: &str| lines.iter().position(|l| l == needle);
+    let up_at = at("zero-00001 1 1").unwrap_or_else(|| panic!("never saw 1 1: {lines:?}"));
+    assert!(
+        lines[up_at..].iter().any(|l| l == "zero-00001 0 0"),
+        "kubectl -w saw the way up but not back to zero: {lines:?}"
+    );
+}
+
+/// Waits until `revision` has `count` Pods; returns them.
+pub fn wait_for_pods(up: &Kube, revision: &str, count: usize) -> Vec<Value> {
+    let selector = format!("serving.knative.dev/revision={revision}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pods = up.list("pods", Some(&selector));
+        if pods.len() == count {
+            return pods;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{revision} has {} pods, not {count}",
+            pods.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Deleting a Service removes its Configuration, Route, Revisions and Pods (through the
+/// API server's garbage collector) and its host answers 404.
+pub fn deleting_a_service_removes_its_children_and_its_host(up: &Kube) {
+    let manifest = ksvc("gone", &image("hello")).replace(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: \"1\"\n    spec:",
+    );
+    up.apply(&manifest);
+    up.wait_ready("ksvc", "gone");
+    assert_eq!(up.http_get(&up.host("gone"), "/").0, 200);
+    up.wait_for("revision", "gone-00001", "has its replica", |r| {
+        replicas(r).1 == 1
+    });
+    wait_for_pods(up, "gone-00001", 1);
+
+    up.kubectl(&["delete", "ksvc", "gone"]);
+    up.wait_gone("configuration", "gone");
+    up.wait_gone("route", "gone");
+    up.wait_gone("revision", "gone-00001");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pods = up.list("pods", Some("serving.knative.dev/revision=gone-00001"));
+        let (status, _) = up.http_get(&up.host("gone"), "/");
+        if pods.is_empty() && status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} pods, host answers {status}",
+            pods.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
