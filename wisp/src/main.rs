@@ -9,6 +9,7 @@ mod cli_values;
 mod controller_cmd;
 mod crds_cmd;
 mod host_memory;
+mod kube_client;
 mod listen;
 mod manifests_dir;
 mod node_cmd;
