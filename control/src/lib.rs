@@ -7,6 +7,8 @@
 //! * [`registry`]: the served resources (names, short names, verbs, status, printer columns),
 //!   from which [`discovery`], [`openapi`] and [`table`] build their documents;
 //! * [`schema`]: structural schemas of every kind (unknown fields, wrong types, pruning);
+//! * [`crd`]: the Knative kinds as CustomResourceDefinitions for a real cluster, from the same
+//!   registry and schemas;
 //! * [`admission`]: Knative's defaults and validation;
 //! * [`selectors`] and [`jsonpath`]: label/field selectors and printer-column paths;
 //! * [`credentials`]: the local CA, server certificate, bearer token and kubeconfig;
@@ -14,6 +16,7 @@
 
 pub mod admission;
 pub mod apiserver;
+pub mod crd;
 pub mod credentials;
 pub mod discovery;
 pub mod field_error;

@@ -9,14 +9,14 @@
 //! reconciles beside the new leader. `wisp up` runs its in-process controllers through the same
 //! election ([`embedded`]), so a `wisp controller` pointed at it stands by.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use wisp_controllers::leader::{Ending, LeaderConfig, LeaderElector};
 
-use crate::{cli_values, listen};
+use crate::{cli_values, kube_client, listen};
 
 /// The Lease every wisp controller replica competes for.
 const LEASE_NAME: &str = "wisp-controller";
@@ -31,8 +31,8 @@ const EMBEDDED_IDENTITY: &str = "wisp-up";
 
 #[derive(clap::Args)]
 pub struct ControllerArgs {
-    /// The kubeconfig to reach the API with; by default `KUBECONFIG` (or ~/.kube/config), else
-    /// the in-cluster service account.
+    /// The kubeconfig to reach the API with. Default: `KUBECONFIG`, else the pod's
+    /// ServiceAccount (in-cluster), else `~/.kube/config`.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     #[command(flatten)]
@@ -93,7 +93,7 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
 
 async fn control(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     let config = args.election.config()?;
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = kube_client::from_flag_or_environment(args.kubeconfig.as_deref(), "").await?;
     tracing::info!(
         identity = %config.identity,
         lease = %format!("{}/{}", config.namespace, config.name),
@@ -168,29 +168,6 @@ fn host_name() -> Option<String> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-}
-
-/// A client from `--kubeconfig`, else as kubectl would find one (`KUBECONFIG`,
-/// ~/.kube/config), else the in-cluster service account.
-async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).with_context(|| {
-                format!(
-                    "cannot read the kubeconfig {}; check --kubeconfig",
-                    path.display()
-                )
-            })?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?
-        }
-        None => kube::Config::infer().await.context(
-            "found no Kubernetes API to talk to: pass --kubeconfig, set KUBECONFIG, or run in \
-             a pod with a service account",
-        )?,
-    };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
 }
 
 #[cfg(test)]

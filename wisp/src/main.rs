@@ -7,7 +7,9 @@ mod autoscaler_cmd;
 mod cache_args;
 mod cli_values;
 mod controller_cmd;
+mod crds_cmd;
 mod host_memory;
+mod kube_client;
 mod listen;
 mod manifests_dir;
 mod node_cmd;
@@ -53,6 +55,8 @@ enum Command {
     ApiServer(api_server_cmd::ApiServerArgs),
     /// Run only the Knative controllers against a Kubernetes API, leader-elected by a Lease.
     Controller(controller_cmd::ControllerArgs),
+    /// Print the Knative Serving CRDs a Kubernetes cluster needs for wisp (YAML, to stdout).
+    Crds,
     /// Tools around the Knative-compatible autoscaler.
     Autoscaler {
         #[command(subcommand)]
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::ApiServer(args) => api_server_cmd::run(args),
         Command::Controller(args) => controller_cmd::run(args),
         Command::Node(args) => node_cmd::run(args),
+        Command::Crds => crds_cmd::run(),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {

@@ -18,7 +18,7 @@ use anyhow::Context;
 
 use crate::EXIT_BAD_INPUT;
 use crate::node_role::{self, NodeArgs};
-use crate::{cache_args, listen};
+use crate::{cache_args, kube_client, listen};
 
 /// How long start-up waits for the data plane to load what the API holds before it announces
 /// itself anyway (it is not ready until then: `/healthz` 503, Node `Ready=False`).
@@ -27,8 +27,8 @@ const INITIAL_SYNC: Duration = Duration::from_secs(120);
 #[derive(clap::Args)]
 pub struct NodeCmdArgs {
     /// The kubeconfig of the node identity, e.g. `node.kubeconfig` in `wisp up`'s data
-    /// directory. Default: `KUBECONFIG` (or `~/.kube/config`), else the in-cluster
-    /// ServiceAccount.
+    /// directory. Default: `KUBECONFIG`, else the pod's ServiceAccount (in-cluster), else
+    /// `~/.kube/config`.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     /// The Node's name (a DNS-1123 subdomain). Default: `NODE_NAME`, else the hostname.
@@ -62,16 +62,11 @@ pub fn run(args: NodeCmdArgs) -> anyhow::Result<ExitCode> {
 async fn node(args: NodeCmdArgs, name: String) -> anyhow::Result<ExitCode> {
     let bound = node_role::bind(&args.node).await?;
     let (gateway_addr, admin_addr) = (bound.gateway_addr, bound.admin_addr);
-    let client = match &args.kubeconfig {
-        Some(path) => node_role::client_from(path).await?,
-        None => {
-            let config = kube::Config::infer().await.context(
-                "no Kubernetes API to join: pass --kubeconfig (e.g. node.kubeconfig in the data \
-                 directory of wisp up), set KUBECONFIG, or run in a cluster",
-            )?;
-            kube::Client::try_from(config).context("cannot build a Kubernetes client")?
-        }
-    };
+    let client = kube_client::from_flag_or_environment(
+        args.kubeconfig.as_deref(),
+        " (e.g. node.kubeconfig in the data directory of wisp up)",
+    )
+    .await?;
     let stopped = listen::shutdown_on_signal();
     let node = bound.start(&args.node, client, &name, cache_args::default_cache_dir())?;
     if !node.wait_loaded(INITIAL_SYNC).await {
