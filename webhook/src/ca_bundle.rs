@@ -2,9 +2,12 @@
 //! `kubectl apply` of the shipped manifests (which carry no caBundle) resets it, so this is a
 //! reconcile loop rather than a one-off write: it runs when either configuration changes (a
 //! watch), when the CA changes (a renewal), and every few minutes regardless (in case the watch
-//! is not allowed or broke). Only `clientConfig.caBundle` is written, so a configuration that
+//! is not allowed or broke). The CA written is the one in the shared Secret, so replicas agree
+//! on it even while one of them has renewed and the others have not re-read the Secret yet.
+//! Only `clientConfig.caBundle` is written, so a configuration that
 //! calls the webhook by `clientConfig.url` instead of `clientConfig.service` is kept as it is.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,13 +15,14 @@ use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// The MutatingWebhookConfiguration (and its one webhook) Knative names its defaulting webhook.
 pub const MUTATING_CONFIGURATION: &str = "webhook.serving.knative.dev";
@@ -116,9 +120,49 @@ async fn reconcile_one<K: Webhooks>(client: &Client, ca: &[u8]) -> Result<(), ku
     Ok(())
 }
 
-/// Runs until dropped: reconciles on every change of either configuration, of `ca` (the PEM
-/// bundle the configurations must trust), and every [`RESYNC`].
-pub async fn run(client: Client, mut ca: watch::Receiver<String>) {
+/// Where the CA to trust comes from: the Secret every replica shares, and this replica's own.
+pub struct CaSource {
+    /// The certificate Secret's API (namespaced).
+    pub secrets: Api<Secret>,
+    /// The Secret's name.
+    pub name: String,
+    /// The CA bundle this replica serves under; changes when it renews.
+    pub own: watch::Receiver<String>,
+    /// Woken when the Secret holds another CA than this replica's, so it re-reads the Secret
+    /// now rather than at its next periodic check.
+    pub recheck: Arc<Notify>,
+}
+
+impl CaSource {
+    /// The CA bundle to write: the Secret's, which all replicas converge on (so two replicas
+    /// that briefly disagree after a renewal never patch back and forth); this replica's own
+    /// when the Secret cannot be read or is gone (it is then recreated by the recheck).
+    async fn desired(&mut self) -> String {
+        let own = self.own.borrow_and_update().clone();
+        let stored = match self.secrets.get_opt(&self.name).await {
+            Ok(secret) => secret.as_ref().and_then(crate::secret::bundle_of),
+            Err(error) => {
+                tracing::debug!(%error, "webhook: cannot read the certificate Secret");
+                None
+            }
+        };
+        match stored {
+            Some(bundle) if bundle.ca == own => own,
+            Some(bundle) => {
+                self.recheck.notify_one();
+                bundle.ca
+            }
+            None => {
+                self.recheck.notify_one();
+                own
+            }
+        }
+    }
+}
+
+/// Runs until dropped: reconciles on every change of either configuration, of this replica's
+/// CA, and every [`RESYNC`].
+pub async fn run(client: Client, mut source: CaSource) {
     let mut mutating = changes::<MutatingWebhookConfiguration>(&client);
     let mut validating = changes::<ValidatingWebhookConfiguration>(&client);
     let mut resync = tokio::time::interval(RESYNC);
@@ -126,13 +170,13 @@ pub async fn run(client: Client, mut ca: watch::Receiver<String>) {
         tokio::select! {
             Some(()) = mutating.next() => {}
             Some(()) = validating.next() => {}
-            changed = ca.changed() => if changed.is_err() {
+            changed = source.own.changed() => if changed.is_err() {
                 return;
             },
             _ = resync.tick() => {}
         }
-        let current = ca.borrow_and_update().clone();
-        if let Err(error) = reconcile(&client, current.as_bytes()).await {
+        let ca = source.desired().await;
+        if let Err(error) = reconcile(&client, ca.as_bytes()).await {
             tracing::warn!(%error, "webhook: cannot set caBundle on the webhook configurations; retrying");
         }
     }

@@ -9,17 +9,18 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::ca_bundle::{self, CaSource};
 use crate::certs::{self, CertName};
+use crate::defaults;
 use crate::secret::{self, SecretRef};
 use crate::server::{Limits, Server};
 use crate::tls::{self, CertSlot};
-use crate::{ca_bundle, defaults};
 
-/// How often each replica re-reads the Secret: to renew a certificate coming due, and to pick
-/// up one another replica renewed (until then the previous CA stays in the caBundle).
+/// How often each replica re-reads the Secret regardless: to renew a certificate coming due.
+/// One another replica renewed is picked up sooner, as soon as the caBundle loop sees it.
 const CERT_RECHECK: Duration = Duration::from_secs(300);
 
 /// What `wisp controller`'s flags choose.
@@ -70,14 +71,23 @@ impl Webhook {
         let served = secret::ensure(&secrets, &options.secret, &names, SystemTime::now()).await?;
         let slot = CertSlot::new(Arc::clone(&served.key));
         let tls = tls::server_config(Arc::clone(&slot))?;
-        let (ca_sender, ca) = watch::channel(served.bundle.ca.clone());
+        let (ca_sender, own_ca) = watch::channel(served.bundle.ca.clone());
+        let recheck = Arc::new(Notify::new());
 
         let (defaults, defaults_loop) =
             defaults::watch_config_defaults(client.clone(), defaults::INITIAL_SYNC).await;
         let server = Server::start(listener, tls, defaults, options.limits)?;
         let loops = vec![
             defaults_loop,
-            tokio::spawn(ca_bundle::run(client.clone(), ca)),
+            tokio::spawn(ca_bundle::run(
+                client.clone(),
+                CaSource {
+                    secrets: secrets.clone(),
+                    name: options.secret.name.clone(),
+                    own: own_ca,
+                    recheck: Arc::clone(&recheck),
+                },
+            )),
             tokio::spawn(keep_certificate(
                 secrets,
                 options.secret,
@@ -85,6 +95,7 @@ impl Webhook {
                 served.bundle,
                 slot,
                 ca_sender,
+                recheck,
             )),
         ];
         Ok(Self { server, loops })
@@ -104,9 +115,10 @@ impl Webhook {
     }
 }
 
-/// Every [`CERT_RECHECK`]: the Secret's certificate, renewed when due; served from the next
-/// handshake on and its CA published for the caBundle when it changed. Failures are logged and
-/// the current certificate kept (it is still valid for at least the renewal margin).
+/// Every [`CERT_RECHECK`], and at once when `recheck` is notified (the Secret was seen to
+/// change): the Secret's certificate, renewed when due; served from the next handshake on and
+/// its CA published for the caBundle when it changed. Failures are logged and the current
+/// certificate kept (it is still valid for at least the renewal margin).
 async fn keep_certificate(
     secrets: Api<Secret>,
     at: SecretRef,
@@ -114,12 +126,16 @@ async fn keep_certificate(
     mut current: certs::CertBundle,
     slot: Arc<CertSlot>,
     ca: watch::Sender<String>,
+    recheck: Arc<Notify>,
 ) {
     let mut every = tokio::time::interval(CERT_RECHECK);
     // The first tick is immediate; the certificate was just read.
     every.tick().await;
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            () = recheck.notified() => {}
+        }
         match secret::ensure(&secrets, &at, &names, SystemTime::now()).await {
             Ok(served) if served.bundle != current => {
                 tracing::info!("webhook: serving the renewed certificate");

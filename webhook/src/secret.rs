@@ -40,7 +40,7 @@ pub struct SecretRef {
 pub enum SecretError {
     /// The API refused or failed.
     #[error(
-        "cannot {verb} Secret {namespace}/{name} (the webhook's serving certificate): {source}"
+        "cannot {verb} Secret {namespace}/{name} (the webhook's serving certificate): {problem}"
     )]
     Api {
         /// `read`, `create` or `update`.
@@ -49,9 +49,8 @@ pub enum SecretError {
         namespace: String,
         /// The Secret's name.
         name: String,
-        /// What the API said (boxed: `kube::Error` is large, and this is the cold path).
-        #[source]
-        source: Box<kube::Error>,
+        /// What the API said, once (kube's own error repeats the message in its source chain).
+        problem: String,
     },
     /// A certificate could not be minted.
     #[error(transparent)]
@@ -87,11 +86,11 @@ pub async fn ensure(
     now: SystemTime,
 ) -> Result<Served, SecretError> {
     let error = |verb: &'static str| {
-        move |source| SecretError::Api {
+        move |source: kube::Error| SecretError::Api {
             verb,
             namespace: at.namespace.clone(),
             name: at.name.clone(),
-            source: Box::new(source),
+            problem: describe(&source),
         }
     };
     for _ in 0..ATTEMPTS {
@@ -141,6 +140,20 @@ pub async fn ensure(
         namespace: at.namespace.clone(),
         name: at.name.clone(),
     })
+}
+
+/// What went wrong in a person's words: the API's message (with what to do about a refusal),
+/// else the client's error.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "{}; the controller's ServiceAccount needs get, create and update on it \
+             (deploy/kubernetes/200-controller-rbac.yaml)",
+            status.message
+        ),
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
 }
 
 /// A bundle just minted, checked the way a stored one is (so a minting bug fails loudly here
