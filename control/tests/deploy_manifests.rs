@@ -12,10 +12,6 @@ use wisp_autoscaler::AutoscalerConfig;
 use wisp_control::admission::ClusterDefaults;
 use wisp_control::crd;
 
-/// Files the kustomization lists that another branch adds (the admission webhooks). Delete an
-/// entry once its file is here: the test fails until then.
-const PENDING: &[&str] = &["450-webhooks.yaml"];
-
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
 }
@@ -88,16 +84,9 @@ fn the_kustomization_lists_every_manifest_and_only_those() {
         assert!(listed.contains(name), "{name} is not in kustomization.yaml");
     }
     for name in &listed {
-        let pending = PENDING.contains(&name.as_str());
-        let present = on_disk.contains(name);
         assert!(
-            present != pending,
-            "{name}: {}",
-            if present {
-                "it is here now; remove it from PENDING in this test"
-            } else {
-                "listed in kustomization.yaml but missing"
-            }
+            on_disk.contains(name),
+            "{name} is listed in kustomization.yaml but missing"
         );
     }
 }

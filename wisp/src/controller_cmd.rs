@@ -8,6 +8,10 @@
 //! (reference `beyond-one-machine.md` §1.4): a restart is the simplest way to be sure nothing
 //! reconciles beside the new leader. `wisp up` runs its in-process controllers through the same
 //! election ([`embedded`]), so a `wisp controller` pointed at it stands by.
+//!
+//! Every replica, leader or not, also serves Knative's admission webhooks for a real cluster's
+//! API server ([`webhook_args`]): once they serve, stdout gets `webhook: https://HOST:PORT`.
+//! `--webhook-addr none` turns them off (against `wisp up`, which admits by itself).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use wisp_controllers::leader::{Ending, LeaderConfig, LeaderElector};
 
+use crate::webhook_args::{self, WebhookArgs};
 use crate::{cli_values, kube_client, listen};
 
 /// The Lease every wisp controller replica competes for.
@@ -37,6 +42,8 @@ pub struct ControllerArgs {
     kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     election: ElectionArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
 }
 
 /// Where the leader election Lease is and how this replica takes part in it.
@@ -102,11 +109,16 @@ async fn control(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     let elector =
         LeaderElector::new(client.clone(), config).context("invalid leader election settings")?;
     let stopped = listen::shutdown_on_signal();
+    let webhook = webhook_args::start(&args.webhook, client.clone()).await?;
     match elector
         .run(listen::stopped(stopped), || wisp_controllers::run(client))
         .await
     {
         Ending::Shutdown => {
+            // Reviews in flight finish (briefly) before the process goes.
+            if let Some(webhook) = webhook {
+                webhook.shutdown().await;
+            }
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }

@@ -19,6 +19,7 @@ mod serve_cmd;
 mod services_file;
 mod services_plan;
 mod up_cmd;
+mod webhook_args;
 
 use std::process::ExitCode;
 

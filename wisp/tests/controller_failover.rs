@@ -133,6 +133,9 @@ fn controller(kubeconfig: &Path, identity: &str) -> WispProcess {
             kubeconfig.as_os_str(),
             "--identity".as_ref(),
             identity.as_ref(),
+            // wisp's own API server admits Knative resources itself: no webhooks.
+            "--webhook-addr".as_ref(),
+            "none".as_ref(),
         ],
         0,
     )

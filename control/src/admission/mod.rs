@@ -5,7 +5,9 @@
 //! The HTTP layer calls [`default`] and then [`validate`] on every create and update of the main
 //! resource (not `/status` writes, which Knative also exempts), and renders a refusal with
 //! [`render_message`] as a 400 BadRequest, the way a denying Knative webhook surfaces in kubectl.
-//! Other resources pass through untouched. Rules follow knative/serving's
+//! Other resources pass through untouched. On a real cluster `wisp controller` serves the same
+//! functions as admission webhooks (`wisp-webhook`), so both servers default, validate and word
+//! refusals alike. Rules follow knative/serving's
 //! `pkg/apis/serving/v1/*_{defaults,validation}.go` where they make sense for wisp, which runs
 //! one WebAssembly component per revision rather than containers.
 
@@ -21,7 +23,9 @@ pub use cluster_defaults::ClusterDefaults;
 use crate::field_error::FieldError;
 use crate::registry::{Resource, SERVING_GROUP};
 
-/// The webhook name Knative's validation errors carry; kubectl users recognise it.
+/// The webhook name Knative's validation errors carry; kubectl users recognise it. `wisp
+/// controller`'s validating webhook has this name, so a real API server words its refusals the
+/// way the embedded one does.
 pub const WEBHOOK_NAME: &str = "validation.webhook.serving.knative.dev";
 
 /// Which write is being admitted.
@@ -93,15 +97,28 @@ pub fn validate(request: &Request<'_>, object: &serde_json::Value) -> Result<(),
     }
 }
 
-/// The message of the 400 BadRequest a refusal becomes, worded as Knative's webhook words it:
+/// What Knative's validating webhook answers as its `status.message` when it refuses a write:
+/// `validation failed: <cause 1>; <cause 2>` (knative.dev/pkg's `MakeErrorStatus("validation
+/// failed: %v", err)`). `wisp controller`'s webhook sends exactly this; the API server in front
+/// of it adds the [`denied_by`] prefix.
+pub fn denial(causes: &[FieldError]) -> String {
+    let causes: Vec<String> = causes.iter().map(ToString::to_string).collect();
+    format!("validation failed: {}", causes.join("; "))
+}
+
+/// How kube-apiserver shows a webhook's refusal to the client (apiserver:
+/// `pkg/admission/plugin/webhook/errors/statuserror.go`, `ToStatusErr`): `admission webhook
+/// "<webhook>" denied the request: <message>`.
+pub fn denied_by(webhook: &str, message: &str) -> String {
+    format!("admission webhook {webhook:?} denied the request: {message}")
+}
+
+/// The message of the 400 BadRequest a refusal becomes, as kubectl shows it whether the rules
+/// ran in the embedded API server or in `wisp controller`'s webhook behind a real one:
 /// `admission webhook "validation.webhook.serving.knative.dev" denied the request: validation
 /// failed: <cause 1>; <cause 2>`.
 pub fn render_message(causes: &[FieldError]) -> String {
-    let causes: Vec<String> = causes.iter().map(ToString::to_string).collect();
-    format!(
-        "admission webhook {WEBHOOK_NAME:?} denied the request: validation failed: {}",
-        causes.join("; ")
-    )
+    denied_by(WEBHOOK_NAME, &denial(causes))
 }
 
 #[cfg(test)]

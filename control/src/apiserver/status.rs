@@ -5,12 +5,10 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::admission;
 use crate::field_error::FieldError;
 use crate::registry::Resource;
 use crate::store::StoreError;
-
-/// Knative's validating webhook, named in admission rejections the way kubectl shows them.
-const KNATIVE_WEBHOOK: &str = "validation.webhook.serving.knative.dev";
 
 /// A failed request: the HTTP code plus the `Status` body that explains it.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,21 +136,24 @@ impl ApiError {
         error
     }
 
-    /// 400 for a Knative admission rejection, worded as the webhook's so kubectl prints
-    /// `admission webhook "…" denied the request: validation failed: <message>: <field>`.
-    pub fn denied(resource: &Resource, name: &str, causes: Vec<FieldError>) -> Self {
-        let reasons = causes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut error = Self::bad_request(format!(
-            "admission webhook {KNATIVE_WEBHOOK:?} denied the request: validation failed: {reasons}"
-        ))
-        .about(resource, name);
+    /// The `Status` Knative's validating webhook refuses a write with: 400 BadRequest, the
+    /// refused fields as causes, and the message [`admission::denial`] words. `wisp
+    /// controller`'s webhook answers with it; a real API server then adds its prefix, which
+    /// gives [`ApiError::denied`].
+    pub fn webhook_denial(resource: &Resource, name: &str, causes: Vec<FieldError>) -> Self {
+        let mut error = Self::bad_request(admission::denial(&causes)).about(resource, name);
         if let Some(details) = error.details.as_mut() {
             details.causes = causes;
         }
+        error
+    }
+
+    /// 400 for a Knative admission rejection, as kube-apiserver passes a webhook's refusal on
+    /// (the webhook's `Status` with the message prefixed), so kubectl prints `admission webhook
+    /// "…" denied the request: validation failed: <message>: <field>` from either server.
+    pub fn denied(resource: &Resource, name: &str, causes: Vec<FieldError>) -> Self {
+        let mut error = Self::webhook_denial(resource, name, causes);
+        error.message = admission::denied_by(admission::WEBHOOK_NAME, &error.message);
         error
     }
 
@@ -370,6 +371,30 @@ mod tests {
             error.to_status()["details"]["causes"][0]["field"],
             "spec.traffic"
         );
+    }
+
+    #[test]
+    fn the_webhooks_refusal_is_the_same_status_without_the_servers_prefix() {
+        let causes = vec![FieldError::invalid(
+            "spec.traffic",
+            "Traffic targets sum to 90, want 100",
+        )];
+        let webhook = ApiError::webhook_denial(services(), "hello", causes.clone()).to_status();
+        let mut shown = ApiError::denied(services(), "hello", causes).to_status();
+        assert_eq!(
+            webhook["message"],
+            "validation failed: Traffic targets sum to 90, want 100: spec.traffic"
+        );
+        assert_eq!(
+            shown["message"],
+            format!(
+                "admission webhook \"validation.webhook.serving.knative.dev\" denied the \
+                 request: {}",
+                webhook["message"].as_str().unwrap_or_default()
+            )
+        );
+        shown["message"] = webhook["message"].clone();
+        assert_eq!(shown, webhook);
     }
 
     #[test]
