@@ -302,9 +302,15 @@ impl Pods {
 async fn create_pod(shared: &Shared, key: &PodKey, pod: Value) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.0);
     let status = pod.get("status").cloned().unwrap_or_default();
+    let sent_phase = status
+        .get("phase")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let typed: Pod = serde_json::from_value(pod).map_err(kube::Error::SerdeError)?;
     let kept_status = match api.create(&PostParams::default(), &typed).await {
-        Ok(created) => created.status.is_some_and(|s| s.phase.is_some()),
+        // A real kube-apiserver drops the status sent on create and answers `Pending`: only
+        // the phase we sent means the server kept it (the embedded one does).
+        Ok(created) => created.status.and_then(|s| s.phase) == sent_phase,
         // Left from an earlier attempt whose answer was lost: it is ours all the same.
         Err(kube::Error::Api(status)) if status.code == 409 => false,
         Err(error) => return Err(error),
@@ -342,7 +348,13 @@ where
 
 async fn delete_pod(shared: &Shared, key: &PodKey) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.0);
-    match api.delete(&key.1, &DeleteParams::default()).await {
+    // The replica has already stopped in this process. A real kube-apiserver keeps a Pod bound
+    // to a node `Terminating` until that node's kubelet confirms with a grace period of 0 — the
+    // node is wisp, so it confirms at once.
+    match api
+        .delete(&key.1, &DeleteParams::default().grace_period(0))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(error) => Err(error),

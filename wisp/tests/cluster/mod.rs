@@ -101,7 +101,8 @@ impl Up {
         let metrics = process.addr("metrics");
         let kubeconfig = PathBuf::from(process.value("kubeconfig"));
         assert_eq!(kubeconfig, dir.path().join("kubeconfig"));
-        let logs = process.log_reader();
+        let read = process.log_reader();
+        let logs = Arc::new(move || tail(&read()));
         Self {
             process,
             dir,
@@ -196,7 +197,7 @@ impl Kube {
         &self.admin_user
     }
 
-    /// What the processes serving this API logged so far.
+    /// The last of what the processes serving this API logged, for failure messages.
     pub fn logs(&self) -> String {
         (self.logs)()
     }
@@ -238,7 +239,7 @@ impl Kube {
             output.status.success(),
             "kubectl {args:?} failed: {}\nwisp logs:\n{}",
             String::from_utf8_lossy(&output.stderr),
-            tail(&self.logs())
+            self.logs()
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
@@ -312,7 +313,7 @@ impl Kube {
         panic!(
             "{kind} {name} never {what}; last seen:\n{}\nwisp logs:\n{}",
             serde_json::to_string_pretty(&last).unwrap_or_default(),
-            tail(&self.logs())
+            self.logs()
         );
     }
 

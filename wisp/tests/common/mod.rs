@@ -172,8 +172,18 @@ impl WispProcess {
     /// Runs `wisp ARGS…` and waits for its first `lines` lines of stdout; panics with its logs
     /// when it exits before printing them.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], lines: usize) -> Self {
+        Self::start_with_env(args, &[], lines)
+    }
+
+    /// [`Self::start`] with environment variables `env` set, as a Pod's downward API would.
+    pub fn start_with_env<S: AsRef<std::ffi::OsStr>>(
+        args: &[S],
+        env: &[(&str, &str)],
+        lines: usize,
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
             .args(args)
+            .envs(env.iter().copied())
             .env("WISP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wisp_loadtests::balancer::Balancer;
 
-use crate::cluster::{Kube, WAIT, shared_cache, tail};
+use crate::cluster::{Kube, WAIT, shared_cache};
 use crate::common::WispProcess;
 
 /// The admin user `scripts/kube-env` puts in its static token file.
@@ -120,11 +120,7 @@ impl KubeEnv {
             .map(|name| {
                 let path = self.dir.path().join("logs").join(format!("{name}.log"));
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                format!(
-                    "--- {name} (last lines)\n{}",
-                    lines[lines.len().saturating_sub(15)..].join("\n")
-                )
+                format!("--- {name}, last lines\n{}", last_lines(&text, 15))
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -145,6 +141,12 @@ impl Drop for KubeEnv {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The last `count` lines of `text`.
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 /// The value after `key` on the first line that has it.
@@ -234,17 +236,18 @@ impl WispOnKube {
         let controllers: Vec<WispProcess> = ["controller-a", "controller-b"]
             .iter()
             .map(|identity| {
+                // The Deployment's arguments and downward-API environment (500-controller.yaml),
+                // with a kubeconfig for the in-cluster credentials and loopback for 0.0.0.0.
                 let kubeconfig = controller_kubeconfig.display().to_string();
-                WispProcess::start(
+                WispProcess::start_with_env(
                     &[
                         "controller",
                         "--kubeconfig",
                         &kubeconfig,
-                        "--identity",
-                        identity,
-                        "--webhook-addr",
-                        "127.0.0.1:0",
+                        &format!("--identity={identity}"),
+                        "--webhook-addr=127.0.0.1:0",
                     ],
+                    &[("POD_NAME", identity), ("POD_NAMESPACE", "wisp-system")],
                     1,
                 )
             })
@@ -256,20 +259,20 @@ impl WispOnKube {
         let nodes: Vec<WispProcess> = NODES
             .iter()
             .map(|name| {
+                // The DaemonSet's arguments (600-node.yaml) on loopback, with a kubeconfig for
+                // the in-cluster credentials and a compile cache shared by the tests.
+                let name_flag = format!("--name={name}");
                 let args: Vec<&std::ffi::OsStr> = vec![
                     "node".as_ref(),
                     "--kubeconfig".as_ref(),
                     node_kubeconfig.as_os_str(),
-                    "--name".as_ref(),
-                    name.as_ref(),
-                    "--gateway-addr".as_ref(),
-                    "127.0.0.1:0".as_ref(),
-                    "--metrics-addr".as_ref(),
-                    "127.0.0.1:0".as_ref(),
+                    name_flag.as_ref(),
+                    "--gateway-addr=127.0.0.1:0".as_ref(),
+                    "--metrics-addr=127.0.0.1:0".as_ref(),
+                    "--address=127.0.0.1".as_ref(),
+                    "--allocatable-memory=1536Mi".as_ref(),
                     "--cache-dir".as_ref(),
                     cache.as_os_str(),
-                    "--allocatable-memory".as_ref(),
-                    "4Gi".as_ref(),
                 ];
                 WispProcess::start(&args, 2)
             })
@@ -309,20 +312,30 @@ impl WispOnKube {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let readers: Vec<_> = self
-            .controllers
-            .iter()
-            .chain(&self.nodes)
-            .map(WispProcess::log_reader)
+        let names = ["controller-a", "controller-b"]
+            .into_iter()
+            .chain(NODES)
+            .map(str::to_owned);
+        let readers: Vec<_> = names
+            .zip(self.controllers.iter().chain(&self.nodes))
+            .map(|(name, process)| (name, process.log_reader()))
             .collect();
         let control_plane = self.env.dir().to_path_buf();
         let logs = Arc::new(move || {
-            let wisp: Vec<String> = readers.iter().map(|read| tail(&read())).collect();
-            let mut text = wisp.join("\n---\n");
+            let mut text = String::new();
             for name in ["kube-apiserver", "kube-controller-manager"] {
                 let log = std::fs::read_to_string(control_plane.join(format!("logs/{name}.log")))
                     .unwrap_or_default();
-                text.push_str(&format!("\n--- {name}\n{}", tail(&log)));
+                text.push_str(&format!(
+                    "--- {name}, last lines\n{}\n",
+                    last_lines(&log, 10)
+                ));
+            }
+            for (name, read) in &readers {
+                text.push_str(&format!(
+                    "--- {name}, last lines\n{}\n",
+                    last_lines(&read(), 30)
+                ));
             }
             text
         });
