@@ -85,6 +85,10 @@ const CASES: &[(&str, Case)] = &[
         conformance::lifecycle::deleting_a_service_removes_its_children_and_its_host,
     ),
     (
+        "a_deleted_replica_pod_is_confirmed_by_its_node_and_made_again",
+        conformance::lifecycle::a_deleted_replica_pod_is_confirmed_by_its_node_and_made_again,
+    ),
+    (
         "kubectl_prints_knative_columns_and_explains_the_schema",
         conformance::api::kubectl_prints_knative_columns_and_explains_the_schema,
     ),

@@ -74,6 +74,11 @@ fn deleting_a_service_removes_its_children_and_its_host() {
 }
 
 #[test]
+fn a_deleted_replica_pod_is_confirmed_by_its_node_and_made_again() {
+    lifecycle::a_deleted_replica_pod_is_confirmed_by_its_node_and_made_again(&Up::start(&[]));
+}
+
+#[test]
 fn config_domain_changes_urls_and_hosts_live() {
     let up = Up::start(&[]);
     up.apply(&ksvc("dom", &image("hello")));

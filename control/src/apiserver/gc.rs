@@ -10,6 +10,7 @@ use crate::registry::{self, Resource};
 use crate::store::{Outcome, StoreError};
 
 use super::metadata::{is_terminating, meta_str};
+use super::objects::DeleteOptions;
 use super::objects::{Objects, Preconditions, key};
 use super::status::ApiError;
 
@@ -186,9 +187,10 @@ async fn collect_dependents(
                     resource,
                     dependent_namespace,
                     name,
-                    uid_of_dependent,
-                    Propagation::Background,
-                    false,
+                    DeleteOptions {
+                        preconditions: uid_of_dependent,
+                        ..DeleteOptions::default()
+                    },
                 )
                 .await
                 .map(drop)
@@ -258,9 +260,10 @@ async fn empty_namespace(objects: &Objects, name: &str) -> Result<(), ApiError> 
                     resource,
                     Some(name),
                     object_name,
-                    uid_precondition(item),
-                    Propagation::Background,
-                    false,
+                    DeleteOptions {
+                        preconditions: uid_precondition(item),
+                        ..DeleteOptions::default()
+                    },
                 )
                 .await
             {
@@ -320,9 +323,10 @@ async fn sweep(objects: &Objects) -> Result<(), ApiError> {
                     resource,
                     meta_str(item, "namespace"),
                     name,
-                    uid_precondition(item),
-                    Propagation::Background,
-                    false,
+                    DeleteOptions {
+                        preconditions: uid_precondition(item),
+                        ..DeleteOptions::default()
+                    },
                 )
                 .await;
             if let Err(error) = result

@@ -24,7 +24,9 @@ use super::body;
 use super::gc::Propagation;
 use super::metadata::meta_str;
 use super::metrics::{ApiMetrics, RequestLabels};
-use super::objects::{Deleted, Objects, Patch, Preconditions, WriteOptions, Written};
+use super::objects::{
+    DeleteOptions, Deleted, Objects, Patch, Preconditions, WriteOptions, Written,
+};
 use super::paging::Token;
 use super::patch::PatchType;
 use super::path::{self, ResourcePath, Target};
@@ -305,18 +307,10 @@ async fn resource(
             Ok(written_response(written))
         }
         ("delete", Some(name)) => {
-            let (preconditions, propagation, dry_run) =
-                delete_options(context, &parts, body, &query).await?;
+            let options = delete_options(context, &parts, body, &query).await?;
             let deleted = context
                 .objects
-                .delete(
-                    resource,
-                    namespace,
-                    name,
-                    preconditions,
-                    propagation,
-                    dry_run,
-                )
+                .delete(resource, namespace, name, options)
                 .await?;
             Ok(match deleted {
                 Deleted::Removed(object) => respond::json(
@@ -327,8 +321,8 @@ async fn resource(
             })
         }
         ("deletecollection", None) => {
-            let (_, propagation, dry_run) = delete_options(context, &parts, body, &query).await?;
-            delete_collection(context, &target, &query, propagation, dry_run).await
+            let options = delete_options(context, &parts, body, &query).await?;
+            delete_collection(context, &target, &query, options).await
         }
         _ => Err(ApiError::method_not_allowed(resource, verb)),
     }
@@ -591,7 +585,7 @@ async fn delete_options(
     parts: &Parts,
     body: Incoming,
     query: &Query,
-) -> Result<(Preconditions, Propagation, bool), ApiError> {
+) -> Result<DeleteOptions, ApiError> {
     let bytes = body::read(body, &parts.headers, context.max_body).await?;
     let options = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
@@ -623,15 +617,34 @@ async fn delete_options(
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|modes| modes.iter().any(|mode| mode == "All"));
-    Ok((preconditions, propagation, dry_run))
+    let grace_period_seconds = match options.get("gracePeriodSeconds") {
+        None | Some(Value::Null) => query.grace_period_seconds,
+        Some(value) => Some(value.as_i64().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "gracePeriodSeconds: Invalid value: {value}: must be an integer"
+            ))
+        })?),
+    };
+    if let Some(grace) = grace_period_seconds
+        && grace < 0
+    {
+        return Err(ApiError::bad_request(format!(
+            "gracePeriodSeconds: Invalid value: {grace}: must be greater than or equal to 0"
+        )));
+    }
+    Ok(DeleteOptions {
+        preconditions,
+        propagation,
+        grace_period_seconds,
+        dry_run,
+    })
 }
 
 async fn delete_collection(
     context: &Context,
     target: &ResourcePath,
     query: &Query,
-    propagation: Propagation,
-    dry_run: bool,
+    options: DeleteOptions,
 ) -> Result<Response<Body>, ApiError> {
     let resource = target.resource;
     let selection = Selection::new(target, query)?;
@@ -653,9 +666,10 @@ async fn delete_collection(
                 resource,
                 meta_str(object, "namespace"),
                 name,
-                Preconditions::default(),
-                propagation,
-                dry_run,
+                DeleteOptions {
+                    preconditions: Preconditions::default(),
+                    ..options.clone()
+                },
             )
             .await
         {

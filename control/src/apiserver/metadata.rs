@@ -286,10 +286,21 @@ fn spec_changed(current: &Value, object: &Value) -> bool {
     strip(current) != strip(object)
 }
 
-/// Starts a graceful deletion: `deletionTimestamp` now, grace 0, generation bumped (what the
-/// real server does when finalizers hold the object).
-pub fn mark_deleted(object: &mut Value) {
+/// Starts a graceful deletion: `deletionTimestamp` now, `deletionGracePeriodSeconds` `grace`
+/// (0 when finalizers hold the object; a running Pod's grace period), generation bumped, as the
+/// real server does. An object already terminating only has its grace period shortened.
+pub fn mark_deleted(object: &mut Value, grace: i64) {
     if is_terminating(object) {
+        if let Ok(metadata) = metadata_mut(object) {
+            let current = metadata
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            metadata.insert(
+                "deletionGracePeriodSeconds".into(),
+                grace.min(current).into(),
+            );
+        }
         return;
     }
     if let Ok(metadata) = metadata_mut(object) {
@@ -298,7 +309,7 @@ pub fn mark_deleted(object: &mut Value) {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         metadata.insert("deletionTimestamp".into(), now().into());
-        metadata.insert("deletionGracePeriodSeconds".into(), 0.into());
+        metadata.insert("deletionGracePeriodSeconds".into(), grace.into());
         metadata.insert("generation".into(), json!(generation + 1));
     }
 }
@@ -398,7 +409,7 @@ mod tests {
     fn no_new_finalizers_while_terminating() {
         let mut current = json!({"metadata": {"name": "hello", "namespace": "default",
             "finalizers": ["a"], "generation": 1}});
-        mark_deleted(&mut current);
+        mark_deleted(&mut current, 0);
         assert!(is_terminating(&current));
         assert_eq!(current["metadata"]["generation"], 2);
         let mut more = current.clone();

@@ -275,10 +275,14 @@ impl Objects {
         resource: &'static Resource,
         namespace: Option<&str>,
         name: &str,
-        preconditions: Preconditions,
-        propagation: Propagation,
-        dry_run: bool,
+        options: DeleteOptions,
     ) -> Result<Deleted, ApiError> {
+        let DeleteOptions {
+            preconditions,
+            propagation,
+            grace_period_seconds,
+            dry_run,
+        } = options;
         let hold = resource.group.is_empty() && resource.plural == "namespaces";
         if hold && super::PROTECTED_NAMESPACES.contains(&name) {
             return Err(ApiError::forbidden(
@@ -294,10 +298,12 @@ impl Objects {
             .mutate(&target, move |current| -> Result<Option<Value>, Stop> {
                 let current = current.ok_or_else(|| ApiError::not_found(resource, &url_name))?;
                 preconditions.check(resource, &url_name, current)?;
-                // A namespace always passes through Terminating: its contents go first.
-                let result = if hold || !finalizers(current).is_empty() {
+                // A namespace always passes through Terminating: its contents go first. So does
+                // a Pod running on a node, until that node confirms (see `pod_grace`).
+                let grace = pod_grace(resource, current, grace_period_seconds);
+                let result = if hold || !finalizers(current).is_empty() || grace > 0 {
                     let mut marked = current.clone();
-                    metadata::mark_deleted(&mut marked);
+                    metadata::mark_deleted(&mut marked, grace);
                     if hold {
                         marked["status"] = serde_json::json!({"phase": "Terminating"});
                     }
@@ -525,6 +531,54 @@ fn name_required(resource: &Resource) -> ApiError {
             "Required value: name or generateName is required",
         )],
     )
+}
+
+/// What a DELETE asks besides its target (`DeleteOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// `preconditions`.
+    pub preconditions: Preconditions,
+    /// `propagationPolicy` (or `orphanDependents`).
+    pub propagation: Propagation,
+    /// `gracePeriodSeconds`: how long a running Pod may take to stop.
+    pub grace_period_seconds: Option<i64>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// A Pod's grace period on deletion, as the real server's pod strategy decides it: a Pod
+/// bound to a node and not finished waits `Terminating` for that node (its kubelet; here a
+/// `wisp node`) to confirm the containers stopped with a grace period of 0 — the request's
+/// `gracePeriodSeconds`, else the Pod's `terminationGracePeriodSeconds`, else 30. Anything
+/// else is deleted at once (0).
+fn pod_grace(resource: &Resource, pod: &Value, requested: Option<i64>) -> i64 {
+    let is_pod = resource.group.is_empty() && resource.plural == "pods";
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|node| !node.is_empty());
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !is_pod || !bound || finished {
+        return 0;
+    }
+    let current = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    let grace = requested
+        .or(current)
+        .or_else(|| {
+            pod.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30);
+    // A deletion already under way may be shortened, never lengthened.
+    match current {
+        Some(current) => grace.min(current),
+        None => grace,
+    }
 }
 
 /// `DeleteOptions.preconditions`.
@@ -755,4 +809,44 @@ pub fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> ObjectKe
         },
         name,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::pod_grace;
+    use crate::registry::lookup;
+
+    fn pods() -> &'static crate::registry::Resource {
+        lookup("", "v1", "pods").expect("registered")
+    }
+
+    #[test]
+    fn a_running_pod_on_a_node_waits_for_its_node_and_others_go_at_once() {
+        let bound = json!({"spec": {"nodeName": "wisp-a"}, "status": {"phase": "Running"}});
+        assert_eq!(pod_grace(pods(), &bound, None), 30, "Kubernetes' default");
+        assert_eq!(pod_grace(pods(), &bound, Some(0)), 0, "the node confirms");
+        assert_eq!(pod_grace(pods(), &bound, Some(5)), 5);
+        let own = json!({"spec": {"nodeName": "n", "terminationGracePeriodSeconds": 7}});
+        assert_eq!(pod_grace(pods(), &own, None), 7);
+
+        let unscheduled = json!({"spec": {}});
+        assert_eq!(pod_grace(pods(), &unscheduled, None), 0);
+        let finished = json!({"spec": {"nodeName": "n"}, "status": {"phase": "Succeeded"}});
+        assert_eq!(pod_grace(pods(), &finished, None), 0);
+        let services = lookup("serving.knative.dev", "v1", "services").expect("registered");
+        assert_eq!(pod_grace(services, &bound, None), 0, "only Pods");
+    }
+
+    #[test]
+    fn a_deletion_under_way_is_shortened_never_lengthened() {
+        let terminating = json!({
+            "metadata": {"deletionTimestamp": "t", "deletionGracePeriodSeconds": 10},
+            "spec": {"nodeName": "n"},
+        });
+        assert_eq!(pod_grace(pods(), &terminating, None), 10);
+        assert_eq!(pod_grace(pods(), &terminating, Some(60)), 10);
+        assert_eq!(pod_grace(pods(), &terminating, Some(0)), 0);
+    }
 }

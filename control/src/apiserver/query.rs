@@ -57,6 +57,8 @@ pub struct Query {
     pub include_object: Option<String>,
     /// `propagationPolicy` given in the query instead of the DeleteOptions body.
     pub propagation_policy: Option<String>,
+    /// `gracePeriodSeconds` given in the query instead of the DeleteOptions body.
+    pub grace_period_seconds: Option<i64>,
 }
 
 impl Query {
@@ -118,8 +120,15 @@ impl Query {
                 "force" => query.force = boolean(&key, &value)?,
                 "includeObject" if !value.is_empty() => query.include_object = Some(value),
                 "propagationPolicy" if !value.is_empty() => query.propagation_policy = Some(value),
-                // `timeout` (a client-side hint), `pretty`, `gracePeriodSeconds` and the like
-                // change nothing here; the real server accepts them too.
+                "gracePeriodSeconds" if !value.is_empty() => {
+                    query.grace_period_seconds = Some(value.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "gracePeriodSeconds: Invalid value: {value:?}: must be an integer"
+                        ))
+                    })?);
+                }
+                // `timeout` (a client-side hint), `pretty` and the like change nothing here;
+                // the real server accepts them too.
                 _ => {}
             }
         }

@@ -287,10 +287,17 @@ impl Pods {
                 pod.metadata.name,
                 labels.get(REVISION_LABEL),
             ) {
+                // A Pod someone deleted (a user, the garbage collector) waits, Terminating, for
+                // its node to confirm, as a kubelet would once the container stopped: owned by
+                // no one here, it is deleted with a grace period of 0 and, while its replica
+                // still runs, made again. A Pod without the UID label is replaced the same way.
+                let terminating = pod.metadata.deletion_timestamp.is_some();
                 let owner = Owner {
                     revision: RevisionKey::new(&namespace, revision),
-                    // A Pod without the label is replaced by one with it.
-                    uid: labels.get(REVISION_UID_LABEL).cloned().unwrap_or_default(),
+                    uid: match labels.get(REVISION_UID_LABEL) {
+                        Some(uid) if !terminating => uid.clone(),
+                        _ => String::new(),
+                    },
                 };
                 existing.insert((namespace, name), owner);
             }

@@ -218,3 +218,27 @@ pub fn deleting_a_service_removes_its_children_and_its_host(up: &Kube) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A replica's Pod deleted by a user waits `Terminating` for its node, as for a kubelet; the
+/// node confirms (grace period 0) and, its replica still running, makes the Pod again.
+pub fn a_deleted_replica_pod_is_confirmed_by_its_node_and_made_again(up: &Kube) {
+    let manifest = ksvc("kept", &image("hello")).replace(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: \"1\"\n    spec:",
+    );
+    up.apply(&manifest);
+    up.wait_ready("ksvc", "kept");
+    let pods = wait_for_some_pods(up, "kept-00001");
+    let name = pods[0]["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let uid = pods[0]["metadata"]["uid"].as_str().unwrap_or("").to_owned();
+    up.kubectl(&["delete", "pod", &name, "--wait=false"]);
+    let again = up.wait_for("pod", &name, "was made again", |pod| {
+        pod["metadata"]["uid"].as_str() != Some(uid.as_str())
+            && pod["metadata"].get("deletionTimestamp").is_none()
+    });
+    assert_eq!(again["status"]["phase"], "Running", "{again}");
+    assert_eq!(up.http_get(&up.host("kept"), "/").0, 200);
+}
