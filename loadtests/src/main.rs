@@ -91,7 +91,8 @@ enum BenchCase {
         rounds: usize,
     },
     /// N Services created through `wisp up`'s API until all are Ready: time, memory and CPU,
-    /// beside the same creates on the API server alone.
+    /// beside the same creates on the API server alone, and through a wisp controller and node
+    /// on the genuine kube-apiserver + etcd (`scripts/kube-env`).
     Services {
         #[arg(long, default_value_t = 10_000)]
         services: usize,
@@ -122,7 +123,8 @@ enum BenchCase {
         seconds: u64,
     },
     /// The API server (`wisp api-server`) through kube-rs: Knative Service creates, lists,
-    /// watch fan-out delay, and the server's memory.
+    /// watch fan-out delay, and the server's memory; then the same on the genuine
+    /// kube-apiserver + etcd (`scripts/kube-env`, the Knative CRDs only), with ratios.
     Api {
         /// Knative Services created.
         #[arg(long, default_value_t = 10_000)]
