@@ -91,7 +91,8 @@ enum BenchCase {
         rounds: usize,
     },
     /// N Services created through `wisp up`'s API until all are Ready: time, memory and CPU,
-    /// beside the same creates on the API server alone.
+    /// beside the same creates on the API server alone, and through a wisp controller and node
+    /// on the genuine kube-apiserver + etcd (`scripts/kube-env`).
     Services {
         #[arg(long, default_value_t = 10_000)]
         services: usize,
@@ -122,7 +123,8 @@ enum BenchCase {
         seconds: u64,
     },
     /// The API server (`wisp api-server`) through kube-rs: Knative Service creates, lists,
-    /// watch fan-out delay, and the server's memory.
+    /// watch fan-out delay, and the server's memory; then the same on the genuine
+    /// kube-apiserver + etcd (`scripts/kube-env`, the Knative CRDs only), with ratios.
     Api {
         /// Knative Services created.
         #[arg(long, default_value_t = 10_000)]
@@ -139,6 +141,10 @@ enum BenchCase {
         /// Milliseconds between two timed writes.
         #[arg(long, default_value_t = 100)]
         write_spacing_ms: u64,
+        /// Also measure the genuine kube-apiserver with wisp's admission webhooks on every
+        /// write (all of deploy/kubernetes applied, a standby `wisp controller` serving them).
+        #[arg(long)]
+        kube_webhooks: bool,
     },
 }
 
@@ -187,18 +193,47 @@ fn main() -> anyhow::Result<()> {
                 watchers,
                 writes,
                 write_spacing_ms,
-            } => cases::api::run(&cases::api::Settings {
-                services,
-                in_flight,
-                watchers,
-                watched_writes: writes,
-                write_spacing: Duration::from_millis(write_spacing_ms),
-            })?
-            .markdown(),
+                kube_webhooks,
+            } => bench_api(
+                &cases::api::Settings {
+                    services,
+                    in_flight,
+                    watchers,
+                    watched_writes: writes,
+                    write_spacing: Duration::from_millis(write_spacing_ms),
+                },
+                kube_webhooks,
+            ),
         },
     };
     print!("{report}");
     Ok(())
+}
+
+/// `bench api`: wisp api-server, then the genuine kube-apiserver + etcd (and, when asked, the
+/// same with wisp's webhooks); a server that fails to start or finish gets a row saying why.
+fn bench_api(settings: &cases::api::Settings, kube_webhooks: bool) -> String {
+    let mut runs = vec![(
+        "wisp api-server (SQLite)".to_owned(),
+        cases::api::run(settings).map_err(|error| format!("{error:#}")),
+    )];
+    runs.push((
+        "kube-apiserver 1.34 + etcd 3.5, CRDs only, no webhooks".to_owned(),
+        cases::api::run_on_kube(settings, false).map_err(|error| {
+            eprintln!("bench api on the genuine kube-apiserver failed: {error:#}");
+            format!("{error}")
+        }),
+    ));
+    if kube_webhooks {
+        runs.push((
+            "kube-apiserver 1.34 + etcd 3.5, wisp's admission webhooks".to_owned(),
+            cases::api::run_on_kube(settings, true).map_err(|error| {
+                eprintln!("bench api with wisp's webhooks failed: {error:#}");
+                format!("{error}")
+            }),
+        ));
+    }
+    cases::api::compare(&runs)
 }
 
 fn demo(

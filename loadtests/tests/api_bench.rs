@@ -32,10 +32,26 @@ fn api_bench_counts_add_up() {
     assert_eq!(bench.delivery_delay_us.len(), 30);
     assert_eq!(bench.write_latency_unwatched_us.len(), 3);
     assert_eq!(bench.write_latency_watched_us.len(), 3);
-    assert!(bench.memory_after_creates.rss_kib > 0);
-    assert!(bench.memory_at_end.hwm_kib >= bench.memory_after_creates.rss_kib);
+    assert!(bench.memory_after_creates.total().rss_kib > 0);
+    assert!(bench.memory_at_end.total().hwm_kib >= bench.memory_after_creates.total().rss_kib);
     let report = bench.markdown();
     eprintln!("{report}");
     assert!(report.contains("| 50 ok, 0 failed |"), "{report}");
     assert!(report.contains("| 30 of 30 |"), "{report}");
+
+    // A peer that could not run gets a row saying why, and the reference row stays.
+    let compared = api::compare(&[
+        ("wisp api-server".to_owned(), Ok(bench)),
+        (
+            "kube-apiserver".to_owned(),
+            Err("scripts/kube-env is missing\nmore".to_owned()),
+        ),
+    ]);
+    assert!(
+        compared.contains(
+            "| kube-apiserver | — | — | — | — | — | — | — | missing: scripts/kube-env is missing |"
+        ),
+        "{compared}"
+    );
+    assert!(compared.contains("1.00× (the reference)"), "{compared}");
 }

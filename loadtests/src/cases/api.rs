@@ -1,7 +1,8 @@
 //! The Kubernetes-compatible API server (`wisp api-server`, a process of its own) driven with
 //! kube-rs: Knative Services created with a fixed number in flight, lists of all of them (one
 //! page, and pages of 500), the delay from a write's acknowledgement to each of many open
-//! watches receiving its event, and the server's resident memory.
+//! watches receiving its event, and the server's resident memory — then the same on the
+//! genuine kube-apiserver + etcd ([`KubeEnv`]) with the Knative CRDs applied, for ratios.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +17,10 @@ use kube::api::{
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::kube_env::{self, KubeEnv};
 use crate::peers;
 use crate::report;
+use crate::wisp_on_kube;
 
 use super::cluster;
 use super::{Scratch, require_open_files, wisp_binary};
@@ -67,8 +70,50 @@ pub struct Memory {
     pub hwm_kib: u64,
 }
 
+/// Memory of each process of a server at one moment (kube-apiserver and etcd are two).
+#[derive(Debug, Clone, Default)]
+pub struct Footprint(pub Vec<(String, Memory)>);
+
+impl Footprint {
+    /// Reads every process's memory now.
+    pub fn read(processes: &[(String, u32)]) -> anyhow::Result<Self> {
+        processes
+            .iter()
+            .map(|(name, pid)| Ok((name.clone(), memory(*pid)?)))
+            .collect::<anyhow::Result<_>>()
+            .map(Self)
+    }
+
+    /// The sum over the processes (of peaks reached at different moments, for `hwm_kib`).
+    pub fn total(&self) -> Memory {
+        self.0.iter().fold(Memory::default(), |sum, (_, m)| Memory {
+            rss_kib: sum.rss_kib + m.rss_kib,
+            hwm_kib: sum.hwm_kib + m.hwm_kib,
+        })
+    }
+
+    /// `VmRSS X, VmHWM Y`, and each process apart when there are several.
+    fn describe(&self) -> String {
+        let total = self.total();
+        let mut text = format!("VmRSS {}, VmHWM {}", mib(total.rss_kib), mib(total.hwm_kib));
+        if self.0.len() > 1 {
+            let parts: Vec<String> = self
+                .0
+                .iter()
+                .map(|(name, m)| format!("{name} {} (peak {})", mib(m.rss_kib), mib(m.hwm_kib)))
+                .collect();
+            text.push_str(&format!(" ({})", parts.join(", ")));
+        }
+        text
+    }
+}
+
 /// What one run measured.
 pub struct ApiBench {
+    /// The server, as its row names it.
+    pub server: String,
+    /// What the server is, for the report's first line.
+    pub description: String,
     /// The sizes it ran with.
     pub settings: Settings,
     /// Creates acknowledged with 201.
@@ -106,11 +151,11 @@ pub struct ApiBench {
     /// writes.
     pub write_latency_watched_us: Histogram<u64>,
     /// Server memory once every Service exists.
-    pub memory_after_creates: Memory,
+    pub memory_after_creates: Footprint,
     /// Server memory after the lists.
-    pub memory_after_lists: Memory,
+    pub memory_after_lists: Footprint,
     /// Server memory at the end (watches still open).
-    pub memory_at_end: Memory,
+    pub memory_at_end: Footprint,
 }
 
 /// Starts `wisp api-server` over a scratch directory and measures it.
@@ -120,30 +165,79 @@ pub fn run(settings: &Settings) -> anyhow::Result<ApiBench> {
     let data_dir = scratch.dir.join("data");
     let server = peers::start_wisp_api_server(&wisp_binary()?, &data_dir)?;
     let kubeconfig = data_dir.join("kubeconfig");
+    let processes = [("wisp api-server".to_owned(), server.pid())];
+    let mut bench = measure_on(settings, &kubeconfig, &processes)?;
+    bench.server = "wisp api-server (SQLite)".into();
+    bench.description = "wisp api-server (its own process, SQLite store)".into();
+    Ok(bench)
+}
+
+/// The same on the genuine kube-apiserver + etcd of `scripts/kube-env`, with only the Knative
+/// CRDs applied — or, with `webhooks`, all of `deploy/kubernetes/` and a `wisp controller`
+/// serving the admission webhooks (standing by, so it reconciles nothing).
+pub fn run_on_kube(settings: &Settings, webhooks: bool) -> anyhow::Result<ApiBench> {
+    require_open_files(settings.watchers + settings.in_flight)?;
+    let env = KubeEnv::start()?;
+    let mut processes = vec![
+        (
+            kube_env::KUBE_APISERVER.to_owned(),
+            env.pid(kube_env::KUBE_APISERVER)?,
+        ),
+        (kube_env::ETCD.to_owned(), env.pid(kube_env::ETCD)?),
+    ];
+    // Kept alive until the measurement ends.
+    let mut controller = None;
+    if webhooks {
+        wisp_on_kube::install(&env)?;
+        wisp_on_kube::hold_controller_lease(&env)?;
+        let credentials = wisp_on_kube::Credentials::issue(&env)?;
+        let (child, webhook) =
+            wisp_on_kube::start_controller(&wisp_binary()?, &credentials, "bench-webhook")?;
+        wisp_on_kube::point_webhooks_at(&env, &webhook)?;
+        processes.push(("wisp controller (webhook)".to_owned(), child.pid()));
+        controller = Some((child, credentials));
+    } else {
+        wisp_on_kube::apply_crds(&env)?;
+    }
+    let mut bench = measure_on(settings, &env.kubeconfig, &processes)
+        .with_context(|| format!("on the genuine kube-apiserver:\n{}", env.logs()))?;
+    drop(controller);
+    if webhooks {
+        bench.server = "kube-apiserver 1.34 + etcd 3.5, wisp's admission webhooks".into();
+        bench.description = "the genuine kube-apiserver 1.34 + etcd 3.5 (scripts/kube-env), deploy/kubernetes applied, every Service write admitted by wisp's defaulting and validating webhooks (a standby wisp controller, over HTTPS on loopback)".into();
+    } else {
+        bench.server = "kube-apiserver 1.34 + etcd 3.5, CRDs only, no webhooks".into();
+        bench.description = "the genuine kube-apiserver 1.34 + etcd 3.5 (scripts/kube-env, etcd with --unsafe-no-fsync), only the Knative CRDs applied and no admission webhooks (they would add a network hop per write that wisp's embedded admission does not pay)".into();
+    }
+    Ok(bench)
+}
+
+fn measure_on(
+    settings: &Settings,
+    kubeconfig: &std::path::Path,
+    processes: &[(String, u32)],
+) -> anyhow::Result<ApiBench> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        tokio::time::timeout(
-            PHASE_TIMEOUT * 4,
-            measure(settings, &kubeconfig, server.pid()),
-        )
-        .await
-        .context("the API benchmark did not finish in time")?
+        tokio::time::timeout(PHASE_TIMEOUT * 4, measure(settings, kubeconfig, processes))
+            .await
+            .context("the API benchmark did not finish in time")?
     })
 }
 
 async fn measure(
     settings: &Settings,
     kubeconfig: &std::path::Path,
-    pid: u32,
+    processes: &[(String, u32)],
 ) -> anyhow::Result<ApiBench> {
     let services = services_api(kubeconfig).await?;
 
     let started = Instant::now();
     let (create_latency_us, created, create_errors) = create_all(&services, settings).await?;
     let create_elapsed = started.elapsed();
-    let memory_after_creates = memory(pid)?;
+    let memory_after_creates = Footprint::read(processes)?;
     // Before the list, so the watches (which start at the list's resourceVersion) never see
     // these writes.
     let mut write_latency_unwatched_us = histogram();
@@ -162,11 +256,13 @@ async fn measure(
     let listed = all.items.len();
     drop(all);
     let (paged_listed, pages, paged_elapsed) = paged_list(&services).await?;
-    let memory_after_lists = memory(pid)?;
+    let memory_after_lists = Footprint::read(processes)?;
 
     let watch = watch_fan_out(&services, settings, &list_rv).await?;
-    let memory_at_end = memory(pid)?;
+    let memory_at_end = Footprint::read(processes)?;
     Ok(ApiBench {
+        server: String::new(),
+        description: String::new(),
         settings: settings.clone(),
         created,
         create_errors,
@@ -432,7 +528,8 @@ impl ApiBench {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         let mut out = format!(
-            "wisp api-server (its own process, SQLite store) driven by kube-rs over HTTPS: {} Knative Services created {} in flight, listed, then {} watches on the collection timing {} writes spaced {} ms apart; {}\n\n",
+            "{} driven by kube-rs over HTTPS: {} Knative Services created {} in flight, listed, then {} watches on the collection timing {} writes spaced {} ms apart; {}\n\n",
+            self.description,
             s.services,
             s.in_flight,
             s.watchers,
@@ -498,14 +595,97 @@ impl ApiBench {
             report::micros(self.delivery_from_send_us.max()),
         ));
         out.push_str(&format!(
-            "\nserver memory after the creates: VmRSS {}, VmHWM {}; after the lists: VmRSS {}, VmHWM {}; at the end (watches open): VmRSS {}, VmHWM {}\n",
-            mib(self.memory_after_creates.rss_kib),
-            mib(self.memory_after_creates.hwm_kib),
-            mib(self.memory_after_lists.rss_kib),
-            mib(self.memory_after_lists.hwm_kib),
-            mib(self.memory_at_end.rss_kib),
-            mib(self.memory_at_end.hwm_kib),
+            "\nserver memory after the creates: {}; after the lists: {}; at the end (watches open): {}\n",
+            self.memory_after_creates.describe(),
+            self.memory_after_lists.describe(),
+            self.memory_at_end.describe(),
         ));
         out
     }
+
+    fn creates_per_second(&self) -> f64 {
+        self.created as f64 / self.create_elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The servers side by side with ratios against the first (wisp api-server), then each run's
+/// own table; a server that could not be measured gets a row saying why.
+pub fn compare(runs: &[(String, Result<ApiBench, String>)]) -> String {
+    let reference = runs.first().and_then(|(_, run)| run.as_ref().ok());
+    let mut out = String::from(
+        "| server | creates/s | create p99 | list, one page | list, pages of 500 | one write, watches open (p50) | watch event after the write was sent (p50 / p99) | RSS at the end | vs wisp api-server |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for (name, run) in runs {
+        let bench = match run {
+            Ok(bench) => bench,
+            Err(reason) => {
+                let reason = reason.lines().next().unwrap_or_default().replace('|', "/");
+                out.push_str(&format!(
+                    "| {name} | — | — | — | — | — | — | — | missing: {reason} |\n"
+                ));
+                continue;
+            }
+        };
+        let ratios = match reference {
+            Some(wisp) if !std::ptr::eq(wisp, bench) => ratios(bench, wisp),
+            Some(_) => "1.00× (the reference)".to_owned(),
+            None => "no reference: wisp api-server was not measured".to_owned(),
+        };
+        out.push_str(&format!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} / {} | {} | {} |\n",
+            bench.server,
+            bench.creates_per_second(),
+            report::micros(bench.create_latency_us.value_at_quantile(0.99)),
+            report::micros(micros(bench.list_elapsed)),
+            report::micros(micros(bench.paged_elapsed)),
+            report::micros(bench.write_latency_watched_us.value_at_quantile(0.5)),
+            report::micros(bench.delivery_from_send_us.value_at_quantile(0.5)),
+            report::micros(bench.delivery_from_send_us.value_at_quantile(0.99)),
+            mib(bench.memory_at_end.total().rss_kib),
+            ratios,
+        ));
+    }
+    for (_, run) in runs {
+        if let Ok(bench) = run {
+            out.push('\n');
+            out.push_str(&bench.markdown());
+        }
+    }
+    out
+}
+
+/// How `bench` compares with `wisp`: creates per second as a ratio of rates (above 1 is
+/// faster), times and memory as ratios of amounts (above 1 is slower or bigger).
+fn ratios(bench: &ApiBench, wisp: &ApiBench) -> String {
+    let ratio = |ours: f64, theirs: f64| {
+        if theirs > 0.0 {
+            format!("{:.2}×", ours / theirs)
+        } else {
+            "—".to_owned()
+        }
+    };
+    format!(
+        "creates/s {}, list time {}, paged list time {}, write with watches open {}, watch event p99 {}, RSS {}",
+        ratio(bench.creates_per_second(), wisp.creates_per_second()),
+        ratio(
+            bench.list_elapsed.as_secs_f64(),
+            wisp.list_elapsed.as_secs_f64()
+        ),
+        ratio(
+            bench.paged_elapsed.as_secs_f64(),
+            wisp.paged_elapsed.as_secs_f64()
+        ),
+        ratio(
+            bench.write_latency_watched_us.value_at_quantile(0.5) as f64,
+            wisp.write_latency_watched_us.value_at_quantile(0.5) as f64
+        ),
+        ratio(
+            bench.delivery_from_send_us.value_at_quantile(0.99) as f64,
+            wisp.delivery_from_send_us.value_at_quantile(0.99) as f64
+        ),
+        ratio(
+            bench.memory_at_end.total().rss_kib as f64,
+            wisp.memory_at_end.total().rss_kib as f64
+        ),
+    )
 }

@@ -79,42 +79,9 @@ impl Cluster {
         create_services(&self.client, services, in_flight).await
     }
 
-    /// Waits until `count` Services of `default` are Ready, following a watch (a list of them
-    /// all every so often would cost the server, on the same cores, more than it measures).
+    /// Waits until `count` Services of `default` are Ready ([`wait_services_ready`]).
     pub async fn wait_ready(&self, count: usize) -> anyhow::Result<()> {
-        let mut events =
-            std::pin::pin!(watcher(self.services(), watcher::Config::default()).default_backoff());
-        let mut ready: HashSet<String> = HashSet::new();
-        let follow = async {
-            while let Some(event) = events.try_next().await? {
-                match event {
-                    watcher::Event::Apply(service) | watcher::Event::InitApply(service) => {
-                        if is_ready(&service) {
-                            ready.insert(service.name_any());
-                        } else {
-                            ready.remove(&service.name_any());
-                        }
-                    }
-                    watcher::Event::Delete(service) => {
-                        ready.remove(&service.name_any());
-                    }
-                    // A relist sends every Service again.
-                    watcher::Event::Init => ready.clear(),
-                    watcher::Event::InitDone => {}
-                }
-                if ready.len() >= count {
-                    return Ok(());
-                }
-            }
-            bail!("the watch on Services ended")
-        };
-        match tokio::time::timeout(READY_TIMEOUT, follow).await {
-            Ok(outcome) => outcome,
-            Err(_) => bail!(
-                "{} of {count} Services Ready after {READY_TIMEOUT:?}",
-                ready.len()
-            ),
-        }
+        wait_services_ready(&self.client, count).await
     }
 
     /// Waits until the ready replicas of Service `name` (from `/metrics`) reach `replicas`,
@@ -147,10 +114,6 @@ impl Cluster {
             }
             tokio::time::sleep(every).await;
         }
-    }
-
-    fn services(&self) -> Api<DynamicObject> {
-        services_api(&self.client)
     }
 
     /// Waits until `count` wisp Nodes are Ready.
@@ -186,6 +149,44 @@ impl Cluster {
             .filter(|line| line.starts_with("apiserver_request_total{"))
             .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum())
+    }
+}
+
+/// Waits until `count` Services of `default` are Ready, following a watch (a list of them
+/// all every so often would cost the server, on the same cores, more than it measures).
+pub async fn wait_services_ready(client: &kube::Client, count: usize) -> anyhow::Result<()> {
+    let mut events =
+        std::pin::pin!(watcher(services_api(client), watcher::Config::default()).default_backoff());
+    let mut ready: HashSet<String> = HashSet::new();
+    let follow = async {
+        while let Some(event) = events.try_next().await? {
+            match event {
+                watcher::Event::Apply(service) | watcher::Event::InitApply(service) => {
+                    if is_ready(&service) {
+                        ready.insert(service.name_any());
+                    } else {
+                        ready.remove(&service.name_any());
+                    }
+                }
+                watcher::Event::Delete(service) => {
+                    ready.remove(&service.name_any());
+                }
+                // A relist sends every Service again.
+                watcher::Event::Init => ready.clear(),
+                watcher::Event::InitDone => {}
+            }
+            if ready.len() >= count {
+                return Ok(());
+            }
+        }
+        bail!("the watch on Services ended")
+    };
+    match tokio::time::timeout(READY_TIMEOUT, follow).await {
+        Ok(outcome) => outcome,
+        Err(_) => bail!(
+            "{} of {count} Services Ready after {READY_TIMEOUT:?}",
+            ready.len()
+        ),
     }
 }
 
