@@ -100,12 +100,13 @@ const CASES: &[(&str, Case)] = &[
 
 /// The node's ServiceAccount may not create Services: the real server answers 403.
 fn node_identity_cannot_create_services(cluster: &WispOnKube, kube: &Kube) {
-    let output = real_cluster::kubectl(
+    let output = wisp_loadtests::kube_env::kubectl(
         &cluster.node_kubeconfig(),
         tempfile::tempdir().expect("kubectl home").path(),
         &["create", "--namespace", kube.namespace(), "-f", "-"],
         Some(&ksvc("forbidden", &image("hello"))),
-    );
+    )
+    .expect("kubectl runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "the node created a Service");
     assert!(
