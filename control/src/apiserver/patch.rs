@@ -103,22 +103,30 @@ pub fn apply(kind: PatchType, current: &Value, patch: &Value) -> Result<Value, A
                         )));
                     }
                 }
-                json_patch::patch(&mut patched, std::slice::from_ref(operation)).map_err(
-                    |error| ApiError {
-                        code: http::StatusCode::UNPROCESSABLE_ENTITY,
-                        reason: "Invalid",
-                        message: format!(
-                            "the JSON patch could not be applied: operation '/{index}' failed \
-                             at path '{}': {}",
-                            error.path, error.kind
-                        ),
-                        details: None,
-                    },
-                )?;
+                json_patch::patch(&mut patched, std::slice::from_ref(operation))
+                    .map_err(|error| json_patch_failed(index, &error))?;
             }
         }
     }
     Ok(patched)
+}
+
+/// A JSON patch operation that failed (a `test` that did not match, a missing path): the real
+/// server's 422 says only that, with empty details, whatever went wrong — kubectl prints "The
+/// request is invalid: the server rejected our request due to an error in our request". What
+/// failed is logged, for the operator.
+fn json_patch_failed(index: usize, error: &json_patch::PatchError) -> ApiError {
+    tracing::debug!(
+        "JSON patch operation '/{index}' failed at path '{}': {}",
+        error.path,
+        error.kind
+    );
+    ApiError {
+        code: http::StatusCode::UNPROCESSABLE_ENTITY,
+        reason: "Invalid",
+        message: "the server rejected our request due to an error in our request".to_owned(),
+        details: Some(Box::default()),
+    }
 }
 
 /// Whether `operation` is a `test` for `null` of a path that is absent (under a parent that
@@ -229,6 +237,14 @@ mod tests {
         )
         .expect_err("test fails");
         assert_eq!(failed.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+        // The real server's body, word for word: no hint of what failed, empty details.
+        let status = failed.to_status();
+        assert_eq!(
+            status["message"],
+            "the server rejected our request due to an error in our request"
+        );
+        assert_eq!(status["reason"], "Invalid");
+        assert_eq!(status["details"], json!({}));
         let applied = apply(
             PatchType::Json,
             &current,
