@@ -600,7 +600,14 @@ impl Step {
                 (body, Some(current))
             }
             (Change::Patch(kind, body), Some(current)) => {
-                let patched = patch::apply(kind, current, &body)?;
+                let mut patched = patch::apply(kind, current, &body)?;
+                if kind == PatchType::Apply && !self.status {
+                    patch::sync_last_applied(
+                        self.options.field_manager.as_deref(),
+                        &body,
+                        &mut patched,
+                    );
+                }
                 if let Some(rv) = body
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
