@@ -480,7 +480,7 @@ async fn bad_input_gets_the_real_status_and_changes_nothing() {
             Refusal {
                 code: StatusCode::UNPROCESSABLE_ENTITY,
                 reason: "Invalid",
-                message: "the JSON patch could not be applied",
+                message: "the server rejected our request due to an error in our request",
             },
         ),
         (

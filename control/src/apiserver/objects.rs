@@ -388,6 +388,8 @@ impl Objects {
             && options.field_validation == FieldValidation::Strict
         {
             return Err(strict_decoding_error(
+                resource,
+                !matches!(change, Change::Patch(..)),
                 options
                     .duplicate_fields
                     .iter()
@@ -622,6 +624,7 @@ impl Step {
     fn decide(self, current: Option<&Value>, change: Change) -> Result<Option<Value>, Stop> {
         let resource = self.resource;
         let name = self.name.as_str();
+        let decoded = !matches!(change, Change::Patch(..));
         let (candidate, current) = match (change, current) {
             (Change::Create(_), Some(_)) => {
                 return Err(ApiError::already_exists(resource, name).into());
@@ -651,7 +654,14 @@ impl Step {
                 (body, Some(current))
             }
             (Change::Patch(kind, body), Some(current)) => {
-                let patched = patch::apply(kind, current, &body)?;
+                let mut patched = patch::apply(kind, current, &body)?;
+                if kind == PatchType::Apply && !self.status {
+                    patch::sync_last_applied(
+                        self.options.field_manager.as_deref(),
+                        &body,
+                        &mut patched,
+                    );
+                }
                 if let Some(rv) = body
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
@@ -664,7 +674,7 @@ impl Step {
         };
         let stored = match current {
             Some(current) if self.status => self.status_write(current, candidate)?,
-            current => self.main_write(current, candidate)?,
+            current => self.main_write(current, candidate, decoded)?,
         };
         if self.options.dry_run {
             return Err(Stop::DryRun(DryRun {
@@ -707,14 +717,16 @@ impl Step {
         Ok(Some(updated))
     }
 
+    /// `decoded`: the candidate is the request's body (create, replace), not a patch's result.
     fn main_write(
         &self,
         current: Option<&Value>,
         mut candidate: Value,
+        decoded: bool,
     ) -> Result<Option<Value>, ApiError> {
         let resource = self.resource;
         let name = self.name.as_str();
-        self.check_fields(&mut candidate)?;
+        self.check_fields(&mut candidate, decoded)?;
         let namespace = self.namespace.as_deref();
         let operation = match current {
             None => {
@@ -757,7 +769,7 @@ impl Step {
     }
 
     /// Type errors always refuse the object (422); unknown fields per `fieldValidation`.
-    fn check_fields(&self, candidate: &mut Value) -> Result<(), ApiError> {
+    fn check_fields(&self, candidate: &mut Value, decoded: bool) -> Result<(), ApiError> {
         let report = schema::check(self.resource, candidate);
         if !report.invalid.is_empty() {
             return Err(ApiError::invalid(self.resource, &self.name, report.invalid));
@@ -767,6 +779,8 @@ impl Step {
         }
         match self.options.field_validation {
             FieldValidation::Strict => Err(strict_decoding_error(
+                self.resource,
+                decoded,
                 report
                     .unknown
                     .iter()
@@ -790,12 +804,26 @@ impl Step {
     }
 }
 
-/// The 400 of `fieldValidation=Strict` (wording of the real server's strict decoder).
-fn strict_decoding_error(problems: impl Iterator<Item = String>) -> ApiError {
-    ApiError::bad_request(format!(
-        "strict decoding error: {}",
-        problems.collect::<Vec<_>>().join(", ")
-    ))
+/// The 400 of `fieldValidation=Strict` (wording of the real server's strict decoder). A body
+/// the real server decodes (create, replace) fails with the decoder's prefix too: `Service in
+/// version "v1" cannot be handled as a Service: strict decoding error: unknown field …`.
+fn strict_decoding_error(
+    resource: &Resource,
+    decoded: bool,
+    problems: impl Iterator<Item = String>,
+) -> ApiError {
+    let problems = problems.collect::<Vec<_>>().join(", ");
+    let message = if decoded {
+        format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding \
+             error: {problems}",
+            kind = resource.kind,
+            version = resource.version,
+        )
+    } else {
+        format!("strict decoding error: {problems}")
+    };
+    ApiError::bad_request(message)
 }
 
 /// The store key of an object.

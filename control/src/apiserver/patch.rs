@@ -103,22 +103,64 @@ pub fn apply(kind: PatchType, current: &Value, patch: &Value) -> Result<Value, A
                         )));
                     }
                 }
-                json_patch::patch(&mut patched, std::slice::from_ref(operation)).map_err(
-                    |error| ApiError {
-                        code: http::StatusCode::UNPROCESSABLE_ENTITY,
-                        reason: "Invalid",
-                        message: format!(
-                            "the JSON patch could not be applied: operation '/{index}' failed \
-                             at path '{}': {}",
-                            error.path, error.kind
-                        ),
-                        details: None,
-                    },
-                )?;
+                json_patch::patch(&mut patched, std::slice::from_ref(operation))
+                    .map_err(|error| json_patch_failed(index, &error))?;
             }
         }
     }
     Ok(patched)
+}
+
+/// The annotation in which `kubectl apply` (client-side) keeps what it last applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the real server does after a server-side apply by kubectl (`fieldManager=kubectl`) of
+/// an object a client-side apply annotated: it rewrites the annotation to the configuration
+/// just applied (without the annotation itself), so a later client-side apply diffs against
+/// it. Another manager, or no annotation, leaves it alone.
+pub fn sync_last_applied(field_manager: Option<&str>, applied: &Value, patched: &mut Value) {
+    if field_manager != Some("kubectl") {
+        return;
+    }
+    let Some(annotations) = patched
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if !annotations.contains_key(LAST_APPLIED) {
+        return;
+    }
+    let mut configuration = applied.clone();
+    if let Some(own) = configuration
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        own.remove(LAST_APPLIED);
+    }
+    // Go's encoder: compact, keys sorted (as serde_json's map keeps them), a final newline.
+    annotations.insert(
+        LAST_APPLIED.into(),
+        Value::String(format!("{configuration}\n")),
+    );
+}
+
+/// A JSON patch operation that failed (a `test` that did not match, a missing path): the real
+/// server's 422 says only that, with empty details, whatever went wrong — kubectl prints "The
+/// request is invalid: the server rejected our request due to an error in our request". What
+/// failed is logged, for the operator.
+fn json_patch_failed(index: usize, error: &json_patch::PatchError) -> ApiError {
+    tracing::debug!(
+        "JSON patch operation '/{index}' failed at path '{}': {}",
+        error.path,
+        error.kind
+    );
+    ApiError {
+        code: http::StatusCode::UNPROCESSABLE_ENTITY,
+        reason: "Invalid",
+        message: "the server rejected our request due to an error in our request".to_owned(),
+        details: Some(Box::default()),
+    }
 }
 
 /// Whether `operation` is a `test` for `null` of a path that is absent (under a parent that
@@ -229,6 +271,14 @@ mod tests {
         )
         .expect_err("test fails");
         assert_eq!(failed.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+        // The real server's body, word for word: no hint of what failed, empty details.
+        let status = failed.to_status();
+        assert_eq!(
+            status["message"],
+            "the server rejected our request due to an error in our request"
+        );
+        assert_eq!(status["reason"], "Invalid");
+        assert_eq!(status["details"], json!({}));
         let applied = apply(
             PatchType::Json,
             &current,
@@ -267,12 +317,9 @@ mod tests {
                         {"op": "add", "path": "/metadata/finalizers", "value": ["g"]}]),
             )
             .expect_err("test fails");
+            // The refusal no longer names the operation (the real server's does not either),
+            // but only the test can fail here: the `add` has `/metadata` in every document.
             assert_eq!(failed.code, http::StatusCode::UNPROCESSABLE_ENTITY);
-            assert!(
-                failed.message.contains("operation '/0'"),
-                "{}",
-                failed.message
-            );
         }
         let second = apply(
             PatchType::Json,
@@ -281,11 +328,28 @@ mod tests {
                     {"op": "remove", "path": "/metadata/nothing"}]),
         )
         .expect_err("second operation fails");
-        assert!(
-            second.message.contains("operation '/1'"),
-            "{}",
-            second.message
+        assert_eq!(second.code, http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn kubectls_server_side_apply_rewrites_the_last_applied_annotation() {
+        let applied =
+            json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"b": 1, "a": 2}});
+        let annotated = |value: &str| json!({"metadata": {"name": "x", "annotations": {LAST_APPLIED: value, "k": "v"}}});
+        let mut patched = annotated("old");
+        sync_last_applied(Some("kubectl"), &applied, &mut patched);
+        assert_eq!(
+            patched["metadata"]["annotations"][LAST_APPLIED],
+            "{\"kind\":\"Service\",\"metadata\":{\"name\":\"x\"},\"spec\":{\"a\":2,\"b\":1}}\n"
         );
+        assert_eq!(patched["metadata"]["annotations"]["k"], "v");
+        // Another manager, or an object no client-side apply annotated: unchanged.
+        let mut other = annotated("old");
+        sync_last_applied(Some("helm"), &applied, &mut other);
+        assert_eq!(other, annotated("old"));
+        let mut bare = json!({"metadata": {"name": "x"}});
+        sync_last_applied(Some("kubectl"), &applied, &mut bare);
+        assert_eq!(bare, json!({"metadata": {"name": "x"}}));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Shared harness of the API server's end-to-end tests: a server on an ephemeral loopback port
 //! over a fresh data directory, and helpers that run the real `kubectl` against it (with its
 //! own discovery cache, so tests never see each other's servers) or build a kube-rs client.
+//! The kubectl matrix also runs against a genuine kube-apiserver ([`Backend::Genuine`]).
 
 #![allow(dead_code)]
+
+mod genuine;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,10 +16,21 @@ use tempfile::TempDir;
 use tokio::runtime::Runtime;
 use wisp_control::apiserver::{ApiServer, ApiServerConfig};
 
+/// Which API server a [`Cluster`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// wisp's embedded API server, in-process.
+    Embedded,
+    /// A fresh genuine kube-apiserver (`scripts/kube-env`) with Knative Serving's CRDs and
+    /// wisp's admission webhooks (served in-process).
+    Genuine,
+}
+
 /// An API server for one test, with its own runtime so plain `#[test]`s can call kubectl.
 pub struct Cluster {
     runtime: Runtime,
     server: Option<ApiServer>,
+    genuine: Option<genuine::Genuine>,
     /// The data directory (database, credentials, kubeconfig).
     pub dir: TempDir,
     cache: TempDir,
@@ -29,13 +43,28 @@ impl Cluster {
         Self::start_in(dir)
     }
 
+    /// Starts a server of `backend`.
+    pub fn start_on(backend: Backend) -> Self {
+        match backend {
+            Backend::Embedded => Self::start(),
+            Backend::Genuine => {
+                let runtime = runtime();
+                let cache = tempfile::tempdir().expect("kubectl cache dir");
+                let genuine = genuine::Genuine::start(&runtime, cache.path());
+                Self {
+                    runtime,
+                    server: None,
+                    genuine: Some(genuine),
+                    dir: tempfile::tempdir().expect("data dir"),
+                    cache,
+                }
+            }
+        }
+    }
+
     /// Starts a server over an existing data directory (restarts).
     pub fn start_in(dir: TempDir) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = runtime();
         let config = ApiServerConfig::new(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
         let server = runtime
             .block_on(ApiServer::start(config))
@@ -43,19 +72,23 @@ impl Cluster {
         Self {
             runtime,
             server: Some(server),
+            genuine: None,
             dir,
             cache: tempfile::tempdir().expect("kubectl cache dir"),
         }
     }
 
-    /// The running server.
+    /// The running embedded server.
     pub fn server(&self) -> &ApiServer {
-        self.server.as_ref().expect("running")
+        self.server.as_ref().expect("a running embedded server")
     }
 
-    /// The kubeconfig the server wrote.
+    /// The admin kubeconfig of the server.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.server().kubeconfig().to_path_buf()
+        match &self.genuine {
+            Some(genuine) => genuine.kubeconfig().to_path_buf(),
+            None => self.server().kubeconfig().to_path_buf(),
+        }
     }
 
     /// The runtime the server runs on (for kube-rs calls from a plain test).
@@ -164,7 +197,19 @@ impl Drop for Cluster {
         if let Some(server) = self.server.take() {
             self.runtime.block_on(server.shutdown());
         }
+        if let Some(webhook) = self.genuine.as_mut().and_then(|g| g.take_webhook()) {
+            self.runtime.block_on(webhook.shutdown());
+        }
     }
+}
+
+/// A runtime for one cluster's in-process servers.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// A kube-rs client from a kubeconfig file.

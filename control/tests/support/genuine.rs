@@ -1,0 +1,290 @@
+//! A genuine kube-apiserver with Knative Serving's API installed the way a cluster operator
+//! installs wisp: `scripts/kube-env` starts etcd, kube-apiserver and kube-controller-manager on
+//! loopback, `deploy/kubernetes/`'s namespaces and CRDs are applied, and the webhook
+//! configurations of `450-webhooks.yaml` point at a `wisp-webhook` server running in this test
+//! process (no kubelet runs Pods here, and no `wisp controller` runs: the matrix writes statuses
+//! itself and controllers would overwrite them).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use wisp_control::admission::ClusterDefaults;
+use wisp_webhook::certs;
+use wisp_webhook::server::{Limits, Server};
+use wisp_webhook::tls::{self, CertSlot};
+
+/// How long the installation may take to become effective before the test fails.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// The four Knative Serving CRDs.
+const CRDS: [&str; 4] = [
+    "crd/services.serving.knative.dev",
+    "crd/configurations.serving.knative.dev",
+    "crd/revisions.serving.knative.dev",
+    "crd/routes.serving.knative.dev",
+];
+
+/// The repository's root.
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the control crate sits in the repository")
+        .to_path_buf()
+}
+
+/// The control plane and the webhook; stopped when dropped (and by `scripts/kube-env`'s
+/// watchdog when the test process dies without dropping it).
+pub struct Genuine {
+    dir: TempDir,
+    kubeconfig: PathBuf,
+    webhook: Option<Server>,
+}
+
+impl Genuine {
+    /// Starts a fresh control plane, installs Knative Serving's API and its admission on it and
+    /// waits until both are in effect. `home` is kubectl's home (its discovery cache).
+    pub fn start(runtime: &Runtime, home: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("kube-env dir");
+        let output = Command::new(repository().join("scripts/kube-env"))
+            .arg("up")
+            .arg(dir.path())
+            .args(["--owner-pid", &std::process::id().to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("scripts/kube-env runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let kubeconfig = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("kubeconfig: "))
+            .map(PathBuf::from);
+        let Some(kubeconfig) = kubeconfig.filter(|_| output.status.success()) else {
+            panic!(
+                "scripts/kube-env up could not start a genuine API server ({}):\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let (webhook, ca) = runtime.block_on(start_webhook());
+        let genuine = Self {
+            dir,
+            kubeconfig,
+            webhook: Some(webhook),
+        };
+        genuine.install(home, &ca);
+        genuine
+    }
+
+    /// The admin kubeconfig (user `kube-env-admin`, group `system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Hands the webhook server over for shutdown on the caller's runtime.
+    pub fn take_webhook(&mut self) -> Option<Server> {
+        self.webhook.take()
+    }
+
+    /// Namespaces and CRDs from `deploy/kubernetes/`, then the webhook configurations; returns
+    /// once a server-side dry run shows both webhooks admitting (kube-apiserver picks new
+    /// configurations up asynchronously).
+    fn install(&self, home: &Path, ca: &str) {
+        let deploy = repository().join("deploy/kubernetes");
+        let namespaces = deploy.join("100-namespaces.yaml");
+        let crds = deploy.join("300-crds.yaml");
+        self.kubectl_ok(
+            home,
+            &[
+                "apply",
+                "-f",
+                &namespaces.display().to_string(),
+                "-f",
+                &crds.display().to_string(),
+            ],
+            None,
+        );
+        let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+        wait.extend(CRDS);
+        self.kubectl_ok(home, &wait, None);
+
+        let port = self
+            .webhook
+            .as_ref()
+            .expect("webhook running")
+            .addr()
+            .port();
+        let configurations = webhook_configurations(&deploy.join("450-webhooks.yaml"), port, ca);
+        self.kubectl_ok(home, &["create", "-f", "-"], Some(&configurations));
+        self.await_admission(home);
+    }
+
+    /// Polls until defaulting and validation both answer a dry-run create.
+    fn await_admission(&self, home: &Path) {
+        let probe = "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: \
+                     probe\n  namespace: default\nspec:\n  template:\n    spec:\n      \
+                     containers:\n      - image: probe\n";
+        let invalid = format!("{probe}  traffic:\n  - latestRevision: true\n    percent: 1\n");
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let defaulted = self.kubectl(
+                home,
+                &[
+                    "create",
+                    "--dry-run=server",
+                    "-f",
+                    "-",
+                    "-o",
+                    "jsonpath={.spec.traffic[0].percent}",
+                ],
+                Some(probe),
+            );
+            let refused = self.kubectl(
+                home,
+                &["create", "--dry-run=server", "-f", "-"],
+                Some(&invalid),
+            );
+            let defaulting = defaulted.status.success() && defaulted.stdout == b"100";
+            let validating = String::from_utf8_lossy(&refused.stderr)
+                .contains("admission webhook \"validation.webhook.serving.knative.dev\"");
+            if defaulting && validating {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the webhooks never took effect: {defaulted:?} {refused:?}\n{}",
+                self.logs()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs kubectl as the admin.
+    fn kubectl(&self, home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECACHEDIR", home)
+            .env("HOME", home)
+            .env_remove("KUBECONFIG")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("kubectl is on PATH");
+        if let Some(text) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl runs")
+    }
+
+    fn kubectl_ok(&self, home: &Path, args: &[&str], stdin: Option<&str>) {
+        let output = self.kubectl(home, args, stdin);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
+    }
+
+    /// The tail of kube-apiserver's log, for failure messages.
+    fn logs(&self) -> String {
+        let path = self.dir.path().join("logs/kube-apiserver.log");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "--- kube-apiserver, last lines\n{}",
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Genuine {
+    fn drop(&mut self) {
+        // The state is thrown away, so nothing needs a graceful stop (which takes seconds per
+        // process): each process group `up` started (setsid, so group id = pid) is killed
+        // first; `down` then only tidies up (pid files, the watchdog).
+        for name in ["kube-controller-manager", "kube-apiserver", "etcd"] {
+            let pid = std::fs::read_to_string(self.dir.path().join(format!("{name}.pid")));
+            if let Ok(pid) = pid {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", pid.trim())])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = Command::new(repository().join("scripts/kube-env"))
+            .arg("down")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The webhook server on 127.0.0.1:0 with a freshly minted certificate and Knative's default
+/// `config-defaults`; returns it and its CA (PEM).
+async fn start_webhook() -> (Server, String) {
+    let names = certs::names(&[]).expect("default names");
+    let bundle = certs::mint(&names, SystemTime::now(), certs::LEAF_VALIDITY, None).expect("mint");
+    let key = certs::check(&bundle, &names, SystemTime::now()).expect("fresh certificate");
+    let tls = tls::server_config(CertSlot::new(key)).expect("tls");
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    // The sender may go: the receiver keeps the last value, which is all a static config needs.
+    let (_defaults, receiver) = watch::channel(ClusterDefaults::KNATIVE);
+    let server = Server::start(listener, tls, receiver, Limits::default()).expect("serve");
+    (server, bundle.ca)
+}
+
+/// `450-webhooks.yaml`'s two configurations, as a JSON `List`, each webhook's `clientConfig`
+/// replaced by `https://127.0.0.1:port/<its path>` trusting `ca`.
+fn webhook_configurations(path: &Path, port: u16, ca: &str) -> String {
+    let text = std::fs::read_to_string(path).expect("450-webhooks.yaml");
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca);
+    let mut items = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let mut object = Value::deserialize(document).expect("YAML document");
+        if !object["kind"]
+            .as_str()
+            .is_some_and(|kind| kind.ends_with("WebhookConfiguration"))
+        {
+            continue;
+        }
+        for webhook in object["webhooks"]
+            .as_array_mut()
+            .expect("webhooks")
+            .iter_mut()
+        {
+            let path = webhook["clientConfig"]["service"]["path"]
+                .as_str()
+                .expect("a path")
+                .to_owned();
+            webhook["clientConfig"] = json!({
+                "url": format!("https://127.0.0.1:{port}{path}"),
+                "caBundle": ca_bundle,
+            });
+        }
+        items.push(object);
+    }
+    assert_eq!(items.len(), 2, "two webhook configurations");
+    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
