@@ -12,6 +12,8 @@
 //! * [`admission`]: Knative's defaults and validation;
 //! * [`selectors`] and [`jsonpath`]: label/field selectors and printer-column paths;
 //! * [`credentials`]: the local CA, server certificate, bearer token and kubeconfig;
+//! * [`pki`]: minting and judging CAs and server certificates, for [`credentials`] and the
+//!   admission webhook's serving certificate;
 //! * [`field_error`]: the "this field is wrong" unit every check reports in.
 
 pub mod admission;
@@ -22,6 +24,7 @@ pub mod discovery;
 pub mod field_error;
 pub mod jsonpath;
 pub mod openapi;
+pub mod pki;
 pub mod registry;
 pub mod schema;
 pub mod selectors;

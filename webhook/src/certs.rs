@@ -1,5 +1,7 @@
 //! The webhook's serving certificate, as pure functions of a clock: the names it must carry,
-//! minting a CA and a leaf with rcgen, and the renewal decision.
+//! what the Secret holds, minting, and the renewal decision. Minting and judging are
+//! [`wisp_control::pki`]'s, shared with the embedded API server; only the data and the bundle
+//! are the webhook's own.
 //!
 //! Every renewal mints a new CA with the leaf, so no CA private key is ever stored: the Secret
 //! holds only what serving needs. To keep replicas that still serve the previous leaf trusted
@@ -11,21 +13,13 @@
 //! still valid [`RENEW_BEFORE`] from now.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
-};
-use rustls::RootCertStore;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::ServerCertVerifier;
-use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
+use wisp_control::pki::{self, PemPair, Profile, ServerIdentity};
 
 /// The names every serving certificate has: the Service `wisp-webhook` in `wisp-system` under
 /// each name a cluster resolves it by, and loopback for an API server that calls the webhook
@@ -41,53 +35,18 @@ pub const DEFAULT_NAMES: &[&str] = &[
 
 /// How long a leaf is valid. Renewal is automatic, so a year keeps Secret writes rare.
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-/// The CA outlives its leaf by a little, so the chain never expires before the leaf does.
-const CA_VALIDITY: Duration = Duration::from_secs((365 + 7) * 24 * 60 * 60);
 /// A leaf this close to expiry is replaced.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// An API server whose clock is slightly behind ours must not see a certificate "from the
-/// future".
-const BACKDATE: Duration = Duration::from_secs(60 * 60);
 
-const CA_COMMON_NAME: &str = "wisp-webhook-ca";
-const LEAF_COMMON_NAME: &str = "wisp-webhook";
-
-/// A name the certificate is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertName {
-    /// A DNS name (lowercase).
-    Dns(DnsName<'static>),
-    /// An IP address.
-    Ip(IpAddr),
-}
-
-impl fmt::Display for CertName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Dns(name) => f.write_str(name.as_ref()),
-            Self::Ip(ip) => write!(f, "{ip}"),
-        }
-    }
-}
-
-impl CertName {
-    fn server_name(&self) -> ServerName<'static> {
-        match self {
-            Self::Ip(ip) => ServerName::IpAddress((*ip).into()),
-            Self::Dns(name) => ServerName::DnsName(name.clone()),
-        }
-    }
-
-    fn parse(raw: &str) -> Option<Self> {
-        let raw = raw.trim();
-        if let Ok(ip) = raw.parse::<IpAddr>() {
-            return Some(Self::Ip(ip));
-        }
-        DnsName::try_from(raw.to_ascii_lowercase())
-            .ok()
-            .map(Self::Dns)
-    }
-}
+/// The webhook's PKI. The CA outlives its leaf by a little, so the chain never expires before
+/// the leaf does; the stored pair is named by its keys in the Secret.
+const PKI: Profile = Profile {
+    ca_common_name: "wisp-webhook-ca",
+    ca_validity: Duration::from_secs((365 + 7) * 24 * 60 * 60),
+    server_common_name: "wisp-webhook",
+    cert_file: "tls.crt",
+    key_file: "tls.key",
+};
 
 /// Why a certificate could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -104,14 +63,16 @@ pub enum CertError {
 }
 
 /// [`DEFAULT_NAMES`] plus `extra`, without repeats.
-pub fn names(extra: &[String]) -> Result<Vec<CertName>, CertError> {
-    let mut names: Vec<CertName> = Vec::new();
+pub fn names(extra: &[String]) -> Result<Vec<ServerIdentity>, CertError> {
+    let mut names: Vec<ServerIdentity> = Vec::new();
     let all = DEFAULT_NAMES
         .iter()
         .map(|name| (*name).to_owned())
         .chain(extra.iter().cloned());
     for raw in all {
-        let name = CertName::parse(&raw).ok_or(CertError::BadName(raw))?;
+        // Surrounding blanks are forgiven here (unlike the API server's names): a SAN list is
+        // often pasted.
+        let name = ServerIdentity::parse(raw.trim()).ok_or(CertError::BadName(raw))?;
         if !names.contains(&name) {
             names.push(name);
         }
@@ -141,69 +102,25 @@ impl fmt::Debug for CertBundle {
     }
 }
 
-/// The crypto provider used throughout, explicitly, so no process-wide default is needed.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn ca_params(now: SystemTime) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, CA_COMMON_NAME);
-    // Path length 0: this CA signs the one leaf, never another CA.
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + CA_VALIDITY).into();
-    params
-}
-
 /// A new CA and a leaf for `names` valid from `now` for `validity`. `previous` (the bundle
 /// being replaced, if any) contributes its current CA as the second certificate of `ca`.
 pub fn mint(
-    names: &[CertName],
+    names: &[ServerIdentity],
     now: SystemTime,
     validity: Duration,
     previous: Option<&CertBundle>,
 ) -> Result<CertBundle, CertError> {
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let ca_params = ca_params(now);
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, LEAF_COMMON_NAME);
-    params.subject_alt_names = names
-        .iter()
-        .map(|name| {
-            Ok(match name {
-                CertName::Ip(ip) => SanType::IpAddress(*ip),
-                CertName::Dns(dns) => SanType::DnsName(dns.as_ref().try_into()?),
-            })
-        })
-        .collect::<Result<_, rcgen::Error>>()?;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + validity).into();
-    let issuer = Issuer::new(ca_params, &ca_key);
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &issuer)?;
-
-    let mut ca = ca_cert.pem();
+    // The CA's key is dropped at the end: the next renewal mints a new CA anyway.
+    let (ca_pems, ca) = pki::new_ca(&PKI, now)?;
+    let leaf = ca.issue_server(names, now, validity)?;
+    let mut ca = ca_pems.cert;
     if let Some(previous) = previous.and_then(|bundle| first_pem_cert(&bundle.ca)) {
         ca.push_str(&previous);
     }
     Ok(CertBundle {
         ca,
-        cert: cert.pem(),
-        key: key.serialize_pem(),
+        cert: leaf.cert,
+        key: leaf.key,
     })
 }
 
@@ -212,51 +129,22 @@ pub fn mint(
 /// the whole renewal decision.
 pub fn check(
     bundle: &CertBundle,
-    names: &[CertName],
+    names: &[ServerIdentity],
     now: SystemTime,
 ) -> Result<Arc<CertifiedKey>, String> {
-    let chain = CertificateDer::pem_slice_iter(bundle.cert.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls.crt is not PEM: {e}"))?;
-    let Some((leaf, intermediates)) = chain.split_first() else {
-        return Err("tls.crt holds no certificate".into());
-    };
-    let key = PrivateKeyDer::from_pem_slice(bundle.key.as_bytes())
-        .map_err(|e| format!("tls.key is not a PEM private key: {e}"))?;
-    let provider = provider();
-    let certified = CertifiedKey::from_der(chain.clone(), key, &provider)
-        .map_err(|e| format!("tls.key does not belong to tls.crt: {e}"))?;
-
+    // The leaf chains to the first CA of the bundle, the one minted with it.
     let ca = CertificateDer::pem_slice_iter(bundle.ca.as_bytes())
         .next()
         .ok_or_else(|| "ca.crt holds no certificate".to_owned())?
         .map_err(|e| format!("ca.crt is not PEM: {e}"))?;
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(ca)
-        .map_err(|e| format!("ca.crt is not a usable CA certificate: {e}"))?;
-    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| format!("cannot build a verifier: {e}"))?;
-    let horizon = (now + RENEW_BEFORE)
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    for name in names {
-        verifier
-            .verify_server_cert(
-                leaf,
-                intermediates,
-                &name.server_name(),
-                &[],
-                UnixTime::since_unix_epoch(horizon),
-            )
-            .map_err(|e| {
-                format!(
-                    "tls.crt is not valid for {name} {} days from now: {e}",
-                    RENEW_BEFORE.as_secs() / 86_400
-                )
-            })?;
-    }
+    let stored = PemPair {
+        cert: bundle.cert.clone(),
+        key: bundle.key.clone(),
+    };
+    let when = format!("{} days from now", RENEW_BEFORE.as_secs() / 86_400);
+    let material = pki::check_server(&PKI, &ca, &stored, names, now + RENEW_BEFORE, &when)?;
+    let certified = CertifiedKey::from_der(material.chain, material.key, &pki::provider())
+        .map_err(|e| format!("tls.key does not belong to tls.crt: {e}"))?;
     Ok(Arc::new(certified))
 }
 
@@ -274,7 +162,7 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-    fn default_names() -> Vec<CertName> {
+    fn default_names() -> Vec<ServerIdentity> {
         names(&[]).expect("the defaults are valid names")
     }
 

@@ -11,9 +11,10 @@ use kube::{Api, Client};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use wisp_control::pki::ServerIdentity;
 
 use crate::ca_bundle::{self, CaSource};
-use crate::certs::{self, CertName};
+use crate::certs;
 use crate::defaults;
 use crate::secret::{self, SecretRef};
 use crate::server::{Limits, Server};
@@ -122,7 +123,7 @@ impl Webhook {
 async fn keep_certificate(
     secrets: Api<Secret>,
     at: SecretRef,
-    names: Vec<CertName>,
+    names: Vec<ServerIdentity>,
     mut current: certs::CertBundle,
     slot: Arc<CertSlot>,
     ca: watch::Sender<String>,

@@ -14,8 +14,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 use rustls::sign::CertifiedKey;
+use wisp_control::pki::ServerIdentity;
 
-use crate::certs::{self, CertBundle, CertName};
+use crate::certs::{self, CertBundle};
 
 /// The Secret's keys: the usual ones of a `kubernetes.io/tls` Secret.
 const CA_KEY: &str = "ca.crt";
@@ -82,7 +83,7 @@ pub struct Served {
 pub async fn ensure(
     api: &Api<Secret>,
     at: &SecretRef,
-    names: &[CertName],
+    names: &[ServerIdentity],
     now: SystemTime,
 ) -> Result<Served, SecretError> {
     let error = |verb: &'static str| {
@@ -158,7 +159,11 @@ fn describe(error: &kube::Error) -> String {
 
 /// A bundle just minted, checked the way a stored one is (so a minting bug fails loudly here
 /// rather than in the API server's handshake).
-fn served(bundle: CertBundle, names: &[CertName], now: SystemTime) -> Result<Served, SecretError> {
+fn served(
+    bundle: CertBundle,
+    names: &[ServerIdentity],
+    now: SystemTime,
+) -> Result<Served, SecretError> {
     match certs::check(&bundle, names, now) {
         Ok(key) => Ok(Served { bundle, key }),
         Err(why) => Err(SecretError::Mint(certs::CertError::Unusable(why))),

@@ -42,7 +42,7 @@ impl ResolvesServerCert for CertSlot {
 /// A server configuration presenting `slot`'s certificate, offering ALPN `h2` and `http/1.1`
 /// (kube-apiserver's webhook client speaks HTTP/2 when offered).
 pub fn server_config(slot: Arc<CertSlot>) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(crate::certs::provider())
+    let mut config = ServerConfig::builder_with_provider(wisp_control::pki::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(slot);

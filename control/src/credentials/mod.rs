@@ -13,14 +13,13 @@ pub mod authorization;
 mod error;
 mod files;
 mod kubeconfig;
-mod names;
-mod pki;
+pub(crate) mod names;
 mod token;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,9 +27,23 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub use error::CredentialsError;
 pub use kubeconfig::{write_kubeconfig, write_kubeconfig_for};
 
+use crate::pki::{self, CaFile, PemPair, Profile, ServerIdentity};
 use files::{PUBLIC_FILE, SECRET_FILE, ensure_private_dir, read_optional, write_atomically};
-use names::{ServerIdentity, server_identities};
-use pki::{CaFile, PemPair, RENEW_BEFORE, SERVER_VALIDITY};
+use names::server_identities;
+
+/// The API server's PKI. The CA outlives many server certificates, so kubeconfigs written once
+/// keep working for ten years.
+pub(crate) const PKI: Profile = Profile {
+    ca_common_name: "wisp-ca",
+    ca_validity: Duration::from_secs(3650 * 24 * 60 * 60),
+    server_common_name: "wisp-apiserver",
+    cert_file: "server.crt",
+    key_file: "server.key",
+};
+/// A server certificate is cheap to replace (every start checks it), so it is kept short.
+pub(crate) const SERVER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// How long before expiry a stored server certificate is replaced.
+pub(crate) const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The user that requests authenticated by the bearer token act as: what Knative's
 /// `serving.knative.dev/creator` and `lastModifier` annotations record, and the user name in
@@ -201,27 +214,27 @@ fn load_or_create_ca(
         problem,
         hint: CA_HINT,
     };
-    let pems = match read_optional(&cert_path, CA_HINT)? {
+    match read_optional(&cert_path, CA_HINT)? {
         Some(cert) => {
             let key = read_optional(&key_path, CA_HINT)?.ok_or_else(|| {
                 corrupt(CaFile::Key, "it is missing while ca.crt exists".to_string())
             })?;
-            PemPair { cert, key }
+            let ca = pki::load_ca(&PKI, &cert, &key)
+                .map_err(|(file, problem)| corrupt(file, problem))?;
+            Ok((cert, ca))
         }
         None => {
-            let pems = pki::new_ca(now).map_err(|source| CredentialsError::Generate {
-                what: "certificate authority",
-                source,
-            })?;
+            let (pems, ca) =
+                pki::new_ca(&PKI, now).map_err(|source| CredentialsError::Generate {
+                    what: "certificate authority",
+                    source,
+                })?;
             write_atomically(&key_path, pems.key.as_bytes(), SECRET_FILE)?;
             write_atomically(&cert_path, pems.cert.as_bytes(), PUBLIC_FILE)?;
             tracing::info!(path = %cert_path.display(), "created a new certificate authority");
-            pems
+            Ok((pems.cert, ca))
         }
-    };
-    let ca =
-        pki::load_ca(&pems.cert, &pems.key).map_err(|(file, problem)| corrupt(file, problem))?;
-    Ok((pems.cert, ca))
+    }
 }
 
 fn load_or_create_token(path: &Path) -> Result<String, CredentialsError> {

@@ -1,41 +1,8 @@
 //! The names the server certificate must be valid for: loopback always, plus whatever the
 //! operator configured (for reaching the API server by a LAN address or host name).
 
-use std::fmt;
-use std::net::IpAddr;
-
-use rustls::pki_types::{DnsName, ServerName};
-
 use super::CredentialsError;
-
-/// One name a client may put in `server:` of its kubeconfig.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ServerIdentity {
-    /// Checked against the certificate's IP SANs (what `https://127.0.0.1:6443` needs: Go
-    /// and rustls never match an IP against a DNS SAN or the CN).
-    Ip(IpAddr),
-    /// Checked against the certificate's DNS SANs; lowercase.
-    Dns(DnsName<'static>),
-}
-
-impl ServerIdentity {
-    /// The name as a TLS client presents it when verifying.
-    pub(crate) fn server_name(&self) -> ServerName<'static> {
-        match self {
-            Self::Ip(ip) => ServerName::from(*ip),
-            Self::Dns(name) => ServerName::DnsName(name.clone()),
-        }
-    }
-}
-
-impl fmt::Display for ServerIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ip(ip) => write!(f, "IP {ip}"),
-            Self::Dns(name) => write!(f, "DNS name {}", name.as_ref()),
-        }
-    }
-}
+use crate::pki::ServerIdentity;
 
 /// Loopback in both families and `localhost`, followed by `extra` (IP literals become IP
 /// names, everything else must be a DNS name), without duplicates.
@@ -43,7 +10,8 @@ pub(crate) fn server_identities(extra: &[String]) -> Result<Vec<ServerIdentity>,
     let always = ["127.0.0.1", "::1", "localhost"].map(String::from);
     let mut names = Vec::with_capacity(always.len() + extra.len());
     for raw in always.iter().chain(extra) {
-        let name = parse(raw).ok_or_else(|| CredentialsError::InvalidName { name: raw.clone() })?;
+        let name = ServerIdentity::parse(raw)
+            .ok_or_else(|| CredentialsError::InvalidName { name: raw.clone() })?;
         if !names.contains(&name) {
             names.push(name);
         }
@@ -51,19 +19,10 @@ pub(crate) fn server_identities(extra: &[String]) -> Result<Vec<ServerIdentity>,
     Ok(names)
 }
 
-fn parse(raw: &str) -> Option<ServerIdentity> {
-    if let Ok(ip) = raw.parse::<IpAddr>() {
-        return Some(ServerIdentity::Ip(ip));
-    }
-    // rustls' own rules, so every name we put in the certificate is one a client can check
-    // (no wildcards, no empty labels, ASCII only).
-    DnsName::try_from(raw.to_ascii_lowercase())
-        .ok()
-        .map(ServerIdentity::Dns)
-}
-
 #[cfg(test)]
 mod tests {
+    use rustls::pki_types::DnsName;
+
     use super::*;
 
     fn dns(name: &str) -> ServerIdentity {

@@ -1,10 +1,19 @@
-//! The certificate authority and the server certificate: minting them with rcgen, reading them
-//! back, and deciding whether a stored server certificate is still good enough to serve.
+//! wisp's two small PKIs, as one implementation: the embedded API server's
+//! ([`crate::credentials`]: a long-lived CA kept on disk, a server certificate re-issued from
+//! it) and the Knative admission webhook's (`wisp-webhook`: a fresh CA per renewal, kept in a
+//! Secret). They differ only in data, which a [`Profile`] carries: the subjects, the CA's
+//! validity, and how messages name the stored files.
+//!
+//! Everything is ECDSA P-256 minted with rcgen. A CA has path length 0 and signs only server
+//! certificates (`serverAuth`, one SAN per [`ServerIdentity`]). Certificates start an hour in
+//! the past, so a peer whose clock is slightly behind ours does not see one "from the future".
 //!
 //! Stored certificates are judged with rustls' own WebPKI verifier, i.e. exactly the way a
-//! client will judge them: chain to our CA, `serverAuth`, every configured name, and validity
+//! client will judge them: chain to the CA, `serverAuth`, every configured name, and validity
 //! at a moment in the future (so a certificate about to expire counts as unfit).
 
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,88 +26,144 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
+};
 use rustls::sign::CertifiedKey;
 
-use super::names::ServerIdentity;
-
-/// The CA outlives many server certificates, so kubeconfigs written once keep working.
-pub(crate) const CA_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 60 * 60);
-/// A server certificate is cheap to replace (every start checks it), so it is kept short.
-pub(crate) const SERVER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-/// How long before expiry a stored server certificate is replaced.
-pub(crate) const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Clients with a clock slightly behind ours must not see a certificate "from the future".
 const BACKDATE: Duration = Duration::from_secs(60 * 60);
 
-/// The CA's subject. Issuing from a stored CA rebuilds its identity from these same values
-/// (rcgen can only read a CA certificate back with its x509-parser feature), and the fresh
-/// certificate is verified against the stored CA before it is used.
-const CA_COMMON_NAME: &str = "wisp-ca";
-const SERVER_COMMON_NAME: &str = "wisp-apiserver";
+/// What tells one PKI from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// The CA's subject CN. Issuing from a CA rebuilds its identity from this value (rcgen can
+    /// only read a CA certificate back with its x509-parser feature), so it must be the one
+    /// the CA was minted with; a fresh certificate is verified before it is used, which
+    /// catches a mismatch.
+    pub ca_common_name: &'static str,
+    /// How long a CA minted with this profile is valid.
+    pub ca_validity: Duration,
+    /// The server certificate's subject CN.
+    pub server_common_name: &'static str,
+    /// How messages name the stored server certificate (a file, or a Secret's key).
+    pub cert_file: &'static str,
+    /// How messages name the stored server certificate's private key.
+    pub key_file: &'static str,
+}
 
 /// The crypto provider everything here uses, explicitly, so no process-wide default is needed.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
+pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A certificate and its private key, both PEM, as written to disk.
-pub(crate) struct PemPair {
-    /// The certificate.
-    pub(crate) cert: String,
+/// One name a server certificate is for, as a client presents it (`server:` of a kubeconfig,
+/// a webhook's `clientConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerIdentity {
+    /// Checked against the certificate's IP SANs (what `https://127.0.0.1:6443` needs: Go
+    /// and rustls never match an IP against a DNS SAN or the CN).
+    Ip(IpAddr),
+    /// Checked against the certificate's DNS SANs; lowercase.
+    Dns(DnsName<'static>),
+}
+
+impl ServerIdentity {
+    /// An IP literal as an IP name, anything else as a (lowercased) DNS name; `None` if it is
+    /// neither. rustls' own rules decide, so every name put in a certificate is one a client
+    /// can check (no wildcards, no empty labels, ASCII only).
+    pub fn parse(raw: &str) -> Option<Self> {
+        if let Ok(ip) = raw.parse::<IpAddr>() {
+            return Some(Self::Ip(ip));
+        }
+        DnsName::try_from(raw.to_ascii_lowercase())
+            .ok()
+            .map(Self::Dns)
+    }
+
+    /// The name as a TLS client presents it when verifying.
+    pub fn server_name(&self) -> ServerName<'static> {
+        match self {
+            Self::Ip(ip) => ServerName::from(*ip),
+            Self::Dns(name) => ServerName::DnsName(name.clone()),
+        }
+    }
+}
+
+impl fmt::Display for ServerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip(ip) => write!(f, "{ip}"),
+            Self::Dns(name) => f.write_str(name.as_ref()),
+        }
+    }
+}
+
+/// A certificate and its private key, both PEM, as stored.
+pub struct PemPair {
+    /// The certificate (or chain, end-entity first).
+    pub cert: String,
     /// The PKCS#8 private key.
-    pub(crate) key: String,
+    pub key: String,
 }
 
 /// A CA that can sign: its certificate and key, known to belong together.
-pub(crate) struct Ca {
+pub struct Ca {
+    profile: Profile,
     cert: CertificateDer<'static>,
     key: KeyPair,
 }
 
 /// A server certificate chain and key ready for rustls.
-pub(crate) struct ServerMaterial {
+pub struct ServerMaterial {
     /// The chain, end-entity first.
-    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub chain: Vec<CertificateDer<'static>>,
     /// The end-entity's private key.
-    pub(crate) key: PrivateKeyDer<'static>,
+    pub key: PrivateKeyDer<'static>,
 }
 
 /// Which of the two CA files a problem is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CaFile {
+pub enum CaFile {
     /// `ca.crt`
     Cert,
     /// `ca.key`
     Key,
 }
 
-fn ca_params(now: SystemTime) -> CertificateParams {
+fn ca_params(profile: &Profile, now: SystemTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
-        .push(DnType::CommonName, CA_COMMON_NAME);
+        .push(DnType::CommonName, profile.ca_common_name);
     // Path length 0: this CA signs server certificates, never other CAs.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + CA_VALIDITY).into();
+    params.not_after = (now + profile.ca_validity).into();
     params
 }
 
-/// Mints a new self-signed CA (ECDSA P-256, CN `wisp-ca`, valid [`CA_VALIDITY`] from `now`).
-pub(crate) fn new_ca(now: SystemTime) -> Result<PemPair, rcgen::Error> {
+/// Mints a new self-signed CA (ECDSA P-256, CN and validity from `profile`, valid from `now`):
+/// the PEM to store or hand out, and the CA ready to sign.
+pub fn new_ca(profile: &Profile, now: SystemTime) -> Result<(PemPair, Ca), rcgen::Error> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = ca_params(now).self_signed(&key)?;
-    Ok(PemPair {
+    let cert = ca_params(profile, now).self_signed(&key)?;
+    let pems = PemPair {
         cert: cert.pem(),
         key: key.serialize_pem(),
-    })
+    };
+    let ca = Ca {
+        profile: *profile,
+        cert: cert.der().clone(),
+        key,
+    };
+    Ok((pems, ca))
 }
 
-/// Reads a stored CA back; on failure says which file is at fault and why.
-pub(crate) fn load_ca(cert_pem: &str, key_pem: &str) -> Result<Ca, (CaFile, String)> {
+/// Reads a stored CA of `profile` back; on failure says which file is at fault and why.
+pub fn load_ca(profile: &Profile, cert_pem: &str, key_pem: &str) -> Result<Ca, (CaFile, String)> {
     let cert = single_cert(cert_pem).map_err(|problem| (CaFile::Cert, problem))?;
     let mut roots = RootCertStore::empty();
     roots
@@ -109,13 +174,17 @@ pub(crate) fn load_ca(cert_pem: &str, key_pem: &str) -> Result<Ca, (CaFile, Stri
     let key_der = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
     CertifiedKey::from_der(vec![cert.clone()], key_der, &provider())
         .map_err(|e| (CaFile::Key, format!("does not belong to ca.crt: {e}")))?;
-    Ok(Ca { cert, key })
+    Ok(Ca {
+        profile: *profile,
+        cert,
+        key,
+    })
 }
 
 impl Ca {
     /// Issues a server certificate for `names` with a fresh ECDSA P-256 key, valid from
     /// `now` for `validity`.
-    pub(crate) fn issue_server(
+    pub fn issue_server(
         &self,
         names: &[ServerIdentity],
         now: SystemTime,
@@ -125,7 +194,7 @@ impl Ca {
         params.distinguished_name = DistinguishedName::new();
         params
             .distinguished_name
-            .push(DnType::CommonName, SERVER_COMMON_NAME);
+            .push(DnType::CommonName, self.profile.server_common_name);
         params.subject_alt_names = names
             .iter()
             .map(|name| {
@@ -142,7 +211,7 @@ impl Ca {
         params.not_before = (now - BACKDATE).into();
         params.not_after = (now + validity).into();
 
-        let issuer = Issuer::new(ca_params(now), &self.key);
+        let issuer = Issuer::new(ca_params(&self.profile, now), &self.key);
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(PemPair {
@@ -151,48 +220,61 @@ impl Ca {
         })
     }
 
-    /// The stored server certificate and key if they belong together, chain to this CA, are
-    /// valid for `server:` authentication under every one of `names`, and are still valid at
-    /// `at`; otherwise why not.
-    pub(crate) fn check_server(
+    /// [`check_server`] against this CA, at `at` ("then" in messages).
+    pub fn check_server(
         &self,
         stored: &PemPair,
         names: &[ServerIdentity],
         at: SystemTime,
     ) -> Result<ServerMaterial, String> {
-        let chain = CertificateDer::pem_slice_iter(stored.cert.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("server.crt is not PEM: {e}"))?;
-        let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err("server.crt holds no certificate".to_string());
-        };
-        let key = PrivateKeyDer::from_pem_slice(stored.key.as_bytes())
-            .map_err(|e| format!("server.key is not a PEM private key: {e}"))?;
-        let provider = provider();
-        CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
-            .map_err(|e| format!("server.key does not belong to server.crt: {e}"))?;
-
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(self.cert.clone())
-            .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| format!("cannot build a verifier: {e}"))?;
-        let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        for name in names {
-            verifier
-                .verify_server_cert(
-                    leaf,
-                    intermediates,
-                    &name.server_name(),
-                    &[],
-                    UnixTime::since_unix_epoch(since_epoch),
-                )
-                .map_err(|e| format!("not valid for {name} then: {e}"))?;
-        }
-        Ok(ServerMaterial { chain, key })
+        check_server(&self.profile, &self.cert, stored, names, at, "then")
     }
+}
+
+/// The stored server certificate and key if they belong together, chain to `ca`, are valid
+/// for server authentication under every one of `names`, and are still valid at `at`;
+/// otherwise why not, naming the files as `profile` does and the moment as `when`.
+pub fn check_server(
+    profile: &Profile,
+    ca: &CertificateDer<'static>,
+    stored: &PemPair,
+    names: &[ServerIdentity],
+    at: SystemTime,
+    when: &str,
+) -> Result<ServerMaterial, String> {
+    let (cert_file, key_file) = (profile.cert_file, profile.key_file);
+    let chain = CertificateDer::pem_slice_iter(stored.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{cert_file} is not PEM: {e}"))?;
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(format!("{cert_file} holds no certificate"));
+    };
+    let key = PrivateKeyDer::from_pem_slice(stored.key.as_bytes())
+        .map_err(|e| format!("{key_file} is not a PEM private key: {e}"))?;
+    let provider = provider();
+    CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
+        .map_err(|e| format!("{key_file} does not belong to {cert_file}: {e}"))?;
+
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(ca.clone())
+        .map_err(|e| format!("ca.crt is not a usable CA certificate: {e}"))?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| format!("cannot build a verifier: {e}"))?;
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    for name in names {
+        verifier
+            .verify_server_cert(
+                leaf,
+                intermediates,
+                &name.server_name(),
+                &[],
+                UnixTime::since_unix_epoch(since_epoch),
+            )
+            .map_err(|e| format!("{cert_file} is not valid for {name} {when}: {e}"))?;
+    }
+    Ok(ServerMaterial { chain, key })
 }
 
 /// Exactly one certificate in `pem`.
@@ -213,12 +295,13 @@ fn single_cert(pem: &str) -> Result<CertificateDer<'static>, String> {
 mod tests {
     use super::*;
     use crate::credentials::names::server_identities;
+    use crate::credentials::{PKI, RENEW_BEFORE, SERVER_VALIDITY};
 
     const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
     fn ca(now: SystemTime) -> (PemPair, Ca) {
-        let pems = new_ca(now).unwrap();
-        let ca = load_ca(&pems.cert, &pems.key).unwrap();
+        let (pems, _) = new_ca(&PKI, now).unwrap();
+        let ca = load_ca(&PKI, &pems.cert, &pems.key).unwrap();
         (pems, ca)
     }
 
@@ -302,12 +385,21 @@ mod tests {
         let now = SystemTime::now();
         let (pems, _) = ca(now);
         let (other, _) = ca(now);
-        assert_eq!(load_ca("junk", &pems.key).err().unwrap().0, CaFile::Cert);
-        assert_eq!(load_ca(&pems.cert, "junk").err().unwrap().0, CaFile::Key);
-        let (file, problem) = load_ca(&pems.cert, &other.key).err().unwrap();
+        assert_eq!(
+            load_ca(&PKI, "junk", &pems.key).err().unwrap().0,
+            CaFile::Cert
+        );
+        assert_eq!(
+            load_ca(&PKI, &pems.cert, "junk").err().unwrap().0,
+            CaFile::Key
+        );
+        let (file, problem) = load_ca(&PKI, &pems.cert, &other.key).err().unwrap();
         assert_eq!(file, CaFile::Key);
         assert!(problem.contains("does not belong"), "{problem}");
         let two = format!("{}{}", pems.cert, other.cert);
-        assert_eq!(load_ca(&two, &pems.key).err().unwrap().0, CaFile::Cert);
+        assert_eq!(
+            load_ca(&PKI, &two, &pems.key).err().unwrap().0,
+            CaFile::Cert
+        );
     }
 }
