@@ -6,19 +6,20 @@
 //! itself and controllers would overwrite them).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use wisp_control::admission::ClusterDefaults;
+use wisp_loadtests::kube_env::{self, KubeEnv};
+use wisp_loadtests::wisp_up::repository_root;
 use wisp_webhook::certs;
 use wisp_webhook::server::{Limits, Server};
 use wisp_webhook::tls::{self, CertSlot};
@@ -34,19 +35,11 @@ const CRDS: [&str; 4] = [
     "crd/routes.serving.knative.dev",
 ];
 
-/// The repository's root.
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the control crate sits in the repository")
-        .to_path_buf()
-}
-
-/// The control plane and the webhook; stopped when dropped (and by `scripts/kube-env`'s
-/// watchdog when the test process dies without dropping it).
+/// The control plane (`wisp-loadtests`' `KubeEnv`, shared with `bench api` and the wisp
+/// tests) and the webhook; stopped when dropped (and by `scripts/kube-env`'s watchdog when the
+/// test process dies without dropping it).
 pub struct Genuine {
-    dir: TempDir,
-    kubeconfig: PathBuf,
+    env: KubeEnv,
     webhook: Option<Server>,
 }
 
@@ -54,30 +47,10 @@ impl Genuine {
     /// Starts a fresh control plane, installs Knative Serving's API and its admission on it and
     /// waits until both are in effect. `home` is kubectl's home (its discovery cache).
     pub fn start(runtime: &Runtime, home: &Path) -> Self {
-        let dir = tempfile::tempdir().expect("kube-env dir");
-        let output = Command::new(repository().join("scripts/kube-env"))
-            .arg("up")
-            .arg(dir.path())
-            .args(["--owner-pid", &std::process::id().to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .expect("scripts/kube-env runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let kubeconfig = stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("kubeconfig: "))
-            .map(PathBuf::from);
-        let Some(kubeconfig) = kubeconfig.filter(|_| output.status.success()) else {
-            panic!(
-                "scripts/kube-env up could not start a genuine API server ({}):\n{stdout}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
+        let env = KubeEnv::start().unwrap_or_else(|error| panic!("{error:#}"));
         let (webhook, ca) = runtime.block_on(start_webhook());
         let genuine = Self {
-            dir,
-            kubeconfig,
+            env,
             webhook: Some(webhook),
         };
         genuine.install(home, &ca);
@@ -86,7 +59,7 @@ impl Genuine {
 
     /// The admin kubeconfig (user `kube-env-admin`, group `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
+        &self.env.kubeconfig
     }
 
     /// Hands the webhook server over for shutdown on the caller's runtime.
@@ -98,7 +71,7 @@ impl Genuine {
     /// once a server-side dry run shows both webhooks admitting (kube-apiserver picks new
     /// configurations up asynchronously).
     fn install(&self, home: &Path, ca: &str) {
-        let deploy = repository().join("deploy/kubernetes");
+        let deploy = repository_root().join("deploy/kubernetes");
         let namespaces = deploy.join("100-namespaces.yaml");
         let crds = deploy.join("300-crds.yaml");
         self.kubectl_ok(
@@ -169,28 +142,7 @@ impl Genuine {
 
     /// Runs kubectl as the admin.
     fn kubectl(&self, home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = Command::new("kubectl");
-        command
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("KUBECACHEDIR", home)
-            .env("HOME", home)
-            .env_remove("KUBECONFIG")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("kubectl is on PATH");
-        if let Some(text) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        child.wait_with_output().expect("kubectl runs")
+        kube_env::kubectl(&self.env.kubeconfig, home, args, stdin).expect("kubectl runs")
     }
 
     fn kubectl_ok(&self, home: &Path, args: &[&str], stdin: Option<&str>) {
@@ -203,39 +155,9 @@ impl Genuine {
         );
     }
 
-    /// The tail of kube-apiserver's log, for failure messages.
+    /// The tail of the control plane's logs, for failure messages.
     fn logs(&self) -> String {
-        let path = self.dir.path().join("logs/kube-apiserver.log");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "--- kube-apiserver, last lines\n{}",
-            lines[lines.len().saturating_sub(15)..].join("\n")
-        )
-    }
-}
-
-impl Drop for Genuine {
-    fn drop(&mut self) {
-        // The state is thrown away, so nothing needs a graceful stop (which takes seconds per
-        // process): each process group `up` started (setsid, so group id = pid) is killed
-        // first; `down` then only tidies up (pid files, the watchdog).
-        for name in ["kube-controller-manager", "kube-apiserver", "etcd"] {
-            let pid = std::fs::read_to_string(self.dir.path().join(format!("{name}.pid")));
-            if let Ok(pid) = pid {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", pid.trim())])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-        let _ = Command::new(repository().join("scripts/kube-env"))
-            .arg("down")
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.env.logs()
     }
 }
 
