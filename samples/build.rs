@@ -24,6 +24,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("hog", "hog.wasm"),
     ("env", "env.wasm"),
     ("fetch", "fetch.wasm"),
+    ("flood", "flood.wasm"),
 ];
 
 fn main() {

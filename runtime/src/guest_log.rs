@@ -1,8 +1,10 @@
 //! Guest stdout and stderr, turned into `tracing` events one line at a time and tagged with the
-//! revision and request that wrote them.
+//! revision and request that wrote them. A request may log so much and no more: a guest that
+//! writes in a loop costs the log pipeline a bounded amount, and one line says what was dropped.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -16,6 +18,61 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 const MAX_LINE: usize = 16 * 1024;
 /// How much the guest may write per `check-write`.
 const WRITE_PERMIT: usize = 64 * 1024;
+/// Bytes one request may log on stdout and stderr together; the rest is counted and dropped.
+pub const MAX_LOG_BYTES_PER_REQUEST: u64 = 1024 * 1024;
+
+/// What one request may still log, shared by its stdout and stderr.
+#[derive(Debug)]
+pub struct LogBudget {
+    revision: Arc<str>,
+    request_id: Arc<str>,
+    remaining: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl LogBudget {
+    pub fn new(revision: Arc<str>, request_id: Arc<str>) -> Arc<Self> {
+        Arc::new(Self {
+            revision,
+            request_id,
+            remaining: AtomicU64::new(MAX_LOG_BYTES_PER_REQUEST),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// How many of `wanted` bytes may be logged; the rest is counted as dropped.
+    fn take(&self, wanted: usize) -> usize {
+        let wanted = wanted as u64;
+        let granted =
+            match self
+                .remaining
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |remaining| {
+                    Some(remaining.saturating_sub(wanted))
+                }) {
+                Ok(before) | Err(before) => before.min(wanted),
+            };
+        if granted < wanted {
+            self.dropped.fetch_add(wanted - granted, Ordering::Relaxed);
+        }
+        granted as usize
+    }
+}
+
+impl Drop for LogBudget {
+    fn drop(&mut self) {
+        let dropped = *self.dropped.get_mut();
+        if dropped > 0 {
+            tracing::warn!(
+                target: "wisp::guest",
+                revision = &*self.revision,
+                request = &*self.request_id,
+                dropped_bytes = dropped,
+                "guest log truncated: the request wrote more than {MAX_LOG_BYTES_PER_REQUEST} bytes \
+                 to stdout and stderr; {dropped} bytes were dropped"
+            );
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum GuestStream {
@@ -31,24 +88,24 @@ pub struct GuestLog {
 
 struct Inner {
     stream: GuestStream,
-    revision: Arc<str>,
-    request_id: Arc<str>,
+    budget: Arc<LogBudget>,
     pending: Mutex<Vec<u8>>,
 }
 
 impl GuestLog {
-    pub fn new(stream: GuestStream, revision: Arc<str>, request_id: Arc<str>) -> Self {
+    pub fn new(stream: GuestStream, budget: Arc<LogBudget>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 stream,
-                revision,
-                request_id,
+                budget,
                 pending: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    fn write_bytes(&self, mut bytes: &[u8]) {
+    fn write_bytes(&self, bytes: &[u8]) {
+        let granted = self.inner.budget.take(bytes.len());
+        let mut bytes = &bytes[..granted];
         let Ok(mut pending) = self.inner.pending.lock() else {
             return;
         };
@@ -74,7 +131,7 @@ impl Inner {
         if line.trim().is_empty() {
             return;
         }
-        let (revision, request) = (&*self.revision, &*self.request_id);
+        let (revision, request) = (&*self.budget.revision, &*self.budget.request_id);
         match self.stream {
             GuestStream::Stdout => {
                 tracing::info!(target: "wisp::guest", revision, request, stream = "stdout", "{line}")
@@ -150,5 +207,27 @@ impl AsyncWrite for GuestLog {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_logs_at_most_its_budget_across_both_streams() {
+        let budget = LogBudget::new(Arc::from("rev"), Arc::from("req"));
+        let stdout = GuestLog::new(GuestStream::Stdout, budget.clone());
+        let stderr = GuestLog::new(GuestStream::Stderr, budget.clone());
+        let line = vec![b'x'; 1000];
+        for _ in 0..800 {
+            stdout.write_bytes(&line);
+            stderr.write_bytes(&line);
+        }
+        assert_eq!(budget.remaining.load(Ordering::Acquire), 0);
+        assert_eq!(
+            budget.dropped.load(Ordering::Acquire),
+            1_600_000 - MAX_LOG_BYTES_PER_REQUEST
+        );
     }
 }

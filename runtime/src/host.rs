@@ -12,13 +12,28 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
+use crate::charged_http::{OUTGOING_BODY_CHUNK, charge_http_allocations};
 use crate::error::RuntimeError;
-use crate::guest_log::{GuestLog, GuestStream};
+use crate::guest_log::{GuestLog, GuestStream, LogBudget};
 use crate::limits::InstanceLimiter;
+
+/// Most resources (streams, pollables, header fields, bodies…) one request may hold at once. A
+/// handler uses tens; wasmtime's own default of a million would let a guest hold the host's
+/// memory in table slots alone.
+pub const MAX_RESOURCES: usize = 2048;
+
+/// Host memory reserved from the replica's budget for a full resource table: its slots and
+/// the small host objects behind them.
+pub const RESOURCE_TABLE_RESERVATION: u64 = MAX_RESOURCES as u64 * 256;
+
+/// Most bytes one `fields` resource (a header or trailer map) may hold, as wasmtime-wasi-http
+/// counts them (wire bytes plus the map's own slots). How many of them a request builds is
+/// charged separately, see [`crate::charged_http`].
+const FIELD_SIZE_LIMIT: usize = 128 * 1024;
 
 /// The per-request state of one instance.
 pub struct Host {
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: DenyOutgoingHttp,
@@ -32,25 +47,22 @@ impl Host {
         request_id: &Arc<str>,
         limiter: InstanceLimiter,
     ) -> Self {
+        let log_budget = LogBudget::new(revision.clone(), request_id.clone());
         let mut wasi = WasiCtx::builder();
         wasi.envs(env)
-            .stdout(GuestLog::new(
-                GuestStream::Stdout,
-                revision.clone(),
-                request_id.clone(),
-            ))
-            .stderr(GuestLog::new(
-                GuestStream::Stderr,
-                revision.clone(),
-                request_id.clone(),
-            ))
+            .stdout(GuestLog::new(GuestStream::Stdout, log_budget.clone()))
+            .stderr(GuestLog::new(GuestStream::Stderr, log_budget))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
         Self {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http,
             hooks: DenyOutgoingHttp {
                 revision: revision.clone(),
                 request_id: request_id.clone(),
@@ -116,6 +128,10 @@ impl WasiHttpHooks for DenyOutgoingHttp {
             Err(wasmtime_wasi_http::Error::HttpRequestDenied)
         })
     }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK
+    }
 }
 
 /// The linker every component is prepared with.
@@ -126,5 +142,6 @@ pub fn proxy_linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, RuntimeEr
     // and socket interfaces that std imports but is never given anything to use), then HTTP.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+    charge_http_allocations(&mut linker).map_err(link_error)?;
     Ok(linker)
 }

@@ -10,8 +10,10 @@
 //! Not here: HTTP listening, routing, queueing across replicas and scaling decisions — those
 //! belong to the gateway, activator and autoscaler.
 
+mod admission;
 mod artifact;
 mod body;
+mod charged_http;
 mod config;
 mod disk_cache;
 mod engine;
@@ -23,14 +25,18 @@ mod inspect;
 mod limits;
 mod loader;
 mod node;
+mod outcome;
 mod replica;
 mod response;
 
+pub use admission::{InstanceSlots, Shed};
 pub use artifact::{Artifact, ArtifactSource, Digest};
 pub use config::{MIB, ReplicaIdentity, ReplicaLimits, RuntimeConfig};
 pub use engine::AllocatorKind;
 pub use error::RuntimeError;
+pub use limits::{HostMemoryExceeded, Refusal};
 pub use loader::{LoadOrigin, LoaderStats};
 pub use node::{PreparedComponent, Runtime};
+pub use outcome::RequestOutcome;
 pub use replica::{BodyError, Replica, RequestTimings};
 pub use response::{ResponseBody, plain_response};

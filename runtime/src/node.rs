@@ -7,6 +7,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::admission::InstanceSlots;
 use crate::artifact::{Artifact, ArtifactSource, Digest};
 use crate::config::{ReplicaIdentity, ReplicaLimits, RuntimeConfig};
 use crate::disk_cache::DiskCache;
@@ -32,6 +33,7 @@ struct Inner {
     linker: Linker<Host>,
     loader: ComponentLoader,
     config: RuntimeConfig,
+    instance_slots: Arc<InstanceSlots>,
     _ticker: EpochTicker,
 }
 
@@ -50,6 +52,7 @@ impl Runtime {
                 engine,
                 allocator,
                 linker,
+                instance_slots: InstanceSlots::new(config.max_instances),
                 config,
                 _ticker: ticker,
             }),
@@ -62,6 +65,11 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// The node's instance slots: how many instances run now, of how many.
+    pub fn instance_slots(&self) -> &InstanceSlots {
+        &self.inner.instance_slots
     }
 
     pub fn loader_stats(&self) -> &LoaderStats {
@@ -173,6 +181,7 @@ impl PreparedComponent {
             identity,
             limits,
             self.runtime.inner.config.max_memory_per_instance,
+            self.runtime.inner.instance_slots.clone(),
         )
     }
 }

@@ -16,11 +16,13 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
+use crate::admission::{self, InstanceSlots, Shed};
 use crate::body::LimitedBody;
 use crate::config::{ReplicaIdentity, ReplicaLimits};
 use crate::gather;
-use crate::host::Host;
-use crate::limits::{InstanceLimiter, MemoryBudget};
+use crate::host::{Host, MAX_RESOURCES, RESOURCE_TABLE_RESERVATION};
+use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, Refusal};
+use crate::outcome::RequestOutcome;
 use crate::response::{ResponseBody, plain_response};
 
 /// How long a response head may wait for its body to end, so a small response leaves in one
@@ -29,6 +31,13 @@ const GATHER_BUDGET: Duration = Duration::from_millis(2);
 
 /// Requests that may wait per concurrency slot (Knative's queue-proxy allows 10 × cc).
 const QUEUE_PER_SLOT: usize = 10;
+
+/// Requests that may wait for room in a replica's memory: with `containerConcurrency: 0` nothing
+/// else bounds how many arrive at once, so this is the replica's queue.
+const MEMORY_QUEUE: usize = 1000;
+
+/// Seconds a shed client is told to wait before retrying.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// How a request went, beside the response itself (also attached to the response as an
 /// extension, and as a `Server-Timing` header).
@@ -68,8 +77,13 @@ struct ReplicaInner {
     per_instance_memory: u64,
     memory: Arc<MemoryBudget>,
     slots: Option<Arc<Semaphore>>,
+    instance_slots: Arc<InstanceSlots>,
+    /// What one instance of the component has been seen to take from the budget by the time it
+    /// is ready to handle a request: how much room a request waits for before it starts one.
+    footprint: AtomicU64,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
+    waiting_for_memory: AtomicUsize,
 }
 
 impl Replica {
@@ -78,6 +92,7 @@ impl Replica {
         identity: &ReplicaIdentity,
         limits: ReplicaLimits,
         per_instance_memory: u64,
+        instance_slots: Arc<InstanceSlots>,
     ) -> Self {
         let mut env = identity.env.clone();
         env.push(("PORT".into(), identity.port.to_string()));
@@ -97,8 +112,11 @@ impl Replica {
                 per_instance_memory: per_instance_memory.min(limits.memory),
                 limits,
                 slots,
+                instance_slots,
+                footprint: AtomicU64::new(RESOURCE_TABLE_RESERVATION),
                 in_flight: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
+                waiting_for_memory: AtomicUsize::new(0),
             }),
         }
     }
@@ -120,7 +138,9 @@ impl Replica {
 
     /// Serves one request in a fresh instance. Never fails: every fault of the guest becomes a
     /// response (500 trap, 504 deadline, 413 body too large), and none of them reaches the host
-    /// or another request.
+    /// or another request; a request the replica or node has no capacity for waits for it (a
+    /// bounded number may wait) or is shed with 503 and `Retry-After`. The response carries a
+    /// [`RequestOutcome`] extension that says which.
     pub async fn handle<B>(
         &self,
         request: Request<B>,
@@ -152,15 +172,11 @@ impl Replica {
         if declared_length(&request).is_some_and(|length| length > limit) {
             return too_large(limit);
         }
-        let permit = match &self.inner.slots {
-            Some(slots) => match self.wait_for_slot(slots, deadline).await {
-                Ok(permit) => Some(permit),
-                Err(response) => return response,
-            },
-            None => None,
+        let guard = match self.admit(deadline).await {
+            Ok(guard) => guard,
+            Err(shed) => return self.shed_response(&shed),
         };
         let wait = admitted.elapsed();
-        let guard = InFlight::enter(self.inner.clone(), permit);
         let (request, body_exceeded) = limit_body(request, limit);
 
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
@@ -199,7 +215,10 @@ impl Replica {
                     Ok(response) => {
                         let response =
                             response.map(|body| body.map_err(BodyError::from).boxed_unsync());
-                        gather::gather(response, GATHER_BUDGET, head_request).await
+                        let mut response =
+                            gather::gather(response, GATHER_BUDGET, head_request).await;
+                        response.extensions_mut().insert(RequestOutcome::Served);
+                        response
                     }
                     Err(_) if body_exceeded.load(Ordering::Acquire) => too_large(limit),
                     Err(code) => guest_error_response(&code),
@@ -226,46 +245,58 @@ impl Replica {
         response
     }
 
-    /// Waits for a concurrency slot until the request's deadline. Like Knative's queue-proxy,
-    /// at most ten times the concurrency may wait; beyond that the replica answers 503 at once
-    /// rather than hold requests (and memory) without bound.
-    async fn wait_for_slot(
-        &self,
-        slots: &Arc<Semaphore>,
-        deadline: Instant,
-    ) -> Result<OwnedSemaphorePermit, Response<ResponseBody>> {
-        if let Ok(permit) = slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        let queue_limit = self.inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
-        let Some(_waiting) = Waiting::enter(&self.inner.waiting, queue_limit) else {
-            let mut response = plain_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "pending request queue full; retry shortly\n",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Err(response);
+    /// Waits, in turn, for a concurrency slot of the replica (when it has a limit), room in its
+    /// memory for one more instance, and an instance slot of the node — each until the
+    /// request's deadline, with a bounded number waiting.
+    async fn admit(&self, deadline: Instant) -> Result<InFlight, Shed> {
+        let inner = &self.inner;
+        let concurrency = match &inner.slots {
+            Some(slots) => {
+                let max_waiting = inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
+                Some(
+                    admission::concurrency_slot(slots, &inner.waiting, max_waiting, deadline)
+                        .await?,
+                )
+            }
+            None => None,
         };
-        let acquired =
-            tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await;
-        match acquired {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(plain_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "replica is stopping\n",
-            )),
-            Err(_) => Err(self.timeout_response()),
-        }
+        let footprint = inner.footprint.load(Ordering::Relaxed);
+        admission::memory_room(
+            &inner.memory,
+            footprint,
+            &inner.waiting_for_memory,
+            MEMORY_QUEUE,
+            deadline,
+        )
+        .await?;
+        let instance = inner.instance_slots.acquire(deadline).await?;
+        Ok(InFlight::enter(
+            inner.clone(),
+            [concurrency, Some(instance)],
+        ))
     }
 
-    fn timeout_response(&self) -> Response<ResponseBody> {
-        let seconds = self.inner.limits.timeout.as_secs_f64();
-        plain_response(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("request exceeded the revision timeout of {seconds}s\n"),
-        )
+    fn shed_response(&self, shed: &Shed) -> Response<ResponseBody> {
+        let revision = &*self.inner.revision;
+        match shed {
+            Shed::QueueFull { what, waiting } => overloaded(format!(
+                "revision {revision} is overloaded: {waiting} requests already wait for {what}; retry shortly\n"
+            )),
+            Shed::Deadline { what } => {
+                let seconds = self.inner.limits.timeout.as_secs_f64();
+                let mut response = plain_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "request exceeded the revision timeout of {seconds}s while it waited for {what}\n"
+                    ),
+                );
+                response.extensions_mut().insert(RequestOutcome::Timeout);
+                response
+            }
+            Shed::Stopping => overloaded(format!(
+                "replica of revision {revision} is stopping; retry\n"
+            )),
+        }
     }
 
     fn failure_response(&self, outcome: GuestOutcome, request_id: &str) -> Response<ResponseBody> {
@@ -277,10 +308,7 @@ impl Replica {
                     request = request_id,
                     "guest returned without setting a response"
                 );
-                plain_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "guest returned without sending a response\n",
-                )
+                guest_fault("guest returned without sending a response".into())
             }
             GuestOutcome::TimedOut => {
                 let seconds = self.inner.limits.timeout.as_secs_f64();
@@ -290,18 +318,62 @@ impl Replica {
                     seconds,
                     "guest exceeded its deadline"
                 );
-                plain_response(
+                let mut response = plain_response(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!("request exceeded the revision timeout of {seconds}s\n"),
-                )
+                );
+                response.extensions_mut().insert(RequestOutcome::Timeout);
+                response
             }
-            GuestOutcome::Failed(error) => {
-                let reason = failure_reason(&error);
+            GuestOutcome::Failed(error, refused) => {
+                let limit = self.inner.limits.memory;
+                if let Some(pool) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+                    tracing::warn!(revision, request = request_id, %pool, "no free instance slot in the node's pool");
+                    return overloaded(format!(
+                        "node has no free instance slot for revision {revision} ({pool}); retry shortly\n"
+                    ));
+                }
+                let exceeded = error.downcast_ref::<HostMemoryExceeded>();
+                let refused = exceeded.map(|e| e.refusal).or(refused);
+                if refused == Some(Refusal::SharedBudget) {
+                    tracing::warn!(revision, request = request_id, limit, error = %format!("{error:#}"), "replica out of memory");
+                    return overloaded(format!(
+                        "replica of revision {revision} is out of memory: the requests running at once hold its {limit} byte limit; retry shortly\n"
+                    ));
+                }
+                let mut reason = match exceeded {
+                    Some(exceeded) => exceeded.to_string(),
+                    None => failure_reason(&error),
+                };
+                if exceeded.is_none() && refused == Some(Refusal::InstanceCap) {
+                    reason.push_str(&format!(
+                        " (after an allocation past the {} byte memory limit of one request was refused)",
+                        self.inner.per_instance_memory
+                    ));
+                }
                 tracing::warn!(revision, request = request_id, error = %format!("{error:#}"), "guest failed: {reason}");
-                plain_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n"))
+                guest_fault(reason)
             }
         }
     }
+}
+
+/// 503 with `Retry-After`: no capacity now, the same request may succeed in a moment.
+fn overloaded(text: String) -> Response<ResponseBody> {
+    let mut response = plain_response(StatusCode::SERVICE_UNAVAILABLE, text);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    response.extensions_mut().insert(RequestOutcome::Overload);
+    response
+}
+
+/// 500 naming what the guest did wrong.
+fn guest_fault(reason: String) -> Response<ResponseBody> {
+    let mut response = plain_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{reason}\n"));
+    response.extensions_mut().insert(RequestOutcome::GuestFault);
+    response
 }
 
 /// The error type of response bodies leaving a replica.
@@ -312,7 +384,9 @@ type GuestFuture = std::pin::Pin<Box<dyn Future<Output = GuestOutcome> + Send>>;
 enum GuestOutcome {
     Finished,
     TimedOut,
-    Failed(wasmtime::Error),
+    /// The error, and the first memory charge refused during the instance's life (an
+    /// allocation failure the guest may have trapped on).
+    Failed(wasmtime::Error, Option<Refusal>),
 }
 
 async fn run_guest(
@@ -331,6 +405,13 @@ async fn run_guest(
     let host = Host::new(&replica.env, &replica.revision, &request_id, limiter);
     let mut store = Store::new(replica.pre.engine(), host);
     store.limiter(|host| &mut host.limiter);
+    if let Err(error) = store
+        .data_mut()
+        .limiter
+        .charge_host("its resource table", RESOURCE_TABLE_RESERVATION)
+    {
+        return GuestOutcome::Failed(error, store.data().limiter.refused());
+    }
     // Yield to the scheduler at every epoch tick, so a guest that computes forever still lets
     // other requests run and can be cancelled at its deadline.
     store.set_epoch_deadline(1);
@@ -344,6 +425,9 @@ async fn run_guest(
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let proxy = replica.pre.instantiate_async(&mut store).await?;
         let elapsed = instantiated.mark(started);
+        replica
+            .footprint
+            .fetch_max(store.data().limiter.charged(), Ordering::Relaxed);
         tracing::debug!(
             revision = &*replica.revision,
             request = &*request_id,
@@ -357,7 +441,7 @@ async fn run_guest(
     };
     match tokio::time::timeout_at(deadline.into(), work).await {
         Ok(Ok(())) => GuestOutcome::Finished,
-        Ok(Err(error)) => GuestOutcome::Failed(error),
+        Ok(Err(error)) => GuestOutcome::Failed(error, store.data().limiter.refused()),
         Err(_) => GuestOutcome::TimedOut,
     }
 }
@@ -411,21 +495,29 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
 }
 
 fn too_large(limit: u64) -> Response<ResponseBody> {
-    plain_response(
+    let mut response = plain_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body is larger than the {limit} byte limit\n"),
-    )
+    );
+    response
+        .extensions_mut()
+        .insert(RequestOutcome::BodyTooLarge);
+    response
 }
 
 fn guest_error_response(code: &ErrorCode) -> Response<ResponseBody> {
-    plain_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("guest answered with an error: {code:?}\n"),
-    )
+    guest_fault(format!("guest answered with an error: {code:?}"))
 }
 
 /// A short, plain reason for the client; the full error goes to the log.
 fn failure_reason(error: &wasmtime::Error) -> String {
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        error.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return format!(
+            "guest exceeded its limit of {MAX_RESOURCES} resources (streams, pollables, header fields, bodies) held at once"
+        );
+    }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::StackOverflow) => "guest trapped: stack overflow".into(),
         Some(trap) => format!("guest trapped: {trap}"),
@@ -434,18 +526,18 @@ fn failure_reason(error: &wasmtime::Error) -> String {
 }
 
 /// Counts a request as in flight from admission until its guest task ends, and holds its
-/// concurrency slot for as long.
+/// concurrency slot and instance slot for as long.
 struct InFlight {
     replica: Arc<ReplicaInner>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permits: [Option<OwnedSemaphorePermit>; 2],
 }
 
 impl InFlight {
-    fn enter(replica: Arc<ReplicaInner>, permit: Option<OwnedSemaphorePermit>) -> Self {
+    fn enter(replica: Arc<ReplicaInner>, permits: [Option<OwnedSemaphorePermit>; 2]) -> Self {
         replica.in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
             replica,
-            _permit: permit,
+            _permits: permits,
         }
     }
 }
@@ -453,25 +545,5 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Counts a request waiting for a slot, also when the client gives up and the wait is dropped.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn enter(count: &'a AtomicUsize, limit: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
-                (waiting < limit).then_some(waiting + 1)
-            })
-            .ok()
-            .map(|_| Self(count))
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

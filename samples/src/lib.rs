@@ -17,6 +17,7 @@
 //! | [`HOG`] | allocates and touches 1 MiB chunks; `?mb=N`: 200 `allocated N MiB\n` after N MiB; otherwise (or when allocation fails first) panics `hog: allocation failed after K MiB` |
 //! | [`ENV`] | 200, `text/plain`, the environment as sorted `KEY=VALUE\n` lines |
 //! | [`FETCH`] | tries an outgoing GET to `?url=` (default `http://127.0.0.1:9/`): 200 `upstream answered S`, or 502 `outgoing request failed: E` |
+//! | [`FLOOD`] | hostile: makes the host hold memory, keeping every handle — `?what=headers` (100 KiB header fields), `bodies` (unread outgoing bodies), `resources` (pollables) loop until stopped; `what=logs&kib=N`: N KiB of stdout, then 200 `logged N KiB` |
 //!
 //! A malformed query value (`?ms=x`, `?n=x`, `?mb=x`) gets a 400 with a one-line reason.
 
@@ -42,6 +43,8 @@ pub const HOG: &str = env!("WISP_SAMPLE_HOG");
 pub const ENV: &str = env!("WISP_SAMPLE_ENV");
 /// `fetch`: tries an outgoing request to `?url=`; 502 with the guest-visible error when denied.
 pub const FETCH: &str = env!("WISP_SAMPLE_FETCH");
+/// `flood`: hostile, makes the host hold header fields, bodies or resources until stopped.
+pub const FLOOD: &str = env!("WISP_SAMPLE_FLOOD");
 
 /// Every sample as (name, absolute path of the component).
 pub const ALL: &[(&str, &str)] = &[
@@ -55,6 +58,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("hog", HOG),
     ("env", ENV),
     ("fetch", FETCH),
+    ("flood", FLOOD),
 ];
 
 /// The path of the sample called `name` (as in [`ALL`], e.g. `"hello-wasi"`), if there is one.
