@@ -11,11 +11,12 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 use wisp_activator::ThrottleError;
 use wisp_api::revision_key::RevisionKey;
-use wisp_runtime::{RequestTimings, plain_response};
+use wisp_runtime::{RequestOutcome, RequestTimings, plain_response};
 
 use super::DataPlane;
 use super::body::GatewayBody;
 use super::revision::RevisionEntry;
+use crate::metrics::FailureReason;
 use crate::request_id;
 use crate::routing::{authority_of, forwarded};
 
@@ -122,6 +123,12 @@ impl DataPlane {
                 let queued = arrived.elapsed();
                 let response = throttle_error_response(entry, &error, queued);
                 metrics.observe_request(response.status().as_u16(), queued);
+                metrics.observe_failure(match error {
+                    ThrottleError::Timeout => FailureReason::Timeout,
+                    ThrottleError::QueueFull { .. } | ThrottleError::Closed => {
+                        FailureReason::Overload
+                    }
+                });
                 return response;
             }
         };
@@ -142,9 +149,26 @@ impl DataPlane {
                 .instance_started(timings.instantiate);
         }
         metrics.observe_request(response.status().as_u16(), arrived.elapsed());
+        if let Some(reason) = response
+            .extensions()
+            .get::<RequestOutcome>()
+            .and_then(|outcome| failure_reason(*outcome))
+        {
+            metrics.observe_failure(reason);
+        }
         let (mut parts, body) = response.into_parts();
         prepend_queue_timing(&mut parts.headers, queued);
         Response::from_parts(parts, GatewayBody::new(body, Some(lease), Some(in_flight)))
+    }
+}
+
+fn failure_reason(outcome: RequestOutcome) -> Option<FailureReason> {
+    match outcome {
+        RequestOutcome::Served => None,
+        RequestOutcome::Overload => Some(FailureReason::Overload),
+        RequestOutcome::GuestFault => Some(FailureReason::GuestFault),
+        RequestOutcome::Timeout => Some(FailureReason::Timeout),
+        RequestOutcome::BodyTooLarge => Some(FailureReason::BodyTooLarge),
     }
 }
 

@@ -110,6 +110,64 @@ impl EncodeLabelValue for CodeClass {
     }
 }
 
+/// Why a request was not served by its guest: what metrics must tell apart, since the client
+/// may retry an overload and not a guest fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// No capacity: queue full, no instance slot, replica out of memory.
+    Overload,
+    /// The guest trapped, failed, or broke the `wasi:http` contract.
+    GuestFault,
+    /// The revision's timeout passed (in the activator queue or in the guest).
+    Timeout,
+    /// The request body was over the limit.
+    BodyTooLarge,
+}
+
+impl FailureReason {
+    /// Every reason, in the order of [`FailureReason::index`].
+    pub const ALL: [FailureReason; 4] = [
+        FailureReason::Overload,
+        FailureReason::GuestFault,
+        FailureReason::Timeout,
+        FailureReason::BodyTooLarge,
+    ];
+
+    /// Position in [`FailureReason::ALL`], used to index pre-resolved counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Overload => "overload",
+            FailureReason::GuestFault => "guest_fault",
+            FailureReason::Timeout => "timeout",
+            FailureReason::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+impl EncodeLabelValue for FailureReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// Labels of the failure counter: the revision plus why.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FailureLabels {
+    pub revision: RevisionLabels,
+    pub reason: FailureReason,
+}
+
+impl EncodeLabelSet for FailureLabels {
+    fn encode(&self, mut encoder: LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.revision.encode_into(&mut encoder)?;
+        ("reason", self.reason).encode(encoder.encode_label())
+    }
+}
+
 /// Labels of the request counter: the revision plus the status class.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestLabels {

@@ -63,7 +63,7 @@ use prometheus_client::registry::Registry;
 
 pub use admin::{serve_admin, serve_admin_with_health};
 pub use encode::{CONTENT_TYPE, EncodeError};
-pub use labels::{CodeClass, NodeLabels, RevisionLabels};
+pub use labels::{CodeClass, FailureReason, NodeLabels, RevisionLabels};
 pub use node::NodeMetrics;
 pub use revision::{AutoscalerView, InFlight, RevisionMetrics};
 

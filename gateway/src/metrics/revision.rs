@@ -11,7 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::buckets;
-use super::labels::{CodeClass, RequestLabels, RevisionLabels};
+use super::labels::{CodeClass, FailureLabels, FailureReason, RequestLabels, RevisionLabels};
 
 type HistogramFamily = Family<RevisionLabels, Histogram, fn() -> Histogram>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -28,6 +28,7 @@ fn cold_start_histogram() -> Histogram {
 #[derive(Debug)]
 pub(super) struct RevisionFamilies {
     requests: Family<RequestLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
     request_duration: HistogramFamily,
     in_flight: Family<RevisionLabels, Gauge>,
     queue_depth: Family<RevisionLabels, Gauge>,
@@ -45,6 +46,7 @@ impl RevisionFamilies {
     pub(super) fn register(registry: &mut Registry) -> Self {
         let families = Self {
             requests: Family::default(),
+            failures: Family::default(),
             request_duration: Family::new_with_constructor(request_latency_histogram),
             in_flight: Family::default(),
             queue_depth: Family::default(),
@@ -61,6 +63,12 @@ impl RevisionFamilies {
             "revision_requests",
             "Requests answered for the revision, by status class",
             families.requests.clone(),
+        );
+        registry.register(
+            "revision_request_failures",
+            "Requests the revision's guest did not answer, by reason: overload (no capacity; \
+             retry), guest_fault, timeout, body_too_large",
+            families.failures.clone(),
         );
         registry.register_with_unit(
             "revision_request_duration",
@@ -132,8 +140,17 @@ impl RevisionFamilies {
                 })
                 .clone()
         });
+        let failures = FailureReason::ALL.map(|reason| {
+            self.failures
+                .get_or_create(&FailureLabels {
+                    revision: labels.clone(),
+                    reason,
+                })
+                .clone()
+        });
         RevisionMetrics {
             requests,
+            failures,
             request_duration: self.request_duration.get_or_create(labels).clone(),
             in_flight: self.in_flight.get_or_create(labels).clone(),
             queue_depth: self.queue_depth.get_or_create(labels).clone(),
@@ -155,6 +172,12 @@ impl RevisionFamilies {
             removed |= self.requests.remove(&RequestLabels {
                 revision: labels.clone(),
                 code_class,
+            });
+        }
+        for reason in FailureReason::ALL {
+            removed |= self.failures.remove(&FailureLabels {
+                revision: labels.clone(),
+                reason,
             });
         }
         removed |= self.request_duration.remove(labels);
@@ -197,6 +220,7 @@ pub struct AutoscalerView {
 #[derive(Clone, Debug)]
 pub struct RevisionMetrics {
     requests: [Counter; 5],
+    failures: [Counter; 4],
     request_duration: Histogram,
     in_flight: Gauge,
     queue_depth: Gauge,
@@ -215,6 +239,11 @@ impl RevisionMetrics {
     pub fn observe_request(&self, status: u16, latency: Duration) {
         self.requests[CodeClass::of(status).index()].inc();
         self.request_duration.observe(latency.as_secs_f64());
+    }
+
+    /// Counts a request its guest did not answer, by why.
+    pub fn observe_failure(&self, reason: FailureReason) {
+        self.failures[reason.index()].inc();
     }
 
     /// One more request in flight. Pair with [`RevisionMetrics::request_finished`], or use

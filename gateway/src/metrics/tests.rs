@@ -50,6 +50,9 @@ fn every_family_is_exported_with_its_type_labels_and_values() {
         revision.observe_request(status, Duration::from_micros(30));
     }
     revision.observe_request(200, Duration::from_millis(2));
+    revision.observe_failure(FailureReason::Overload);
+    revision.observe_failure(FailureReason::Overload);
+    revision.observe_failure(FailureReason::GuestFault);
     revision.request_started();
     revision.request_started();
     revision.request_finished();
@@ -94,6 +97,21 @@ fn every_family_is_exported_with_its_type_labels_and_values() {
         sample(&text, "wisp_revision_requests_total", &class("5xx")),
         "1"
     );
+
+    assert_family(&text, "wisp_revision_request_failures", "counter");
+    let reason = |reason: &str| format!(r#"{rev},reason="{reason}""#);
+    for (why, count) in [
+        ("overload", "2"),
+        ("guest_fault", "1"),
+        ("timeout", "0"),
+        ("body_too_large", "0"),
+    ] {
+        assert_eq!(
+            sample(&text, "wisp_revision_request_failures_total", &reason(why)),
+            count,
+            "{why}"
+        );
+    }
 
     assert_family(&text, "wisp_revision_request_duration_seconds", "histogram");
     let duration = "wisp_revision_request_duration_seconds";
