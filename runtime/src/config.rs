@@ -24,6 +24,9 @@ pub struct RuntimeConfig {
     pub max_component_bytes: u64,
     /// How long a component download may take.
     pub fetch_timeout: Duration,
+    /// How many threads run guests: the turns revisions share (a revision alone may run this
+    /// many guests at once; with others busy, its share of them), see `cpu_share`.
+    pub guest_threads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -37,6 +40,7 @@ impl Default for RuntimeConfig {
             pooling: true,
             max_component_bytes: 512 * MIB,
             fetch_timeout: Duration::from_secs(120),
+            guest_threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }

@@ -15,6 +15,7 @@ mod artifact;
 mod body;
 mod charged_http;
 mod config;
+mod cpu_share;
 mod disk_cache;
 mod engine;
 mod error;

@@ -10,6 +10,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::admission::InstanceSlots;
 use crate::artifact::{Artifact, ArtifactSource, Digest};
 use crate::config::{ReplicaIdentity, ReplicaLimits, RuntimeConfig};
+use crate::cpu_share::CpuShares;
 use crate::disk_cache::DiskCache;
 use crate::engine::{AllocatorKind, EpochTicker, build_engine};
 use crate::error::RuntimeError;
@@ -34,6 +35,7 @@ struct Inner {
     loader: ComponentLoader,
     config: RuntimeConfig,
     instance_slots: Arc<InstanceSlots>,
+    cpu_shares: CpuShares,
     _ticker: EpochTicker,
 }
 
@@ -53,6 +55,7 @@ impl Runtime {
                 allocator,
                 linker,
                 instance_slots: InstanceSlots::new(config.max_instances),
+                cpu_shares: CpuShares::new(config.guest_threads),
                 config,
                 _ticker: ticker,
             }),
@@ -176,12 +179,15 @@ impl PreparedComponent {
     /// Starts a replica: no compiling or linking, just a new envelope around the shared
     /// pre-instantiated component.
     pub fn start_replica(&self, identity: &ReplicaIdentity, limits: ReplicaLimits) -> Replica {
+        let revision: Arc<str> = Arc::from(identity.revision.as_str());
+        let cpu_share = self.runtime.inner.cpu_shares.of(&revision);
         Replica::new(
             self.pre.clone(),
             identity,
             limits,
             self.runtime.inner.config.max_memory_per_instance,
             self.runtime.inner.instance_slots.clone(),
+            cpu_share,
         )
     }
 }

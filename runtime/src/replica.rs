@@ -19,6 +19,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use crate::admission::{self, InstanceSlots, Shed};
 use crate::body::LimitedBody;
 use crate::config::{ReplicaIdentity, ReplicaLimits};
+use crate::cpu_share::{CpuShare, Fair};
 use crate::gather;
 use crate::host::{Host, MAX_RESOURCES, RESOURCE_TABLE_RESERVATION};
 use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, Refusal};
@@ -78,6 +79,7 @@ struct ReplicaInner {
     memory: Arc<MemoryBudget>,
     slots: Option<Arc<Semaphore>>,
     instance_slots: Arc<InstanceSlots>,
+    cpu_share: CpuShare,
     /// What one instance of the component has been seen to take from the budget by the time it
     /// is ready to handle a request: how much room a request waits for before it starts one.
     footprint: AtomicU64,
@@ -93,6 +95,7 @@ impl Replica {
         limits: ReplicaLimits,
         per_instance_memory: u64,
         instance_slots: Arc<InstanceSlots>,
+        cpu_share: CpuShare,
     ) -> Self {
         let mut env = identity.env.clone();
         env.push(("PORT".into(), identity.port.to_string()));
@@ -113,6 +116,7 @@ impl Replica {
                 limits,
                 slots,
                 instance_slots,
+                cpu_share,
                 footprint: AtomicU64::new(RESOURCE_TABLE_RESERVATION),
                 in_flight: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
@@ -181,14 +185,17 @@ impl Replica {
 
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let instantiated = Arc::new(InstantiatedAt::default());
-        let mut guest: GuestFuture = Box::pin(run_guest(
-            self.inner.clone(),
-            request,
-            sender,
-            request_id.clone(),
-            deadline,
-            instantiated.clone(),
-            guard,
+        let mut guest: GuestFuture = Box::pin(Fair::new(
+            run_guest(
+                self.inner.clone(),
+                request,
+                sender,
+                request_id.clone(),
+                deadline,
+                instantiated.clone(),
+                guard,
+            ),
+            self.inner.cpu_share.clone(),
         ));
         // Run the guest on this task until it sets its response head: a small handler usually
         // finishes right here, with no task spawned and no wake-up across threads. Dropping this
@@ -415,7 +422,15 @@ async fn run_guest(
     // Yield to the scheduler at every epoch tick, so a guest that computes forever still lets
     // other requests run and can be cancelled at its deadline.
     store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    // tokio's own yield: the guest goes to the back of the run queue (a plain self-wake would
+    // put it in the worker's LIFO slot, ahead of everything waiting), so busy guests and the
+    // requests beside them take turns.
+    store.epoch_deadline_callback(|_| {
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
 
     let work = async {
         let incoming = store

@@ -8,6 +8,7 @@ mod cache_args;
 mod cli_values;
 mod controller_cmd;
 mod crds_cmd;
+mod guest_runtime;
 mod host_memory;
 mod kube_client;
 mod listen;

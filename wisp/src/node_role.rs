@@ -7,6 +7,10 @@
 //! SIGINT/SIGTERM. The drain: `/healthz` turns 503 and the Node `Ready=False` at once, the
 //! gateway keeps serving for `--drain-delay` (so a load balancer's checks notice and stop
 //! sending), then stops accepting and lets in-flight requests finish.
+//!
+//! The gateway, and with it every guest, runs on a [`GuestRuntime`] of its own; the sync, the
+//! autoscaler loop and the metrics endpoint stay on the caller's runtime, beside the API server
+//! and the controllers of `wisp up`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use wisp_gateway::health::{Health, Phase};
 use wisp_gateway::sync::SyncOptions;
 use wisp_runtime::{Runtime, RuntimeConfig};
 
+use crate::guest_runtime::GuestRuntime;
 use crate::{cli_values, host_memory, listen};
 
 /// The flags of the node role, shared by `wisp node` and `wisp up`.
@@ -96,6 +101,7 @@ pub struct Node {
     background: JoinSet<&'static str>,
     admin_server: JoinHandle<()>,
     stop_serving: watch::Sender<bool>,
+    guests: GuestRuntime,
 }
 
 impl Bound {
@@ -130,6 +136,7 @@ impl Bound {
         let mut data_plane_config = DataPlaneConfig::new(allocatable);
         data_plane_config.node_name = name.to_owned();
         let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
+        let guests = GuestRuntime::start()?;
         let health = Health::loading();
         let (stop_serving, serving_stopped) = watch::channel(false);
 
@@ -176,6 +183,7 @@ impl Bound {
             background,
             admin_server,
             stop_serving,
+            guests,
         })
     }
 }
@@ -193,11 +201,18 @@ impl Node {
     /// when one of the node's loops ended on its own, which is a bug.
     pub async fn run(mut self, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
         let serving_stopped = self.stop_serving.subscribe();
-        let serve = self.data_plane.serve_with_health(
-            self.gateway,
-            self.health.clone(),
-            listen::stopped(serving_stopped),
-        );
+        let (data_plane, gateway, serving_health) =
+            (self.data_plane.clone(), self.gateway, self.health.clone());
+        let serving = self.guests.handle().spawn(async move {
+            data_plane
+                .serve_with_health(gateway, serving_health, listen::stopped(serving_stopped))
+                .await;
+        });
+        let serve = async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "the gateway ended abnormally");
+            }
+        };
         let health = self.health.clone();
         let stop_serving = self.stop_serving;
         let delay = self.drain_delay;
