@@ -17,6 +17,7 @@ mod node_cmd;
 mod node_role;
 mod run_cmd;
 mod serve_cmd;
+mod server_args;
 mod services_file;
 mod services_plan;
 mod up_cmd;

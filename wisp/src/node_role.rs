@@ -6,7 +6,8 @@
 //! loops, [`Node::wait_loaded`] for what the API held at start-up, then [`Node::run`] until
 //! SIGINT/SIGTERM. The drain: `/healthz` turns 503 and the Node `Ready=False` at once, the
 //! gateway keeps serving for `--drain-delay` (so a load balancer's checks notice and stop
-//! sending), then stops accepting and lets in-flight requests finish.
+//! sending), then stops accepting, closes idle connections and lets in-flight requests finish
+//! within `--grace-period` (connections still busy then are cut).
 //!
 //! The gateway, and with it every guest, runs on a [`GuestRuntime`] of its own; the sync, the
 //! autoscaler loop and the metrics endpoint stay on the caller's runtime, beside the API server
@@ -28,6 +29,7 @@ use wisp_gateway::sync::SyncOptions;
 use wisp_runtime::{Runtime, RuntimeConfig};
 
 use crate::guest_runtime::GuestRuntime;
+use crate::server_args::ServerArgs;
 use crate::{cli_values, host_memory, listen};
 
 /// The flags of the node role, shared by `wisp node` and `wisp up`.
@@ -70,6 +72,9 @@ pub struct NodeArgs {
     /// as ready (`/healthz` 503, Node `Ready=False`), so load balancers stop sending first.
     #[arg(long, value_parser = cli_values::duration_or_zero, default_value = "5s")]
     pub drain_delay: Duration,
+    /// The gateway's and metrics port's connection limits, and the trusted proxies.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// The node's listeners, bound.
@@ -133,8 +138,11 @@ impl Bound {
             cache_dir: args.cache_dir.clone().or(default_cache_dir),
             ..RuntimeConfig::default()
         })?;
+        let limits = args.server.limits()?;
         let mut data_plane_config = DataPlaneConfig::new(allocatable);
         data_plane_config.node_name = name.to_owned();
+        data_plane_config.server = limits.clone();
+        data_plane_config.trusted_proxies = args.server.trusted_proxies();
         let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
         let guests = GuestRuntime::start()?;
         let health = Health::loading();
@@ -173,6 +181,7 @@ impl Bound {
             self.admin,
             data_plane.metrics().clone(),
             health.clone(),
+            limits,
             listen::stopped(serving_stopped),
         ));
         Ok(Node {

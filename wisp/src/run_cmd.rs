@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use wisp_gateway::routing::forwarded;
 use wisp_runtime::{ArtifactSource, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig};
 
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
 use crate::cli_values;
+use crate::server_args::ServerArgs;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -40,6 +42,8 @@ pub struct RunArgs {
     /// Most instances alive at once (the size of the instance pool).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -47,6 +51,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let server = wisp_gateway::server::Server::new(args.server.limits()?);
+    let trusted = Arc::new(args.server.trusted_proxies());
     let cache_dir = args.cache.dir();
     let runtime = Runtime::new(RuntimeConfig {
         max_instances: args.max_instances,
@@ -93,24 +99,31 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     println!("listening on http://{local}");
 
     let replica = Arc::new(replica);
-    wisp_gateway::server::serve(
-        listener,
-        move |mut request, _peer| {
-            let replica = replica.clone();
-            async move {
-                let request_id = wisp_gateway::request_id::assign(request.headers_mut());
-                let mut response = replica.handle(request, request_id.clone()).await;
-                if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+    server
+        .serve(
+            listener,
+            move |mut request, peer| {
+                let replica = replica.clone();
+                // The guest learns who called as behind the gateway: from the peer, or from a
+                // trusted proxy's headers.
+                let authority = wisp_gateway::routing::authority_of(&request)
+                    .unwrap_or("")
+                    .to_owned();
+                forwarded::apply(request.headers_mut(), peer, "http", &authority, &trusted);
+                async move {
+                    let request_id = wisp_gateway::request_id::assign(request.headers_mut());
+                    let mut response = replica.handle(request, request_id.clone()).await;
+                    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                        response
+                            .headers_mut()
+                            .insert(wisp_gateway::request_id::HEADER, value);
+                    }
                     response
-                        .headers_mut()
-                        .insert(wisp_gateway::request_id::HEADER, value);
                 }
-                response
-            }
-        },
-        wisp_gateway::server::shutdown_signal(),
-    )
-    .await;
+            },
+            wisp_gateway::server::shutdown_signal(),
+        )
+        .await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,7 @@ use wisp_runtime::{Runtime, RuntimeConfig};
 
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
+use crate::server_args::ServerArgs;
 use crate::services_plan::{ServePlan, plan};
 use crate::{cli_values, host_memory, listen, services_file};
 
@@ -53,6 +54,8 @@ pub struct ServeArgs {
     /// A `config-autoscaler` value, e.g. `stable-window=6s` (repeatable).
     #[arg(long = "autoscaler", value_name = "KEY=VALUE")]
     autoscaler: Vec<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 fn domain(input: &str) -> Result<Domain, String> {
@@ -128,6 +131,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let admin_server = tokio::spawn(wisp_gateway::metrics::serve_admin(
         admin,
         data_plane.metrics().clone(),
+        args.server.limits()?,
         listen::stopped(stopped.clone()),
     ));
 
@@ -208,6 +212,11 @@ fn settings(args: &ServeArgs) -> Result<Settings, Vec<String>> {
             data_plane.domain = args.domain.clone();
             data_plane.max_queue = args.max_queue;
             data_plane.autoscaler = autoscaler;
+            data_plane.trusted_proxies = args.server.trusted_proxies();
+            match args.server.limits() {
+                Ok(limits) => data_plane.server = limits,
+                Err(error) => return Err(vec![format!("{error:#}")]),
+            }
             Ok(Settings {
                 file: file.name,
                 plan,

@@ -8,6 +8,8 @@ use wisp_api::revision_key::RevisionKey;
 use wisp_autoscaler::AutoscalerConfig;
 
 use crate::routing::Domain;
+use crate::routing::forwarded::TrustedProxies;
+use crate::server::ServerLimits;
 
 /// Knative's default `timeoutSeconds`.
 pub const DEFAULT_REVISION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -32,6 +34,10 @@ pub struct DataPlaneConfig {
     pub max_request_body: u64,
     /// `config-autoscaler`.
     pub autoscaler: AutoscalerConfig,
+    /// Bounds on the gateway's connections (the admin port takes the same).
+    pub server: ServerLimits,
+    /// Peers whose `Forwarded`/`X-Forwarded-*` headers are kept (the balancer in front).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl DataPlaneConfig {
@@ -45,6 +51,8 @@ impl DataPlaneConfig {
             max_queue: wisp_activator::throttler::DEFAULT_MAX_QUEUE,
             max_request_body: 128 * 1024 * 1024,
             autoscaler: AutoscalerConfig::default(),
+            server: ServerLimits::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

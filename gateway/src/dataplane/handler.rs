@@ -53,7 +53,8 @@ impl DataPlane {
                 )
                 .with_retry_after(),
                 Some(entry) => {
-                    forwarded::apply(request.headers_mut(), peer, "http", &authority);
+                    let trusted = &self.inner.config.trusted_proxies;
+                    forwarded::apply(request.headers_mut(), peer, "http", &authority, trusted);
                     self.dispatch(&entry, request, request_id.clone(), arrived)
                         .await
                 }

@@ -310,19 +310,27 @@ impl DataPlane {
         }
     }
 
+    /// The gateway's server: the configured connection limits, counted as the `gateway`
+    /// listener.
+    fn server(&self) -> crate::server::Server {
+        crate::server::Server::new(self.inner.config.server.clone())
+            .with_metrics(self.inner.metrics.connections("gateway"))
+    }
+
     /// Serves the gateway on `listener` until `shutdown` resolves, then lets in-flight requests
-    /// finish.
+    /// finish within the configured grace period.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let data_plane = self.clone();
-        crate::server::serve(
-            listener,
-            move |request, peer: SocketAddr| {
-                let data_plane = data_plane.clone();
-                async move { data_plane.handle(request, peer).await }
-            },
-            shutdown,
-        )
-        .await;
+        self.server()
+            .serve(
+                listener,
+                move |request, peer: SocketAddr| {
+                    let data_plane = data_plane.clone();
+                    async move { data_plane.handle(request, peer).await }
+                },
+                shutdown,
+            )
+            .await;
     }
 
     /// Like [`serve`](Self::serve), and answers a load balancer's health checks from `health`
@@ -336,31 +344,32 @@ impl DataPlane {
         shutdown: impl Future<Output = ()>,
     ) {
         let data_plane = self.clone();
-        crate::server::serve(
-            listener,
-            move |request: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
-                let data_plane = data_plane.clone();
-                // Only a `/healthz` request pays for the host check and the phase read.
-                let phase = (request.uri().path() == "/healthz"
-                    && crate::health::is_gateway_check(
-                        request.method(),
-                        request.uri().path(),
-                        crate::routing::authority_of(&request),
-                    ))
-                .then(|| health.phase());
-                async move {
-                    if let Some(phase) = phase {
-                        let (status, text) = crate::health::answer(phase);
-                        wisp_runtime::plain_response(status, text.to_owned())
-                            .map(body::GatewayBody::plain)
-                    } else {
-                        data_plane.handle(request, peer).await
+        self.server()
+            .serve(
+                listener,
+                move |request: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
+                    let data_plane = data_plane.clone();
+                    // Only a `/healthz` request pays for the host check and the phase read.
+                    let phase = (request.uri().path() == "/healthz"
+                        && crate::health::is_gateway_check(
+                            request.method(),
+                            request.uri().path(),
+                            crate::routing::authority_of(&request),
+                        ))
+                    .then(|| health.phase());
+                    async move {
+                        if let Some(phase) = phase {
+                            let (status, text) = crate::health::answer(phase);
+                            wisp_runtime::plain_response(status, text.to_owned())
+                                .map(body::GatewayBody::plain)
+                        } else {
+                            data_plane.handle(request, peer).await
+                        }
                     }
-                }
-            },
-            shutdown,
-        )
-        .await;
+                },
+                shutdown,
+            )
+            .await;
     }
 
     fn scaling_spec(&self, config: &RevisionConfig) -> RevisionSpec {

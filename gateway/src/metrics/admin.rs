@@ -11,10 +11,12 @@ use tokio::net::TcpListener;
 use super::DataPlaneMetrics;
 use super::encode::CONTENT_TYPE;
 use crate::health::{self, Health};
+use crate::server::{Server, ServerLimits};
 
 /// Serves the admin endpoint on `listener` until `shutdown` resolves, then lets open scrapes
-/// finish. Built on [`crate::server::serve`] (HTTP/1.1, and h2c for free) so the admin port has
-/// the same accept-error handling and graceful shutdown as the data port.
+/// finish. Built on [`crate::server::Server`] (HTTP/1.1, and h2c for free) so the admin port
+/// has the same accept-error handling, connection `limits` and graceful shutdown as the data
+/// port; its connections count in the `admin` listener's series.
 ///
 /// - `GET /metrics`: 200, the OpenMetrics text of `metrics` ([`super::CONTENT_TYPE`]).
 /// - `GET /healthz`: 200 `ok`.
@@ -22,9 +24,10 @@ use crate::health::{self, Health};
 pub async fn serve_admin(
     listener: TcpListener,
     metrics: Arc<DataPlaneMetrics>,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_admin_with_health(listener, metrics, Health::serving(), shutdown).await;
+    serve_admin_with_health(listener, metrics, Health::serving(), limits, shutdown).await;
 }
 
 /// [`serve_admin`] for a node: `/healthz` answers from `health` (200 `ok` only while the node
@@ -33,13 +36,15 @@ pub async fn serve_admin_with_health(
     listener: TcpListener,
     metrics: Arc<DataPlaneMetrics>,
     health: Health,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let server = Server::new(limits).with_metrics(metrics.connections("admin"));
     let handler = move |request: Request<Incoming>, _peer| {
         let response = respond(&metrics, &health, request.method(), request.uri().path());
         async move { response }
     };
-    crate::server::serve(listener, handler, shutdown).await;
+    server.serve(listener, handler, shutdown).await;
 }
 
 fn respond(
@@ -156,9 +161,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve_admin(listener, metrics.clone(), async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve_admin(
+            listener,
+            metrics.clone(),
+            ServerLimits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
 
         let scrape = request(address, "GET", "/metrics").await;
         assert_eq!(scrape.status, 200);

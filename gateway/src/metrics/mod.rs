@@ -51,6 +51,7 @@
 
 mod admin;
 mod buckets;
+mod connections;
 mod encode;
 mod labels;
 mod node;
@@ -62,11 +63,13 @@ mod tests;
 use prometheus_client::registry::Registry;
 
 pub use admin::{serve_admin, serve_admin_with_health};
+pub use connections::{CloseReason, ConnectionMetrics};
 pub use encode::{CONTENT_TYPE, EncodeError};
 pub use labels::{CodeClass, FailureReason, NodeLabels, RevisionLabels};
 pub use node::NodeMetrics;
 pub use revision::{AutoscalerView, InFlight, RevisionMetrics};
 
+use connections::ConnectionFamilies;
 use node::NodeFamilies;
 use revision::RevisionFamilies;
 
@@ -81,6 +84,7 @@ pub struct DataPlaneMetrics {
     registry: Registry,
     revisions: RevisionFamilies,
     nodes: NodeFamilies,
+    connections: ConnectionFamilies,
 }
 
 impl DataPlaneMetrics {
@@ -88,10 +92,12 @@ impl DataPlaneMetrics {
         let mut registry = Registry::with_prefix(PREFIX);
         let revisions = RevisionFamilies::register(&mut registry);
         let nodes = NodeFamilies::register(&mut registry);
+        let connections = ConnectionFamilies::register(&mut registry);
         Self {
             registry,
             revisions,
             nodes,
+            connections,
         }
     }
 
@@ -115,6 +121,12 @@ impl DataPlaneMetrics {
     /// Drops a node's series from the export; returns whether it had any.
     pub fn remove_node(&self, labels: &NodeLabels) -> bool {
         self.nodes.remove(labels)
+    }
+
+    /// The handle for the connection series of the listener named `listener` (`gateway`,
+    /// `admin`), creating them when new.
+    pub fn connections(&self, listener: &'static str) -> ConnectionMetrics {
+        self.connections.handle(listener)
     }
 
     /// The registry, for encoding or for composing with other registries.

@@ -27,7 +27,10 @@
 //!     Err(not_found) => { let _404_body = not_found.body(); }
 //! }
 //! let client: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
-//! wisp_gateway::routing::forwarded::apply(request.headers_mut(), client, "http", &authority);
+//! // The balancer in front is trusted to state earlier hops; anyone else's claims are dropped.
+//! use wisp_gateway::routing::forwarded::{self, TrustedProxies};
+//! let trusted = TrustedProxies::new([forwarded::parse_proxy("10.0.0.0/8").unwrap()]);
+//! forwarded::apply(request.headers_mut(), client, "http", &authority, &trusted);
 //! ```
 //!
 //! Modules: `config` (typed routes and validation), `host` (domain and host normalisation),

@@ -28,6 +28,7 @@ async fn metrics_cover_requests_scaling_and_the_node() {
     tokio::spawn(wisp_gateway::metrics::serve_admin(
         listener,
         metrics,
+        wisp_gateway::server::ServerLimits::default(),
         async {
             let _ = stopped.await;
         },
