@@ -10,10 +10,12 @@
 //! Not here: HTTP listening, routing, queueing across replicas and scaling decisions — those
 //! belong to the gateway, activator and autoscaler.
 
+mod address_class;
 mod artifact;
 mod body;
 mod config;
 mod disk_cache;
+mod download;
 mod engine;
 mod error;
 mod gather;
@@ -25,12 +27,17 @@ mod loader;
 mod node;
 mod replica;
 mod response;
+mod source_policy;
 
 pub use artifact::{Artifact, ArtifactSource, Digest};
-pub use config::{MIB, ReplicaIdentity, ReplicaLimits, RuntimeConfig};
+pub use config::{
+    DEFAULT_CACHE_MAX_BYTES, DEFAULT_COMPILED_MEMORY_BUDGET, MIB, ReplicaIdentity, ReplicaLimits,
+    RuntimeConfig, default_concurrent_compiles, default_concurrent_fetches,
+};
 pub use engine::AllocatorKind;
 pub use error::RuntimeError;
 pub use loader::{LoadOrigin, LoaderStats};
 pub use node::{PreparedComponent, Runtime};
 pub use replica::{BodyError, Replica, RequestTimings};
 pub use response::{ResponseBody, plain_response};
+pub use source_policy::{AllowedHost, PolicyError, Refusal, SourcePolicy};
