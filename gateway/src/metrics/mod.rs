@@ -64,7 +64,7 @@ use prometheus_client::registry::Registry;
 pub use admin::{serve_admin, serve_admin_with_health};
 pub use encode::{CONTENT_TYPE, EncodeError};
 pub use labels::{CodeClass, NodeLabels, RevisionLabels};
-pub use node::NodeMetrics;
+pub use node::{CompiledTotals, NodeMetrics};
 pub use revision::{AutoscalerView, InFlight, RevisionMetrics};
 
 use node::NodeFamilies;
