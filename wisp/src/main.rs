@@ -11,6 +11,7 @@ mod crds_cmd;
 mod host_memory;
 mod kube_client;
 mod listen;
+mod load_args;
 mod manifests_dir;
 mod node_cmd;
 mod node_role;
@@ -18,6 +19,7 @@ mod run_cmd;
 mod serve_cmd;
 mod services_file;
 mod services_plan;
+mod source_args;
 mod up_cmd;
 mod webhook_args;
 
