@@ -67,6 +67,11 @@ pub fn report_node(key: &str) -> Option<&str> {
         .filter(|node| !node.is_empty())
 }
 
+/// The `status.annotations` key of the digest (`sha256:…`) of the bytes a Revision was created
+/// with, written once by the first node that loaded them and never changed: every node, after
+/// every restart, runs those bytes or reports that the source changed.
+pub const RECORDED_DIGEST_KEY: &str = "wisp.dev/image-digest";
+
 /// How far a node got with a revision's component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RevisionState {

@@ -178,6 +178,7 @@ pub fn start_node(
 ) -> anyhow::Result<(WispChild, SocketAddr)> {
     let kubeconfig = credentials.node().display().to_string();
     let cache = cache.display().to_string();
+    let samples = wisp_samples::dir().display().to_string();
     let node = WispChild::start(
         wisp,
         &[
@@ -191,6 +192,8 @@ pub fn start_node(
             "--allocatable-memory=1536Mi",
             "--cache-dir",
             &cache,
+            "--allow-path",
+            &samples,
         ],
         &[],
         "metrics",

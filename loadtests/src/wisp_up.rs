@@ -47,6 +47,8 @@ impl WispUp {
             .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0", "--image-dir"])
             .arg(image_dir)
+            .arg("--allow-path")
+            .arg(wisp_samples::dir())
             .args(flags)
             .env("WISP_LOG", "warn")
             .env_remove("RUST_BACKTRACE")

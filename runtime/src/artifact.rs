@@ -1,13 +1,15 @@
 //! Where a component comes from, and its identity: the sha256 of its bytes.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
 
+use crate::download::{download, url_host};
 use crate::error::RuntimeError;
+use crate::source_policy::{Refusal, SourcePolicy};
 
 /// A place a component can be read from: a local file (plain path or `file:` URL) or an
 /// `http(s)://` URL.
@@ -31,13 +33,35 @@ impl ArtifactSource {
         }
     }
 
-    /// Reads the whole component, refusing anything larger than `limit` bytes.
-    pub async fn fetch(&self, limit: u64, timeout: Duration) -> Result<Artifact, RuntimeError> {
+    /// Reads the whole component as `policy` allows, refusing anything larger than `limit`
+    /// bytes.
+    pub async fn fetch(
+        &self,
+        policy: &SourcePolicy,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<Artifact, RuntimeError> {
         let bytes = match self {
-            Self::File(path) => read_file(path, limit).await?,
-            Self::Url(url) => download(url, limit, timeout).await?,
+            Self::File(path) => read_file(path, policy, limit).await?,
+            Self::Url(url) => download(url, policy, limit, timeout).await?,
         };
         Ok(Artifact::new(self.to_string(), bytes))
+    }
+
+    /// The policy's verdict on the source as written, without touching the filesystem or the
+    /// network: what may be checked before using a compile of it kept from earlier.
+    pub fn admit(&self, policy: &SourcePolicy) -> Result<(), RuntimeError> {
+        let refused = |refusal: Refusal| RuntimeError::NotAllowed {
+            source_name: self.to_string(),
+            refusal,
+        };
+        match self {
+            Self::File(path) => policy.place_file(path).map(drop).map_err(refused),
+            Self::Url(url) => {
+                let (host, port) = url_host(url)?;
+                policy.check_host(&host, port).map_err(refused)
+            }
+        }
     }
 }
 
@@ -82,6 +106,14 @@ impl Digest {
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Reads `sha256:<64 hex digits>`, as [`Digest`] displays itself.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex_digits = text.strip_prefix("sha256:")?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_digits, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
 }
 
 impl fmt::Display for Digest {
@@ -90,67 +122,87 @@ impl fmt::Display for Digest {
     }
 }
 
-async fn read_file(path: &PathBuf, limit: u64) -> Result<Vec<u8>, RuntimeError> {
+async fn read_file(
+    path: &Path,
+    policy: &SourcePolicy,
+    limit: u64,
+) -> Result<Vec<u8>, RuntimeError> {
+    let placed = policy
+        .place_file(path)
+        .map_err(|refusal| RuntimeError::NotAllowed {
+            source_name: path.display().to_string(),
+            refusal,
+        })?;
+    let path = path.to_path_buf();
+    let policy = policy.clone();
+    // Opening beneath a directory handle is synchronous; keep it off the request threads.
+    tokio::task::spawn_blocking(move || read_file_blocking(&path, placed, &policy, limit))
+        .await
+        .map_err(|error| RuntimeError::Engine(format!("the file read task failed: {error}")))?
+}
+
+fn read_file_blocking(
+    path: &Path,
+    placed: Option<(PathBuf, PathBuf)>,
+    policy: &SourcePolicy,
+    limit: u64,
+) -> Result<Vec<u8>, RuntimeError> {
     let read_error = |error: std::io::Error| RuntimeError::ReadFile {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason: error.to_string(),
     };
-    let metadata = tokio::fs::metadata(path).await.map_err(read_error)?;
+    let file = match placed {
+        None => std::fs::File::open(path).map_err(read_error)?,
+        Some((directory, beneath)) => open_beneath(&directory, &beneath).map_err(|error| {
+            if is_escape(&error) {
+                RuntimeError::NotAllowed {
+                    source_name: path.display().to_string(),
+                    refusal: policy.escape(),
+                }
+            } else {
+                read_error(error)
+            }
+        })?,
+    };
+    let metadata = file.metadata().map_err(read_error)?;
     if !metadata.is_file() {
         return Err(RuntimeError::ReadFile {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason: "it is not a regular file".into(),
         });
     }
-    if metadata.len() > limit {
-        return Err(RuntimeError::TooLarge {
-            source_name: path.display().to_string(),
-            limit,
-        });
-    }
-    tokio::fs::read(path).await.map_err(read_error)
-}
-
-async fn download(url: &str, limit: u64, timeout: Duration) -> Result<Vec<u8>, RuntimeError> {
-    let failed = |reason: String| RuntimeError::Download {
-        url: url.to_owned(),
-        reason,
-    };
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|error| failed(error.to_string()))?;
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|error| failed(error.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(failed(format!("the server answered {status}")));
-    }
     let too_large = || RuntimeError::TooLarge {
-        source_name: url.to_owned(),
+        source_name: path.display().to_string(),
         limit,
     };
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit)
-    {
+    if metadata.len() > limit {
         return Err(too_large());
     }
-    // Read in chunks so a server that lies about (or omits) its length cannot make us hold more
-    // than the limit.
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| failed(error.to_string()))?;
-        if bytes.len() as u64 + chunk.len() as u64 > limit {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
+    // The file may grow after the check: never read more than the limit allows.
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// Opens `beneath` inside `directory` so that resolving it can never leave the directory —
+/// not through `..`, not through a symlink (the kernel's `RESOLVE_BENEATH` where it has it).
+fn open_beneath(directory: &Path, beneath: &Path) -> std::io::Result<std::fs::File> {
+    let base =
+        cap_primitives::fs::open_ambient_dir(directory, cap_primitives::ambient_authority())?;
+    let mut options = cap_primitives::fs::OpenOptions::new();
+    options.read(true);
+    cap_primitives::fs::open(&base, beneath, &options)
+}
+
+/// Whether opening failed because the path led out of its directory: cap-primitives reports
+/// that as a permission error of its own making, never one from the operating system.
+fn is_escape(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::PermissionDenied && error.raw_os_error().is_none()
 }
 
 #[cfg(test)]
@@ -178,6 +230,14 @@ mod tests {
     }
 
     #[test]
+    fn digests_read_back_as_they_display() {
+        let digest = Digest::of(b"x");
+        assert_eq!(Digest::parse(&digest.to_string()), Some(digest));
+        assert_eq!(Digest::parse("sha256:zz"), None);
+        assert_eq!(Digest::parse(&digest.hex()), None);
+    }
+
+    #[test]
     fn digest_is_the_sha256_of_the_bytes() {
         assert_eq!(
             Digest::of(b"").to_string(),
@@ -192,14 +252,14 @@ mod tests {
         std::fs::write(&path, vec![0u8; 100]).unwrap();
         let source = ArtifactSource::File(path);
         let error = source
-            .fetch(10, Duration::from_secs(1))
+            .fetch(&SourcePolicy::default(), 10, Duration::from_secs(1))
             .await
             .err()
             .unwrap();
         assert!(matches!(error, RuntimeError::TooLarge { .. }), "{error}");
         let missing = ArtifactSource::File(dir.path().join("missing.wasm"));
         let error = missing
-            .fetch(10, Duration::from_secs(1))
+            .fetch(&SourcePolicy::default(), 10, Duration::from_secs(1))
             .await
             .err()
             .unwrap();

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::source_policy::SourcePolicy;
+
 /// Node-wide settings: how the engine's instance pool is sized and where compiled components are kept.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -27,7 +29,39 @@ pub struct RuntimeConfig {
     /// How many threads run guests: the turns revisions share (a revision alone may run this
     /// many guests at once; with others busy, its share of them), see `cpu_share`.
     pub guest_threads: usize,
+    /// Which files and URLs components may be read from.
+    pub sources: SourcePolicy,
+    /// Components being read or downloaded at once; more wait their turn.
+    pub max_concurrent_fetches: usize,
+    /// Components being compiled at once (each compile is CPU- and memory-hungry); more wait.
+    pub max_concurrent_compiles: usize,
+    /// Compiled components kept in memory for revisions that no longer use them, in bytes of
+    /// compiled image; the least recently used go first. Components in use always stay.
+    pub compiled_memory_budget: u64,
+    /// Bytes the on-disk compile cache may hold; the least recently used entries go when a
+    /// new one is written.
+    pub cache_max_bytes: u64,
 }
+
+/// The machine's cores, for defaults that scale with it.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Default of [`RuntimeConfig::max_concurrent_fetches`]: downloads wait on the network, so
+/// a few per core.
+pub fn default_concurrent_fetches() -> usize {
+    (cores() * 4).clamp(4, 64)
+}
+
+/// Default of [`RuntimeConfig::max_concurrent_compiles`]: one per core (Cranelift also
+/// compiles the functions of one component in parallel).
+pub fn default_concurrent_compiles() -> usize {
+    cores().max(1)
+}
+
+pub const DEFAULT_COMPILED_MEMORY_BUDGET: u64 = 512 * MIB;
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 4 * 1024 * MIB;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -41,6 +75,11 @@ impl Default for RuntimeConfig {
             max_component_bytes: 512 * MIB,
             fetch_timeout: Duration::from_secs(120),
             guest_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            sources: SourcePolicy::default(),
+            max_concurrent_fetches: default_concurrent_fetches(),
+            max_concurrent_compiles: default_concurrent_compiles(),
+            compiled_memory_budget: DEFAULT_COMPILED_MEMORY_BUDGET,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
         }
     }
 }

@@ -13,6 +13,21 @@ pub enum RuntimeError {
     )]
     Download { url: String, reason: String },
 
+    #[error("component source {source_name} is not allowed: {refusal}")]
+    NotAllowed {
+        source_name: String,
+        refusal: crate::source_policy::Refusal,
+    },
+
+    #[error(
+        "{source_name} now holds different bytes (digest {found}) than when this revision was created ({expected}); a revision runs only the bytes it was created with: create a new revision (change the Service's template) to run the new bytes, or put the original bytes back"
+    )]
+    SourceChanged {
+        source_name: String,
+        expected: crate::artifact::Digest,
+        found: crate::artifact::Digest,
+    },
+
     #[error(
         "component {source_name} is larger than the {limit} byte limit; build a smaller component or raise the limit"
     )]

@@ -11,12 +11,14 @@
 //! belong to the gateway, activator and autoscaler.
 
 mod admission;
+mod address_class;
 mod artifact;
 mod body;
 mod charged_http;
 mod config;
 mod cpu_share;
 mod disk_cache;
+mod download;
 mod engine;
 mod error;
 mod gather;
@@ -29,15 +31,20 @@ mod node;
 mod outcome;
 mod replica;
 mod response;
+mod source_policy;
 
 pub use admission::{InstanceSlots, Shed};
 pub use artifact::{Artifact, ArtifactSource, Digest};
-pub use config::{MIB, ReplicaIdentity, ReplicaLimits, RuntimeConfig};
+pub use config::{
+    DEFAULT_CACHE_MAX_BYTES, DEFAULT_COMPILED_MEMORY_BUDGET, MIB, ReplicaIdentity, ReplicaLimits,
+    RuntimeConfig, default_concurrent_compiles, default_concurrent_fetches,
+};
 pub use engine::AllocatorKind;
 pub use error::RuntimeError;
-pub use limits::{HostMemoryExceeded, Refusal};
+pub use limits::{HostMemoryExceeded, MemoryRefusal};
 pub use loader::{LoadOrigin, LoaderStats};
 pub use node::{PreparedComponent, Runtime};
 pub use outcome::RequestOutcome;
 pub use replica::{BodyError, Replica, RequestTimings};
 pub use response::{ResponseBody, plain_response};
+pub use source_policy::{AllowedHost, PolicyError, Refusal, SourcePolicy};

@@ -64,7 +64,7 @@ impl MemoryBudget {
 /// guest's own doing), or the replica's shared budget was taken by requests running beside it
 /// (overload: the same request would fit later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum MemoryRefusal {
     InstanceCap,
     SharedBudget,
 }
@@ -80,7 +80,7 @@ pub struct HostMemoryExceeded {
     pub what: &'static str,
     pub requested: u64,
     pub limit: u64,
-    pub refusal: Refusal,
+    pub refusal: MemoryRefusal,
 }
 
 /// Most table elements one instance may have: enough for any real guest's function tables,
@@ -93,7 +93,7 @@ pub struct InstanceLimiter {
     budget: Arc<MemoryBudget>,
     per_instance_max: u64,
     charged: u64,
-    refused: Option<Refusal>,
+    refused: Option<MemoryRefusal>,
 }
 
 impl InstanceLimiter {
@@ -113,16 +113,16 @@ impl InstanceLimiter {
 
     /// The first charge refused during this instance's life, if any: what the request's failure
     /// (a trap after an allocation failed) is blamed on.
-    pub fn refused(&self) -> Option<Refusal> {
+    pub fn refused(&self) -> Option<MemoryRefusal> {
         self.refused
     }
 
     /// Charges `bytes` of memory this instance uses, linear or host-side.
-    pub fn try_charge(&mut self, bytes: u64) -> Result<(), Refusal> {
+    pub fn try_charge(&mut self, bytes: u64) -> Result<(), MemoryRefusal> {
         let refusal = if self.charged.saturating_add(bytes) > self.per_instance_max {
-            Some(Refusal::InstanceCap)
+            Some(MemoryRefusal::InstanceCap)
         } else if !self.budget.try_charge(bytes) {
-            Some(Refusal::SharedBudget)
+            Some(MemoryRefusal::SharedBudget)
         } else {
             None
         };
@@ -217,16 +217,16 @@ mod tests {
         let budget = MemoryBudget::new(100);
         let mut first = InstanceLimiter::new(budget.clone(), 80);
         let mut second = InstanceLimiter::new(budget.clone(), 80);
-        assert_eq!(first.try_charge(81), Err(Refusal::InstanceCap));
+        assert_eq!(first.try_charge(81), Err(MemoryRefusal::InstanceCap));
         assert_eq!(first.try_charge(70), Ok(()));
-        assert_eq!(second.try_charge(40), Err(Refusal::SharedBudget));
-        assert_eq!(first.refused(), Some(Refusal::InstanceCap));
-        assert_eq!(second.refused(), Some(Refusal::SharedBudget));
+        assert_eq!(second.try_charge(40), Err(MemoryRefusal::SharedBudget));
+        assert_eq!(first.refused(), Some(MemoryRefusal::InstanceCap));
+        assert_eq!(second.refused(), Some(MemoryRefusal::SharedBudget));
         let error = second.charge_host("header fields", 40).unwrap_err();
         let exceeded = error.downcast_ref::<HostMemoryExceeded>().unwrap();
         assert_eq!(
             (exceeded.what, exceeded.refusal),
-            ("header fields", Refusal::SharedBudget)
+            ("header fields", MemoryRefusal::SharedBudget)
         );
         drop(first);
         assert_eq!(second.charge_host("header fields", 40).ok(), Some(()));

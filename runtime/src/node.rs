@@ -16,7 +16,7 @@ use crate::engine::{AllocatorKind, EpochTicker, build_engine};
 use crate::error::RuntimeError;
 use crate::host::{Host, proxy_linker};
 use crate::inspect::{WasmKind, classify};
-use crate::loader::{ComponentLoader, LoadOrigin, LoaderStats};
+use crate::loader::{ComponentLease, ComponentLoader, LoadOrigin, Loaded, LoaderStats};
 use crate::replica::Replica;
 
 /// Export a component must have to serve HTTP, without its version.
@@ -33,6 +33,7 @@ struct Inner {
     allocator: AllocatorKind,
     linker: Linker<Host>,
     loader: ComponentLoader,
+    fetches: tokio::sync::Semaphore,
     config: RuntimeConfig,
     instance_slots: Arc<InstanceSlots>,
     cpu_shares: CpuShares,
@@ -43,14 +44,20 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let (engine, allocator) = build_engine(&config)?;
         let disk = match &config.cache_dir {
-            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            Some(dir) => Some(DiskCache::open(dir, &engine, config.cache_max_bytes)?),
             None => None,
         };
         let linker = proxy_linker(&engine)?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
         Ok(Self {
             inner: Arc::new(Inner {
-                loader: ComponentLoader::new(engine.clone(), disk),
+                loader: ComponentLoader::new(
+                    engine.clone(),
+                    disk,
+                    config.compiled_memory_budget,
+                    config.max_concurrent_compiles,
+                ),
+                fetches: tokio::sync::Semaphore::new(config.max_concurrent_fetches.max(1)),
                 engine,
                 allocator,
                 linker,
@@ -79,15 +86,53 @@ impl Runtime {
         self.inner.loader.stats()
     }
 
-    /// Fetches a component, checks it, compiles it (or finds it compiled) and links it.
+    /// Fetches a component as the node's source policy allows, checks it, compiles it (or
+    /// finds it compiled) and links it.
     pub async fn prepare(
         &self,
         source: &ArtifactSource,
     ) -> Result<PreparedComponent, RuntimeError> {
+        self.prepare_recorded(source, None).await
+    }
+
+    /// Like [`Runtime::prepare`] for a revision that recorded the digest of the bytes it was
+    /// created with: it runs exactly those bytes. When their compile is in memory or in the
+    /// compile cache it is used without reading the source again (the source need not even
+    /// exist any more; the policy's verdict on its name still applies). Otherwise the source is
+    /// read, and bytes with another digest are refused with [`RuntimeError::SourceChanged`].
+    pub async fn prepare_recorded(
+        &self,
+        source: &ArtifactSource,
+        recorded: Option<Digest>,
+    ) -> Result<PreparedComponent, RuntimeError> {
         let config = &self.inner.config;
-        let artifact = source
-            .fetch(config.max_component_bytes, config.fetch_timeout)
-            .await?;
+        if let Some(expected) = recorded {
+            source.admit(&config.sources)?;
+            if let Some(loaded) = self.inner.loader.cached(expected).await? {
+                return self.finish(loaded, expected, source.to_string());
+            }
+        }
+        let artifact = {
+            let _permit = self.inner.fetches.acquire().await.map_err(|error| {
+                RuntimeError::Engine(format!("the fetch queue closed: {error}"))
+            })?;
+            source
+                .fetch(
+                    &config.sources,
+                    config.max_component_bytes,
+                    config.fetch_timeout,
+                )
+                .await?
+        };
+        if let Some(expected) = recorded
+            && artifact.digest != expected
+        {
+            return Err(RuntimeError::SourceChanged {
+                source_name: artifact.source_name,
+                expected,
+                found: artifact.digest,
+            });
+        }
         self.prepare_artifact(artifact).await
     }
 
@@ -105,14 +150,24 @@ impl Runtime {
                 return Err(RuntimeError::UnknownWasmVersion { source_name });
             }
         }
-        let (component, origin) = self.inner.loader.load(&artifact).await?;
-        let pre = self.link(&component, &source_name)?;
+        let loaded = self.inner.loader.load(&artifact).await?;
+        self.finish(loaded, artifact.digest, source_name)
+    }
+
+    fn finish(
+        &self,
+        loaded: Loaded,
+        digest: Digest,
+        source_name: String,
+    ) -> Result<PreparedComponent, RuntimeError> {
+        let pre = self.link(&loaded.component, &source_name)?;
         Ok(PreparedComponent {
             runtime: self.clone(),
-            digest: artifact.digest,
+            digest,
             source_name,
-            origin,
+            origin: loaded.origin,
             pre,
+            _lease: loaded.lease,
         })
     }
 
@@ -160,6 +215,8 @@ pub struct PreparedComponent {
     source_name: String,
     origin: LoadOrigin,
     pre: ProxyPre<Host>,
+    /// Keeps the compiled component in the loader's memory while this (or a clone) lives.
+    _lease: ComponentLease,
 }
 
 impl PreparedComponent {

@@ -22,7 +22,7 @@ use crate::config::{ReplicaIdentity, ReplicaLimits};
 use crate::cpu_share::{CpuShare, Fair};
 use crate::gather;
 use crate::host::{Host, MAX_RESOURCES, RESOURCE_TABLE_RESERVATION};
-use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, Refusal};
+use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, MemoryRefusal};
 use crate::outcome::RequestOutcome;
 use crate::response::{ResponseBody, plain_response};
 
@@ -342,7 +342,7 @@ impl Replica {
                 }
                 let exceeded = error.downcast_ref::<HostMemoryExceeded>();
                 let refused = exceeded.map(|e| e.refusal).or(refused);
-                if refused == Some(Refusal::SharedBudget) {
+                if refused == Some(MemoryRefusal::SharedBudget) {
                     tracing::warn!(revision, request = request_id, limit, error = %format!("{error:#}"), "replica out of memory");
                     return overloaded(format!(
                         "replica of revision {revision} is out of memory: the requests running at once hold its {limit} byte limit; retry shortly\n"
@@ -352,7 +352,7 @@ impl Replica {
                     Some(exceeded) => exceeded.to_string(),
                     None => failure_reason(&error),
                 };
-                if exceeded.is_none() && refused == Some(Refusal::InstanceCap) {
+                if exceeded.is_none() && refused == Some(MemoryRefusal::InstanceCap) {
                     reason.push_str(&format!(
                         " (after an allocation past the {} byte memory limit of one request was refused)",
                         self.inner.per_instance_memory
@@ -393,7 +393,7 @@ enum GuestOutcome {
     TimedOut,
     /// The error, and the first memory charge refused during the instance's life (an
     /// allocation failure the guest may have trapped on).
-    Failed(wasmtime::Error, Option<Refusal>),
+    Failed(wasmtime::Error, Option<MemoryRefusal>),
 }
 
 async fn run_guest(

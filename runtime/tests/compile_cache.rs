@@ -104,3 +104,98 @@ fn entry_dir(root: &Path) -> PathBuf {
     assert_eq!(dirs.len(), 1, "one directory per engine build: {dirs:?}");
     dirs.into_iter().next().unwrap()
 }
+
+/// A runtime without a disk cache whose memory budget holds no unused component at all.
+fn runtime_with_no_memory_to_spare() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        compiled_memory_budget: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn components_in_use_are_never_evicted_and_unused_ones_are() {
+    let runtime = runtime_with_no_memory_to_spare();
+    let hello_in_use = runtime.prepare(&hello()).await.unwrap();
+    let echo = runtime
+        .prepare(&ArtifactSource::parse(wisp_samples::ECHO))
+        .await
+        .unwrap();
+    let stats = runtime.loader_stats();
+    assert_eq!(
+        stats.memory_evictions.load(Ordering::Relaxed),
+        0,
+        "both are in use, however far over the budget"
+    );
+    assert!(stats.memory_bytes.load(Ordering::Relaxed) > 1);
+    assert_eq!(
+        runtime.prepare(&hello()).await.unwrap().origin(),
+        LoadOrigin::Memory,
+        "a component in use is found in memory"
+    );
+
+    drop(hello_in_use);
+    assert_eq!(stats.memory_evictions.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        runtime.prepare(&hello()).await.unwrap().origin(),
+        LoadOrigin::Compiled,
+        "the unused component was evicted, so it is compiled again"
+    );
+    assert_eq!(
+        runtime
+            .prepare(&ArtifactSource::parse(wisp_samples::ECHO))
+            .await
+            .unwrap()
+            .origin(),
+        LoadOrigin::Memory,
+        "the one still in use stayed"
+    );
+    drop(echo);
+}
+
+#[tokio::test]
+async fn unused_components_stay_while_they_fit_the_budget() {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    drop(runtime.prepare(&hello()).await.unwrap());
+    assert_eq!(
+        runtime.prepare(&hello()).await.unwrap().origin(),
+        LoadOrigin::Memory
+    );
+    assert_eq!(
+        runtime
+            .loader_stats()
+            .memory_evictions
+            .load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_disk_cache_stays_within_its_budget() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_owned()),
+        cache_max_bytes: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    runtime.prepare(&hello()).await.unwrap();
+    runtime
+        .prepare(&ArtifactSource::parse(wisp_samples::ECHO))
+        .await
+        .unwrap();
+    assert_eq!(
+        runtime
+            .loader_stats()
+            .disk_evictions
+            .load(Ordering::Relaxed),
+        1
+    );
+    let images: Vec<PathBuf> = std::fs::read_dir(entry_dir(cache.path()))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    assert_eq!(images.len(), 1, "only the newest entry is left: {images:?}");
+}

@@ -61,6 +61,12 @@ pub const ALL: &[(&str, &str)] = &[
     ("flood", FLOOD),
 ];
 
+/// The directory every built sample is in: what a `wisp up` or `wisp node` under test allows
+/// with `--allow-path`.
+pub fn dir() -> &'static Path {
+    Path::new(HELLO).parent().unwrap_or(Path::new("/"))
+}
+
 /// The path of the sample called `name` (as in [`ALL`], e.g. `"hello-wasi"`), if there is one.
 pub fn path(name: &str) -> Option<&'static Path> {
     ALL.iter()

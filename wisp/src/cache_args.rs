@@ -1,5 +1,5 @@
 //! The compile-cache flags every command that runs components shares (`--cache-dir`,
-//! `--no-cache`), so `wisp run` and `wisp serve` read them, and default them, the same way.
+//! `--no-cache`, `--cache-max-size`), so `wisp run` and `wisp serve` read them, and default them, the same way.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,10 @@ pub struct CacheArgs {
     /// Keep compiled components in memory only.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+    /// Most bytes the compile cache directory holds; the least recently used entries are
+    /// removed when a new one is written, e.g. 10Gi.
+    #[arg(long, value_name = "BYTES", value_parser = crate::cli_values::memory, default_value = "4Gi")]
+    cache_max_size: u64,
 }
 
 impl CacheArgs {
@@ -22,6 +26,13 @@ impl CacheArgs {
         } else {
             self.cache_dir.clone().or_else(default_cache_dir)
         }
+    }
+}
+
+impl CacheArgs {
+    /// `RuntimeConfig::cache_max_bytes`.
+    pub fn max_bytes(&self) -> u64 {
+        self.cache_max_size
     }
 }
 

@@ -12,6 +12,7 @@ mod guest_runtime;
 mod host_memory;
 mod kube_client;
 mod listen;
+mod load_args;
 mod manifests_dir;
 mod node_cmd;
 mod node_role;
@@ -20,6 +21,7 @@ mod serve_cmd;
 mod server_args;
 mod services_file;
 mod services_plan;
+mod source_args;
 mod up_cmd;
 mod webhook_args;
 

@@ -75,6 +75,14 @@ pub struct NodeArgs {
     /// The gateway's and metrics port's connection limits, and the trusted proxies.
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Most bytes the compile cache directory holds; the least recently used entries are
+    /// removed when a new one is written, e.g. 10Gi.
+    #[arg(long, value_name = "BYTES", value_parser = cli_values::memory, default_value = "4Gi")]
+    pub cache_max_size: u64,
+    #[command(flatten)]
+    pub sources: crate::source_args::SourceArgs,
+    #[command(flatten)]
+    pub loading: crate::load_args::LoadArgs,
 }
 
 /// The node's listeners, bound.
@@ -132,12 +140,14 @@ impl Bound {
             None => std::env::current_dir()
                 .context("cannot read the current directory; pass --image-dir")?,
         };
-        let runtime = Runtime::new(RuntimeConfig {
+        let runtime = Runtime::new(args.loading.apply(RuntimeConfig {
             max_instances: args.max_instances,
             max_memory_per_instance: args.max_memory_per_instance.max(wisp_runtime::MIB),
             cache_dir: args.cache_dir.clone().or(default_cache_dir),
+            cache_max_bytes: args.cache_max_size,
+            sources: args.sources.policy(&image_base_dir)?,
             ..RuntimeConfig::default()
-        })?;
+        }))?;
         let limits = args.server.limits()?;
         let mut data_plane_config = DataPlaneConfig::new(allocatable);
         data_plane_config.node_name = name.to_owned();

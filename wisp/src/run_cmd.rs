@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use wisp_gateway::routing::forwarded;
-use wisp_runtime::{ArtifactSource, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig};
+use wisp_runtime::{
+    ArtifactSource, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig, SourcePolicy,
+};
 
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
@@ -58,6 +60,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_instances: args.max_instances,
         max_memory_per_instance: args.memory.max(wisp_runtime::MIB),
         cache_dir,
+        cache_max_bytes: args.cache.max_bytes(),
+        // The operator named the component on the command line: any path or URL.
+        sources: SourcePolicy::trusting(),
         ..RuntimeConfig::default()
     })?;
     let source = ArtifactSource::parse(&args.component);

@@ -16,12 +16,14 @@ use anyhow::Context;
 use wisp_autoscaler::{AutoscalerConfig, SystemClock};
 use wisp_gateway::dataplane::{DEFAULT_MEMORY_LIMIT, DataPlane, DataPlaneConfig};
 use wisp_gateway::routing::Domain;
-use wisp_runtime::{Runtime, RuntimeConfig};
+use wisp_runtime::{Runtime, RuntimeConfig, SourcePolicy};
 
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
 use crate::server_args::ServerArgs;
+use crate::load_args::LoadArgs;
 use crate::services_plan::{ServePlan, plan};
+use crate::source_args::SourceArgs;
 use crate::{cli_values, host_memory, listen, services_file};
 
 #[derive(clap::Args)]
@@ -37,6 +39,10 @@ pub struct ServeArgs {
     metrics_addr: SocketAddr,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    sources: SourceArgs,
+    #[command(flatten)]
+    loading: LoadArgs,
     /// Most instances alive at once across all Services (the size of the instance pool).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
@@ -71,6 +77,7 @@ struct Settings {
     file: String,
     plan: ServePlan,
     data_plane: DataPlaneConfig,
+    sources: SourcePolicy,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -93,12 +100,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter_map(|s| s.revision.memory_limit)
         .fold(settings.data_plane.default_memory_limit, u64::max);
-    let runtime = Runtime::new(RuntimeConfig {
+    let runtime = Runtime::new(args.loading.apply(RuntimeConfig {
         max_instances: args.max_instances,
         max_memory_per_instance: largest_limit.max(wisp_runtime::MIB),
         cache_dir: args.cache.dir(),
+        cache_max_bytes: args.cache.max_bytes(),
+        sources: settings.sources.clone(),
         ..RuntimeConfig::default()
-    })?;
+    }))?;
     let data_plane = DataPlane::new(runtime, settings.data_plane, Arc::new(SystemClock::new()));
 
     for service in &settings.plan.services {
@@ -170,6 +179,11 @@ fn settings(args: &ServeArgs) -> Result<Settings, Vec<String>> {
             return Err(problems);
         }
     };
+    let sources = args
+        .sources
+        .serve_policy(&file.base_dir)
+        .map_err(|error| problems.push(format!("{error:#}")))
+        .ok();
     let plan = match plan(&file, &args.domain) {
         Ok(plan) => Some(plan),
         Err(errors) => {
@@ -206,8 +220,8 @@ fn settings(args: &ServeArgs) -> Result<Settings, Vec<String>> {
             }
         }
     }
-    match (plan, autoscaler) {
-        (Some(plan), Some(autoscaler)) if problems.is_empty() => {
+    match (plan, autoscaler, sources) {
+        (Some(plan), Some(autoscaler), Some(sources)) if problems.is_empty() => {
             let mut data_plane = DataPlaneConfig::new(allocatable);
             data_plane.domain = args.domain.clone();
             data_plane.max_queue = args.max_queue;
@@ -221,6 +235,7 @@ fn settings(args: &ServeArgs) -> Result<Settings, Vec<String>> {
                 file: file.name,
                 plan,
                 data_plane,
+                sources,
             })
         }
         _ => Err(problems),

@@ -80,6 +80,10 @@ pub struct RevisionConfig {
     pub env: Vec<(String, String)>,
     /// `metadata.annotations` (the `autoscaling.knative.dev/*` keys are read).
     pub annotations: BTreeMap<String, String>,
+    /// The digest of the bytes the revision was created with, once recorded: it runs those
+    /// bytes or none (see [`wisp_runtime::Runtime::prepare_recorded`]). Not part of the spec:
+    /// recording it changes nothing the revision runs.
+    pub recorded_digest: Option<wisp_runtime::Digest>,
 }
 
 impl RevisionConfig {
@@ -97,16 +101,20 @@ impl RevisionConfig {
             memory_limit: None,
             env: Vec::new(),
             annotations: BTreeMap::new(),
+            recorded_digest: None,
         }
     }
 
-    /// Whether `other` differs from this revision only in its annotations.
+    /// Whether `other` differs from this revision only in its annotations (or the digest
+    /// recorded for it).
     pub(crate) fn same_spec(&self, other: &RevisionConfig) -> bool {
         Self {
             annotations: BTreeMap::new(),
+            recorded_digest: None,
             ..self.clone()
         } == Self {
             annotations: BTreeMap::new(),
+            recorded_digest: None,
             ..other.clone()
         }
     }

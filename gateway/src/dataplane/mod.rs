@@ -28,6 +28,7 @@ mod status;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::net::TcpListener;
@@ -43,10 +44,19 @@ pub use error::DataPlaneError;
 pub use node::{NodeCapacity, NodeUsage, Unschedulable};
 pub use status::RevisionState;
 
-use crate::metrics::{DataPlaneMetrics, NodeLabels, NodeMetrics};
+use crate::metrics::{CompiledTotals, DataPlaneMetrics, NodeLabels, NodeMetrics};
 use crate::routing::{Domain, RouteConfig, RouteError, RouteTable, Router};
 use registry::Registry;
 use revision::{EntryParts, RevisionEntry};
+
+/// Whether `entry` already runs `config`: the same spec, and the recorded bytes when a digest
+/// is recorded.
+fn runs(entry: &RevisionEntry, config: &RevisionConfig) -> bool {
+    entry.config.same_spec(config)
+        && config
+            .recorded_digest
+            .is_none_or(|recorded| recorded == entry.prepared.digest())
+}
 
 /// The data plane of one node. Cheap to clone (shares everything).
 #[derive(Clone)]
@@ -128,12 +138,18 @@ impl DataPlane {
         };
         let unchanged_spec = self
             .entry(&config.key)
-            .is_some_and(|entry| entry.config.same_spec(&config));
+            .is_some_and(|entry| runs(&entry, &config));
         // Compiling can take seconds: done before the control lock, so other changes go on.
         let prepared = if unchanged_spec {
             None
         } else {
-            Some(self.prepare(&config).await?)
+            match self.prepare(&config).await {
+                Ok(prepared) => Some(prepared),
+                Err(error) => {
+                    self.remove_unrecorded(&config).await;
+                    return Err(error);
+                }
+            }
         };
 
         let _control = self.inner.control.lock().await;
@@ -141,7 +157,7 @@ impl DataPlane {
         ResolvedSpec::resolve(&self.inner.autoscaler.config(), &spec).map_err(invalid)?;
         let existing = self.entry(&config.key);
         if let Some(entry) = &existing
-            && entry.config.same_spec(&config)
+            && runs(entry, &config)
         {
             if entry.annotations() != config.annotations {
                 entry.set_annotations(config.annotations);
@@ -203,17 +219,37 @@ impl DataPlane {
         Ok(entry.state())
     }
 
-    /// Fetches and compiles (or finds cached) the revision's component.
+    /// Fetches and compiles (or finds cached) the revision's component: the bytes of its
+    /// recorded digest, once it has one.
     async fn prepare(&self, config: &RevisionConfig) -> Result<PreparedComponent, DataPlaneError> {
         let source = ArtifactSource::parse(&config.component);
         self.inner
             .runtime
-            .prepare(&source)
+            .prepare_recorded(&source, config.recorded_digest)
             .await
             .map_err(|source| DataPlaneError::Component {
                 revision: config.key.clone(),
                 source,
             })
+    }
+
+    /// After a failed prepare: a revision here that runs other bytes than the digest recorded
+    /// for it (another node recorded first) must not go on serving them.
+    async fn remove_unrecorded(&self, config: &RevisionConfig) {
+        let stray = self.entry(&config.key).is_some_and(|entry| {
+            entry.config.same_spec(config)
+                && config
+                    .recorded_digest
+                    .is_some_and(|recorded| recorded != entry.prepared.digest())
+        });
+        if stray {
+            tracing::warn!(
+                namespace = %config.key.namespace,
+                revision = %config.key.name,
+                "the revision runs other bytes than its recorded digest; removing it"
+            );
+            self.remove_revision(&config.key).await;
+        }
     }
 
     /// Removes a revision: requests queued for it get 503, its replicas finish what they hold.
@@ -294,6 +330,12 @@ impl DataPlane {
             entry.refresh_metrics();
         }
         let usage = self.inner.node.usage();
+        let loader = self.inner.runtime.loader_stats();
+        self.inner.node_metrics.set_compiled(CompiledTotals {
+            memory_bytes: loader.memory_bytes.load(Ordering::Relaxed),
+            memory_evictions: loader.memory_evictions.load(Ordering::Relaxed),
+            disk_evictions: loader.disk_evictions.load(Ordering::Relaxed),
+        });
         self.inner.node_metrics.set_replicas(usage.replicas);
         self.inner
             .node_metrics

@@ -66,7 +66,7 @@ pub use admin::{serve_admin, serve_admin_with_health};
 pub use connections::{CloseReason, ConnectionMetrics};
 pub use encode::{CONTENT_TYPE, EncodeError};
 pub use labels::{CodeClass, FailureReason, NodeLabels, RevisionLabels};
-pub use node::NodeMetrics;
+pub use node::{CompiledTotals, NodeMetrics};
 pub use revision::{AutoscalerView, InFlight, RevisionMetrics};
 
 use connections::ConnectionFamilies;

@@ -24,6 +24,9 @@ pub(super) struct NodeFamilies {
     memory_used: Family<NodeLabels, Gauge>,
     instances_started: Family<NodeLabels, Counter>,
     instantiation_duration: Family<NodeLabels, Histogram, fn() -> Histogram>,
+    compiled_memory: Family<NodeLabels, Gauge>,
+    compiled_evictions: Family<NodeLabels, Counter>,
+    compile_cache_evictions: Family<NodeLabels, Counter>,
 }
 
 impl NodeFamilies {
@@ -34,6 +37,9 @@ impl NodeFamilies {
             memory_used: Family::default(),
             instances_started: Family::default(),
             instantiation_duration: Family::new_with_constructor(instantiation_histogram),
+            compiled_memory: Family::default(),
+            compiled_evictions: Family::default(),
+            compile_cache_evictions: Family::default(),
         };
         registry.register(
             "node_replicas",
@@ -63,6 +69,22 @@ impl NodeFamilies {
             Unit::Seconds,
             families.instantiation_duration.clone(),
         );
+        registry.register_with_unit(
+            "node_compiled_components_memory",
+            "Compiled component images the node holds in memory, in use or kept for reuse",
+            Unit::Bytes,
+            families.compiled_memory.clone(),
+        );
+        registry.register(
+            "node_compiled_components_evicted",
+            "Unused compiled components dropped from memory to stay within the node's budget",
+            families.compiled_evictions.clone(),
+        );
+        registry.register(
+            "node_compile_cache_evicted",
+            "Entries removed from the on-disk compile cache to stay within its size",
+            families.compile_cache_evictions.clone(),
+        );
         families
     }
 
@@ -73,6 +95,9 @@ impl NodeFamilies {
             memory_used: self.memory_used.get_or_create(labels).clone(),
             instances_started: self.instances_started.get_or_create(labels).clone(),
             instantiation_duration: self.instantiation_duration.get_or_create(labels).clone(),
+            compiled_memory: self.compiled_memory.get_or_create(labels).clone(),
+            compiled_evictions: self.compiled_evictions.get_or_create(labels).clone(),
+            compile_cache_evictions: self.compile_cache_evictions.get_or_create(labels).clone(),
         }
     }
 
@@ -82,6 +107,9 @@ impl NodeFamilies {
         removed |= self.memory_used.remove(labels);
         removed |= self.instances_started.remove(labels);
         removed |= self.instantiation_duration.remove(labels);
+        removed |= self.compiled_memory.remove(labels);
+        removed |= self.compiled_evictions.remove(labels);
+        removed |= self.compile_cache_evictions.remove(labels);
         removed
     }
 }
@@ -95,6 +123,17 @@ pub struct NodeMetrics {
     memory_used: Gauge,
     instances_started: Counter,
     instantiation_duration: Histogram,
+    compiled_memory: Gauge,
+    compiled_evictions: Counter,
+    compile_cache_evictions: Counter,
+}
+
+/// The loader's totals since the process started, as [`NodeMetrics::set_compiled`] takes them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CompiledTotals {
+    pub memory_bytes: u64,
+    pub memory_evictions: u64,
+    pub disk_evictions: u64,
 }
 
 impl NodeMetrics {
@@ -107,6 +146,18 @@ impl NodeMetrics {
     pub fn set_memory(&self, allocatable: u64, used: u64) {
         self.memory_allocatable.set(saturating_i64(allocatable));
         self.memory_used.set(saturating_i64(used));
+    }
+
+    /// The compiled components' memory and the evictions so far (totals: the counters catch up).
+    pub fn set_compiled(&self, totals: CompiledTotals) {
+        self.compiled_memory
+            .set(saturating_i64(totals.memory_bytes));
+        for (counter, total) in [
+            (&self.compiled_evictions, totals.memory_evictions),
+            (&self.compile_cache_evictions, totals.disk_evictions),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// Counts one instance created in `instantiation`.

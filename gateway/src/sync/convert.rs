@@ -57,6 +57,7 @@ pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, 
     if let Some(service) = labels.get(labels::SERVICE) {
         config.service.clone_from(service);
     }
+    config.recorded_digest = recorded_digest(revision);
     let container = spec.containers.first();
     let container_name = container
         .map(|c| c.name.as_str())
@@ -86,6 +87,25 @@ pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, 
         image,
         readiness_path,
     })
+}
+
+/// The digest recorded for the revision's bytes: the annotation the first node wrote, else the
+/// `imageDigest` of a revision from before it was written.
+fn recorded_digest(revision: &Revision) -> Option<wisp_runtime::Digest> {
+    let status = revision.status.as_ref()?;
+    let text = status
+        .annotations
+        .get(wisp_api::nodes::RECORDED_DIGEST_KEY)
+        .or_else(|| status.container_statuses.first()?.image_digest.as_ref())?;
+    let digest = wisp_runtime::Digest::parse(text);
+    if digest.is_none() {
+        tracing::warn!(
+            revision = %revision_key(revision),
+            recorded = text,
+            "the recorded image digest is not sha256:<hex>; ignoring it"
+        );
+    }
+    digest
 }
 
 #[cfg(test)]

@@ -18,6 +18,11 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 /// The component does not answer its readiness probe with a success.
 pub const PROBE_FAILED: &str = "ProbeFailed";
+/// The node's source policy does not allow the image (a directory, host or address it does not
+/// allow).
+pub const SOURCE_NOT_ALLOWED: &str = "SourceNotAllowed";
+/// The image now holds other bytes than those the revision was created with.
+pub const SOURCE_CHANGED: &str = "SourceChanged";
 /// The node itself failed (engine or compile cache), not the revision.
 pub const INTERNAL_ERROR: &str = "InternalError";
 
@@ -77,6 +82,10 @@ impl Failure {
                 (CONTAINER_MISSING, true)
             }
             RuntimeError::TooLarge { .. } => (CONTAINER_MISSING, false),
+            // The operator's policy changes only with a restart, which applies everything again.
+            RuntimeError::NotAllowed { .. } => (SOURCE_NOT_ALLOWED, false),
+            // Putting the original bytes back heals the revision.
+            RuntimeError::SourceChanged { .. } => (SOURCE_CHANGED, true),
             RuntimeError::NotWasm { .. }
             | RuntimeError::CoreModule { .. }
             | RuntimeError::UnknownWasmVersion { .. }
@@ -161,6 +170,42 @@ mod tests {
             }),
         );
         assert_eq!((cache.reason, cache.transient), (INTERNAL_ERROR, true));
+    }
+
+    #[test]
+    fn policy_refusals_and_changed_sources_have_their_own_reasons() {
+        let refused = Failure::data_plane(
+            "/etc/passwd",
+            &component(RuntimeError::NotAllowed {
+                source_name: "/etc/passwd".into(),
+                refusal: wisp_runtime::Refusal::OutsideDirectories {
+                    allowed: "/images".into(),
+                },
+            }),
+        );
+        assert_eq!(
+            (refused.reason, refused.transient),
+            (SOURCE_NOT_ALLOWED, false)
+        );
+        assert!(
+            refused.message.contains("--allow-path"),
+            "{}",
+            refused.message
+        );
+        let expected = wisp_runtime::Digest::of(b"old");
+        let found = wisp_runtime::Digest::of(b"new");
+        let changed = Failure::data_plane(
+            "a.wasm",
+            &component(RuntimeError::SourceChanged {
+                source_name: "/images/a.wasm".into(),
+                expected,
+                found,
+            }),
+        );
+        assert_eq!(changed.reason, SOURCE_CHANGED);
+        assert!(changed.message.contains(&expected.to_string()));
+        assert!(changed.message.contains(&found.to_string()));
+        assert!(changed.message.contains("create a new revision"));
     }
 
     #[test]

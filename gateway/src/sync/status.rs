@@ -5,7 +5,8 @@
 
 use wisp_api::knative::{RevisionStatus, RouteStatus};
 use wisp_api::nodes::{
-    RevisionReport, RevisionState, RouteReport, encode, report_key, traffic_hash,
+    RECORDED_DIGEST_KEY, RevisionReport, RevisionState, RouteReport, encode, report_key,
+    traffic_hash,
 };
 
 use super::failure::Failure;
@@ -81,7 +82,7 @@ pub fn applied(
     container: &str,
     outcome: &Outcome,
 ) -> RevisionStatus {
-    with_report(status, node, |report| {
+    let mut next = with_report(status, node, |report| {
         report.generation = generation;
         report.container = Some(container.to_owned());
         match outcome {
@@ -98,7 +99,14 @@ pub fn applied(
                 report.message = Some(failure.message.clone());
             }
         }
-    })
+    });
+    // The first bytes that ran are the revision's for good.
+    if let Outcome::Ready { digest } = outcome {
+        next.annotations
+            .entry(RECORDED_DIGEST_KEY.to_owned())
+            .or_insert_with(|| digest.clone());
+    }
+    next
 }
 
 /// This node's ready and desired replicas (`-1`: the autoscaler has no view yet).
@@ -146,6 +154,13 @@ mod tests {
         assert_eq!(report.state, RevisionState::Ready);
         assert_eq!(report.image_digest.as_deref(), Some("sha256:ab"));
         assert!(reported(&done, "a", Some(1)));
+        assert_eq!(done.annotations[RECORDED_DIGEST_KEY], "sha256:ab");
+        // Another node's bytes never replace the recorded digest.
+        let other = Outcome::Ready {
+            digest: "sha256:cd".into(),
+        };
+        let by_b = applied(&done, "b", Some(1), "user-container", &other);
+        assert_eq!(by_b.annotations[RECORDED_DIGEST_KEY], "sha256:ab");
         assert!(!reported(&done, "b", Some(1)), "another node has not");
         // Applying again (a restart) changes nothing, so nothing is written.
         assert_eq!(

@@ -6,3 +6,4 @@ mod metrics;
 mod overload;
 mod routing;
 mod scaling;
+mod sources;

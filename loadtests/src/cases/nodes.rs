@@ -52,6 +52,8 @@ impl WispNode {
             .args(["--max-instances", "2000", "--node-lease-duration", "4s"])
             .arg("--cache-dir")
             .arg(cache)
+            .arg("--allow-path")
+            .arg(wisp_samples::dir())
             .env("WISP_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

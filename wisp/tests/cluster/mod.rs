@@ -92,6 +92,8 @@ impl Up {
             cache.as_os_str(),
             "--allocatable-memory".as_ref(),
             "4Gi".as_ref(),
+            "--allow-path".as_ref(),
+            wisp_samples::dir().as_os_str(),
         ];
         args.extend(extra.iter().map(std::ffi::OsStr::new));
         let process = WispProcess::start(&args, 4);
@@ -419,6 +421,8 @@ pub fn join(data_dir: &Path, name: &str, extra: &[&str]) -> WispProcess {
         cache.as_os_str(),
         "--allocatable-memory".as_ref(),
         "4Gi".as_ref(),
+        "--allow-path".as_ref(),
+        wisp_samples::dir().as_os_str(),
     ];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
     WispProcess::start(&args, 2)

@@ -100,6 +100,8 @@ impl WispOnKube {
                     "--allocatable-memory=1536Mi".as_ref(),
                     "--cache-dir".as_ref(),
                     cache.as_os_str(),
+                    "--allow-path".as_ref(),
+                    wisp_samples::dir().as_os_str(),
                 ];
                 WispProcess::start(&args, 2)
             })
