@@ -4,5 +4,6 @@
 mod harness;
 mod metrics;
 mod overload;
+mod replica_cap;
 mod routing;
 mod scaling;
