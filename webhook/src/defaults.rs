@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use kube::ResourceExt;
 use wisp_api::knative::{CONFIG_AUTOSCALER, CONFIG_DEFAULTS, SYSTEM_NAMESPACE};
 use wisp_control::admission::ClusterDefaults;
 

@@ -142,7 +142,9 @@ impl Bound {
         let max_replicas = usize::try_from(args.max_replicas).unwrap_or(usize::MAX);
         data_plane_config.max_replicas = max_replicas;
         data_plane_config.max_replicas_per_revision = match args.max_replicas_per_revision {
-            Some(share) => usize::try_from(share).unwrap_or(usize::MAX).min(max_replicas),
+            Some(share) => usize::try_from(share)
+                .unwrap_or(usize::MAX)
+                .min(max_replicas),
             None => wisp_gateway::dataplane::default_max_replicas_per_revision(max_replicas),
         };
         let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));

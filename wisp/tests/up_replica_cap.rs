@@ -32,12 +32,9 @@ fn a_service_demanding_billions_of_replicas_runs_its_share_and_its_revision_says
         &ksvc("greedy", &image("hello")),
         &[("autoscaling.knative.dev/min-scale", "2000000000")],
     ));
-    let revision = up.wait_for(
-        "revision",
-        "greedy-00001",
-        "reported its cap",
-        |revision| condition(revision, "ReplicasScheduled") == Some("False"),
-    );
+    let revision = up.wait_for("revision", "greedy-00001", "reported its cap", |revision| {
+        condition(revision, "ReplicasScheduled") == Some("False")
+    });
     let scheduled = condition_of(&revision, "ReplicasScheduled").expect("the condition");
     assert_eq!(scheduled["reason"], "Unschedulable", "{scheduled}");
     assert_eq!(scheduled["severity"], "Warning", "{scheduled}");
@@ -56,10 +53,7 @@ fn a_service_demanding_billions_of_replicas_runs_its_share_and_its_revision_says
     let (status, body) = up.http_get(&up.host("greedy"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
     // As many Pods as replicas, no more.
-    let pods = up.list(
-        "pods",
-        Some("serving.knative.dev/revision=greedy-00001"),
-    );
+    let pods = up.list("pods", Some("serving.knative.dev/revision=greedy-00001"));
     assert_eq!(pods.len(), 4, "{pods:#?}");
     // kubectl shows the reason as a user would read it.
     let printed = up.kubectl(&["get", "revision", "greedy-00001", "-o", "json"]);
@@ -119,7 +113,10 @@ fn a_service_demanding_billions_of_replicas_runs_its_share_and_its_revision_says
         )),
     );
     assert!(error.contains("expected 0 <= 50 <= 10"), "{error}");
-    assert!(up.get("ksvc", "limited").is_none(), "nothing refused is stored");
+    assert!(
+        up.get("ksvc", "limited").is_none(),
+        "nothing refused is stored"
+    );
     up.apply(&with_annotations(
         &ksvc("limited", &image("hello")),
         &[("autoscaling.knative.dev/max-scale", "10")],

@@ -512,7 +512,10 @@ impl Objects {
             .cloned()
             .and_then(|data| serde_json::from_value(data).ok())
             .unwrap_or_default();
-        (data, meta_str(&object, "resourceVersion").map(str::to_owned))
+        (
+            data,
+            meta_str(&object, "resourceVersion").map(str::to_owned),
+        )
     }
 
     fn settle(

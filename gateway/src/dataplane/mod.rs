@@ -41,8 +41,7 @@ pub use body::GatewayBody;
 pub use config::{DEFAULT_MEMORY_LIMIT, DEFAULT_REVISION_TIMEOUT, DataPlaneConfig, RevisionConfig};
 pub use error::DataPlaneError;
 pub use node::{
-    DEFAULT_MAX_REPLICAS, NodeCapacity, NodeUsage, Unschedulable,
-    default_max_replicas_per_revision,
+    DEFAULT_MAX_REPLICAS, NodeCapacity, NodeUsage, Unschedulable, default_max_replicas_per_revision,
 };
 pub use status::RevisionState;
 

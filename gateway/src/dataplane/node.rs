@@ -211,8 +211,14 @@ mod tests {
         let held: Vec<Reservation> = (0..3).map(|_| node.reserve(1).expect("fits")).collect();
         let refused = node.reserve(1).expect_err("capped");
         assert_eq!(refused, Unschedulable::ReplicaCap { max_replicas: 3 });
-        assert!(refused.to_string().contains("at most 3 replicas"), "{refused}");
-        assert!(refused.to_string().contains("raise --max-replicas"), "{refused}");
+        assert!(
+            refused.to_string().contains("at most 3 replicas"),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("raise --max-replicas"),
+            "{refused}"
+        );
         drop(held);
         assert!(node.reserve(1).is_ok());
     }
@@ -223,10 +229,7 @@ mod tests {
         // million.
         let node = NodeCapacity::new(4 * MIN_REPLICA_MEMORY, DEFAULT_MAX_REPLICAS);
         let held: Vec<Reservation> = (0..4).map(|_| node.reserve(1).expect("fits")).collect();
-        assert!(matches!(
-            node.reserve(1),
-            Err(Unschedulable::Memory { .. })
-        ));
+        assert!(matches!(node.reserve(1), Err(Unschedulable::Memory { .. })));
         assert_eq!(node.usage().used, 4 * MIN_REPLICA_MEMORY);
         drop(held);
         assert_eq!(node.usage().used, 0);

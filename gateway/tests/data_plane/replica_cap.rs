@@ -70,7 +70,12 @@ async fn a_revision_demanding_billions_of_replicas_stops_at_the_caps_and_others_
 
     // Its own requests fail (nothing instantiates in one byte) with a status and a reason.
     let own = plane.get(&host("greedy"), "/").await;
-    assert_eq!(own.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", own.body);
+    assert_eq!(
+        own.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        own.body
+    );
     assert!(!own.body.is_empty());
 
     // Another revision still starts and serves.

@@ -174,5 +174,8 @@ pub fn replica_demands_beyond_the_bounds_are_refused(up: &Kube) {
         ),
         "{error}"
     );
-    assert!(up.get("ksvc", "greedy").is_none(), "nothing refused is stored");
+    assert!(
+        up.get("ksvc", "greedy").is_none(),
+        "nothing refused is stored"
+    );
 }

@@ -205,7 +205,10 @@ mod tests {
              (config-autoscaler); set autoscaling.knative.dev/max-scale to at least 20",
         );
         assert_eq!(
-            check(&[("min-scale", "20"), ("max-scale", "50")], &limited(100, 10)),
+            check(
+                &[("min-scale", "20"), ("max-scale", "50")],
+                &limited(100, 10)
+            ),
             vec![]
         );
     }
