@@ -109,6 +109,10 @@ pub struct RevisionReport {
     /// Replicas this node's autoscaler wants (`-1`: it has no view yet).
     #[serde(default)]
     pub desired: i32,
+    /// Why this node runs fewer replicas than its autoscaler wants, while it does: the limit
+    /// it reached, the replicas wanted and running, and what to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped: Option<String>,
 }
 
 /// One node's word on one route.
@@ -177,6 +181,7 @@ mod tests {
             message: None,
             actual: 2,
             desired: 2,
+            capped: None,
         };
         let annotations = BTreeMap::from([
             (report_key("a"), encode(&ready)),

@@ -5,6 +5,17 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+/// The least memory a replica may be given (`resources.limits.memory` and `requests.memory`):
+/// 1Mi, sixteen 64 KiB WebAssembly pages. No practical component starts in less — the
+/// smallest sample (`hello-wasi`, a Rust guest with no async runtime) declares 17 pages, as
+/// rustc's default shadow stack alone is 1 MiB — while a hand-tuned guest with a small stack
+/// still fits. Admission refuses less, and a node charges at least this much for any replica,
+/// so a limit like `"1"` (one byte) can never make thousands of replicas look free.
+pub const MIN_REPLICA_MEMORY: u64 = 1024 * 1024;
+
+/// [`MIN_REPLICA_MEMORY`] as a manifest writes it.
+pub const MIN_REPLICA_MEMORY_TEXT: &str = "1Mi";
+
 /// A resource quantity as written in a manifest (`128Mi`, `0.5`, `1e3`), kept as text.
 ///
 /// Kubernetes accepts a bare YAML number where a quantity goes (`memory: 134217728`), so this

@@ -196,17 +196,17 @@ impl AnnotationOverrides {
             o.panic_threshold_percentage = Some(p);
         }
         if let Some((k, v)) = lookup.get("initial-scale", Some("initialScale")) {
-            o.initial_scale = Some(parse_u32(&k, v, "an integer ≥ 0")?);
+            o.initial_scale = Some(parse_scale(&k, v, SCALE_ALLOWED)?);
         }
         if let Some((k, v)) = lookup.get("min-scale", Some("minScale")) {
-            o.min_scale = Some(parse_u32(&k, v, "an integer ≥ 0")?);
+            o.min_scale = Some(parse_scale(&k, v, SCALE_ALLOWED)?);
         }
         if let Some((k, v)) = lookup.get("max-scale", Some("maxScale")) {
-            o.max_scale = Some(parse_u32(&k, v, "an integer ≥ 0")?);
+            o.max_scale = Some(parse_scale(&k, v, SCALE_ALLOWED)?);
         }
         if let Some((k, v)) = lookup.get("activation-scale", None) {
-            let allowed = "an integer ≥ 2";
-            let a = parse_u32(&k, v, allowed)?;
+            let allowed = "an integer from 2 to 2147483647";
+            let a = parse_scale(&k, v, allowed)?;
             if a < 2 {
                 return Err(ConfigError::invalid(&k, v, allowed));
             }
@@ -240,6 +240,20 @@ impl AnnotationOverrides {
             o.progress_deadline = Some(d);
         }
         Ok(o)
+    }
+}
+
+/// The largest replica count an annotation may ask for: Knative reads scales as `int32`
+/// (`getIntGE0`), so a larger number is out of bounds there too.
+pub const MAX_SCALE_VALUE: u32 = i32::MAX as u32;
+
+const SCALE_ALLOWED: &str = "an integer from 0 to 2147483647";
+
+/// A replica count: a whole number within Knative's `int32` range.
+fn parse_scale(key: &str, value: &str, allowed: &str) -> Result<u32, ConfigError> {
+    match parse_u32(key, value, allowed)? {
+        n if n <= MAX_SCALE_VALUE => Ok(n),
+        _ => Err(ConfigError::invalid(key, value, allowed)),
     }
 }
 
@@ -298,7 +312,7 @@ mod tests {
             ("panic-threshold-percentage", "100", "110 to 1000"),
             ("target-utilization-percentage", "0.5", "1 to 100"),
             ("target", "0", "0.01"),
-            ("activation-scale", "1", "≥ 2"),
+            ("activation-scale", "1", "from 2 to 2147483647"),
             ("scale-down-delay", "2h", "0s to 1h"),
             ("metric", "cpu", "concurrency or rps"),
             ("class", "hpa.autoscaling.knative.dev", "KPA"),
@@ -307,7 +321,10 @@ mod tests {
                 "max",
                 "weighted-exponential",
             ),
-            ("maxScale", "-3", "≥ 0"),
+            ("maxScale", "-3", "from 0 to 2147483647"),
+            // Knative reads scales as int32: 4e9 fits a u32 but is out of bounds.
+            ("min-scale", "4000000000", "from 0 to 2147483647"),
+            ("initial-scale", "2147483648", "from 0 to 2147483647"),
         ];
         for (key, value, fragment) in cases {
             let err = AnnotationOverrides::parse(&ann(&[(key, value)])).unwrap_err();
@@ -317,6 +334,12 @@ mod tests {
                 "{key}={value}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn the_largest_int32_is_the_largest_scale() {
+        let o = AnnotationOverrides::parse(&ann(&[("min-scale", "2147483647")])).unwrap();
+        assert_eq!(o.min_scale, Some(MAX_SCALE_VALUE));
     }
 
     #[test]

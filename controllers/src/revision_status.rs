@@ -11,7 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use wisp_api::knative::condition_types::{ACTIVE, CONTAINER_HEALTHY, READY, RESOURCES_AVAILABLE};
+use wisp_api::knative::condition_types::{
+    ACTIVE, CONTAINER_HEALTHY, READY, REPLICAS_SCHEDULED, RESOURCES_AVAILABLE, UNSCHEDULABLE,
+};
 use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
 use wisp_api::knative::{ContainerStatus, RevisionStatus};
 use wisp_api::nodes::{self, RevisionReport, RevisionState};
@@ -46,6 +48,7 @@ pub(crate) fn next(
         .filter(|(node, _)| nodes.ready.contains(*node))
         .collect();
     set_replicas(&mut next, &reports, now);
+    set_scheduled(&mut next, &reports, now);
     if nodes.ready.is_empty() {
         if conditions::get(&next.conditions, READY).is_none() {
             deploying(
@@ -152,6 +155,29 @@ fn deploying(status: &mut RevisionStatus, message: &str, now: &str) {
     conditions::set_ready(&mut status.conditions, DEPENDENTS, now);
 }
 
+/// `ReplicasScheduled`: `False` (severity Warning, not a dependent of `Ready`: the replicas that
+/// run keep serving) while a Ready node runs fewer replicas than its autoscaler wants, with that
+/// node's reason; removed once every node runs what it wants.
+fn set_scheduled(status: &mut RevisionStatus, reports: &[(&str, RevisionReport)], now: &str) {
+    let capped: Vec<&str> = reports
+        .iter()
+        .filter_map(|(_, report)| report.capped.as_deref())
+        .collect();
+    let Some(first) = capped.first() else {
+        status.conditions.retain(|c| c.type_ != REPLICAS_SCHEDULED);
+        return;
+    };
+    let others = match capped.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 other node is capped too)".to_owned(),
+        n => format!(" (and {n} other nodes are capped too)"),
+    };
+    let mut condition = Condition::new(REPLICAS_SCHEDULED, ConditionStatus::False)
+        .because(UNSCHEDULABLE, format!("{first}{others}"));
+    condition.severity = Some("Warning".into());
+    conditions::set(&mut status.conditions, condition, now);
+}
+
 /// `actualReplicas` and `desiredReplicas` as sums over the reports (desired left out while no
 /// node's autoscaler has a view), and `Active` from them.
 fn set_replicas(status: &mut RevisionStatus, reports: &[(&str, RevisionReport)], now: &str) {
@@ -195,6 +221,7 @@ mod tests {
             message: (state == RevisionState::Failed).then(|| "cannot read a.wasm".into()),
             actual,
             desired,
+            capped: None,
         }
     }
 
@@ -296,6 +323,45 @@ mod tests {
             next(&joined, Some(1), &view(&["a", "b"], &["a", "b"]), T0),
             joined
         );
+    }
+
+    #[test]
+    fn a_capped_node_is_a_warning_that_leaves_ready_alone() {
+        let nodes = view(&["a", "b"], &["a", "b"]);
+        let capped = "node b runs 5 of the 2000000000 replicas the revision wants: the node runs \
+                      at most 5 replicas across all revisions (--max-replicas)";
+        let status = status_with(&[
+            ("a", report(RevisionState::Ready, 3, 3)),
+            (
+                "b",
+                RevisionReport {
+                    capped: Some(capped.into()),
+                    ..report(RevisionState::Ready, 5, 2_000_000_000)
+                },
+            ),
+        ]);
+        let next_status = next(&status, Some(1), &nodes, T0);
+        assert!(conditions::is_true(&next_status.conditions, READY));
+        let scheduled = conditions::get(&next_status.conditions, REPLICAS_SCHEDULED)
+            .cloned()
+            .expect("the condition");
+        assert_eq!(scheduled.status, ConditionStatus::False);
+        assert_eq!(scheduled.reason.as_deref(), Some(UNSCHEDULABLE));
+        assert_eq!(scheduled.message.as_deref(), Some(capped));
+        assert_eq!(scheduled.severity.as_deref(), Some("Warning"));
+
+        // Every node runs what it wants again: the condition goes.
+        let relieved = status_with(&[
+            ("a", report(RevisionState::Ready, 3, 3)),
+            ("b", report(RevisionState::Ready, 5, 5)),
+        ]);
+        let relieved = RevisionStatus {
+            conditions: next_status.conditions.clone(),
+            ..relieved
+        };
+        let cleared = next(&relieved, Some(1), &nodes, T0);
+        assert!(conditions::get(&cleared.conditions, REPLICAS_SCHEDULED).is_none());
+        assert!(conditions::is_true(&cleared.conditions, READY));
     }
 
     #[test]

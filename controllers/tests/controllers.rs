@@ -222,6 +222,7 @@ async fn report(client: &Client, revision: &Revision, ok: bool) -> kube::Result<
         message: (!ok).then(|| format!("Unable to fetch image {image:?}: no such file")),
         actual: 0,
         desired: 0,
+        capped: None,
     };
     let mut status = revision.status.clone().unwrap_or_default();
     status

@@ -1,19 +1,20 @@
-//! `knative-serving/config-defaults`, watched live: every review reads the value current at
-//! that moment, so a change of the ConfigMap applies to the next admission, as it does in the
-//! embedded API server (which reads it from its store on every write). An absent ConfigMap
-//! means Knative's defaults.
+//! `knative-serving/config-defaults` and `config-autoscaler` (its scale bounds), watched live:
+//! every review reads the value current at that moment, so a change of either ConfigMap
+//! applies to the next admission, as it does in the embedded API server (which reads them from
+//! its store on every write). An absent ConfigMap means Knative's defaults.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wisp_api::knative::{CONFIG_DEFAULTS, SYSTEM_NAMESPACE};
+use wisp_api::knative::{CONFIG_AUTOSCALER, CONFIG_DEFAULTS, SYSTEM_NAMESPACE};
 use wisp_control::admission::ClusterDefaults;
 
 /// How long [`watch_config_defaults`] waits for the first list before serving with Knative's
@@ -49,31 +50,70 @@ async fn run(
     listed: watch::Sender<bool>,
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client, SYSTEM_NAMESPACE);
-    let config = watcher::Config::default().fields(&format!("metadata.name={CONFIG_DEFAULTS}"));
-    let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    // The data of the ConfigMap seen during a (re)list, applied once the list is complete.
-    let mut pending: Option<BTreeMap<String, String>> = None;
+    // Both ConfigMaps in one watch of the namespace (a field selector names only one).
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut current = Sources::default();
+    // The ConfigMaps seen during a (re)list, applied once the list is complete.
+    let mut pending = Sources::default();
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Init) => pending = None,
-            Ok(Event::InitApply(map)) => pending = Some(map.data.unwrap_or_default()),
+            Ok(Event::Init) => pending = Sources::default(),
+            Ok(Event::InitApply(map)) => {
+                pending.set(&map.name_any(), map.data);
+            }
             Ok(Event::InitDone) => {
-                apply(&defaults, pending.take());
+                current = std::mem::take(&mut pending);
+                apply(&defaults, &current);
                 listed.send_replace(true);
             }
-            Ok(Event::Apply(map)) => apply(&defaults, Some(map.data.unwrap_or_default())),
-            Ok(Event::Delete(_)) => apply(&defaults, None),
-            Err(error) => {
-                tracing::warn!(%error, "webhook: watching {SYSTEM_NAMESPACE}/{CONFIG_DEFAULTS}")
+            Ok(Event::Apply(map)) => {
+                if current.set(&map.name_any(), map.data) {
+                    apply(&defaults, &current);
+                }
             }
+            Ok(Event::Delete(map)) => {
+                if current.set(&map.name_any(), None) {
+                    apply(&defaults, &current);
+                }
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "webhook: watching {SYSTEM_NAMESPACE}/{CONFIG_DEFAULTS} and {CONFIG_AUTOSCALER}"
+            ),
         }
     }
 }
 
-/// Publishes the defaults `data` sets (Knative's when the ConfigMap is absent), logging what
-/// is wrong with it only when the result changes.
-fn apply(defaults: &watch::Sender<ClusterDefaults>, data: Option<BTreeMap<String, String>>) {
-    let (value, problems) = ClusterDefaults::from_data(&data.unwrap_or_default());
+/// The data of the two ConfigMaps admission reads (`None`: absent, or no data).
+#[derive(Default)]
+struct Sources {
+    defaults: Option<BTreeMap<String, String>>,
+    autoscaler: Option<BTreeMap<String, String>>,
+}
+
+impl Sources {
+    /// Records `name`'s data (or its absence); whether it was one admission reads.
+    fn set(&mut self, name: &str, data: Option<BTreeMap<String, String>>) -> bool {
+        match name {
+            CONFIG_DEFAULTS => self.defaults = data,
+            CONFIG_AUTOSCALER => self.autoscaler = data,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Publishes the defaults the ConfigMaps set (Knative's where one is absent), logging what is
+/// wrong with them only when the result changes.
+fn apply(defaults: &watch::Sender<ClusterDefaults>, sources: &Sources) {
+    let empty = BTreeMap::new();
+    let (value, mut problems) =
+        ClusterDefaults::from_data(sources.defaults.as_ref().unwrap_or(&empty));
+    let (value, autoscaler_problems) =
+        value.with_autoscaler(sources.autoscaler.as_ref().unwrap_or(&empty));
+    problems.extend(autoscaler_problems);
     let changed = defaults.send_if_modified(|current| {
         let changed = *current != value;
         *current = value;
@@ -83,6 +123,6 @@ fn apply(defaults: &watch::Sender<ClusterDefaults>, data: Option<BTreeMap<String
         for problem in problems {
             tracing::warn!("{problem}");
         }
-        tracing::info!(defaults = ?value, "webhook: {CONFIG_DEFAULTS} applied");
+        tracing::info!(defaults = ?value, "webhook: {CONFIG_DEFAULTS} and {CONFIG_AUTOSCALER} applied");
     }
 }

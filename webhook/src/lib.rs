@@ -11,7 +11,7 @@
 //! * [`certs`], [`tls`], [`secret`]: the serving certificate — minted, judged, shared by every
 //!   replica through a Secret, renewed before it expires, swapped in without a restart;
 //! * [`ca_bundle`]: the CA kept in the webhook configurations' `caBundle`;
-//! * [`defaults`]: `knative-serving/config-defaults`, watched live;
+//! * [`defaults`]: `knative-serving/config-defaults` and `config-autoscaler`, watched live;
 //! * [`running`]: all of it together, as `wisp controller` starts it.
 //!
 //! Not for the embedded API server, which runs the same functions in-process; and not a

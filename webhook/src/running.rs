@@ -1,6 +1,6 @@
 //! The webhook as `wisp controller` runs it: the certificate from the shared Secret, the HTTPS
 //! server, and the three loops that keep it right — the certificate (re-read and renewed), the
-//! webhook configurations' caBundle, and `config-defaults`.
+//! webhook configurations' caBundle, and `config-defaults` with `config-autoscaler`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

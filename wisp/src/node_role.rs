@@ -51,6 +51,16 @@ pub struct NodeArgs {
     /// Most instances alive at once across all Services (the size of the instance pool).
     #[arg(long, default_value_t = 1000)]
     pub max_instances: u32,
+    /// Most replicas the node runs at once across all revisions (a kubelet's maxPods; also the
+    /// Node's `pods` capacity). A revision that wants more (a huge min-scale, a burst) runs
+    /// what fits and its Revision gets `ReplicasScheduled=False` saying why.
+    #[arg(long, default_value_t = wisp_gateway::dataplane::DEFAULT_MAX_REPLICAS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_replicas: u64,
+    /// Most replicas one revision may hold on the node, so a revision that asks for millions
+    /// leaves room for the others. Default: half of --max-replicas.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_replicas_per_revision: Option<u64>,
     /// Relative image paths of revisions resolve against this directory. Default: the
     /// directory the command starts in — so restart it from the same place, or pass this flag.
     #[arg(long, value_name = "DIR")]
@@ -153,6 +163,14 @@ impl Bound {
         data_plane_config.node_name = name.to_owned();
         data_plane_config.server = limits.clone();
         data_plane_config.trusted_proxies = args.server.trusted_proxies();
+        let max_replicas = usize::try_from(args.max_replicas).unwrap_or(usize::MAX);
+        data_plane_config.max_replicas = max_replicas;
+        data_plane_config.max_replicas_per_revision = match args.max_replicas_per_revision {
+            Some(share) => usize::try_from(share)
+                .unwrap_or(usize::MAX)
+                .min(max_replicas),
+            None => wisp_gateway::dataplane::default_max_replicas_per_revision(max_replicas),
+        };
         let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
         let guests = GuestRuntime::start()?;
         let health = Health::loading();

@@ -96,6 +96,10 @@ const CASES: &[(&str, Case)] = &[
         "admission_refusals_are_knatives_webhook_denials",
         conformance::api::admission_refusals_are_knatives_webhook_denials,
     ),
+    (
+        "replica_demands_beyond_the_bounds_are_refused",
+        conformance::api::replica_demands_beyond_the_bounds_are_refused,
+    ),
 ];
 
 /// The node's ServiceAccount may not create Services: the real server answers 403.

@@ -43,6 +43,11 @@ fn kubectl_prints_knative_columns_and_explains_the_schema() {
 }
 
 #[test]
+fn replica_demands_beyond_the_bounds_are_refused() {
+    conformance::api::replica_demands_beyond_the_bounds_are_refused(&Up::start(&[]));
+}
+
+#[test]
 fn admission_refusals_are_knatives_webhook_denials() {
     conformance::api::admission_refusals_are_knatives_webhook_denials(&Up::start(&[]));
 }

@@ -44,6 +44,13 @@ pub mod condition_types {
     pub const RESOURCES_AVAILABLE: &str = "ResourcesAvailable";
     pub const CONTAINER_HEALTHY: &str = "ContainerHealthy";
     pub const ACTIVE: &str = "Active";
+    /// wisp's: whether every replica the autoscaler wants runs. `False` (severity Warning, so
+    /// `Ready` is untouched: what runs keeps serving) while a node runs fewer, reason
+    /// [`UNSCHEDULABLE`] as a Pod the scheduler cannot place has, and a message naming the
+    /// node, the limit, the replicas wanted and running, and what to change. Absent otherwise.
+    pub const REPLICAS_SCHEDULED: &str = "ReplicasScheduled";
+    /// The reason of a `ReplicasScheduled=False` condition (Kubernetes' `PodScheduled` reason).
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
 }
 
 #[cfg(test)]

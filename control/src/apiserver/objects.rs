@@ -71,8 +71,8 @@ pub enum Deleted {
 pub struct Objects {
     store: Store,
     collector: Collector,
-    /// The resourceVersion of the `config-defaults` whose problems were last logged, so a bad
-    /// value is reported once per change, not on every write.
+    /// The resourceVersions of the `config-defaults` and `config-autoscaler` whose problems
+    /// were last logged, so a bad value is reported once per change, not on every write.
     defaults_reported: Arc<Mutex<Option<String>>>,
 }
 
@@ -451,38 +451,27 @@ impl Objects {
         })
     }
 
-    /// `knative-serving/config-defaults` for a write of a Knative kind, read afresh so a change
-    /// applies to the next write; Knative's values when it is absent.
+    /// `knative-serving/config-defaults`, with the scale bounds of `config-autoscaler`, for a
+    /// write of a Knative kind, read afresh so a change applies to the next write; Knative's
+    /// values where they are absent.
     async fn cluster_defaults(&self, resource: &Resource) -> ClusterDefaults {
         if resource.group != crate::registry::SERVING_GROUP {
             return ClusterDefaults::KNATIVE;
         }
-        let Some(config_maps) = crate::registry::lookup("", "v1", "configmaps") else {
-            return ClusterDefaults::KNATIVE;
-        };
-        let stored = self
-            .store
-            .get(&key(
-                config_maps,
-                Some(wisp_api::knative::SYSTEM_NAMESPACE),
-                wisp_api::knative::CONFIG_DEFAULTS,
-            ))
+        let (defaults_data, defaults_version) = self
+            .knative_config_map(wisp_api::knative::CONFIG_DEFAULTS)
             .await;
-        let object = match stored {
-            Ok(object) => object,
-            Err(crate::store::StoreError::NotFound { .. }) => return ClusterDefaults::KNATIVE,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read config-defaults; using Knative's defaults");
-                return ClusterDefaults::KNATIVE;
-            }
-        };
-        let data: std::collections::BTreeMap<String, String> = object
-            .get("data")
-            .cloned()
-            .and_then(|data| serde_json::from_value(data).ok())
-            .unwrap_or_default();
-        let (defaults, problems) = ClusterDefaults::from_data(&data);
-        let version = meta_str(&object, "resourceVersion").map(str::to_owned);
+        let (autoscaler_data, autoscaler_version) = self
+            .knative_config_map(wisp_api::knative::CONFIG_AUTOSCALER)
+            .await;
+        let (defaults, mut problems) = ClusterDefaults::from_data(&defaults_data);
+        let (defaults, autoscaler_problems) = defaults.with_autoscaler(&autoscaler_data);
+        problems.extend(autoscaler_problems);
+        let version = Some(format!(
+            "{}/{}",
+            defaults_version.unwrap_or_default(),
+            autoscaler_version.unwrap_or_default()
+        ));
         let mut reported = crate::store::lock(&self.defaults_reported);
         if !problems.is_empty() && *reported != version {
             for problem in problems {
@@ -491,6 +480,42 @@ impl Objects {
             *reported = version;
         }
         defaults
+    }
+
+    /// The `data` and resourceVersion of `knative-serving/<name>`; empty when it is absent or
+    /// cannot be read (which is logged).
+    async fn knative_config_map(
+        &self,
+        name: &str,
+    ) -> (std::collections::BTreeMap<String, String>, Option<String>) {
+        let Some(config_maps) = crate::registry::lookup("", "v1", "configmaps") else {
+            return Default::default();
+        };
+        let stored = self
+            .store
+            .get(&key(
+                config_maps,
+                Some(wisp_api::knative::SYSTEM_NAMESPACE),
+                name,
+            ))
+            .await;
+        let object = match stored {
+            Ok(object) => object,
+            Err(crate::store::StoreError::NotFound { .. }) => return Default::default(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read {name}; using Knative's defaults");
+                return Default::default();
+            }
+        };
+        let data = object
+            .get("data")
+            .cloned()
+            .and_then(|data| serde_json::from_value(data).ok())
+            .unwrap_or_default();
+        (
+            data,
+            meta_str(&object, "resourceVersion").map(str::to_owned),
+        )
     }
 
     fn settle(

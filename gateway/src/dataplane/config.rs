@@ -28,6 +28,12 @@ pub struct DataPlaneConfig {
     pub allocatable_memory: u64,
     /// A replica's memory limit when its revision sets none.
     pub default_memory_limit: u64,
+    /// Replicas the node runs at most, across all revisions (`--max-replicas`): a revision that
+    /// wants more runs what fits and reports why.
+    pub max_replicas: usize,
+    /// Replicas one revision may hold on this node (`--max-replicas-per-revision`), so a
+    /// revision asking for millions leaves room for the others.
+    pub max_replicas_per_revision: usize,
     /// Requests one revision may hold in the activator queue; one more gets 503.
     pub max_queue: usize,
     /// Largest request body a replica accepts (413 beyond).
@@ -48,6 +54,10 @@ impl DataPlaneConfig {
             domain: Domain::default(),
             allocatable_memory,
             default_memory_limit: DEFAULT_MEMORY_LIMIT,
+            max_replicas: super::node::DEFAULT_MAX_REPLICAS,
+            max_replicas_per_revision: super::node::default_max_replicas_per_revision(
+                super::node::DEFAULT_MAX_REPLICAS,
+            ),
             max_queue: wisp_activator::throttler::DEFAULT_MAX_QUEUE,
             max_request_body: 128 * 1024 * 1024,
             autoscaler: AutoscalerConfig::default(),

@@ -41,7 +41,9 @@ pub use backend::{BoxedRequestBody, ReplicaBackend};
 pub use body::GatewayBody;
 pub use config::{DEFAULT_MEMORY_LIMIT, DEFAULT_REVISION_TIMEOUT, DataPlaneConfig, RevisionConfig};
 pub use error::DataPlaneError;
-pub use node::{NodeCapacity, NodeUsage, Unschedulable};
+pub use node::{
+    DEFAULT_MAX_REPLICAS, NodeCapacity, NodeUsage, Unschedulable, default_max_replicas_per_revision,
+};
 pub use status::RevisionState;
 
 use crate::metrics::{CompiledTotals, DataPlaneMetrics, NodeLabels, NodeMetrics};
@@ -86,7 +88,7 @@ impl DataPlane {
     pub fn new(runtime: Runtime, config: DataPlaneConfig, clock: Arc<dyn Clock>) -> Self {
         let metrics = Arc::new(DataPlaneMetrics::new());
         let node_metrics = metrics.node(&NodeLabels::new(config.node_name.clone()));
-        let node = NodeCapacity::new(config.allocatable_memory);
+        let node = NodeCapacity::new(config.allocatable_memory, config.max_replicas);
         node_metrics.set_memory(config.allocatable_memory, 0);
         let autoscaler = Arc::new(Autoscaler::new(config.autoscaler.clone(), clock));
         let domain = config.domain.clone();
@@ -195,6 +197,7 @@ impl DataPlane {
             memory_limit,
             max_request_body: self.inner.config.max_request_body,
             max_queue: self.inner.config.max_queue,
+            max_replicas: self.inner.config.max_replicas_per_revision,
             autoscaler: handle,
             node: self.inner.node.clone(),
             node_metrics: self.inner.node_metrics.clone(),

@@ -1,32 +1,60 @@
 //! Node admission: like a kubelet, the node admits a replica only while the sum of its replicas'
-//! memory limits stays within its allocatable memory. A reservation is held by the replica and
-//! given back when the replica is gone (drained), which wakes revisions waiting for room.
+//! memory limits stays within its allocatable memory, and while it runs fewer replicas than its
+//! cap (a kubelet's `maxPods`). A replica is charged at least [`MIN_REPLICA_MEMORY`], so a tiny
+//! limit stored before admission refused it still cannot make replicas look free. A
+//! reservation is held by the replica and given back when the replica is gone (drained), which
+//! wakes revisions waiting for room.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
+use wisp_api::quantity::MIN_REPLICA_MEMORY;
+
+/// The default of `--max-replicas`: replicas one node runs at most, across all revisions.
+pub const DEFAULT_MAX_REPLICAS: usize = 1000;
+
+/// The default share of a node's replicas one revision may hold: half, so one revision that
+/// asks for millions still leaves room for every other to start.
+pub fn default_max_replicas_per_revision(max_replicas: usize) -> usize {
+    max_replicas.div_ceil(2).max(1)
+}
 
 /// What the node has admitted, for metrics and status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeUsage {
     pub allocatable: u64,
-    /// Sum of the memory limits of admitted replicas (draining ones included).
+    /// Sum of the memory charged for admitted replicas (draining ones included).
     pub used: u64,
     pub replicas: usize,
+    /// The most replicas the node runs at once.
+    pub max_replicas: usize,
 }
 
-/// Why a replica was not admitted.
+/// Why a replica was not admitted; the text says what to change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the node cannot admit a replica with a {}Mi memory limit: {}Mi of its {}Mi allocatable memory are free",
-    mib(*.wanted),
-    mib(.allocatable.saturating_sub(*.used)),
-    mib(*.allocatable)
-)]
-pub struct Unschedulable {
-    pub wanted: u64,
-    pub used: u64,
-    pub allocatable: u64,
+pub enum Unschedulable {
+    /// Its memory limit does not fit in what is left of the allocatable memory.
+    #[error(
+        "the node cannot admit a replica with a {}Mi memory limit: {}Mi of its {}Mi allocatable memory are free; lower the revision's resources.limits.memory or autoscaling.knative.dev/min-scale, give the node more memory (--allocatable-memory), or add nodes",
+        mib(*.wanted),
+        mib(.allocatable.saturating_sub(*.used)),
+        mib(*.allocatable)
+    )]
+    Memory {
+        wanted: u64,
+        used: u64,
+        allocatable: u64,
+    },
+    /// The revision already holds as many of the node's replicas as one revision may.
+    #[error(
+        "the node runs at most {max_replicas_per_revision} replicas of one revision (--max-replicas-per-revision), so that other revisions keep room; lower the revision's autoscaling.knative.dev/min-scale, raise --max-replicas-per-revision, or add nodes"
+    )]
+    RevisionCap { max_replicas_per_revision: usize },
+    /// The node already runs as many replicas as it may.
+    #[error(
+        "the node runs at most {max_replicas} replicas across all revisions (--max-replicas) and all are in use; raise --max-replicas, lower the revision's autoscaling.knative.dev/min-scale, or add nodes"
+    )]
+    ReplicaCap { max_replicas: usize },
 }
 
 fn mib(bytes: u64) -> u64 {
@@ -37,6 +65,7 @@ fn mib(bytes: u64) -> u64 {
 #[derive(Debug)]
 pub struct NodeCapacity {
     allocatable: u64,
+    max_replicas: usize,
     state: Mutex<Ledger>,
     /// Bumped whenever memory is given back.
     freed: watch::Sender<u64>,
@@ -56,9 +85,11 @@ pub struct Reservation {
 }
 
 impl NodeCapacity {
-    pub fn new(allocatable: u64) -> Arc<Self> {
+    /// A node giving `allocatable` bytes to at most `max_replicas` replicas.
+    pub fn new(allocatable: u64, max_replicas: usize) -> Arc<Self> {
         Arc::new(Self {
             allocatable,
+            max_replicas,
             state: Mutex::new(Ledger::default()),
             freed: watch::channel(0).0,
         })
@@ -69,9 +100,16 @@ impl NodeCapacity {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits a replica with a `bytes` memory limit, or says why not.
-    pub fn reserve(self: &Arc<Self>, bytes: u64) -> Result<Reservation, Unschedulable> {
+    /// Admits a replica with a `limit` memory limit (charged at least [`MIN_REPLICA_MEMORY`]),
+    /// or says why not.
+    pub fn reserve(self: &Arc<Self>, limit: u64) -> Result<Reservation, Unschedulable> {
+        let bytes = limit.max(MIN_REPLICA_MEMORY);
         let mut ledger = self.ledger();
+        if ledger.replicas >= self.max_replicas {
+            return Err(Unschedulable::ReplicaCap {
+                max_replicas: self.max_replicas,
+            });
+        }
         match ledger.used.checked_add(bytes) {
             Some(total) if total <= self.allocatable => {
                 ledger.used = total;
@@ -81,7 +119,7 @@ impl NodeCapacity {
                     bytes,
                 })
             }
-            _ => Err(Unschedulable {
+            _ => Err(Unschedulable::Memory {
                 wanted: bytes,
                 used: ledger.used,
                 allocatable: self.allocatable,
@@ -95,6 +133,7 @@ impl NodeCapacity {
             allocatable: self.allocatable,
             used: ledger.used,
             replicas: ledger.replicas,
+            max_replicas: self.max_replicas,
         }
     }
 
@@ -123,15 +162,25 @@ mod tests {
 
     #[test]
     fn admits_up_to_allocatable_and_frees_on_drop() {
-        let node = NodeCapacity::new(100 * MI);
+        let node = NodeCapacity::new(100 * MI, DEFAULT_MAX_REPLICAS);
         let freed = node.subscribe_freed();
         let a = node.reserve(60 * MI).expect("fits");
         let b = node.reserve(40 * MI).expect("fits exactly");
         let refused = node.reserve(MI).expect_err("full");
-        assert_eq!(refused.used, 100 * MI);
+        assert_eq!(
+            refused,
+            Unschedulable::Memory {
+                wanted: MI,
+                used: 100 * MI,
+                allocatable: 100 * MI
+            }
+        );
         assert_eq!(
             refused.to_string(),
-            "the node cannot admit a replica with a 1Mi memory limit: 0Mi of its 100Mi allocatable memory are free"
+            "the node cannot admit a replica with a 1Mi memory limit: 0Mi of its 100Mi allocatable \
+             memory are free; lower the revision's resources.limits.memory or \
+             autoscaling.knative.dev/min-scale, give the node more memory (--allocatable-memory), \
+             or add nodes"
         );
         assert_eq!(node.usage().replicas, 2);
         drop(a);
@@ -141,7 +190,8 @@ mod tests {
             NodeUsage {
                 allocatable: 100 * MI,
                 used: 40 * MI,
-                replicas: 1
+                replicas: 1,
+                max_replicas: DEFAULT_MAX_REPLICAS,
             }
         );
         drop(b);
@@ -150,8 +200,38 @@ mod tests {
 
     #[test]
     fn an_oversized_request_never_overflows() {
-        let node = NodeCapacity::new(u64::MAX);
+        let node = NodeCapacity::new(u64::MAX, DEFAULT_MAX_REPLICAS);
         let _a = node.reserve(u64::MAX - 1).expect("fits");
         assert!(node.reserve(2).is_err());
+    }
+
+    #[test]
+    fn the_replica_cap_holds_however_small_the_replicas() {
+        let node = NodeCapacity::new(u64::MAX, 3);
+        let held: Vec<Reservation> = (0..3).map(|_| node.reserve(1).expect("fits")).collect();
+        let refused = node.reserve(1).expect_err("capped");
+        assert_eq!(refused, Unschedulable::ReplicaCap { max_replicas: 3 });
+        assert!(
+            refused.to_string().contains("at most 3 replicas"),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("raise --max-replicas"),
+            "{refused}"
+        );
+        drop(held);
+        assert!(node.reserve(1).is_ok());
+    }
+
+    #[test]
+    fn a_tiny_limit_is_charged_the_minimum() {
+        // A one-byte limit stored before admission refused it: 4 MiB hold 4 replicas, not 4
+        // million.
+        let node = NodeCapacity::new(4 * MIN_REPLICA_MEMORY, DEFAULT_MAX_REPLICAS);
+        let held: Vec<Reservation> = (0..4).map(|_| node.reserve(1).expect("fits")).collect();
+        assert!(matches!(node.reserve(1), Err(Unschedulable::Memory { .. })));
+        assert_eq!(node.usage().used, 4 * MIN_REPLICA_MEMORY);
+        drop(held);
+        assert_eq!(node.usage().used, 0);
     }
 }

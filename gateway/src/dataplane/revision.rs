@@ -36,6 +36,8 @@ pub(crate) struct RevisionEntry {
     pub(crate) metrics: RevisionMetrics,
     node: Arc<NodeCapacity>,
     node_metrics: NodeMetrics,
+    /// Replicas this revision may hold on the node.
+    max_replicas: usize,
     /// Replicas taking requests, oldest first.
     replicas: Mutex<Vec<ReplicaBackend>>,
     /// `replicas.len()`, readable on the request path without the lock.
@@ -75,6 +77,8 @@ pub(crate) struct EntryParts<'a> {
     pub memory_limit: u64,
     pub max_request_body: u64,
     pub max_queue: usize,
+    /// Replicas the revision may hold on the node.
+    pub max_replicas: usize,
     pub autoscaler: RevisionHandle,
     /// The registry the revision's series are created in.
     pub metrics: &'a DataPlaneMetrics,
@@ -91,6 +95,7 @@ impl RevisionEntry {
             memory_limit,
             max_request_body,
             max_queue,
+            max_replicas,
             autoscaler,
             metrics,
             node,
@@ -142,6 +147,7 @@ impl RevisionEntry {
             metrics,
             node,
             node_metrics,
+            max_replicas,
             replicas: Mutex::new(Vec::new()),
             ready: AtomicU32::new(0),
             unschedulable: Mutex::new(None),
@@ -238,8 +244,9 @@ impl RevisionEntry {
         self.metrics.set_queue_depth(self.throttler.stats().queued);
     }
 
-    /// Starts or stops replicas until `target` are ready (or the node is full); returns
-    /// whether the node fell short. Removed replicas drain: the throttler sends them nothing new
+    /// Starts or stops replicas until `target` are ready (or the node is full, or the revision
+    /// holds its share of it); returns whether it fell short. A target of billions costs no
+    /// more than the share: each replica is admitted one at a time. Removed replicas drain: the throttler sends them nothing new
     /// and they finish what they hold. The ready count and the schedulability note are updated
     /// before the throttler releases waiting requests, so a request served by a new replica
     /// never finds them stale.
@@ -250,6 +257,12 @@ impl RevisionEntry {
         let changed = replicas.len() != target;
         if replicas.len() < target {
             while replicas.len() < target {
+                if replicas.len() >= self.max_replicas {
+                    short = Some(Unschedulable::RevisionCap {
+                        max_replicas_per_revision: self.max_replicas,
+                    });
+                    break;
+                }
                 match self.node.reserve(self.limits.memory) {
                     Ok(reservation) => {
                         let replica = self

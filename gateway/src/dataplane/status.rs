@@ -28,3 +28,48 @@ pub struct RevisionState {
     /// Why the node runs fewer replicas than wanted, while it does.
     pub unschedulable: Option<String>,
 }
+
+impl RevisionState {
+    /// Why `node` runs fewer replicas than the autoscaler wants, while it does: the replicas
+    /// wanted and running and the limit reached, with what to change (the message of the
+    /// Revision's `ReplicasScheduled=False` condition).
+    pub fn capped(&self, node: &str) -> Option<String> {
+        let reason = self.unschedulable.as_deref()?;
+        Some(format!(
+            "node {node} runs {} of the {} replicas the revision wants: {reason}",
+            self.ready_replicas, self.wanted_replicas
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_revision_says_how_many_run_of_how_many_and_why() {
+        let mut state = RevisionState {
+            key: RevisionKey::new("default", "greedy-00001"),
+            digest: "sha256:00".into(),
+            desired_replicas: 2_000_000_000,
+            wanted_replicas: 2_000_000_000,
+            ready_replicas: 5,
+            draining_replicas: 0,
+            queued: 0,
+            in_flight: 0,
+            activator_in_path: false,
+            panicking: false,
+            activation_failed: false,
+            unschedulable: None,
+        };
+        assert_eq!(state.capped("n1"), None);
+        state.unschedulable = Some("the node runs at most 5 replicas".into());
+        assert_eq!(
+            state.capped("n1").as_deref(),
+            Some(
+                "node n1 runs 5 of the 2000000000 replicas the revision wants: the node runs at \
+                 most 5 replicas"
+            )
+        );
+    }
+}

@@ -21,8 +21,6 @@ pub type PodKey = (String, String);
 pub const REVISION_LABEL: &str = labels::REVISION;
 /// The label naming the uid of a replica Pod's revision.
 pub const REVISION_UID_LABEL: &str = labels::REVISION_UID;
-/// Pods one node lists as its capacity: memory, not this count, is what admits a replica.
-pub const MAX_PODS: u32 = 1000;
 
 /// Longest pod name spelled out in full: a DNS label's length, so the name also fits where
 /// Kubernetes wants a label (a hostname, a label value).
@@ -213,7 +211,8 @@ pub fn node_status(info: &NodeInfo, usage: &NodeUsage, phase: Phase, since: &str
     let resources = json!({
         "cpu": info.cpus.to_string(),
         "memory": usage.allocatable.to_string(),
-        "pods": MAX_PODS.to_string(),
+        // A kubelet's maxPods: the node's replica cap (`--max-replicas`).
+        "pods": usage.max_replicas.to_string(),
     });
     let (status, reason, message) = match phase {
         Phase::Serving => ("True", "KubeletReady", "wisp node is serving"),
@@ -348,6 +347,7 @@ mod tests {
             allocatable: 4 << 30,
             used: 1 << 20,
             replicas: 1,
+            max_replicas: 1000,
         };
         let status = node_status(&info(), &usage, Phase::Serving, "2026-01-01T00:00:00Z");
         assert_eq!(status["capacity"]["memory"], "4294967296");
@@ -392,6 +392,7 @@ mod tests {
             allocatable: 1,
             used: 0,
             replicas: 0,
+            max_replicas: 1000,
         };
         let ready = |phase| {
             let status = node_status(&info(), &usage, phase, "t");

@@ -16,7 +16,7 @@ use wisp_api::revision_key::RevisionKey;
 
 use super::node::{self, NodeStatus};
 use super::pods::{self, PodKey, REVISION_LABEL, REVISION_UID_LABEL};
-use super::status;
+use super::status::{self, Replicas};
 use super::write::write_status;
 use super::{Serving, Shared, now};
 
@@ -37,18 +37,23 @@ pub(super) async fn run(shared: Arc<Shared>) {
     loop {
         interval.tick().await;
         let serving = shared.serving();
-        let counts: BTreeMap<RevisionKey, (i32, i32)> = serving
+        let node_name = &shared.options.node_name;
+        let counts: BTreeMap<RevisionKey, Replicas> = serving
             .keys()
             .filter_map(|key| {
                 let state = shared.data_plane.revision_state(key)?;
-                let ready = i32::try_from(state.ready_replicas).unwrap_or(i32::MAX);
-                Some((key.clone(), (ready, state.desired_replicas)))
+                let replicas = Replicas {
+                    actual: i32::try_from(state.ready_replicas).unwrap_or(i32::MAX),
+                    desired: state.desired_replicas,
+                    capped: state.capped(node_name),
+                };
+                Some((key.clone(), replicas))
             })
             .collect();
         // Pods first: a reader who sees actualReplicas N finds N Pods. A revision whose Pods
         // could not be written keeps its old counts until they are.
         let unsynced = pods.sync(&shared, &serving, &counts).await;
-        let synced: BTreeMap<RevisionKey, (i32, i32)> = counts
+        let synced: BTreeMap<RevisionKey, Replicas> = counts
             .into_iter()
             .filter(|(key, _)| !unsynced.contains(key))
             .collect();
@@ -60,20 +65,20 @@ pub(super) async fn run(shared: Arc<Shared>) {
 /// The counts last written per revision.
 #[derive(Default)]
 struct ReplicaStatus {
-    written: HashMap<RevisionKey, (i32, i32)>,
+    written: HashMap<RevisionKey, Replicas>,
 }
 
 impl ReplicaStatus {
-    async fn sync(&mut self, shared: &Shared, counts: &BTreeMap<RevisionKey, (i32, i32)>) {
+    async fn sync(&mut self, shared: &Shared, counts: &BTreeMap<RevisionKey, Replicas>) {
         self.written.retain(|key, _| counts.contains_key(key));
-        let changed: Vec<(RevisionKey, (i32, i32))> = counts
+        let changed: Vec<(RevisionKey, Replicas)> = counts
             .iter()
             .filter(|(key, count)| self.written.get(*key) != Some(*count))
-            .map(|(key, count)| (key.clone(), *count))
+            .map(|(key, count)| (key.clone(), count.clone()))
             .collect();
-        let written: Vec<(RevisionKey, (i32, i32))> = futures::stream::iter(changed)
+        let written: Vec<(RevisionKey, Replicas)> = futures::stream::iter(changed)
             .map(|(key, count)| async move {
-                write_replicas(shared, &key, count)
+                write_replicas(shared, &key, &count)
                     .await
                     .then_some((key, count))
             })
@@ -87,7 +92,7 @@ impl ReplicaStatus {
 
 /// Writes one revision's counts; whether its status now holds them (written, already there,
 /// or the revision is gone). Conflicts that outlast the attempts count as not written.
-async fn write_replicas(shared: &Shared, key: &RevisionKey, (actual, desired): (i32, i32)) -> bool {
+async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -> bool {
     let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
     let result = write_status(
         &api,
@@ -95,7 +100,7 @@ async fn write_replicas(shared: &Shared, key: &RevisionKey, (actual, desired): (
         shared.cached(key),
         |revision: &Revision| {
             let current = revision.status.clone().unwrap_or_default();
-            let next = status::replicas(&current, &shared.options.node_name, actual, desired);
+            let next = status::replicas(&current, &shared.options.node_name, counts);
             (next != current).then(|| Revision {
                 status: Some(next),
                 ..revision.clone()
@@ -167,7 +172,7 @@ impl Pods {
         &mut self,
         shared: &Shared,
         serving: &BTreeMap<RevisionKey, Serving>,
-        counts: &BTreeMap<RevisionKey, (i32, i32)>,
+        counts: &BTreeMap<RevisionKey, Replicas>,
     ) -> BTreeSet<RevisionKey> {
         if self.relist_in == 0 {
             match self.list(shared).await {
@@ -184,7 +189,7 @@ impl Pods {
         self.relist_in -= 1;
         let ready: BTreeMap<RevisionKey, u32> = counts
             .iter()
-            .map(|(key, (ready, _))| (key.clone(), u32::try_from(*ready).unwrap_or(0)))
+            .map(|(key, counts)| (key.clone(), u32::try_from(counts.actual).unwrap_or(0)))
             .collect();
         let node = &shared.options.node_name;
         let desired: BTreeMap<PodKey, (Owner, u32)> = pods::desired_pods(serving, &ready, node)

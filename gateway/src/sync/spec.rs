@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use wisp_api::quantity::{MIN_REPLICA_MEMORY, MIN_REPLICA_MEMORY_TEXT};
 use wisp_api::revision_key::RevisionKey;
 use wisp_api::serving::{MAX_CONTAINER_CONCURRENCY, MAX_TIMEOUT_SECONDS, RevisionSpec};
 use wisp_runtime::ArtifactSource;
@@ -83,6 +84,14 @@ pub fn revision_config(
                 return fail(format!(
                     "{at}.containers[0].resources.limits.memory is 0; give the replica some \
                      memory, e.g. 128Mi, or remove the limit"
+                ));
+            }
+            // Stored before admission refused it: no component starts in so little.
+            Ok(bytes) if bytes < MIN_REPLICA_MEMORY => {
+                return fail(format!(
+                    "{at}.containers[0].resources.limits.memory is {bytes} B, below the \
+                     {MIN_REPLICA_MEMORY_TEXT} a replica needs to hold a WebAssembly component; \
+                     set it to {MIN_REPLICA_MEMORY_TEXT} or more, e.g. 128Mi, or remove the limit"
                 ));
             }
             Ok(bytes) => Some(bytes),
@@ -211,5 +220,23 @@ mod tests {
         }))
         .unwrap_err();
         assert!(error.0.contains("env S uses valueFrom"), "{error}");
+    }
+
+    #[test]
+    fn a_memory_limit_below_the_minimum_is_refused() {
+        let error = convert(serde_json::json!({
+            "containers": [{"image": "a.wasm", "resources": {"limits": {"memory": "1"}}}]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            error.0,
+            "spec.containers[0].resources.limits.memory is 1 B, below the 1Mi a replica needs to \
+             hold a WebAssembly component; set it to 1Mi or more, e.g. 128Mi, or remove the limit"
+        );
+        let ok = convert(serde_json::json!({
+            "containers": [{"image": "a.wasm", "resources": {"limits": {"memory": "1Mi"}}}]
+        }))
+        .unwrap();
+        assert_eq!(ok.memory_limit, Some(MIN_REPLICA_MEMORY));
     }
 }

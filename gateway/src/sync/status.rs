@@ -50,6 +50,7 @@ fn with_report(
         message: None,
         actual: 0,
         desired: -1,
+        capped: None,
     });
     change(&mut report);
     let mut next = status.clone();
@@ -109,11 +110,24 @@ pub fn applied(
     next
 }
 
-/// This node's ready and desired replicas (`-1`: the autoscaler has no view yet).
-pub fn replicas(status: &RevisionStatus, node: &str, actual: i32, desired: i32) -> RevisionStatus {
+/// What this node runs of a revision: its replica counts, and why it runs fewer than it wants
+/// while it does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replicas {
+    /// Ready replicas.
+    pub actual: i32,
+    /// The autoscaler's desired scale (`-1`: it has no view yet).
+    pub desired: i32,
+    /// Why fewer run than wanted (the node's memory or replica cap), while it is so.
+    pub capped: Option<String>,
+}
+
+/// This node's replica counts, and why it runs fewer than wanted, in its report.
+pub fn replicas(status: &RevisionStatus, node: &str, replicas: &Replicas) -> RevisionStatus {
     with_report(status, node, |report| {
-        report.actual = actual;
-        report.desired = desired;
+        report.actual = replicas.actual;
+        report.desired = replicas.desired;
+        report.capped = replicas.capped.clone();
     })
 }
 
@@ -200,11 +214,25 @@ mod tests {
                 digest: "sha256:0".into(),
             },
         );
-        let scaled = replicas(&ready, "b", 2, 3);
-        let scaled = replicas(&scaled, "a", 1, 1);
+        let counts = |actual, desired| Replicas {
+            actual,
+            desired,
+            capped: None,
+        };
+        let scaled = replicas(&ready, "b", &counts(2, 3));
+        let scaled = replicas(&scaled, "a", &counts(1, 1));
         let b = own_report(&scaled, "b").unwrap();
         assert_eq!((b.state, b.actual, b.desired), (RevisionState::Ready, 2, 3));
         assert_eq!(own_report(&scaled, "a").unwrap().actual, 1);
+        let capped = Replicas {
+            capped: Some("node b runs 2 of the 9 replicas the revision wants: …".into()),
+            ..counts(2, 9)
+        };
+        let report = own_report(&replicas(&scaled, "b", &capped), "b").unwrap();
+        assert_eq!(report.capped, capped.capped);
+        // Once every wanted replica runs the note goes.
+        let cleared = replicas(&replicas(&scaled, "b", &capped), "b", &counts(9, 9));
+        assert_eq!(own_report(&cleared, "b").unwrap().capped, None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod harness;
 mod metrics;
 mod overload;
+mod replica_cap;
 mod routing;
 mod scaling;
 mod sources;

@@ -273,6 +273,33 @@ fn config_defaults_passed_in_are_the_ones_applied() {
 }
 
 #[test]
+fn the_max_scale_limit_of_config_autoscaler_is_enforced() {
+    let data: BTreeMap<String, String> = [
+        ("max-scale-limit".into(), "10".into()),
+        ("max-scale".into(), "5".into()),
+    ]
+    .into();
+    let (defaults, problems) = ClusterDefaults::KNATIVE.with_autoscaler(&data);
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut object = service();
+    object["spec"]["template"]["metadata"] =
+        json!({"annotations": {"autoscaling.knative.dev/max-scale": "20"}});
+    let response = answer(
+        Hook::Validation,
+        &review("CREATE", "services", object, None),
+        &defaults,
+    )
+    .expect("answers");
+    let response = &response["response"];
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("validation failed: expected 1 <= 20 <= 10 (the cluster's"),
+        "{message}"
+    );
+}
+
+#[test]
 fn anything_but_a_knative_main_resource_write_is_allowed_untouched() {
     let bad_name = json!({"metadata": {"name": "Not_A_Label"}, "spec": {}});
     let mut bad_service = service();

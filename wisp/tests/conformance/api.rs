@@ -140,3 +140,42 @@ pub fn admission_refusals_are_knatives_webhook_denials(up: &Kube) {
         "{error}"
     );
 }
+
+/// A revision cannot demand unbounded replicas: a memory limit below the 1Mi a replica needs and
+/// a scale beyond Knative's int32 range are refused, each with the field, the bound and what to
+/// set, on either API server (the genuine one through `wisp-webhook`).
+pub fn replica_demands_beyond_the_bounds_are_refused(up: &Kube) {
+    let tiny = ksvc("greedy", &image("hello")).replace(
+        "    spec:\n      containers:\n      - image:",
+        "    spec:\n      containers:\n      - resources:\n          limits:\n            memory: \"1\"\n        image:",
+    );
+    assert!(tiny.contains("memory: \"1\""), "{tiny}");
+    let error = up.kubectl_fails(&["apply", "-f", "-"], Some(&tiny));
+    assert!(error.contains(WEBHOOK_DENIED), "{error}");
+    assert!(
+        error.contains(
+            "\"1\" (1 B) is below the 1Mi a replica needs to hold a WebAssembly component; set \
+             it to 1Mi or more (e.g. 128Mi), or remove it to get the default: \
+             spec.template.spec.containers[0].resources.limits.memory"
+        ),
+        "{error}"
+    );
+
+    let billions = ksvc("greedy", &image("hello")).replace(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: \"4000000000\"\n    spec:",
+    );
+    let error = up.kubectl_fails(&["apply", "-f", "-"], Some(&billions));
+    assert!(error.contains(WEBHOOK_DENIED), "{error}");
+    assert!(
+        error.contains(
+            "autoscaling.knative.dev/min-scale = \"4000000000\" is invalid: it must be an \
+             integer from 0 to 2147483647"
+        ),
+        "{error}"
+    );
+    assert!(
+        up.get("ksvc", "greedy").is_none(),
+        "nothing refused is stored"
+    );
+}

@@ -2,7 +2,7 @@
 //! WebAssembly component: its image, environment, port and memory).
 
 use serde_json::Value;
-use wisp_api::quantity::parse_memory;
+use wisp_api::quantity::{MIN_REPLICA_MEMORY, MIN_REPLICA_MEMORY_TEXT, parse_memory};
 
 use super::rules::{ENV_VAR_NAME_RULE, Integer, integer, is_env_var_name, out_of_bounds};
 use crate::admission::json::{array, child, index, join, nonempty_str, str_at};
@@ -132,7 +132,16 @@ fn memory_quantity(value: &Value, field: &str, errors: &mut Vec<FieldError>) {
             return;
         }
     };
-    if let Err(error) = parse_memory(&text) {
-        errors.push(FieldError::invalid(field, error.to_string()));
+    match parse_memory(&text) {
+        Err(error) => errors.push(FieldError::invalid(field, error.to_string())),
+        Ok(bytes) if bytes < MIN_REPLICA_MEMORY => errors.push(FieldError::invalid(
+            field,
+            format!(
+                "{text:?} ({bytes} B) is below the {MIN_REPLICA_MEMORY_TEXT} a replica needs \
+                 to hold a WebAssembly component; set it to {MIN_REPLICA_MEMORY_TEXT} or more \
+                 (e.g. 128Mi), or remove it to get the default"
+            ),
+        )),
+        Ok(_) => {}
     }
 }

@@ -9,6 +9,7 @@ use wisp_autoscaler::duration::parse_go_duration;
 use wisp_autoscaler::error::ConfigError;
 
 use super::rules::{dns1035_label, dns1035_prefix};
+use crate::admission::ClusterDefaults;
 use crate::admission::defaults::{CREATOR, LAST_MODIFIER};
 use crate::admission::json::{array, child, join, nonempty_str, str_at, string_map};
 use crate::field_error::FieldError;
@@ -69,6 +70,7 @@ pub(crate) fn no_autoscaling(annotations: &BTreeMap<String, String>, errors: &mu
 pub(crate) fn autoscaling(
     annotations: &BTreeMap<String, String>,
     base: &str,
+    defaults: &ClusterDefaults,
     errors: &mut Vec<FieldError>,
 ) {
     let mut all_valid = true;
@@ -85,15 +87,8 @@ pub(crate) fn autoscaling(
     if !all_valid {
         return;
     }
-    if let Ok(overrides) = AnnotationOverrides::parse(annotations)
-        && let (Some(min), Some(max)) = (overrides.min_scale, overrides.max_scale)
-        && max != 0
-        && max < min
-    {
-        errors.push(FieldError::invalid(
-            join(base, &format!("{AUTOSCALING_PREFIX}max-scale")),
-            format!("max-scale={max} is less than min-scale={min}"),
-        ));
+    if let Ok(overrides) = AnnotationOverrides::parse(annotations) {
+        super::scale::bounds(&overrides, base, defaults, errors);
     }
 }
 

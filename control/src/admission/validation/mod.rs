@@ -5,6 +5,7 @@ mod container;
 mod metadata;
 mod revision_spec;
 mod rules;
+mod scale;
 mod template;
 mod traffic;
 
@@ -73,7 +74,12 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
             }
         }
         Kind::Revision => {
-            metadata::autoscaling(&annotations, "metadata.annotations", &mut errors);
+            metadata::autoscaling(
+                &annotations,
+                "metadata.annotations",
+                request.defaults,
+                &mut errors,
+            );
             metadata::owner_label(
                 meta,
                 metadata::CONFIGURATION_LABEL,

@@ -31,6 +31,7 @@ pub(crate) fn validate(
     metadata::autoscaling(
         &string_map(meta, "annotations"),
         &join(base, "metadata.annotations"),
+        defaults,
         errors,
     );
     revision_name(meta, parent_meta, errors);

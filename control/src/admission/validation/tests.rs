@@ -41,7 +41,7 @@ fn exactly_one_container_is_required() {
 
 #[test]
 fn container_rules() {
-    let cases: [(Value, String, &str); 11] = [
+    let cases: [(Value, String, &str); 14] = [
         (json!({}), format!("{C0}.image"), "missing field(s)"),
         (
             json!({"name": "queue-proxy", "image": "a"}),
@@ -87,6 +87,22 @@ fn container_rules() {
             json!({"image": "a", "resources": {"limits": {"memory": "12XB"}}}),
             format!("{C0}.resources.limits.memory"),
             "invalid memory quantity",
+        ),
+        (
+            json!({"image": "a", "resources": {"limits": {"memory": "1"}}}),
+            format!("{C0}.resources.limits.memory"),
+            "\"1\" (1 B) is below the 1Mi a replica needs to hold a WebAssembly component; \
+             set it to 1Mi or more (e.g. 128Mi), or remove it to get the default",
+        ),
+        (
+            json!({"image": "a", "resources": {"requests": {"memory": 1048575}}}),
+            format!("{C0}.resources.requests.memory"),
+            "below the 1Mi",
+        ),
+        (
+            json!({"image": "a", "resources": {"limits": {"memory": "0"}}}),
+            format!("{C0}.resources.limits.memory"),
+            "below the 1Mi",
         ),
         (
             json!({"image": "a", "ports": [{"containerPort": 8080}, {"containerPort": 8081}]}),
@@ -177,7 +193,7 @@ fn autoscaling_annotations_go_on_the_template_not_the_service() {
     assert_single(
         &errors,
         "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale",
-        "an integer ≥ 0",
+        "an integer from 0 to 2147483647",
     );
 }
 
@@ -277,7 +293,7 @@ fn revisions_take_autoscaling_annotations_on_their_own_metadata() {
     assert_single(
         &admit(&create("revisions"), revision("x")).1,
         "metadata.annotations.autoscaling.knative.dev/max-scale",
-        "an integer ≥ 0",
+        "an integer from 0 to 2147483647",
     );
 }
 

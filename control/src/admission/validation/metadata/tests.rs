@@ -76,6 +76,7 @@ fn autoscaling_values_are_checked_by_the_autoscaler_parser_key_by_key() {
             ("example.com/other", "x"),
         ]),
         base,
+        &ClusterDefaults::KNATIVE,
         &mut errors,
     );
     assert_eq!(errors, vec![]);
@@ -87,6 +88,7 @@ fn autoscaling_values_are_checked_by_the_autoscaler_parser_key_by_key() {
             ("autoscaling.knative.dev/min-scal", "1"),
         ]),
         base,
+        &ClusterDefaults::KNATIVE,
         &mut errors,
     );
     assert_eq!(errors.len(), 3, "{errors:#?}");
@@ -94,7 +96,11 @@ fn autoscaling_values_are_checked_by_the_autoscaler_parser_key_by_key() {
         &errors,
         "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale",
     );
-    assert!(min.message.contains("an integer ≥ 0"), "{}", min.message);
+    assert!(
+        min.message.contains("an integer from 0 to 2147483647"),
+        "{}",
+        min.message
+    );
     let window = only_on(
         &errors,
         "spec.template.metadata.annotations.autoscaling.knative.dev/window",
@@ -120,6 +126,7 @@ fn max_scale_may_not_be_below_min_scale() {
             ("autoscaling.knative.dev/max-scale", "2"),
         ]),
         "metadata.annotations",
+        &ClusterDefaults::KNATIVE,
         &mut errors,
     );
     assert_single(
@@ -135,6 +142,7 @@ fn max_scale_may_not_be_below_min_scale() {
             ("autoscaling.knative.dev/max-scale", "0"),
         ]),
         "metadata.annotations",
+        &ClusterDefaults::KNATIVE,
         &mut errors,
     );
     assert_eq!(errors, vec![]);
