@@ -122,6 +122,22 @@ enum BenchCase {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// What 200 requests spinning in one Service cost the others, through `wisp up`: p50/p99
+    /// of a well-behaved Service and of `kubectl get ksvc`, quiet and while they spin, as ratios.
+    Isolation {
+        /// Requests to the `spin` sample held open.
+        #[arg(long, default_value_t = 200)]
+        spinning: usize,
+        /// Connections of the closed loop on `hello`.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Seconds of each closed loop.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// `kubectl get ksvc` calls per phase.
+        #[arg(long, default_value_t = 20)]
+        kubectl_calls: usize,
+    },
     /// The API server (`wisp api-server`) through kube-rs: Knative Service creates, lists,
     /// watch fan-out delay, and the server's memory; then the same on the genuine
     /// kube-apiserver + etcd (`scripts/kube-env`, the Knative CRDs only), with ratios.
@@ -187,6 +203,17 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 seconds,
             } => cases::nodes::run(services, connections, seconds)?,
+            BenchCase::Isolation {
+                spinning,
+                connections,
+                seconds,
+                kubectl_calls,
+            } => cases::isolation::run(&cases::isolation::Settings {
+                spinning,
+                connections,
+                duration: Duration::from_secs(seconds),
+                kubectl_calls,
+            })?,
             BenchCase::Api {
                 services,
                 in_flight,

@@ -10,8 +10,8 @@
 //! Not here: HTTP listening, routing, queueing across replicas and scaling decisions — those
 //! belong to the gateway, activator and autoscaler.
 
-mod admission;
 mod address_class;
+mod admission;
 mod artifact;
 mod body;
 mod charged_http;

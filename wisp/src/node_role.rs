@@ -238,8 +238,17 @@ impl Node {
     /// when one of the node's loops ended on its own, which is a bug.
     pub async fn run(mut self, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
         let serving_stopped = self.stop_serving.subscribe();
-        let (data_plane, gateway, serving_health) =
-            (self.data_plane.clone(), self.gateway, self.health.clone());
+        let (data_plane, serving_health) = (self.data_plane.clone(), self.health.clone());
+        // Registered with the guests' runtime, whose driver then reports its readiness.
+        let gateway = {
+            let gateway = self
+                .gateway
+                .into_std()
+                .context("cannot hand the gateway's listener to the guests' runtime")?;
+            let _guests = self.guests.handle().enter();
+            TcpListener::from_std(gateway)
+                .context("cannot hand the gateway's listener to the guests' runtime")?
+        };
         let serving = self.guests.handle().spawn(async move {
             data_plane
                 .serve_with_health(gateway, serving_health, listen::stopped(serving_stopped))

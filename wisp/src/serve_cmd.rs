@@ -20,8 +20,8 @@ use wisp_runtime::{Runtime, RuntimeConfig, SourcePolicy};
 
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
-use crate::server_args::ServerArgs;
 use crate::load_args::LoadArgs;
+use crate::server_args::ServerArgs;
 use crate::services_plan::{ServePlan, plan};
 use crate::source_args::SourceArgs;
 use crate::{cli_values, host_memory, listen, services_file};

@@ -214,6 +214,12 @@ async fn faulty_revisions_do_not_disturb_a_healthy_one() {
             faults.push(tokio::spawn(async move {
                 for _ in 0..5 {
                     let answer = plane.get(&host(service), "/").await;
+                    // The two hog clients share one replica's memory: whichever runs out
+                    // beside the other is told to retry (overload), not blamed.
+                    if service == "hog" && answer.status == StatusCode::SERVICE_UNAVAILABLE {
+                        assert!(answer.body.contains("is out of memory"), "{}", answer.body);
+                        continue;
+                    }
                     assert_eq!(answer.status, expected, "{service}: {}", answer.body);
                 }
             }));
