@@ -1,37 +1,41 @@
-//! Fair CPU between revisions. A busy guest yields at every epoch tick, but a revision with 200
-//! requests spinning would still fill the executor's run queue, and another revision's request
-//! would wait behind all of them at each step: whichever guest is polled first after an epoch tick
-//! runs until the next, and nearly every task in the queue is the busy revision's. So the
-//! threads are shared out as turns: with `N` threads and `A` revisions that have requests in
-//! their guests, each revision may run `max(1, N / A)` guests at once — all `N` when it is alone.
-//! A guest takes a turn of its revision before each poll and gives it back when the poll ends; a
-//! guest that finds no turn free goes to the back of the run queue and tries again when it comes
-//! round, so the other requests of a busy revision queue behind their own, never in front of
-//! another revision's.
+//! Fair CPU between revisions, and room for everything else. A busy guest yields at every epoch
+//! tick (10 ms), but 200 requests spinning in one revision would still take every thread: each
+//! time a slice ends, the next task in the run queue is almost always another spinning guest, so
+//! a request of another Service — or the gateway's own connection tasks — advances one place in
+//! the queue per slice, and waits seconds.
 //!
-//! The turns are a counter, not a semaphore, on purpose: a semaphore wakes its next waiter from
-//! the worker that released it, and tokio runs such a wake-up next (its LIFO slot), so one
-//! revision's guests would hand the thread to each other ahead of everything queued.
+//! So guests that *burn* (a poll that ran a whole slice or close to it: CPU-bound code) take
+//! turns: all revisions' burning guests together hold at most `N - 1` of the `N` guest threads
+//! (one thread always cycles the queue, so short requests and connection tasks are never stuck
+//! behind slices), split between the revisions that have burning guests: `max(1, (N - 1) / A)`
+//! each. A burning guest that finds no turn free goes to the back of the run queue and tries
+//! again when it comes round, so a busy revision's requests queue behind their own. Guests that
+//! do not burn — short handlers, guests waiting for I/O — run without a turn.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-/// What the revisions of a node share: the threads, and how many revisions want them now.
+/// A poll that ran this long is CPU-bound work (an epoch slice is 10 ms; a handler's step takes
+/// microseconds).
+const BURNING_POLL: Duration = Duration::from_millis(2);
+
+/// What the revisions of a node share: the turns, and how many revisions have burning guests.
 #[derive(Debug)]
 struct Threads {
-    count: usize,
-    active_revisions: AtomicUsize,
+    turns: usize,
+    burning_revisions: AtomicUsize,
 }
 
 /// The running turns of one revision on this node.
 #[derive(Debug)]
 pub struct Turns {
     threads: Arc<Threads>,
-    /// Requests of the revision inside their guest (running, yielded or waiting for I/O).
-    guests: AtomicUsize,
+    /// Requests of the revision whose guest burns.
+    burning: AtomicUsize,
     running: AtomicUsize,
 }
 
@@ -39,14 +43,18 @@ impl Turns {
     fn new(threads: Arc<Threads>) -> Self {
         Self {
             threads,
-            guests: AtomicUsize::new(0),
+            burning: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
         }
     }
 
     fn limit(&self) -> usize {
-        let active = self.threads.active_revisions.load(Ordering::Acquire).max(1);
-        (self.threads.count / active).max(1)
+        let burning = self
+            .threads
+            .burning_revisions
+            .load(Ordering::Acquire)
+            .max(1);
+        (self.threads.turns / burning).max(1)
     }
 
     fn try_take(&self) -> bool {
@@ -58,20 +66,24 @@ impl Turns {
             .is_ok()
     }
 
-    fn enter(&self) {
-        if self.guests.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.threads.active_revisions.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    fn leave(&self) {
-        if self.guests.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.threads.active_revisions.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
     fn give_back(&self) {
         self.running.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn start_burning(&self) {
+        if self.burning.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.threads
+                .burning_revisions
+                .fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn stop_burning(&self) {
+        if self.burning.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.threads
+                .burning_revisions
+                .fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -89,8 +101,8 @@ impl CpuShares {
     pub fn new(threads: usize) -> Self {
         Self {
             threads: Arc::new(Threads {
-                count: threads.max(1),
-                active_revisions: AtomicUsize::new(0),
+                turns: threads.saturating_sub(1).max(1),
+                burning_revisions: AtomicUsize::new(0),
             }),
             shares: Mutex::new(HashMap::new()),
         }
@@ -113,25 +125,28 @@ impl CpuShares {
     }
 }
 
-/// Polls `inner` only while holding a turn of its revision's share.
+/// Polls `inner`, taking a turn of its revision's share first once it has been seen to burn.
 pub struct Fair<F> {
     inner: Pin<Box<F>>,
     share: CpuShare,
+    burning: bool,
 }
 
 impl<F: Future> Fair<F> {
     pub fn new(inner: F, share: CpuShare) -> Self {
-        share.enter();
         Self {
             inner: Box::pin(inner),
             share,
+            burning: false,
         }
     }
 }
 
 impl<F> Drop for Fair<F> {
     fn drop(&mut self) {
-        self.share.leave();
+        if self.burning {
+            self.share.stop_burning();
+        }
     }
 }
 
@@ -140,15 +155,21 @@ impl<F: Future> Future for Fair<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        if !this.share.try_take() {
+        let turn = this.burning;
+        if turn && !this.share.try_take() {
             // Woken by itself while running, a tokio task goes to the back of the queue.
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
+        let started = Instant::now();
         let polled = this.inner.as_mut().poll(cx);
-        // Given back after every poll: a guest that yields lets the next request of its
-        // revision run, and one waiting for I/O holds no turn.
-        this.share.give_back();
+        if turn {
+            // Given back after every poll: the next burning request of the revision runs.
+            this.share.give_back();
+        } else if polled.is_pending() && started.elapsed() >= BURNING_POLL {
+            this.burning = true;
+            this.share.start_burning();
+        }
         polled
     }
 }
@@ -175,27 +196,62 @@ mod tests {
     }
 
     #[test]
-    fn the_threads_are_split_between_the_revisions_that_run_guests() {
-        let shares = CpuShares::new(4);
+    fn burning_revisions_split_all_threads_but_one() {
+        let shares = CpuShares::new(5);
         let (a, b) = (shares.of(&Arc::from("a")), shares.of(&Arc::from("b")));
-        let alone = Fair::new(std::future::pending::<()>(), a.clone());
-        assert_eq!(a.limit(), 4, "a revision alone may use every thread");
-        let beside = Fair::new(std::future::pending::<()>(), b.clone());
-        let another_of_a = Fair::new(std::future::pending::<()>(), a.clone());
-        assert_eq!((a.limit(), b.limit()), (2, 2), "two revisions: half each");
-        drop(beside);
+        assert_eq!(a.limit(), 4, "one of the five threads is left for the rest");
+        a.start_burning();
+        a.start_burning();
+        assert_eq!(a.limit(), 4, "a revision burning alone may use the four");
+        b.start_burning();
+        assert_eq!(
+            (a.limit(), b.limit()),
+            (2, 2),
+            "two burning revisions: half each"
+        );
+        b.stop_burning();
         assert_eq!(a.limit(), 4);
-        drop((alone, another_of_a));
-        assert_eq!(shares.threads.active_revisions.load(Ordering::SeqCst), 0);
+        a.stop_burning();
+        a.stop_burning();
+        assert_eq!(shares.threads.burning_revisions.load(Ordering::SeqCst), 0);
+        assert_eq!(CpuShares::new(1).threads.turns, 1, "one thread: one turn");
+    }
+
+    #[tokio::test]
+    async fn a_guest_that_burns_is_counted_until_it_ends() {
+        let shares = CpuShares::new(2);
+        let share = shares.of(&Arc::from("a"));
+        let mut busy = Box::pin(Fair::new(
+            std::future::poll_fn(|_| {
+                std::thread::sleep(BURNING_POLL);
+                Poll::<()>::Pending
+            }),
+            share.clone(),
+        ));
+        let mut quick = Box::pin(Fair::new(std::future::pending::<()>(), share.clone()));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(quick.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            share.burning.load(Ordering::SeqCst),
+            0,
+            "a quick poll does not burn"
+        );
+        assert!(busy.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(share.burning.load(Ordering::SeqCst), 1);
+        assert_eq!(shares.threads.burning_revisions.load(Ordering::SeqCst), 1);
+        drop(busy);
+        assert_eq!(shares.threads.burning_revisions.load(Ordering::SeqCst), 0);
     }
 
     /// Each poll of a busy step holds the thread for a while, as a guest between two epoch
-    /// ticks does; with one turn, no two steps of the revision are ever inside a poll at once,
-    /// though two threads could run them.
+    /// ticks does; with one turn (two threads, one left for the rest), no two steps of the
+    /// revision are ever inside a poll at once once they are seen to burn, though two threads
+    /// could run them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn at_most_the_turns_of_a_share_run_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let share: CpuShare = CpuShares::new(1).of(&Arc::from("busy"));
+        let share: CpuShare = CpuShares::new(2).of(&Arc::from("busy"));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..4)
@@ -203,13 +259,20 @@ mod tests {
                 let (running, most) = (running.clone(), most.clone());
                 tokio::spawn(Fair::new(
                     async move {
+                        // The first poll runs before the guest is known to burn: not counted.
+                        let mut first = true;
                         for _ in 0..5 {
                             let mut yielded = false;
                             std::future::poll_fn(|cx| {
-                                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                                most.fetch_max(now, Ordering::SeqCst);
+                                let counted = !std::mem::take(&mut first);
+                                if counted {
+                                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                                    most.fetch_max(now, Ordering::SeqCst);
+                                }
                                 std::thread::sleep(std::time::Duration::from_millis(5));
-                                running.fetch_sub(1, Ordering::SeqCst);
+                                if counted {
+                                    running.fetch_sub(1, Ordering::SeqCst);
+                                }
                                 if yielded {
                                     return Poll::Ready(());
                                 }
