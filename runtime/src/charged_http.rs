@@ -126,35 +126,35 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
     types.func_wrap(
         "[method]outgoing-response.body",
         |mut store: StoreContextMut<'_, Host>, (response,): (Resource<HostOutgoingResponse>,)| {
-            let body: Result<Resource<HostOutgoingBody>, ()> =
-                wit::HostOutgoingResponse::body(&mut store.data_mut().http(), response)?;
-            if body.is_ok() {
-                store
-                    .data_mut()
-                    .limiter
-                    .charge_host("outgoing body buffers", OUTGOING_BODY_BUFFER)?;
-            }
-            Ok((body,))
+            let body = wit::HostOutgoingResponse::body(&mut store.data_mut().http(), response)?;
+            Ok((charge_body(store, body)?,))
         },
     )?;
 
     types.func_wrap(
         "[method]outgoing-request.body",
         |mut store: StoreContextMut<'_, Host>, (request,): (Resource<HostOutgoingRequest>,)| {
-            let body: Result<Resource<HostOutgoingBody>, ()> =
-                wit::HostOutgoingRequest::body(&mut store.data_mut().http(), request)?;
-            if body.is_ok() {
-                store
-                    .data_mut()
-                    .limiter
-                    .charge_host("outgoing body buffers", OUTGOING_BODY_BUFFER)?;
-            }
-            Ok((body,))
+            let body = wit::HostOutgoingRequest::body(&mut store.data_mut().http(), request)?;
+            Ok((charge_body(store, body)?,))
         },
     )?;
 
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// Charges the buffers of an outgoing body the guest was just given.
+fn charge_body(
+    mut store: StoreContextMut<'_, Host>,
+    body: Result<Resource<HostOutgoingBody>, ()>,
+) -> wasmtime::Result<Result<Resource<HostOutgoingBody>, ()>> {
+    if body.is_ok() {
+        store
+            .data_mut()
+            .limiter
+            .charge_host("outgoing body buffers", OUTGOING_BODY_BUFFER)?;
+    }
+    Ok(body)
 }
 
 /// A header operation's error as the guest sees it (or a trap, for errors that are not the

@@ -10,10 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::sockets::{WAIT, connect, read_until_closed};
 use common::{WispRun, client};
-
-/// How long a test waits for something that must happen.
-const WAIT: Duration = Duration::from_secs(30);
 
 /// What a thousand open sockets may add to wisp's resident memory: hyper keeps a small read
 /// buffer and a task per connection, a few KiB each.
@@ -24,34 +22,6 @@ fn addr(wisp: &WispRun) -> SocketAddr {
         .strip_prefix("http://")
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("{} is not http://HOST:PORT", wisp.base))
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
-    stream
-}
-
-/// Reads until the server closes the connection; what it sent before. Fails the test when the
-/// server keeps it open past [`WAIT`].
-fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut raw = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buffer[..n]),
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!(
-                    "the server kept the connection open; it sent {:?}",
-                    String::from_utf8_lossy(&raw)
-                )
-            }
-            // A reset after the answer is a close too.
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&raw).into_owned()
 }
 
 /// Sends one request with `Connection: close` and returns the whole answer.

@@ -6,39 +6,12 @@
 mod cluster;
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use cluster::{Up, image, ksvc};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
-    stream
-}
-
-/// Reads until the server closes the connection; what it sent before.
-fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut raw = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buffer[..n]),
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!(
-                    "the server kept the connection open; it sent {:?}",
-                    String::from_utf8_lossy(&raw)
-                )
-            }
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&raw).into_owned()
-}
+use common::sockets::{connect, read_until_closed};
 
 /// Reads one answer's head (up to the blank line) on a kept-alive connection; its status.
 fn read_head(stream: &mut TcpStream) -> u16 {

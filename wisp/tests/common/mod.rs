@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sockets;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
