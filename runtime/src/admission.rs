@@ -52,10 +52,6 @@ impl InstanceSlots {
         self.total - self.slots.available_permits()
     }
 
-    pub fn total(&self) -> usize {
-        self.total
-    }
-
     pub async fn acquire(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, Shed> {
         wait_for_permit(
             &self.slots,

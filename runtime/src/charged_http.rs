@@ -55,10 +55,7 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
                 .iter()
                 .map(|(name, value)| field_cost(name, value.len()))
                 .sum();
-            store
-                .data_mut()
-                .limiter
-                .charge_host("header fields", bytes)?;
+            charge_fields(&mut store, bytes)?;
             let mut http = store.data_mut().http();
             let result = match HostFields::from_list(&mut http, entries) {
                 Ok(fields) => Ok(fields),
@@ -76,10 +73,7 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
                 .iter()
                 .map(|value| field_cost(&name, value.len()))
                 .sum();
-            store
-                .data_mut()
-                .limiter
-                .charge_host("header fields", bytes)?;
+            charge_fields(&mut store, bytes)?;
             let mut http = store.data_mut().http();
             let outcome = HostFields::set(&mut http, fields, name, values);
             let result = header_result(&mut http, outcome)?;
@@ -92,10 +86,7 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
         |mut store: StoreContextMut<'_, Host>,
          (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
             let bytes = field_cost(&name, value.len());
-            store
-                .data_mut()
-                .limiter
-                .charge_host("header fields", bytes)?;
+            charge_fields(&mut store, bytes)?;
             let mut http = store.data_mut().http();
             let outcome = HostFields::append(&mut http, fields, name, value);
             let result = header_result(&mut http, outcome)?;
@@ -114,10 +105,7 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
                     .map(|(name, value)| field_cost(name.as_str(), value.len()))
                     .sum()
             };
-            store
-                .data_mut()
-                .limiter
-                .charge_host("header fields", bytes)?;
+            charge_fields(&mut store, bytes)?;
             let cloned = HostFields::clone(&mut store.data_mut().http(), fields)?;
             Ok((cloned,))
         },
@@ -141,6 +129,11 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
 
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// Charges `bytes` of header fields the guest is about to make the host hold.
+fn charge_fields(store: &mut StoreContextMut<'_, Host>, bytes: u64) -> wasmtime::Result<()> {
+    store.data_mut().limiter.charge_host("header fields", bytes)
 }
 
 /// Charges the buffers of an outgoing body the guest was just given.

@@ -198,31 +198,14 @@ mod tests {
             "http://[::ffff:127.0.0.1]:9/a.wasm",
             "http://169.254.169.254/latest/meta-data",
         ] {
-            let error = download(
-                url,
-                &SourcePolicy::default(),
-                1 << 20,
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap_err();
-            assert!(
-                matches!(
-                    error,
-                    RuntimeError::NotAllowed {
-                        refusal: Refusal::PrivateAddress { .. },
-                        ..
-                    }
-                ),
-                "{url}: {error}"
-            );
+            refused_as_private(url).await;
         }
     }
 
-    #[tokio::test]
-    async fn a_name_resolving_to_loopback_is_refused() {
+    /// Downloads `url` with the default policy; the refusal, which must name a private address.
+    async fn refused_as_private(url: &str) -> RuntimeError {
         let error = download(
-            "http://localhost:9/a.wasm",
+            url,
             &SourcePolicy::default(),
             1 << 20,
             Duration::from_secs(5),
@@ -237,8 +220,14 @@ mod tests {
                     ..
                 }
             ),
-            "{error}"
+            "{url}: {error}"
         );
+        error
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused() {
+        let error = refused_as_private("http://localhost:9/a.wasm").await;
         assert!(error.to_string().contains("localhost"), "{error}");
     }
 }

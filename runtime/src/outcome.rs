@@ -15,16 +15,3 @@ pub enum RequestOutcome {
     /// The request body was over the limit.
     BodyTooLarge,
 }
-
-impl RequestOutcome {
-    /// The label value metrics use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Served => "served",
-            Self::Overload => "overload",
-            Self::GuestFault => "guest_fault",
-            Self::Timeout => "timeout",
-            Self::BodyTooLarge => "body_too_large",
-        }
-    }
-}

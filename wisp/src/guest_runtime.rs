@@ -13,6 +13,7 @@ const NICE_INCREMENT: i32 = 5;
 /// A multi-thread tokio runtime for guests. Dropping it stops its tasks without waiting.
 pub struct GuestRuntime {
     runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
 }
 
 impl GuestRuntime {
@@ -25,16 +26,13 @@ impl GuestRuntime {
             .build()
             .context("cannot start the runtime that runs guests")?;
         Ok(Self {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
         })
     }
 
-    pub fn handle(&self) -> tokio::runtime::Handle {
-        match &self.runtime {
-            Some(runtime) => runtime.handle().clone(),
-            // Only `drop` takes the runtime.
-            None => tokio::runtime::Handle::current(),
-        }
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
     }
 }
 
