@@ -41,6 +41,32 @@ enum Command {
         #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root())]
         image_dir: std::path::PathBuf,
     },
+    /// The soak: steady load on several Services beside a hostile one, rollouts, trips to zero
+    /// and one `kill -9` of `wisp up`, all at once; reports every lost request and plots RSS.
+    /// Exits 1 when a request was lost, memory went over the plan's limit, or an event failed.
+    Soak {
+        /// The plan to play.
+        #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root().join("loadtests/scenarios/soak.yaml"))]
+        plan: std::path::PathBuf,
+        /// Load for this long instead of the plan's duration (e.g. `2m`).
+        #[arg(long, value_parser = duration_arg)]
+        duration: Option<Duration>,
+        /// Kill `wisp up` at this time instead of the plan's.
+        #[arg(long, value_parser = duration_arg)]
+        kill_at: Option<Duration>,
+        /// Roll out new revisions this often instead of the plan's.
+        #[arg(long, value_parser = duration_arg)]
+        rollout_every: Option<Duration>,
+        /// Take Services to zero this often instead of the plan's.
+        #[arg(long, value_parser = duration_arg)]
+        scale_to_zero_every: Option<Duration>,
+        /// Where the report is written.
+        #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root().join("target/loadtests-reports"))]
+        report_dir: std::path::PathBuf,
+        /// Relative image paths of the manifests resolve against this directory.
+        #[arg(long, default_value_os_t = wisp_loadtests::wisp_up::repository_root())]
+        image_dir: std::path::PathBuf,
+    },
     /// The plain hyper server used as the HTTP ceiling (started by `bench`).
     #[command(hide = true)]
     CeilingServer {
@@ -172,6 +198,23 @@ fn main() -> anyhow::Result<()> {
             report_dir,
             image_dir,
         } => return demo(scenario, report_dir, image_dir),
+        Command::Soak {
+            plan,
+            duration,
+            kill_at,
+            rollout_every,
+            scale_to_zero_every,
+            report_dir,
+            image_dir,
+        } => {
+            let overrides = wisp_loadtests::soak::Overrides {
+                duration,
+                kill_at,
+                rollout_every,
+                scale_to_zero_every,
+            };
+            return soak(plan, overrides, report_dir, image_dir);
+        }
         Command::Bench { case } => match case {
             BenchCase::Run(load) => {
                 return bench_run(
@@ -284,6 +327,50 @@ fn demo(
         },
     ))?;
     Ok(())
+}
+
+fn soak(
+    plan: std::path::PathBuf,
+    overrides: wisp_loadtests::soak::Overrides,
+    report_dir: std::path::PathBuf,
+    image_dir: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let wisp = peers::wisp_binary().context(
+        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let options = wisp_loadtests::soak::SoakOptions {
+        wisp,
+        plan,
+        overrides,
+        report_dir,
+        image_dir,
+    };
+    let outcome = runtime.block_on(wisp_loadtests::soak::play(&options, |line| {
+        println!("{line}")
+    }))?;
+    print!(
+        "{}",
+        wisp_loadtests::soak::report::markdown_page(&outcome.record)
+    );
+    println!(
+        "report: {} and {}; wisp up's log: {}",
+        outcome.markdown.display(),
+        outcome.html.display(),
+        outcome.log.display()
+    );
+    if !outcome.record.problems().is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// A duration such as `90s`, `2m` or `1m30s`.
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    wisp_loadtests::scenario::parse_duration(text)
+        .map_err(|error| format!("{text:?} {error}; write e.g. 90s or 2m"))
 }
 
 fn ceiling_server(addr: SocketAddr) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
-//! A `wisp up` process for scenarios and the demo: a fresh data directory, every port
-//! ephemeral on loopback, images resolved from the repository root; stopped when dropped.
+//! A `wisp up` process for scenarios, the demo and the soak: a fresh data directory, every port
+//! ephemeral on loopback, images resolved from the repository root; it can be killed and
+//! restarted on the same directory and ports; stopped when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -19,8 +20,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct WispUp {
     child: Child,
     pub endpoints: Endpoints,
-    /// The data directory (removed when dropped, unless given by the caller).
-    _data_dir: Option<tempfile::TempDir>,
+    /// The API server's address (from its `api: https://HOST:PORT` line).
+    api: SocketAddr,
+    /// How it was started, to start it again the same way.
+    launch: Launch,
+}
+
+/// How a `wisp up` is started: the same every time, on the same data directory.
+struct Launch {
+    wisp: PathBuf,
+    image_dir: PathBuf,
+    flags: Vec<String>,
+    /// Where its log goes (appended to across restarts); the caller's stderr when `None`.
+    log: Option<PathBuf>,
+    /// The data directory (removed when dropped).
+    data_dir: tempfile::TempDir,
 }
 
 /// The repository root, where `samples/knative/*.yaml` image paths are relative to.
@@ -38,39 +52,109 @@ impl WispUp {
 
     /// [`WispUp::start`] with more `wisp up` flags (`--manifests DIR`, `--max-instances N`, …).
     pub fn start_with(wisp: &Path, image_dir: &Path, flags: &[&str]) -> anyhow::Result<Self> {
-        let data_dir = tempfile::tempdir().context("cannot make a temporary data directory")?;
-        let mut command = Command::new(wisp);
+        Self::start_logging(wisp, image_dir, flags, None)
+    }
+
+    /// [`WispUp::start_with`], its log (stderr) appended to `log` rather than shown.
+    pub fn start_logging(
+        wisp: &Path,
+        image_dir: &Path,
+        flags: &[&str],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let launch = Launch {
+            wisp: wisp.to_path_buf(),
+            image_dir: image_dir.to_path_buf(),
+            flags: flags.iter().map(|flag| (*flag).to_owned()).collect(),
+            log: log.map(Path::to_path_buf),
+            data_dir: tempfile::tempdir().context("cannot make a temporary data directory")?,
+        };
+        let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (child, api, endpoints) = launch.spawn([ephemeral; 3])?;
+        Ok(Self {
+            child,
+            endpoints,
+            api,
+            launch,
+        })
+    }
+
+    /// Kills the process with SIGKILL (nothing drained, nothing flushed) and starts `wisp up`
+    /// again on the same data directory and the same addresses, as a supervisor would after a
+    /// crash; returns once the new process announced itself (its ports bound, the state it
+    /// finds in its store loaded).
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("cannot kill wisp up")?;
+        self.child
+            .wait()
+            .context("cannot reap the killed wisp up")?;
+        let before = [self.api, self.endpoints.gateway, self.endpoints.metrics];
+        let (child, api, endpoints) = self.launch.spawn(before)?;
+        self.child = child;
+        let after = [api, endpoints.gateway, endpoints.metrics];
+        anyhow::ensure!(
+            before == after,
+            "the restarted wisp up listens elsewhere ({after:?}) than before ({before:?})"
+        );
+        self.endpoints = endpoints;
+        Ok(())
+    }
+}
+
+impl Launch {
+    /// Starts `wisp up` on `[api, gateway, metrics]`; the API address and endpoints it announces.
+    fn spawn(
+        &self,
+        [api, gateway, metrics]: [SocketAddr; 3],
+    ) -> anyhow::Result<(Child, SocketAddr, Endpoints)> {
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open the log {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
+        let mut command = Command::new(&self.wisp);
         command
             .arg("up")
             .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
-            .args(["--metrics-addr", "127.0.0.1:0", "--image-dir"])
-            .arg(image_dir)
+            .arg(self.data_dir.path())
+            .arg("--api-addr")
+            .arg(api.to_string())
+            .arg("--gateway-addr")
+            .arg(gateway.to_string())
+            .arg("--metrics-addr")
+            .arg(metrics.to_string())
+            .arg("--image-dir")
+            .arg(&self.image_dir)
             .arg("--allow-path")
             .arg(wisp_samples::dir())
-            .args(flags)
+            .args(&self.flags)
             .env("WISP_LOG", "warn")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         let mut child = command
             .spawn()
-            .with_context(|| format!("cannot start {} up", wisp.display()))?;
+            .with_context(|| format!("cannot start {} up", self.wisp.display()))?;
         let lines = announcement(&mut child, "kubeconfig", "wisp up")?;
         let value = |key: &str| announced(&lines, key, "wisp up");
         let address = |key: &str| announced_addr(&lines, key, "wisp up");
+        let api_url = value("api")?;
+        let api = api_url
+            .trim_start_matches("https://")
+            .parse()
+            .with_context(|| format!("api: {api_url:?} is not https://HOST:PORT"))?;
         let endpoints = Endpoints {
             gateway: address("gateway")?,
             metrics: address("metrics")?,
             kubeconfig: PathBuf::from(value("kubeconfig")?),
         };
-        Ok(Self {
-            child,
-            endpoints,
-            _data_dir: Some(data_dir),
-        })
+        Ok((child, api, endpoints))
     }
 }
 

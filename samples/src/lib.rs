@@ -17,7 +17,7 @@
 //! | [`HOG`] | allocates and touches 1 MiB chunks; `?mb=N`: 200 `allocated N MiB\n` after N MiB; otherwise (or when allocation fails first) panics `hog: allocation failed after K MiB` |
 //! | [`ENV`] | 200, `text/plain`, the environment as sorted `KEY=VALUE\n` lines |
 //! | [`FETCH`] | tries an outgoing GET to `?url=` (default `http://127.0.0.1:9/`): 200 `upstream answered S`, or 502 `outgoing request failed: E` |
-//! | [`FLOOD`] | hostile: makes the host hold memory, keeping every handle — `?what=headers` (100 KiB header fields), `bodies` (unread outgoing bodies), `resources` (pollables) loop until stopped; `what=logs&kib=N`: N KiB of stdout, then 200 `logged N KiB` |
+//! | [`FLOOD`] | hostile: makes the host hold memory, keeping every handle — `?what=headers` (100 KiB header fields), `bodies` (unread outgoing bodies), `resources` (pollables) loop until stopped; `what=logs&kib=N`: N KiB of stdout, then 200 `logged N KiB`; `what=trap`, `spin`, `hog`: the three classic faults from one component |
 //!
 //! A malformed query value (`?ms=x`, `?n=x`, `?mb=x`) gets a 400 with a one-line reason.
 

@@ -230,6 +230,80 @@ pub fn histogram(record: &RunRecord) -> String {
     })
 }
 
+/// A process's resident memory over a run, in MiB: the samples, the limit it must stay
+/// under (a dashed line) and, when it was killed and restarted, the outage (a shaded band).
+pub fn resident_memory(
+    samples_mib: &[(f64, f64)],
+    limit_mib: f64,
+    outage: Option<(f64, f64)>,
+    end: f64,
+) -> String {
+    svg(|root| {
+        let peak = samples_mib.iter().map(|p| p.1).fold(limit_mib, f64::max);
+        let y = count_axis(peak.ceil() as u64);
+        let top = y.top;
+        let end = samples_mib.iter().map(|p| p.0).fold(end.max(1.0), f64::max);
+        let mut chart = ChartBuilder::on(root)
+            .caption("wisp up resident memory (RSS)", (FONT, 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(
+                Ticked::new(0.0..end, time_ticks(end)),
+                Ticked::new(0.0..top, y.ticks),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc("MiB")
+            .x_label_formatter(&whole)
+            .y_label_formatter(&whole)
+            .draw()?;
+        let down = RED.mix(0.18);
+        chart
+            .draw_series(
+                outage
+                    .into_iter()
+                    .map(|(from, to)| Rectangle::new([(from, 0.0), (to, top)], down.filled())),
+            )?
+            .label("killed, restarting")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], down.filled()));
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, limit_mib), (end, limit_mib)],
+                6,
+                4,
+                BLACK.mix(0.6).stroke_width(1),
+            ))?
+            .label("limit")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6)));
+        // A gap in the samples (the outage) breaks the line rather than bridging it.
+        for (index, part) in gaps(samples_mib).into_iter().enumerate() {
+            let series = chart.draw_series(LineSeries::new(part, BLUE.stroke_width(2)))?;
+            if index == 0 {
+                series
+                    .label("RSS")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            }
+        }
+        legend(&mut chart)
+    })
+}
+
+/// `points` split where consecutive ones are more than 2 s apart.
+fn gaps(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+    let mut parts: Vec<Vec<(f64, f64)>> = Vec::new();
+    for point in points {
+        match parts.last_mut() {
+            Some(part) if part.last().is_some_and(|last| point.0 - last.0 <= 2.0) => {
+                part.push(*point)
+            }
+            _ => parts.push(vec![*point]),
+        }
+    }
+    parts
+}
+
 /// Draws into a fresh SVG string; a failure becomes a chart that says so.
 fn svg(draw: impl FnOnce(&Area<'_>) -> Drawn) -> String {
     let mut out = String::new();
@@ -438,6 +512,8 @@ mod tests {
             latency(&record),
             replicas(&record),
             histogram(&record),
+            resident_memory(&[], 512.0, None, 0.0),
+            resident_memory(&[(0.0, 100.0), (1.0, 120.0)], 512.0, Some((1.0, 3.0)), 4.0),
         ] {
             assert!(chart.starts_with("<svg"), "{chart}");
             assert!(chart.trim_end().ends_with("</svg>"), "{chart}");
@@ -451,6 +527,15 @@ mod tests {
         assert_eq!(
             split,
             vec![vec![(0.0, 1.0), (1.0, 2.0)], vec![(4.0, 3.0), (4.9, 3.0)]]
+        );
+    }
+
+    #[test]
+    fn memory_lines_break_at_gaps() {
+        let parts = gaps(&[(0.0, 1.0), (1.0, 2.0), (5.0, 3.0), (6.0, 3.0)]);
+        assert_eq!(
+            parts,
+            vec![vec![(0.0, 1.0), (1.0, 2.0)], vec![(5.0, 3.0), (6.0, 3.0)]]
         );
     }
 

@@ -3,7 +3,7 @@
 //! latency histogram, phases as bands) and a Markdown summary for the README, both rendered from
 //! a [`RunRecord`]. Rendering is pure; only [`write`] touches the disk.
 
-mod charts;
+pub mod charts;
 mod format;
 mod html;
 mod markdown;

@@ -415,7 +415,7 @@ fn label(phase: &Phase) -> String {
 }
 
 /// `N cores, OS` for report footers.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     format!(
         "{cores} cores, {} {}",

@@ -45,7 +45,7 @@ mod autoscaling;
 mod duration;
 mod phase;
 mod target;
-mod values;
+pub(crate) mod values;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -194,7 +194,7 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl ScenarioError {
-    fn from_yaml(file: &str, error: &serde_norway::Error) -> Self {
+    pub(crate) fn from_yaml(file: &str, error: &serde_norway::Error) -> Self {
         let mut message = error.to_string();
         let location = error.location();
         if let Some(location) = &location {

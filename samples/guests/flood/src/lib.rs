@@ -6,7 +6,14 @@
 //! - `resources`: clock pollables, until the resource table is full;
 //! - `logs` (`&kib=N`, default 4096): N KiB of stdout, in 1 KiB lines, then 200 `logged N KiB`.
 //!
-//! The first three loop until the host stops them; if it never does they would run forever.
+//! And the three classic faults, so that one Service can take every kind of hostile request (the
+//! soak scenario's hostile Service does):
+//!
+//! - `trap`: a panic (a wasm `unreachable`);
+//! - `spin`: a loop that never yields, until the request's timeout;
+//! - `hog`: linear memory grown 1 MiB at a time, every page written, until the limit stops it.
+//!
+//! All but `logs` loop until the host stops them; if it never does they would run forever.
 
 use std::io::Write as _;
 
@@ -28,6 +35,9 @@ impl wasi::exports::http::incoming_handler::Guest for Flood {
             "headers" => headers(),
             "bodies" => bodies(),
             "resources" => resources(),
+            "trap" => panic!("flood: a deliberate trap"),
+            "spin" => spin(),
+            "hog" => hog(),
             "logs" => {
                 let kib = query_param(&query, "kib")
                     .and_then(|n| n.parse().ok())
@@ -82,6 +92,23 @@ fn resources() {
     let mut kept = Vec::new();
     loop {
         kept.push(wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
+    }
+}
+
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn hog() -> ! {
+    const MIB: usize = 1 << 20;
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // `vec!` aborts when the allocator fails: the trap the host contains.
+        kept.push(vec![0xa5; MIB]);
+        std::hint::black_box(&kept);
     }
 }
 
