@@ -9,9 +9,9 @@
 //! sending), then stops accepting, closes idle connections and lets in-flight requests finish
 //! within `--grace-period` (connections still busy then are cut).
 //!
-//! The gateway, and with it every guest, runs on a [`GuestRuntime`] of its own; the sync, the
-//! autoscaler loop and the metrics endpoint stay on the caller's runtime, beside the API server
-//! and the controllers of `wisp up`.
+//! The gateway, and with it every guest (readiness probes included), runs on a [`GuestRuntime`]
+//! of its own; the sync, the autoscaler loop and the metrics endpoint stay on the caller's
+//! runtime, beside the API server and the controllers of `wisp up`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -171,8 +171,9 @@ impl Bound {
                 .min(max_replicas),
             None => wisp_gateway::dataplane::default_max_replicas_per_revision(max_replicas),
         };
-        let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
         let guests = GuestRuntime::start()?;
+        data_plane_config.guest_runtime = Some(guests.handle().clone());
+        let data_plane = DataPlane::new(runtime, data_plane_config, Arc::new(SystemClock::new()));
         let health = Health::loading();
         let (stop_serving, serving_stopped) = watch::channel(false);
 

@@ -1,7 +1,8 @@
 //! `wisp up` with hostile guests beside a well-behaved Service: 200 requests spinning in one
 //! Service leave `kubectl get ksvc` answering and `hello` serving, and a guest that makes the
 //! host hold 100 KiB header fields fails its own request with a message saying so, is counted as
-//! a guest fault, and leaves wisp's memory bounded.
+//! a guest fault, and leaves wisp's memory bounded. A node out of instance slots sheds the
+//! excess with 503 and `Retry-After`, counted as overload.
 
 mod cluster;
 mod common;
@@ -118,4 +119,61 @@ fn spinning_and_flooding_guests_leave_the_api_and_other_services_answering() {
     eprintln!("wisp up peak resident memory: {} MiB", peak >> 20);
     assert!(peak < PEAK_RSS_BOUND, "peak RSS {} MiB", peak >> 20);
     drop(spinning);
+}
+
+/// More requests than the node has instance slots (and room to wait for one): the excess is shed
+/// with 503 and `Retry-After`, never a 500, and the gateway counts it as overload, not as a
+/// guest fault. The ones admitted are all answered.
+#[test]
+fn a_node_out_of_instance_slots_sheds_with_503_counted_as_overload() {
+    const REQUESTS: usize = 30;
+    let up = Up::start(&["--max-instances", "1"]);
+    up.apply(&ksvc("sleep", &image("sleep")));
+    up.wait_ready("ksvc", "sleep");
+    let url = format!("http://{}/?ms=300", up.gateway);
+    let host = up.host("sleep");
+    let answers = up.runtime().block_on(async {
+        let requests = (0..REQUESTS).map(|_| {
+            let request = up.http().get(&url).header("host", &host).send();
+            async move {
+                let response = request.await.expect("an answer");
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|value| value.to_str().unwrap_or_default().to_owned());
+                (
+                    status,
+                    retry_after,
+                    response.text().await.unwrap_or_default(),
+                )
+            }
+        });
+        futures::future::join_all(requests).await
+    });
+    let shed: Vec<_> = answers
+        .iter()
+        .filter(|(status, ..)| *status == 503)
+        .collect();
+    let served = answers.iter().filter(|(status, ..)| *status == 200).count();
+    assert_eq!(served + shed.len(), REQUESTS, "{answers:#?}");
+    assert!(served >= 1, "{answers:#?}");
+    assert!(
+        !shed.is_empty(),
+        "one slot and its waiting room cannot take {REQUESTS}: {answers:#?}"
+    );
+    for (_, retry_after, body) in &shed {
+        assert!(retry_after.is_some(), "{answers:#?}");
+        assert!(body.contains("retry shortly"), "{body}");
+    }
+    let metrics = up.metrics();
+    let counted = |reason: &str| {
+        metric_sum(
+            &metrics,
+            "wisp_revision_request_failures_total",
+            &[r#"service="sleep""#, &format!(r#"reason="{reason}""#)],
+        )
+    };
+    assert_eq!(counted("overload"), shed.len() as f64, "{metrics}");
+    assert_eq!(counted("guest_fault"), 0.0, "{metrics}");
 }

@@ -44,6 +44,10 @@ pub struct DataPlaneConfig {
     pub server: ServerLimits,
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers are kept (the balancer in front).
     pub trusted_proxies: TrustedProxies,
+    /// The runtime guests run on when no request carries them — the readiness probe, called
+    /// from the sync — so a hostile guest costs the guests' threads, never the control plane's
+    /// (`None`: wherever the caller runs, as in tests with one runtime).
+    pub guest_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl DataPlaneConfig {
@@ -63,6 +67,7 @@ impl DataPlaneConfig {
             autoscaler: AutoscalerConfig::default(),
             server: ServerLimits::default(),
             trusted_proxies: TrustedProxies::default(),
+            guest_runtime: None,
         }
     }
 }

@@ -69,8 +69,19 @@ impl DataPlane {
     /// Sends `GET path` to the revision `key` the way a request from a route would go (through
     /// its throttler, starting a replica if it has none), as a kubelet's HTTP readiness probe
     /// reaches a container. Returns the status and the start of the body (for messages), or
-    /// `None` when the revision is not here.
+    /// `None` when the revision is not here. The guest runs on the guests' runtime when the
+    /// data plane has one (see [`DataPlaneConfig::guest_runtime`]).
     pub async fn probe(&self, key: &RevisionKey, path: &str) -> Option<(StatusCode, String)> {
+        let Some(guests) = self.inner.config.guest_runtime.clone() else {
+            return self.probe_here(key, path).await;
+        };
+        let (this, key, path) = (self.clone(), key.clone(), path.to_owned());
+        on_runtime(&guests, async move { this.probe_here(&key, &path).await })
+            .await
+            .flatten()
+    }
+
+    async fn probe_here(&self, key: &RevisionKey, path: &str) -> Option<(StatusCode, String)> {
         /// Enough of a failing body to say why in a condition message.
         const BODY_EXCERPT: usize = 300;
         let entry = self.entry(key)?;
@@ -253,6 +264,15 @@ fn prepend_queue_timing(headers: &mut http::HeaderMap, queued: Duration) {
 
 const SERVER_TIMING: &str = "server-timing";
 
+/// Runs `work` on `runtime` and waits for it from wherever the caller runs; `None` when it
+/// panicked or the runtime is shutting down.
+async fn on_runtime<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    runtime.spawn(work).await.ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +292,21 @@ mod tests {
         let mut empty = http::HeaderMap::new();
         prepend_queue_timing(&mut empty, Duration::ZERO);
         assert_eq!(empty[SERVER_TIMING], "queue;dur=0.000");
+    }
+
+    #[test]
+    fn work_handed_to_another_runtime_runs_on_its_threads() {
+        let guests = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-guests")
+            .build()
+            .unwrap();
+        let control = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let thread = control.block_on(on_runtime(guests.handle(), async {
+            std::thread::current().name().map(str::to_owned)
+        }));
+        assert_eq!(thread.flatten().as_deref(), Some("test-guests"));
     }
 }
