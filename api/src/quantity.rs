@@ -6,15 +6,17 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// The least memory a replica may be given (`resources.limits.memory` and `requests.memory`):
-/// 1Mi, sixteen 64 KiB WebAssembly pages. No practical component starts in less — the
-/// smallest sample (`hello-wasi`, a Rust guest with no async runtime) declares 17 pages, as
-/// rustc's default shadow stack alone is 1 MiB — while a hand-tuned guest with a small stack
-/// still fits. Admission refuses less, and a node charges at least this much for any replica,
-/// so a limit like `"1"` (one byte) can never make thousands of replicas look free.
-pub const MIN_REPLICA_MEMORY: u64 = 1024 * 1024;
+/// 2Mi. A request's instance needs its linear memory plus the host memory the runtime reserves
+/// for its resource table (512 KiB, `wisp_runtime`'s `RESOURCE_TABLE_RESERVATION`); the
+/// smallest sample (`hello-wasi`, a Rust guest with no async runtime) declares 17 64 KiB pages,
+/// as rustc's default shadow stack alone is 1 MiB, so it needs about 1.6 MiB — less would be
+/// admitted and then never run. Admission refuses less, and a node charges at least this much
+/// for any replica, so a limit like `"1"` (one byte) can never make thousands of replicas look
+/// free.
+pub const MIN_REPLICA_MEMORY: u64 = 2 * 1024 * 1024;
 
 /// [`MIN_REPLICA_MEMORY`] as a manifest writes it.
-pub const MIN_REPLICA_MEMORY_TEXT: &str = "1Mi";
+pub const MIN_REPLICA_MEMORY_TEXT: &str = "2Mi";
 
 /// A resource quantity as written in a manifest (`128Mi`, `0.5`, `1e3`), kept as text.
 ///

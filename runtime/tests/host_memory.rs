@@ -253,3 +253,20 @@ async fn a_node_out_of_instance_slots_queues_then_sheds() {
     }
     assert_eq!(runtime.instance_slots().in_use(), 0);
 }
+
+/// The least memory admission lets a replica have is enough for the smallest sample to serve:
+/// a limit admitted must never mean a revision that cannot run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smallest_admitted_replica_serves_the_smallest_sample() {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let smallest = replica_of(
+        &runtime,
+        wisp_samples::HELLO_WASI,
+        limits(wisp_api::quantity::MIN_REPLICA_MEMORY),
+    )
+    .await;
+    for _ in 0..3 {
+        let answer = call(&smallest, "/").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+}

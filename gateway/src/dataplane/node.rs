@@ -166,18 +166,18 @@ mod tests {
         let freed = node.subscribe_freed();
         let a = node.reserve(60 * MI).expect("fits");
         let b = node.reserve(40 * MI).expect("fits exactly");
-        let refused = node.reserve(MI).expect_err("full");
+        let refused = node.reserve(2 * MI).expect_err("full");
         assert_eq!(
             refused,
             Unschedulable::Memory {
-                wanted: MI,
+                wanted: 2 * MI,
                 used: 100 * MI,
                 allocatable: 100 * MI
             }
         );
         assert_eq!(
             refused.to_string(),
-            "the node cannot admit a replica with a 1Mi memory limit: 0Mi of its 100Mi allocatable \
+            "the node cannot admit a replica with a 2Mi memory limit: 0Mi of its 100Mi allocatable \
              memory are free; lower the revision's resources.limits.memory or \
              autoscaling.knative.dev/min-scale, give the node more memory (--allocatable-memory), \
              or add nodes"

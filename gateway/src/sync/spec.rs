@@ -230,11 +230,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.0,
-            "spec.containers[0].resources.limits.memory is 1 B, below the 1Mi a replica needs to \
-             hold a WebAssembly component; set it to 1Mi or more, e.g. 128Mi, or remove the limit"
+            "spec.containers[0].resources.limits.memory is 1 B, below the 2Mi a replica needs to \
+             hold a WebAssembly component; set it to 2Mi or more, e.g. 128Mi, or remove the limit"
         );
         let ok = convert(serde_json::json!({
-            "containers": [{"image": "a.wasm", "resources": {"limits": {"memory": "1Mi"}}}]
+            "containers": [{"image": "a.wasm", "resources": {"limits": {"memory": "2Mi"}}}]
         }))
         .unwrap();
         assert_eq!(ok.memory_limit, Some(MIN_REPLICA_MEMORY));

@@ -141,7 +141,7 @@ pub fn admission_refusals_are_knatives_webhook_denials(up: &Kube) {
     );
 }
 
-/// A revision cannot demand unbounded replicas: a memory limit below the 1Mi a replica needs and
+/// A revision cannot demand unbounded replicas: a memory limit below the 2Mi a replica needs and
 /// a scale beyond Knative's int32 range are refused, each with the field, the bound and what to
 /// set, on either API server (the genuine one through `wisp-webhook`).
 pub fn replica_demands_beyond_the_bounds_are_refused(up: &Kube) {
@@ -154,8 +154,8 @@ pub fn replica_demands_beyond_the_bounds_are_refused(up: &Kube) {
     assert!(error.contains(WEBHOOK_DENIED), "{error}");
     assert!(
         error.contains(
-            "\"1\" (1 B) is below the 1Mi a replica needs to hold a WebAssembly component; set \
-             it to 1Mi or more (e.g. 128Mi), or remove it to get the default: \
+            "\"1\" (1 B) is below the 2Mi a replica needs to hold a WebAssembly component; set \
+             it to 2Mi or more (e.g. 128Mi), or remove it to get the default: \
              spec.template.spec.containers[0].resources.limits.memory"
         ),
         "{error}"

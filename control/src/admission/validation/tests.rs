@@ -91,18 +91,18 @@ fn container_rules() {
         (
             json!({"image": "a", "resources": {"limits": {"memory": "1"}}}),
             format!("{C0}.resources.limits.memory"),
-            "\"1\" (1 B) is below the 1Mi a replica needs to hold a WebAssembly component; \
-             set it to 1Mi or more (e.g. 128Mi), or remove it to get the default",
+            "\"1\" (1 B) is below the 2Mi a replica needs to hold a WebAssembly component; \
+             set it to 2Mi or more (e.g. 128Mi), or remove it to get the default",
         ),
         (
-            json!({"image": "a", "resources": {"requests": {"memory": 1048575}}}),
+            json!({"image": "a", "resources": {"requests": {"memory": 2097151}}}),
             format!("{C0}.resources.requests.memory"),
-            "below the 1Mi",
+            "below the 2Mi",
         ),
         (
             json!({"image": "a", "resources": {"limits": {"memory": "0"}}}),
             format!("{C0}.resources.limits.memory"),
-            "below the 1Mi",
+            "below the 2Mi",
         ),
         (
             json!({"image": "a", "ports": [{"containerPort": 8080}, {"containerPort": 8081}]}),
@@ -121,7 +121,7 @@ fn good_containers_pass() {
         "name": "app", "image": "hello.wasm",
         "env": [{"name": "TARGET", "value": "World"}],
         "ports": [{"name": "h2c", "containerPort": 8080, "protocol": "TCP"}],
-        "resources": {"limits": {"memory": "128Mi"}, "requests": {"memory": 1048576}},
+        "resources": {"limits": {"memory": "128Mi"}, "requests": {"memory": 2097152}},
     });
     assert_eq!(container_errors(container), vec![]);
 }
