@@ -43,7 +43,8 @@ pub const HOG: &str = env!("WISP_SAMPLE_HOG");
 pub const ENV: &str = env!("WISP_SAMPLE_ENV");
 /// `fetch`: tries an outgoing request to `?url=`; 502 with the guest-visible error when denied.
 pub const FETCH: &str = env!("WISP_SAMPLE_FETCH");
-/// `flood`: hostile, makes the host hold header fields, bodies or resources until stopped.
+/// `flood`: hostile, makes the host hold header fields, bodies or resources until stopped, or
+/// traps, spins or hogs memory (`?what=trap|spin|hog`).
 pub const FLOOD: &str = env!("WISP_SAMPLE_FLOOD");
 
 /// Every sample as (name, absolute path of the component).
