@@ -321,6 +321,24 @@ impl Objects {
                 Ok(result)
             })
             .await;
+        let outcome = match outcome {
+            Err(Stop::Store(StoreError::Unreadable { key, reason })) if !dry_run => {
+                // Stored before writes were checked: nothing of it can be read (finalizers,
+                // preconditions), so it goes at once — the one way out for it.
+                tracing::warn!(%key, reason, "deleting an object that cannot be decoded");
+                let stub = serde_json::json!({
+                    "apiVersion": resource.api_version(),
+                    "kind": resource.kind,
+                    "metadata": {"name": name, "namespace": namespace},
+                });
+                self.store
+                    .remove_unreadable(&key, stub)
+                    .await
+                    .map(Outcome::Deleted)
+                    .map_err(Stop::Store)
+            }
+            other => other,
+        };
         let outcome = self.settle(resource, name, outcome)?;
         match outcome {
             Settled::DryRun(dry) if dry.pending => Ok(Deleted::Pending(dry.object)),

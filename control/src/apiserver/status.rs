@@ -240,6 +240,28 @@ impl ApiError {
             StoreError::Conflict { .. } => Self::conflict(resource, name),
             StoreError::Expired { .. } => Self::expired(error.to_string()),
             StoreError::Aborted => Self::unavailable(error.to_string()),
+            StoreError::TooLarge { bytes, limit, .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!(
+                    "{} {name:?} would be {bytes} bytes as stored, more than the {limit} bytes \
+                     an object may be; store large data elsewhere or split it over several \
+                     objects",
+                    resource.kind
+                ),
+            )
+            .about(resource, name),
+            StoreError::TooDeep { depth, limit, .. } => Self::invalid(
+                resource,
+                name,
+                vec![FieldError::invalid(
+                    "<object>",
+                    format!(
+                        "it would nest objects and arrays {depth} levels deep, more than the \
+                         {limit} an object may have; flatten the fields the request adds"
+                    ),
+                )],
+            ),
             other => Self::internal(other.to_string()),
         }
     }

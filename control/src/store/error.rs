@@ -64,6 +64,36 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// The object's JSON text is larger than the store takes (413).
+    #[error(
+        "{key} is {bytes} bytes as stored, more than the {limit} bytes an object may be; store \
+         large data elsewhere (a volume, an image) or split it over several objects"
+    )]
+    TooLarge {
+        key: ObjectKey,
+        bytes: usize,
+        limit: usize,
+    },
+
+    /// The object nests objects and arrays deeper than the store takes (422).
+    #[error(
+        "{key} would nest objects and arrays {depth} levels deep, more than the {limit} an \
+         object may have; flatten the fields the request adds"
+    )]
+    TooDeep {
+        key: ObjectKey,
+        depth: usize,
+        limit: usize,
+    },
+
+    /// The object would not decode, or (stored before these checks) does not: 422 on a write;
+    /// on a read, the object can only be deleted.
+    #[error(
+        "{key} cannot be decoded ({reason}); a write like this is refused, and an object \
+         stored so can only be deleted"
+    )]
+    Unreadable { key: ObjectKey, reason: String },
+
     /// The write was not applied: the store is shutting down, or the function passed to
     /// `mutate` panicked (its transaction was rolled back).
     #[error(

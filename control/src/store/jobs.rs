@@ -97,6 +97,34 @@ where
     }
 }
 
+/// A `remove_unreadable` call: delete a row that cannot be decoded.
+pub(crate) struct RemoveUnreadableJob {
+    pub(crate) key: ObjectKey,
+    pub(crate) stub: Value,
+    pub(crate) tx: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+impl Job for RemoveUnreadableJob {
+    fn run(self: Box<Self>, conn: &Connection, next_rv: u64) -> Done {
+        let (result, event) = match mutation::remove_unreadable(conn, &self.key, next_rv, self.stub)
+        {
+            Ok((outcome, event)) => (Ok(outcome), event),
+            Err(error) => (Err(error), None),
+        };
+        Done {
+            event,
+            reply: Box::new(Answer {
+                tx: self.tx,
+                result,
+            }),
+        }
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        let _ = self.tx.send(Err(error));
+    }
+}
+
 /// A `compact` call: raise the compaction floor.
 pub(crate) struct CompactJob {
     pub(crate) through: u64,

@@ -36,6 +36,7 @@ mod mutation;
 mod options;
 mod readers;
 mod schema;
+pub mod storable;
 mod tables;
 mod watch;
 mod writer;
@@ -56,7 +57,7 @@ pub use options::StoreOptions;
 pub use tables::{EventPage, StoredJson};
 pub use watch::WatchStream;
 
-use jobs::{CompactJob, Job, MutateJob};
+use jobs::{CompactJob, Job, MutateJob, RemoveUnreadableJob};
 use readers::Readers;
 use writer::Writer;
 
@@ -302,6 +303,25 @@ impl Store {
                 Ok(None)
             })
             .await?;
+        written(key, outcome)
+    }
+
+    /// Removes the object at `key` although its stored text cannot be decoded
+    /// ([`StoreError::Unreadable`] from every other call): the way out for an object stored
+    /// before writes were checked. Its `DELETED` event carries `stub` (the identity the caller
+    /// knows: apiVersion, kind, name), stamped with the deletion's resourceVersion.
+    pub async fn remove_unreadable(
+        &self,
+        key: &ObjectKey,
+        stub: Value,
+    ) -> Result<Value, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = RemoveUnreadableJob {
+            key: key.clone(),
+            stub,
+            tx,
+        };
+        let outcome = self.submit(Box::new(job), rx).await?;
         written(key, outcome)
     }
 

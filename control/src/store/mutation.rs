@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::error::StoreError;
 use super::event::{Event, EventType};
 use super::key::ObjectKey;
-use super::tables;
+use super::{storable, tables};
 
 /// What a mutation did, with the object as it now is.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +139,7 @@ where
     stamp(key, &mut object, next_rv)?;
     let json = encode(key, &object)?;
     if kind != EventType::Deleted {
+        storable::check(key, &json)?;
         tables::put_object(conn, key, next_rv, &json)?;
     }
     let event = Event {
@@ -157,11 +158,37 @@ where
     Ok((outcome, Some(event)))
 }
 
+/// Removes the row of `key` whatever its text holds (one that cannot be decoded, stored before
+/// writes were checked), logging a `DELETED` event that carries `stub` (its identity, as the
+/// caller knows it) stamped with `next_rv`. [`StoreError::NotFound`] when there is no row.
+pub(crate) fn remove_unreadable(
+    conn: &Connection,
+    key: &ObjectKey,
+    next_rv: u64,
+    mut stub: Value,
+) -> Result<(Outcome, Option<Event>), StoreError> {
+    if !tables::object_exists(conn, key)? {
+        return Err(StoreError::NotFound { key: key.clone() });
+    }
+    tables::delete_object(conn, key)?;
+    stamp(key, &mut stub, next_rv)?;
+    let event = Event {
+        resource_version: next_rv,
+        kind: EventType::Deleted,
+        key: key.clone(),
+        object: stub.clone(),
+        json: encode(key, &stub)?,
+    };
+    tables::append_event(conn, &event)?;
+    Ok((Outcome::Deleted(stub), Some(event)))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::store::Scope;
     use crate::store::schema;
 
     fn key() -> ObjectKey {
@@ -196,6 +223,58 @@ mod tests {
         assert_eq!(event.kind, EventType::Deleted);
         assert_eq!(event.resource_version, 3);
         assert!(tables::read_object(&conn, &key()).expect("read").is_none());
+    }
+
+    /// Nests `value` `levels` deep under `spec`.
+    fn nested(levels: usize) -> Value {
+        let mut value = json!(1);
+        for _ in 0..levels {
+            value = json!([value]);
+        }
+        json!({"metadata": {"name": "hello"}, "spec": value})
+    }
+
+    #[test]
+    fn a_write_no_reader_could_decode_is_refused_and_nothing_stored() {
+        let conn = schema::open_memory().expect("open");
+        put(&conn, 1, json!({"metadata": {"name": "hello"}, "spec": 1}));
+        let refused = apply::<_, StoreError>(&conn, &key(), 2, |_| Ok(Some(nested(250))));
+        assert!(
+            matches!(refused, Err(StoreError::TooDeep { depth: 251, .. })),
+            "{refused:?}"
+        );
+        let (rv, stored) = tables::read_object(&conn, &key())
+            .expect("read")
+            .expect("kept");
+        assert_eq!((rv, &stored["spec"]), (1, &json!(1)));
+        assert!(
+            tables::events_after(&conn, &Scope::resource(key().resource), 1, 10)
+                .expect("events")
+                .events
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_object_stored_unreadable_can_still_be_removed() {
+        let conn = schema::open_memory().expect("open");
+        let deep = serde_json::to_string(&nested(250)).expect("encode");
+        tables::put_object(&conn, &key(), 1, &deep).expect("stored before the checks");
+        assert!(matches!(
+            tables::read_object(&conn, &key()),
+            Err(StoreError::Unreadable { .. })
+        ));
+        let listed = tables::list_json(&conn, &Scope::resource(key().resource), None, None);
+        assert!(listed.expect("the list does not fail").is_empty());
+        let stub = json!({"kind": "Service", "metadata": {"name": "hello"}});
+        let (outcome, event) = remove_unreadable(&conn, &key(), 2, stub).expect("removed");
+        assert_eq!(outcome.resource_version(), Some(2));
+        assert_eq!(event.expect("an event").kind, EventType::Deleted);
+        assert!(tables::read_object(&conn, &key()).expect("read").is_none());
+        assert!(matches!(
+            remove_unreadable(&conn, &key(), 3, json!({})),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::error::StoreError;
 use super::event::{Event, EventType};
 use super::key::{ObjectKey, Scope};
+use super::storable;
 
 const RESOURCE_VERSION: &str = "resource_version";
 const COMPACTED_THROUGH: &str = "compacted_through";
@@ -98,8 +99,27 @@ pub(crate) fn read_object(
             .optional()
         })
         .map_err(StoreError::sql("reading an object"))?;
-    row.map(|(rv, json)| Ok((from_sql(rv)?, decode("decoding a stored object", &json)?)))
-        .transpose()
+    row.map(|(rv, json)| {
+        let object = serde_json::from_str(&json).map_err(|error| StoreError::Unreadable {
+            key: key.clone(),
+            reason: error.to_string(),
+        })?;
+        Ok((from_sql(rv)?, object))
+    })
+    .transpose()
+}
+
+/// Whether `key` has a row, without reading it.
+pub(crate) fn object_exists(conn: &Connection, key: &ObjectKey) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT 1 FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![key.resource, key.namespace, key.name], |_| Ok(()))
+            .optional()
+    })
+    .map(|found| found.is_some())
+    .map_err(StoreError::sql("looking an object up"))
 }
 
 /// Inserts or replaces the object's row.
@@ -133,6 +153,25 @@ pub(crate) fn list_objects(conn: &Connection, scope: &Scope) -> Result<Vec<Value
     list_json(conn, scope, None, None)?
         .iter()
         .map(|stored| decode("decoding a stored object", &stored.json))
+        .collect()
+}
+
+/// Drops (with a warning) the rows no reader could decode — stored before writes were checked —
+/// so that one broken object does not fail every list of its kind.
+fn readable_only(scope: &Scope, rows: Vec<StoredJson>) -> Vec<StoredJson> {
+    rows.into_iter()
+        .filter(|row| {
+            let readable = storable::readable(&row.json);
+            if !readable {
+                tracing::warn!(
+                    resource = scope.resource,
+                    namespace = row.namespace,
+                    name = row.name,
+                    "a stored object cannot be decoded: left out of lists; delete it"
+                );
+            }
+            readable
+        })
         .collect()
 }
 
@@ -189,6 +228,7 @@ pub(crate) fn list_json(
         )?
         .collect()
     })
+    .map(|rows| readable_only(scope, rows))
     .map_err(StoreError::sql("listing objects"))
 }
 
