@@ -507,6 +507,24 @@ async fn bad_input_gets_the_real_status_and_changes_nothing() {
             },
         ),
         (
+            "an unknown path without a token: whether it exists is not told",
+            api.http.get(format!("{}/no/such/path", api.base)),
+            Refusal {
+                code: StatusCode::UNAUTHORIZED,
+                reason: "Unauthorized",
+                message: "Unauthorized",
+            },
+        ),
+        (
+            "an unknown path with the token",
+            api.request(Method::GET, "/no/such/path"),
+            Refusal {
+                code: StatusCode::NOT_FOUND,
+                reason: "NotFound",
+                message: "the server could not find the requested resource",
+            },
+        ),
+        (
             "a wrong token",
             api.http
                 .post(format!("{}{SERVICES}", api.base))

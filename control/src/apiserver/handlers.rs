@@ -103,15 +103,21 @@ fn verb_and_resource(request: &Request<Incoming>) -> (String, String) {
 
 async fn route(context: &Context, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let (parts, body) = request.into_parts();
-    let target = path::parse(parts.uri.path())?;
-    // `/version` and health checks are public on the real server too (the
-    // system:public-info-viewer role); everything else needs the token.
-    let public = matches!(target, Target::Version | Target::Health);
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
         .map(|value| value.as_bytes());
     let identity = context.credentials.authenticate(authorization);
+    // Whether a path exists is for those with a token to learn, as on the real server: an
+    // unknown path answers 401 before 404.
+    let target = match path::parse(parts.uri.path()) {
+        Ok(target) => target,
+        Err(_) if identity.is_none() => return Err(ApiError::unauthorized()),
+        Err(error) => return Err(error),
+    };
+    // `/version` and health checks are public on the real server too (the
+    // system:public-info-viewer role); everything else needs the token.
+    let public = matches!(target, Target::Version | Target::Health);
     if !public && identity.is_none() {
         return Err(ApiError::unauthorized());
     }
