@@ -567,23 +567,38 @@ async fn read_object(
 ) -> Result<(Value, WriteOptions), ApiError> {
     let bytes = body::read(body, &parts.headers, context.max_body).await?;
     let media_type = body::media_type(&parts.headers);
-    let object = body::decode(&bytes, &media_type)?;
+    // The scan reads the raw body again: only worth it when the answer is used.
+    let scan = media_type.ends_with("json") && query.field_validation != FieldValidation::Ignore;
+    let large = bytes.len() > INLINE_PARSE_BYTES;
+    let parse = move || {
+        let object = body::decode(&bytes, &media_type)?;
+        let duplicates = if scan {
+            schema::duplicate_fields(&bytes)
+        } else {
+            Vec::new()
+        };
+        Ok::<_, ApiError>((object, duplicates))
+    };
+    // Parsing megabytes takes milliseconds: off the async workers, which serve everyone else.
+    let (object, duplicate_fields) = if large {
+        tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(|error| ApiError::internal(format!("parsing the body failed: {error}")))??
+    } else {
+        parse()?
+    };
     let options = WriteOptions {
         dry_run: query.dry_run,
         field_validation: query.field_validation,
         field_manager: query.field_manager.clone(),
         user: identity.user().to_owned(),
-        // The scan reads the raw body again: only worth it when the answer is used.
-        duplicate_fields: if media_type.ends_with("json")
-            && query.field_validation != FieldValidation::Ignore
-        {
-            schema::duplicate_fields(&bytes)
-        } else {
-            Vec::new()
-        },
+        duplicate_fields,
     };
     Ok((object, options))
 }
+
+/// Bodies up to this size are parsed where they arrive; larger ones on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// DeleteOptions from the body (kubectl and kube-rs send one) and the query.
 async fn delete_options(

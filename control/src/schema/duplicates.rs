@@ -3,7 +3,7 @@
 //! `strict decoding error: duplicate field "metadata.name"`) has to look at the bytes.
 
 use std::collections::HashSet;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -12,23 +12,57 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 ///
 /// Never fails: a body that is not JSON yields what was found before the parser gave up (the
 /// decoder that parses the body for real reports the syntax error). Nesting is bounded by
-/// serde_json's recursion limit, so hostile input cannot exhaust the stack.
+/// serde_json's recursion limit, so hostile input cannot exhaust the stack. Linear in the body:
+/// the path is one stack of segments, written out only for a duplicate, and duplicates are
+/// remembered in a set — a body of a million keys or array elements costs a pass, not a
+/// million copies of a long path or a scan of every duplicate found so far.
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
+    let mut state = State::default();
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let _syntax_errors_are_reported_elsewhere = Scan {
-        path: String::new(),
-        found: &mut found,
-    }
-    .deserialize(&mut deserializer);
-    found
+    let _syntax_errors_are_reported_elsewhere = Scan(&mut state).deserialize(&mut deserializer);
+    state.found
 }
 
-/// Walks one JSON value at `path`, noting duplicate keys into `found`.
-struct Scan<'a> {
-    path: String,
-    found: &'a mut Vec<String>,
+/// One step of the path from the body's root.
+enum Segment {
+    Key(String),
+    Index(usize),
 }
+
+#[derive(Default)]
+struct State {
+    path: Vec<Segment>,
+    found: Vec<String>,
+    reported: HashSet<String>,
+}
+
+impl State {
+    /// The current path written out, `key` appended.
+    fn path_to(&self, key: &str) -> String {
+        let mut out = String::new();
+        for segment in &self.path {
+            match segment {
+                Segment::Key(name) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(name);
+                }
+                Segment::Index(index) => {
+                    let _ = write!(out, "[{index}]");
+                }
+            }
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(key);
+        out
+    }
+}
+
+/// Walks one JSON value at the state's path, noting duplicate keys.
+struct Scan<'a>(&'a mut State);
 
 impl<'de> DeserializeSeed<'de> for Scan<'_> {
     type Value = ();
@@ -70,36 +104,34 @@ impl<'de> Visitor<'de> for Scan<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Scan { path, found } = self;
+        let state = self.0;
         let mut index = 0usize;
-        while seq
-            .next_element_seed(Scan {
-                path: format!("{path}[{index}]"),
-                found: &mut *found,
-            })?
-            .is_some()
-        {
+        loop {
+            state.path.push(Segment::Index(index));
+            let element = seq.next_element_seed(Scan(&mut *state));
+            state.path.pop();
+            if element?.is_none() {
+                return Ok(());
+            }
             index += 1;
         }
-        Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Scan { path, found } = self;
+        let state = self.0;
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let child = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            if !seen.insert(key) && !found.contains(&child) {
-                found.push(child.clone());
+            if seen.contains(&key) {
+                let child = state.path_to(&key);
+                if state.reported.insert(child.clone()) {
+                    state.found.push(child);
+                }
             }
-            map.next_value_seed(Scan {
-                path: child,
-                found: &mut *found,
-            })?;
+            state.path.push(Segment::Key(key.clone()));
+            let value = map.next_value_seed(Scan(&mut *state));
+            state.path.pop();
+            value?;
+            seen.insert(key);
         }
         Ok(())
     }
@@ -153,5 +185,21 @@ mod tests {
         }
         // What was seen before the syntax error still counts.
         assert_eq!(duplicate_fields(b"{\"a\":1,\"a\":2,"), ["a"]);
+    }
+
+    #[test]
+    fn many_distinct_duplicates_and_long_arrays_under_a_long_path_are_one_pass() {
+        // 100,000 keys each written twice, and 200,000 array elements under a 32 KiB path:
+        // quadratic before (every duplicate scanned the ones found so far; every element
+        // copied the path).
+        let mut body = String::from("{");
+        for i in 0..100_000 {
+            body.push_str(&format!("\"k{i}\":1,\"k{i}\":2,"));
+        }
+        let long_key = "p".repeat(32 * 1024);
+        body.push_str(&format!("\"{long_key}\":[{}0]}}", "0,".repeat(200_000)));
+        let found = duplicate_fields(body.as_bytes());
+        assert_eq!(found.len(), 100_000);
+        assert_eq!(found[99_999], "k99999");
     }
 }
