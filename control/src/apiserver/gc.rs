@@ -43,7 +43,7 @@ impl Propagation {
 }
 
 /// Work for the collector.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
     /// An object is gone: collect what it owned.
     Removed {
@@ -97,23 +97,78 @@ impl Collector {
 }
 
 /// Works through the queue until every [`Collector`] is dropped. First sweeps what a previous
-/// run may have left: terminating namespaces and dependents whose owners are all gone.
+/// run may have left: terminating namespaces and dependents whose owners are all gone. A step
+/// that fails (the store busy, a conflict with a concurrent write) is tried again later, with a
+/// growing delay, until it succeeds: dependents are never left behind by one bad moment.
 pub async fn run(objects: Objects, mut queue: mpsc::UnboundedReceiver<Job>) {
     if let Err(error) = sweep(&objects).await {
         tracing::warn!(%error, "garbage collection sweep at start-up failed");
     }
-    while let Some(job) = queue.recv().await {
-        let result = match job {
+    let mut retries = Retries::default();
+    loop {
+        let (job, attempt) = tokio::select! {
+            next = queue.recv() => match next {
+                Some(job) => (job, 0),
+                None => return,
+            },
+            () = retries.due() => match retries.pop() {
+                Some(retry) => retry,
+                None => continue,
+            },
+        };
+        let result = match &job {
             Job::Removed {
                 uid,
                 namespace,
                 propagation,
-            } => collect_dependents(&objects, &uid, &namespace, propagation).await,
-            Job::Namespace(name) => empty_namespace(&objects, &name).await,
+            } => collect_dependents(&objects, uid, namespace, *propagation).await,
+            Job::Namespace(name) => empty_namespace(&objects, name).await,
         };
         if let Err(error) = result {
-            tracing::warn!(%error, "garbage collection step failed");
+            let delay = retry_delay(attempt);
+            tracing::warn!(%error, ?job, attempt, ?delay, "garbage collection step failed; retrying");
+            retries.push(job, attempt + 1, delay);
         }
+    }
+}
+
+/// How long to wait before trying a failed step again: 100 ms doubling to 30 s.
+fn retry_delay(attempt: u32) -> std::time::Duration {
+    let millis = 100u64.saturating_mul(1u64 << attempt.min(20));
+    std::time::Duration::from_millis(millis.min(30_000))
+}
+
+/// Failed steps waiting for their next attempt, soonest first.
+#[derive(Default)]
+struct Retries {
+    waiting: Vec<(tokio::time::Instant, Job, u32)>,
+}
+
+impl Retries {
+    fn push(&mut self, job: Job, attempt: u32, delay: std::time::Duration) {
+        self.waiting
+            .push((tokio::time::Instant::now() + delay, job, attempt));
+        self.waiting.sort_by_key(|(at, ..)| *at);
+    }
+
+    /// Resolves when the soonest retry is due; never, with none waiting.
+    async fn due(&self) {
+        match self.waiting.first() {
+            Some((at, ..)) => tokio::time::sleep_until(*at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The soonest retry, if it is due.
+    fn pop(&mut self) -> Option<(Job, u32)> {
+        let due = self
+            .waiting
+            .first()
+            .is_some_and(|(at, ..)| *at <= tokio::time::Instant::now());
+        due.then(|| {
+            let (_, job, attempt) = self.waiting.remove(0);
+            (job, attempt)
+        })
     }
 }
 
@@ -340,4 +395,34 @@ async fn sweep(objects: &Objects) -> Result<(), ApiError> {
         empty_namespace(objects, meta_str(namespace, "name").unwrap_or_default()).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_thirty_seconds() {
+        let delays: Vec<u64> = (0..12).map(|a| retry_delay(a).as_millis() as u64).collect();
+        assert_eq!(delays[..4], [100, 200, 400, 800]);
+        assert_eq!(delays[11], 30_000);
+        assert_eq!(retry_delay(u32::MAX).as_millis(), 30_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_step_comes_back_when_due_soonest_first() {
+        let mut retries = Retries::default();
+        let later = Job::Namespace("later".into());
+        let sooner = Job::Namespace("sooner".into());
+        retries.push(later.clone(), 3, std::time::Duration::from_secs(2));
+        retries.push(sooner.clone(), 1, std::time::Duration::from_secs(1));
+        assert_eq!(retries.pop(), None, "nothing is due yet");
+        retries.due().await;
+        assert_eq!(retries.pop(), Some((sooner, 1)));
+        assert_eq!(retries.pop(), None);
+        retries.due().await;
+        assert_eq!(retries.pop(), Some((later, 3)));
+        let none = tokio::time::timeout(std::time::Duration::from_secs(3600), retries.due()).await;
+        assert!(none.is_err(), "with nothing waiting, never due");
+    }
 }
