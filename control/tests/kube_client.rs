@@ -839,6 +839,52 @@ fn garbage_collection_follows_owner_references_and_namespaces() {
         .await;
         assert!(is_gone(&api, "keeper").await);
 
+        // Orphan while a finalizer holds the owner: the policy is kept (as Kubernetes keeps it,
+        // in the `orphan` finalizer) until the owner goes, and then the child is let go.
+        let mut held = service("held-keeper", "ghcr.io/example/hello:1");
+        held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+        let owner = api
+            .create(&PostParams::default(), &held)
+            .await
+            .expect("create");
+        configs
+            .create(
+                &PostParams::default(),
+                &owned_configuration("held-keeper", &owner),
+            )
+            .await
+            .expect("create child");
+        let pending = api
+            .delete("held-keeper", &DeleteParams::orphan())
+            .await
+            .expect("delete")
+            .left()
+            .expect("held by its finalizer: still there");
+        assert_eq!(pending.finalizers(), ["example.com/hold", "orphan"]);
+        api.patch(
+            "held-keeper",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["orphan"]}})),
+        )
+        .await
+        .expect("the holder lets go");
+        eventually("the owner to go", || {
+            let api = api.clone();
+            async move { is_gone(&api, "held-keeper").await }
+        })
+        .await;
+        eventually("the child to be released, not deleted", || {
+            let configs = configs.clone();
+            async move {
+                let child = configs
+                    .get("held-keeper")
+                    .await
+                    .expect("the orphan survives its owner");
+                child.owner_references().is_empty()
+            }
+        })
+        .await;
+
         // Namespace deletion empties it, then removes it.
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces

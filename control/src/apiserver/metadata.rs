@@ -80,6 +80,33 @@ pub fn finalizers(object: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The finalizer that records a delete's `Orphan` policy while other finalizers hold the
+/// object (Kubernetes' `metav1.FinalizerOrphanDependents`): when they are gone, its dependents
+/// are let go rather than deleted.
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
+/// Whether finalizers other than [`ORPHAN_FINALIZER`] hold `object`.
+pub fn held_by_others(object: &Value) -> bool {
+    finalizers(object)
+        .iter()
+        .any(|finalizer| *finalizer != ORPHAN_FINALIZER)
+}
+
+/// Adds [`ORPHAN_FINALIZER`] to `object`'s finalizers, once.
+pub fn add_orphan_finalizer(object: &mut Value) {
+    if finalizers(object).contains(&ORPHAN_FINALIZER) {
+        return;
+    }
+    if let Ok(metadata) = metadata_mut(object) {
+        let list = metadata
+            .entry("finalizers")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(items) = list.as_array_mut() {
+            items.push(Value::String(ORPHAN_FINALIZER.to_owned()));
+        }
+    }
+}
+
 /// Whether deletion has started (`metadata.deletionTimestamp` set).
 pub fn is_terminating(object: &Value) -> bool {
     object

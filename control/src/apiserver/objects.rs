@@ -304,6 +304,11 @@ impl Objects {
                 let result = if hold || !finalizers(current).is_empty() || grace > 0 {
                     let mut marked = current.clone();
                     metadata::mark_deleted(&mut marked, grace);
+                    // Remembered as Kubernetes does, so the policy still holds when whatever
+                    // holds the object lets go of it.
+                    if propagation == Propagation::Orphan && !hold {
+                        metadata::add_orphan_finalizer(&mut marked);
+                    }
                     if hold {
                         marked["status"] = serde_json::json!({"phase": "Terminating"});
                     }
@@ -450,9 +455,14 @@ impl Objects {
             Settled::DryRun(dry) => (StatusCode::OK, dry.object),
             Settled::Stored(Outcome::Created(object)) => (StatusCode::CREATED, object),
             Settled::Stored(Outcome::Deleted(object)) => {
-                // The last finalizer went: the object is gone now.
-                self.collector
-                    .removed(resource, &object, Propagation::Background);
+                // The last finalizer went: the object is gone now, its dependents deleted
+                // unless its delete asked to orphan them.
+                let propagation = if finalizers(&object).contains(&metadata::ORPHAN_FINALIZER) {
+                    Propagation::Orphan
+                } else {
+                    Propagation::Background
+                };
+                self.collector.removed(resource, &object, propagation);
                 (StatusCode::OK, object)
             }
             Settled::Stored(outcome) => (
@@ -804,8 +814,12 @@ impl Step {
         // Only an object finalizers held completes its deletion here; a namespace (which
         // carries none) is completed by the garbage collector once it is empty.
         let held = current.is_some_and(|current| !finalizers(current).is_empty());
-        if held && is_terminating(&candidate) && finalizers(&candidate).is_empty() {
-            // The last finalizer was removed: deletion completes now.
+        let released = finalizers(&candidate).is_empty()
+            || (current.is_some_and(metadata::held_by_others)
+                && !metadata::held_by_others(&candidate));
+        if held && is_terminating(&candidate) && released {
+            // The last finalizer was removed (but for the orphan policy's own, which is ours to
+            // carry out): deletion completes now.
             return Ok(None);
         }
         Ok(Some(candidate))
