@@ -1641,3 +1641,59 @@ async fn with_wrong_token(path: &std::path::Path) -> Client {
         .expect("config");
     Client::try_from(config).expect("client")
 }
+
+/// Creates racing the deletion of their namespace: each one either lands before the deletion
+/// starts (and is then deleted with the namespace) or is refused. None may outlive the
+/// namespace, whatever the interleaving. Several rounds, since the race is about timing.
+#[test]
+fn content_never_outlives_its_namespace_when_created_during_its_deletion() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    cluster.runtime().block_on(async {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for round in 0..5 {
+            let name = format!("racing-{round}");
+            namespaces
+                .create(
+                    &PostParams::default(),
+                    &Namespace {
+                        metadata: ObjectMeta {
+                            name: Some(name.clone()),
+                            ..ObjectMeta::default()
+                        },
+                        ..Namespace::default()
+                    },
+                )
+                .await
+                .expect("create namespace");
+            let inside: Api<Service> = Api::namespaced(client.clone(), &name);
+            let creates = (0..60).map(|i| {
+                let inside = inside.clone();
+                let mut object = service(&format!("s{i}"), "ghcr.io/example/hello:1");
+                object.metadata.namespace = Some(name.clone());
+                async move { inside.create(&PostParams::default(), &object).await.is_ok() }
+            });
+            let deleting = async {
+                tokio::task::yield_now().await;
+                namespaces
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .expect("delete namespace");
+            };
+            let (created, ()) = tokio::join!(futures::future::join_all(creates), deleting);
+            eventually("the namespace to go", || {
+                let namespaces = namespaces.clone();
+                let name = name.clone();
+                async move { is_gone(&namespaces, &name).await }
+            })
+            .await;
+            let left = inside.list(&ListParams::default()).await.expect("list");
+            assert!(
+                left.items.is_empty(),
+                "round {round}: {} of {} created Services outlived their namespace",
+                left.items.len(),
+                created.iter().filter(|ok| **ok).count()
+            );
+        }
+    });
+}

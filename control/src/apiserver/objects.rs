@@ -373,20 +373,8 @@ impl Objects {
         let (Some(namespace), true) = (namespace, resource.namespaced) else {
             return Ok(());
         };
-        let namespaces = registry::lookup("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("the namespaces resource is not registered"))?;
-        let object = self.get(namespaces, None, namespace).await?;
-        if is_terminating(&object) {
-            return Err(ApiError::forbidden(
-                resource,
-                "",
-                format!(
-                    "unable to create new content in namespace {namespace} because it is being \
-                     terminated"
-                ),
-            ));
-        }
-        Ok(())
+        let object = self.get(namespaces_resource()?, None, namespace).await?;
+        namespace_open(resource, namespace, Some(&object))
     }
 
     /// The shared write: one transaction computing the new state from the current one.
@@ -444,10 +432,29 @@ impl Objects {
             options: options.clone(),
             warnings: Arc::clone(&warnings),
         };
-        let outcome = self
-            .store
-            .mutate(&target, move |current| step.decide(current, change))
-            .await;
+        let outcome = match (namespace, resource.namespaced) {
+            (Some(namespace), true) => {
+                // Content is created against the namespace as it is in the same transaction:
+                // checked only before it, a create could land in a namespace whose deletion
+                // had already emptied it, and outlive it.
+                let namespaces = namespaces_resource()?;
+                let guard = key(namespaces, None, namespace);
+                let namespace = namespace.to_owned();
+                self.store
+                    .mutate_guarded(&target, &guard, move |current, namespace_object| {
+                        if current.is_none() {
+                            namespace_open(resource, &namespace, namespace_object)?;
+                        }
+                        step.decide(current, change)
+                    })
+                    .await
+            }
+            _ => {
+                self.store
+                    .mutate(&target, move |current| step.decide(current, change))
+                    .await
+            }
+        };
         let settled = self.settle(resource, name, outcome)?;
         let warnings = std::mem::take(&mut *crate::store::lock(&warnings));
         let (code, object) = match settled {
@@ -884,6 +891,29 @@ fn strict_decoding_error(
 }
 
 /// The store key of an object.
+/// The core `namespaces` resource.
+fn namespaces_resource() -> Result<&'static Resource, ApiError> {
+    registry::lookup("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("the namespaces resource is not registered"))
+}
+
+/// Refuses new content of `resource` in namespace `name` (whose object is `object`) when the
+/// namespace does not exist (404) or is being deleted (403), as the real server does.
+fn namespace_open(resource: &Resource, name: &str, object: Option<&Value>) -> Result<(), ApiError> {
+    let namespaces = namespaces_resource()?;
+    match object {
+        None => Err(ApiError::not_found(namespaces, name)),
+        Some(object) if is_terminating(object) => Err(ApiError::forbidden(
+            resource,
+            "",
+            format!(
+                "unable to create new content in namespace {name} because it is being terminated"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 pub fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> ObjectKey {
     ObjectKey::new(
         resource.store_resource(),

@@ -68,21 +68,35 @@ where
     }
 }
 
-/// A `mutate` call: the read-modify-write of one object.
+/// A `mutate` call: the read-modify-write of one object, which may read a second one (the
+/// guard) in the same transaction.
 pub(crate) struct MutateJob<F, E> {
     pub(crate) key: ObjectKey,
+    pub(crate) guard: Option<ObjectKey>,
     pub(crate) decide: F,
     pub(crate) tx: oneshot::Sender<Result<Outcome, E>>,
 }
 
 impl<F, E> Job for MutateJob<F, E>
 where
-    F: FnOnce(Option<&Value>) -> Result<Option<Value>, E> + Send + 'static,
+    F: FnOnce(Option<&Value>, Option<&Value>) -> Result<Option<Value>, E> + Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection, next_rv: u64) -> Done {
-        let Self { key, decide, tx } = *self;
-        let (result, event) = match mutation::apply(conn, &key, next_rv, decide) {
+        let Self {
+            key,
+            guard,
+            decide,
+            tx,
+        } = *self;
+        let guarded = |current: Option<&Value>| {
+            let guard = match &guard {
+                Some(guard) => tables::read_object(conn, guard)?.map(|(_, object)| object),
+                None => None,
+            };
+            decide(current, guard.as_ref())
+        };
+        let (result, event) = match mutation::apply(conn, &key, next_rv, guarded) {
             Ok((outcome, event)) => (Ok(outcome), event),
             Err(error) => (Err(error), None),
         };

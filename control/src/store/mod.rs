@@ -247,9 +247,40 @@ impl Store {
         F: FnOnce(Option<&Value>) -> Result<Option<Value>, E> + Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.submit_mutation(key, None, move |current, _| decide(current))
+            .await
+    }
+
+    /// [`Store::mutate`], with `decide` also seeing the object at `guard` as it is in the same
+    /// transaction: a write that depends on another object (content created in a namespace
+    /// that must not be terminating) sees exactly the state it commits against.
+    pub async fn mutate_guarded<F, E>(
+        &self,
+        key: &ObjectKey,
+        guard: &ObjectKey,
+        decide: F,
+    ) -> Result<Outcome, E>
+    where
+        F: FnOnce(Option<&Value>, Option<&Value>) -> Result<Option<Value>, E> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit_mutation(key, Some(guard.clone()), decide).await
+    }
+
+    async fn submit_mutation<F, E>(
+        &self,
+        key: &ObjectKey,
+        guard: Option<ObjectKey>,
+        decide: F,
+    ) -> Result<Outcome, E>
+    where
+        F: FnOnce(Option<&Value>, Option<&Value>) -> Result<Option<Value>, E> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job = MutateJob {
             key: key.clone(),
+            guard,
             decide,
             tx,
         };

@@ -179,7 +179,8 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         let job = MutateJob {
             key: key(name),
-            decide: |_: Option<&Value>| Ok(Some(json!({"spec": 1}))),
+            guard: None,
+            decide: |_: Option<&Value>, _: Option<&Value>| Ok(Some(json!({"spec": 1}))),
             tx,
         };
         (Box::new(job), rx)
@@ -229,7 +230,8 @@ mod tests {
         let (panic_tx, mut panic_rx) = oneshot::channel::<Result<Outcome, StoreError>>();
         let panicking = Box::new(MutateJob {
             key: key("boom"),
-            decide: |_: Option<&Value>| -> Result<Option<Value>, StoreError> {
+            guard: None,
+            decide: |_: Option<&Value>, _: Option<&Value>| -> Result<Option<Value>, StoreError> {
                 panic!("a bug in a mutate closure")
             },
             tx: panic_tx,
