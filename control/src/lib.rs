@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod field_error;
 pub mod jsonpath;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod pki;
 pub mod registry;
 pub mod schema;

@@ -97,6 +97,10 @@ const CASES: &[(&str, Case)] = &[
         conformance::api::admission_refusals_are_knatives_webhook_denials,
     ),
     (
+        "a_list_file_is_applied_item_by_item",
+        conformance::api::a_list_file_is_applied_item_by_item,
+    ),
+    (
         "replica_demands_beyond_the_bounds_are_refused",
         conformance::api::replica_demands_beyond_the_bounds_are_refused,
     ),

@@ -43,6 +43,11 @@ fn kubectl_prints_knative_columns_and_explains_the_schema() {
 }
 
 #[test]
+fn a_list_file_is_applied_item_by_item() {
+    conformance::api::a_list_file_is_applied_item_by_item(&Up::start(&[]));
+}
+
+#[test]
 fn replica_demands_beyond_the_bounds_are_refused() {
     conformance::api::replica_demands_beyond_the_bounds_are_refused(&Up::start(&[]));
 }

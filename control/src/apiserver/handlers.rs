@@ -192,6 +192,12 @@ fn document(
             StatusCode::OK,
             &discovery::api_resource_list(&group, &version).ok_or_else(not_found)?,
         ),
+        Target::OpenApiV2 if crate::openapi_v2::wants_protobuf(accept) => respond::bytes(
+            StatusCode::OK,
+            Bytes::from(crate::openapi_v2::protobuf()),
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        ),
+        Target::OpenApiV2 => respond::json(StatusCode::OK, &crate::openapi_v2::json()),
         Target::OpenApiRoot => respond::json(StatusCode::OK, openapi::root()),
         Target::OpenApiDocument(document) => {
             let found = openapi::group_version(&document).ok_or_else(not_found)?;

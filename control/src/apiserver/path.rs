@@ -27,6 +27,8 @@ pub enum Target {
         /// Version.
         version: String,
     },
+    /// `/openapi/v2`.
+    OpenApiV2,
     /// `/openapi/v3`.
     OpenApiRoot,
     /// `/openapi/v3/{api/v1 | apis/group/version}`.
@@ -63,6 +65,7 @@ pub fn parse(path: &str) -> Result<Target, ApiError> {
         ["api"] => Ok(Target::CoreVersions),
         ["apis"] => Ok(Target::GroupList),
         ["apis", group] => Ok(Target::Group((*group).to_owned())),
+        ["openapi", "v2"] => Ok(Target::OpenApiV2),
         ["openapi", "v3"] => Ok(Target::OpenApiRoot),
         ["openapi", "v3", rest @ ..] if !rest.is_empty() => {
             Ok(Target::OpenApiDocument(rest.join("/")))

@@ -179,3 +179,37 @@ pub fn replica_demands_beyond_the_bounds_are_refused(up: &Kube) {
         "nothing refused is stored"
     );
 }
+
+/// A `kind: List` file, which kubectl takes apart itself (checking its items against the
+/// server's OpenAPI v2 document first): each item is applied, and applying again changes
+/// nothing.
+pub fn a_list_file_is_applied_item_by_item(up: &Kube) {
+    let service: serde_json::Value =
+        serde_norway::from_str(&ksvc("listed", &image("hello"))).expect("manifest");
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "listed"},
+             "data": {"greeting": "hello"}},
+            service,
+        ],
+    })
+    .to_string();
+    let applied = up.kubectl_with_input(&["apply", "-f", "-"], Some(&list));
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let printed = String::from_utf8_lossy(&applied.stdout);
+    assert!(printed.contains("configmap/listed created"), "{printed}");
+    assert!(
+        printed.contains("service.serving.knative.dev/listed created"),
+        "{printed}"
+    );
+    up.wait_ready("ksvc", "listed");
+    let again = up.kubectl_with_input(&["apply", "-f", "-"], Some(&list));
+    let printed = String::from_utf8_lossy(&again.stdout);
+    assert!(printed.contains("configmap/listed unchanged"), "{printed}");
+}
