@@ -137,6 +137,8 @@ pub async fn zero_cycles(
     started: Instant,
     until: Duration,
 ) -> Vec<ZeroCycle> {
+    // A scrape that does not mention the Service (a node just restarted) says nothing about it.
+    let mentioned = format!("namespace=\"{namespace}\",service=\"{name}\"");
     let selected = BTreeSet::from([(namespace, name.clone())]);
     let mut cycles = Vec::new();
     for round in 0u32.. {
@@ -150,6 +152,7 @@ pub async fn zero_cycles(
         let mut zero_after = None;
         while started.elapsed() < resume_at {
             if let Some(text) = scrape(metrics).await
+                && text.contains(&mentioned)
                 && scaling_state(&text, &selected).actual == 0
             {
                 zero_after = Some(started.elapsed().saturating_sub(paused_at));
