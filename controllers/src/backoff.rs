@@ -48,7 +48,12 @@ impl Backoff {
         let kind = K::kind(&());
         let key = key(object);
         let conflict = error.is_conflict();
-        let failures = {
+        // A conflict is another writer's progress (a node writing its report into the same
+        // status), not a sign that the object or the server is broken: counting it would make
+        // the next real failure wait as if that many had failed before it (up to a minute).
+        let failures = if conflict {
+            0
+        } else {
             let mut map = self.lock();
             let count = map.entry(key.clone()).or_insert(0);
             *count = count.saturating_add(1);
@@ -95,6 +100,27 @@ mod tests {
     #[test]
     fn conflicts_retry_quickly() {
         assert_eq!(delay(9, true), CONFLICT);
+    }
+
+    #[test]
+    fn conflicts_do_not_lengthen_the_wait_after_a_real_failure() {
+        let backoff = Backoff::default();
+        let mut revision = wisp_api::knative::Revision::new("x-00001", Default::default());
+        revision.metadata.namespace = Some("ns".into());
+        let conflict = Error::Api(kube::Error::Api(Box::new(
+            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
+        )));
+        for _ in 0..8 {
+            backoff.failed(&revision, &conflict);
+        }
+        let unavailable = Error::Api(kube::Error::Api(Box::new(
+            kube::core::Status::failure("try again", "ServiceUnavailable").with_code(503),
+        )));
+        assert_eq!(
+            backoff.failed(&revision, &unavailable),
+            Action::requeue(FIRST),
+            "eight conflicts before it must not make the first real failure wait 60 s"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod revision_cache;
 mod revision_status;
 mod route;
 mod service;
+mod store_ready;
 
 /// Why a reconcile failed; logged and retried with backoff.
 #[derive(Debug, thiserror::Error)]

@@ -11,18 +11,27 @@ use kube::{Api, Client, ResourceExt};
 use wisp_api::nodes::{NODE_LABEL, is_ready};
 
 use super::revision_status::NodeView;
+use super::store_ready::StoreReady;
 
 /// The wisp Nodes (a reflector's store).
 #[derive(Clone)]
 pub(crate) struct Nodes {
     store: Store<Node>,
+    ready: StoreReady,
 }
 
 impl Nodes {
-    /// Waits for the first full list: before it, every node would look absent.
+    fn of(store: Store<Node>) -> Self {
+        Self {
+            ready: StoreReady::of(&store),
+            store,
+        }
+    }
+
+    /// Waits for the first full list: before it, every node would look absent. Any number of
+    /// reconciles may wait at once (see [`StoreReady`]).
     pub(crate) async fn wait_until_ready(&self) {
-        // An error means the writer is gone: the controller is stopping.
-        let _ = self.store.wait_until_ready().await;
+        self.ready.wait().await;
     }
 
     /// Which nodes exist and which are Ready now.
@@ -62,7 +71,7 @@ pub(crate) fn watch(client: Client) -> (Nodes, impl Stream<Item = ()> + Send + '
         };
         futures::future::ready(changed.then_some(()))
     });
-    (Nodes { store }, changes)
+    (Nodes::of(store), changes)
 }
 
 fn view_of<'a>(nodes: impl Iterator<Item = &'a Node>) -> NodeView {
@@ -87,6 +96,35 @@ mod tests {
             "status": {"conditions": [{"type": "Ready", "status": ready}]},
         }))
         .unwrap()
+    }
+
+    /// The restart race of issue 16: the Revision controller's reconciles start once the
+    /// Revisions are listed, each on a task of its own, and wait for the Nodes' list. Every one
+    /// of them must go on once it is there, not only the last to wait.
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_the_node_list_goes_on_once_it_is_there() {
+        let (store, mut writer) = reflector::store::<Node>();
+        let nodes = Nodes::of(store);
+        let reconciles: Vec<_> = (0..6)
+            .map(|_| {
+                let nodes = nodes.clone();
+                tokio::spawn(async move {
+                    nodes.wait_until_ready().await;
+                    nodes.view()
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(node("local", "True")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for reconcile in reconciles {
+            let view = tokio::time::timeout(std::time::Duration::from_secs(10), reconcile)
+                .await
+                .expect("a reconcile waiting for the Node list was never woken")
+                .expect("the reconcile ran");
+            assert!(view.ready.contains("local"));
+        }
     }
 
     #[test]

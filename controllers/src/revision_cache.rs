@@ -20,19 +20,23 @@ use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::Revision;
 use wisp_api::knative::labels;
 
+use super::store_ready::StoreReady;
+
 /// Every Revision (the reflector's store) with an index of them by configuration.
 #[derive(Clone)]
 pub(super) struct RevisionCache {
     store: Store<Revision>,
+    ready: StoreReady,
     index: Arc<Mutex<ByConfiguration>>,
 }
 
 impl RevisionCache {
     /// Waits for the first full list (a reconcile before it would see no revisions at all);
-    /// the watch that fills the cache is the controller's own trigger, polled meanwhile.
+    /// the watch that fills the cache is the controller's own trigger, polled meanwhile. Any
+    /// number of reconciles may wait at once (see [`StoreReady`]); if the writer is gone, the
+    /// controller is stopping and reads what it has.
     pub(super) async fn wait_until_ready(&self) {
-        // An error means the writer is gone: the controller is stopping, and reads what it has.
-        let _ = self.store.wait_until_ready().await;
+        self.ready.wait().await;
     }
 
     /// The revisions in `namespace` labelled as made by `configuration`.
@@ -71,7 +75,15 @@ pub(super) fn watch(
         }
         futures::future::ready(significance.admit(event))
     });
-    (RevisionCache { store, index }, changes)
+    let ready = StoreReady::of(&store);
+    (
+        RevisionCache {
+            store,
+            ready,
+            index,
+        },
+        changes,
+    )
 }
 
 fn lock(index: &Mutex<ByConfiguration>) -> std::sync::MutexGuard<'_, ByConfiguration> {

@@ -34,6 +34,7 @@ use super::meta;
 use super::nodes::{self, Nodes};
 use super::revision_cache::{self, RevisionCache};
 use super::revision_status::NodeView;
+use super::store_ready::StoreReady;
 use super::{Error, RESYNC, log_outcome};
 
 /// How long a reconcile waits for the first list of `config-domain` before using the default
@@ -54,6 +55,8 @@ struct Context {
     routes: Store<Route>,
     /// `knative-serving/config-domain`, kept current by a watch.
     domains: Store<ConfigMap>,
+    /// Whether `domains` had its first list (any number of reconciles may wait for it).
+    domains_listed: StoreReady,
     /// Every Revision, kept by the watch that also triggers this controller.
     revisions: RevisionCache,
     /// The wisp nodes: `IngressReady` waits for every Ready one.
@@ -95,6 +98,7 @@ pub(super) async fn run(client: Client) {
         client: client.clone(),
         backoff: Backoff::default(),
         routes,
+        domains_listed: StoreReady::of(&domains),
         domains,
         revisions,
         nodes,
@@ -221,7 +225,7 @@ async fn reconcile_route(route: &Route, context: &Context) -> Result<Action, Err
         .map(|t| resolve(t, &name, &config_views, &revision_views))
         .collect();
 
-    if tokio::time::timeout(DOMAIN_WAIT, context.domains.wait_until_ready())
+    if tokio::time::timeout(DOMAIN_WAIT, context.domains_listed.wait())
         .await
         .is_err()
     {

@@ -78,10 +78,6 @@ fn forget_compiled(digest: &str) {
 }
 
 #[test]
-#[ignore = "flaky: after the kill -9 and restart, the Revision controller sometimes never turns \
-            the node's SourceChanged report (written right after start-up) into \
-            ContainerHealthy=False (CI run of d07c132); the race is in the controller and is \
-            left open in issue 16's note — run with --ignored"]
 fn sources_follow_the_policy_and_revisions_keep_their_recorded_bytes() {
     let images = tempfile::tempdir().expect("images dir");
     let outside = tempfile::tempdir().expect("outside dir");
