@@ -143,12 +143,20 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     // See the module doc: FULL so an acknowledged write survives power loss as well.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(StoreError::sql("setting synchronous=FULL"))?;
+    // A batch of large writes grows the WAL; a checkpoint rewinds it but keeps the file's
+    // size unless told otherwise. Past this, the file is cut back after each checkpoint.
+    let _: i64 = conn
+        .pragma_update_and_check(None, "journal_size_limit", WAL_SIZE_LIMIT, |row| row.get(0))
+        .map_err(StoreError::sql("setting journal_size_limit"))?;
     migrate(&mut conn)?;
     // WAL mode has made the -wal and -shm files by now; SQLite gives them the database's mode,
     // and files left by an older version are tightened here.
     make_private(path)?;
     Ok(conn)
 }
+
+/// Bytes the WAL file keeps after a checkpoint (64 MiB).
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// Mode of a directory the store creates for its database.
 const PRIVATE_DIR: u32 = 0o700;
@@ -293,5 +301,9 @@ mod tests {
             .pragma_query_value(None, "synchronous", |row| row.get(0))
             .expect("synchronous");
         assert_eq!(sync, 2, "FULL");
+        let limit: i64 = conn
+            .pragma_query_value(None, "journal_size_limit", |row| row.get(0))
+            .expect("journal_size_limit");
+        assert_eq!(limit, WAL_SIZE_LIMIT);
     }
 }
