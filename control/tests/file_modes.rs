@@ -8,12 +8,13 @@ use std::path::Path;
 
 use wisp_control::apiserver::{ApiServer, ApiServerConfig};
 
-fn mode(path: &Path) -> u32 {
-    fs::metadata(path)
+/// The permission bits, in octal as `ls` and `chmod` write them.
+fn mode(path: &Path) -> String {
+    let mode = fs::metadata(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .permissions()
-        .mode()
-        & 0o777
+        .mode();
+    format!("{:o}", mode & 0o777)
 }
 
 #[tokio::test]
@@ -30,7 +31,7 @@ async fn the_database_and_its_directory_are_private_whatever_the_umask() {
     .await
     .expect("start");
     // Start-up wrote the standard namespaces: the WAL and its index exist.
-    assert_eq!(mode(&data_dir), 0o700, "the data directory");
+    assert_eq!(mode(&data_dir), "700", "the data directory");
     for name in [
         "wisp.db",
         "wisp.db-wal",
@@ -39,7 +40,7 @@ async fn the_database_and_its_directory_are_private_whatever_the_umask() {
         "token",
         "kubeconfig",
     ] {
-        assert_eq!(mode(&data_dir.join(name)), 0o600, "{name}");
+        assert_eq!(mode(&data_dir.join(name)), "600", "{name}");
     }
     server.shutdown().await;
 
@@ -57,7 +58,7 @@ async fn the_database_and_its_directory_are_private_whatever_the_umask() {
     .await
     .expect("restart");
     for name in ["wisp.db", "wisp.db-wal", "wisp.db-shm"] {
-        assert_eq!(mode(&data_dir.join(name)), 0o600, "{name} after a restart");
+        assert_eq!(mode(&data_dir.join(name)), "600", "{name} after a restart");
     }
     server.shutdown().await;
 }
