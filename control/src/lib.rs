@@ -12,6 +12,7 @@
 //! * [`admission`]: Knative's defaults and validation;
 //! * [`selectors`] and [`jsonpath`]: label/field selectors and printer-column paths;
 //! * [`credentials`]: the local CA, server certificate, bearer token and kubeconfig;
+//! * [`data_dir`]: the lock that keeps a data directory to one server process;
 //! * [`pki`]: minting and judging CAs and server certificates, for [`credentials`] and the
 //!   admission webhook's serving certificate;
 //! * [`field_error`]: the "this field is wrong" unit every check reports in.
@@ -20,6 +21,7 @@ pub mod admission;
 pub mod apiserver;
 pub mod crd;
 pub mod credentials;
+pub mod data_dir;
 pub mod discovery;
 pub mod field_error;
 pub mod jsonpath;

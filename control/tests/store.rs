@@ -575,6 +575,106 @@ async fn slow_watcher_catches_up(store: Store) {
     assert_eq!(rvs(&take(&mut watch, 1).await), [301]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megabyte_object_written_a_thousand_times_leaves_the_log_under_its_byte_bound() {
+    // The bound this test states: 16 MiB of events, whatever the count retention allows.
+    const BOUND: u64 = 16 << 20;
+    const WRITES: usize = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let store = Store::open_with(
+        &path,
+        StoreOptions {
+            event_retention_bytes: Some(BOUND),
+            ..StoreOptions::default()
+        },
+    )
+    .expect("open");
+    let key = ObjectKey::new("v1/configmaps", "default", "big");
+    let filler = "x".repeat(1 << 20);
+    store
+        .create(
+            &key,
+            json!({"metadata": {"name": "big"}, "data": {"a": filler}}),
+        )
+        .await
+        .expect("create");
+    // Eight writers at a time, so the writer's group commit batches them as it would under load.
+    let mut writers = tokio::task::JoinSet::new();
+    for round in 0..WRITES {
+        if writers.len() == 8 {
+            writers
+                .join_next()
+                .await
+                .expect("a writer")
+                .expect("joined");
+        }
+        let (store, key) = (store.clone(), key.clone());
+        let data = format!("{round}{}", &filler[..filler.len() - 8]);
+        writers.spawn(async move {
+            store
+                .update(
+                    &key,
+                    json!({"metadata": {"name": "big"}, "data": {"a": data}}),
+                    None,
+                )
+                .await
+                .expect("update");
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        joined.expect("joined");
+    }
+    let tracked = store.event_log_bytes().await.expect("size");
+    assert!(
+        tracked <= BOUND,
+        "the log holds {tracked} bytes, over {BOUND}"
+    );
+    assert!(
+        tracked >= 8 << 20,
+        "the log kept what fits: {tracked} bytes"
+    );
+    // Counted without the store's bookkeeping: every event the log still holds.
+    let configmaps = Scope::resource("v1/configmaps");
+    let floor = match store.events_since(&configmaps, 1, 1000).await {
+        Err(StoreError::Expired {
+            oldest_available, ..
+        }) => oldest_available,
+        other => panic!("the oldest events should be compacted away: {other:?}"),
+    };
+    let page = store
+        .events_since(&configmaps, floor, 1000)
+        .await
+        .expect("the log from its floor");
+    let logged: u64 = page
+        .events
+        .iter()
+        .map(|event| event.json.len() as u64)
+        .sum();
+    assert!(
+        logged <= BOUND && page.events.len() >= 8,
+        "{logged} bytes in {} events",
+        page.events.len()
+    );
+    assert_eq!(
+        page.events.last().map(|event| event.resource_version),
+        Some(store.current_rv()),
+        "the newest event is kept"
+    );
+    // The file reuses the pages compaction frees: it stays near the bound too.
+    drop(store);
+    let on_disk: u64 = ["state.db", "state.db-wal"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(dir.path().join(name)).ok())
+        .map(|meta| meta.len())
+        .sum();
+    eprintln!("{WRITES} writes of 1 MiB: log {tracked} bytes, files {on_disk} bytes");
+    assert!(
+        on_disk <= 3 * BOUND,
+        "the database files hold {on_disk} bytes"
+    );
+}
+
 #[tokio::test]
 async fn a_slow_watcher_whose_history_was_compacted_gets_expired() {
     let store = memory(StoreOptions {

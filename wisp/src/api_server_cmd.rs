@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use wisp_control::apiserver::{ApiServer, ApiServerConfig};
+use wisp_control::apiserver::{ApiServer, ApiServerConfig, ApiServerError};
+use wisp_control::data_dir::DataDirError;
+
+use crate::EXIT_BAD_INPUT;
 
 #[derive(clap::Args)]
 pub struct ApiServerArgs {
@@ -25,6 +28,8 @@ pub struct ApiServerArgs {
     /// (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     tls_san: Vec<String>,
+    #[command(flatten)]
+    limits: crate::api_limits_args::ApiLimitsArgs,
 }
 
 /// `~/.wisp`, or `.wisp` when there is no home directory.
@@ -42,9 +47,11 @@ pub fn run(args: ApiServerArgs) -> anyhow::Result<ExitCode> {
 async fn serve(args: ApiServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ApiServerConfig::new(&args.data_dir, args.api_addr);
     config.extra_names = args.tls_san;
-    let server = ApiServer::start(config)
-        .await
-        .with_context(|| format!("cannot start the API server in {}", args.data_dir.display()))?;
+    args.limits.apply(&mut config);
+    let server = match start(config).await? {
+        Ok(server) => server,
+        Err(code) => return Ok(code),
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "api: {}", server.url())?;
     writeln!(stdout, "kubeconfig: {}", server.kubeconfig().display())?;
@@ -53,4 +60,19 @@ async fn serve(args: ApiServerArgs) -> anyhow::Result<ExitCode> {
     wisp_gateway::server::shutdown_signal().await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the API server; a data directory another process serves is the user's to sort out
+/// (exit 2, with that process's pid), anything else an error.
+pub async fn start(config: ApiServerConfig) -> anyhow::Result<Result<ApiServer, ExitCode>> {
+    let data_dir = config.data_dir.clone();
+    match ApiServer::start(config).await {
+        Ok(server) => Ok(Ok(server)),
+        Err(error @ ApiServerError::DataDir(DataDirError::InUse { .. })) => {
+            eprintln!("error: {error}");
+            Ok(Err(ExitCode::from(EXIT_BAD_INPUT)))
+        }
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot start the API server in {}", data_dir.display())),
+    }
 }

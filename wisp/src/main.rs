@@ -2,6 +2,7 @@
 //!
 //! It parses arguments and composes the library crates; the behaviour lives in those crates.
 
+mod api_limits_args;
 mod api_server_cmd;
 mod autoscaler_cmd;
 mod cache_args;

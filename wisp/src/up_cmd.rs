@@ -60,6 +60,8 @@ pub struct UpArgs {
     #[arg(long)]
     no_node: bool,
     #[command(flatten)]
+    api_limits: crate::api_limits_args::ApiLimitsArgs,
+    #[command(flatten)]
     node: NodeArgs,
 }
 
@@ -81,9 +83,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let mut api_config = ApiServerConfig::new(&args.data_dir, args.api_addr);
     api_config.extra_names = args.tls_san.clone();
-    let api = ApiServer::start(api_config)
-        .await
-        .with_context(|| format!("cannot start the API server in {}", args.data_dir.display()))?;
+    args.api_limits.apply(&mut api_config);
+    let api = match crate::api_server_cmd::start(api_config).await? {
+        Ok(api) => api,
+        Err(code) => return Ok(code),
+    };
     let client = client_from(api.kubeconfig()).await?;
 
     let stopped = listen::shutdown_on_signal();

@@ -81,7 +81,7 @@ pub async fn handle(context: Arc<Context>, request: Request<Incoming>) -> Respon
 
 /// What a request is counted as: the Kubernetes verb and resource it names, or its lowercase
 /// HTTP method and no resource.
-fn verb_and_resource(request: &Request<Incoming>) -> (String, String) {
+pub(super) fn verb_and_resource(request: &Request<Incoming>) -> (String, String) {
     let method = request.method();
     let fallback = || (method.as_str().to_ascii_lowercase(), String::new());
     let Ok(Target::Resource(target)) = path::parse(request.uri().path()) else {

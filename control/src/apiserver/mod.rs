@@ -11,6 +11,7 @@ pub mod body;
 pub mod core;
 pub mod gc;
 pub mod handlers;
+pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod objects;
@@ -40,10 +41,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::credentials::{self, Credentials, CredentialsError};
+use crate::data_dir::{DataDirError, DataDirLock};
 use crate::registry;
 use crate::store::{Store, StoreError, StoreOptions};
 
 use handlers::Context;
+use limits::{Class, Inflight, RequestLimits};
 use objects::{Objects, WriteOptions};
 
 /// Namespaces every cluster has; `knative-serving` holds Knative's ConfigMaps and
@@ -68,9 +71,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an idle HTTP/2 connection is pinged.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Concurrent streams (requests and watches) one HTTP/2 connection may open; kube-rs and
-/// client-go multiplex every watch of a process over one connection, so this is generous.
-const MAX_STREAMS_PER_CONNECTION: u32 = 5_000;
+/// Concurrent streams (requests and watches) one HTTP/2 connection may open by default:
+/// kube-apiserver's since the HTTP/2 rapid-reset fixes (its `--http2-max-streams-per-connection`
+/// of 0 means 100, the Go client's own default), so one connection cannot hold thousands of
+/// requests. kube-rs and client-go multiplex every watch of a process over one connection; a
+/// client needing more opens another connection, as Go's and hyper's clients do.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +96,10 @@ pub struct ApiServerConfig {
     pub bookmark_interval: Duration,
     /// Store tuning.
     pub store: StoreOptions,
+    /// Requests in flight and their time limit.
+    pub limits: RequestLimits,
+    /// Concurrent HTTP/2 streams per connection (at least 1).
+    pub max_streams_per_connection: u32,
 }
 
 impl ApiServerConfig {
@@ -102,6 +112,8 @@ impl ApiServerConfig {
             max_body: body::DEFAULT_MAX_BODY,
             bookmark_interval: Duration::from_secs(60),
             store: StoreOptions::default(),
+            limits: RequestLimits::default(),
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
         }
     }
 }
@@ -109,6 +121,9 @@ impl ApiServerConfig {
 /// Why the API server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiServerError {
+    /// Another process serves the data directory, or it cannot be locked.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// The TLS material or token could not be loaded or created.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
@@ -139,11 +154,14 @@ pub struct ApiServer {
     objects: Objects,
     stop: signal::Sender<bool>,
     serving: JoinHandle<()>,
+    /// Held until the server is dropped (or the process dies).
+    _lock: DataDirLock,
 }
 
 impl ApiServer {
     /// Starts serving; returns once the socket is bound and the kubeconfig written.
     pub async fn start(config: ApiServerConfig) -> Result<Self, ApiServerError> {
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let credentials = Credentials::load_or_create(&config.data_dir, &config.extra_names)?;
         let store_path = config.data_dir.join("wisp.db");
         let store_options = config.store.clone();
@@ -192,7 +210,11 @@ impl ApiServer {
             server_address: reachable.to_string(),
             metrics: metrics::ApiMetrics::default(),
         });
-        let serving = tokio::spawn(serve(listener, acceptor, context, stopped));
+        let limits = Limits {
+            inflight: Inflight::new(config.limits),
+            max_streams_per_connection: config.max_streams_per_connection.max(1),
+        };
+        let serving = tokio::spawn(serve(listener, acceptor, context, limits, stopped));
         tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
         Ok(Self {
             addr,
@@ -201,6 +223,7 @@ impl ApiServer {
             objects,
             stop,
             serving,
+            _lock: lock,
         })
     }
 
@@ -268,10 +291,80 @@ async fn bootstrap(objects: &Objects) -> Result<(), status::ApiError> {
     Ok(())
 }
 
+/// What bounds the requests of every connection.
+struct Limits {
+    inflight: Inflight,
+    max_streams_per_connection: u32,
+}
+
+/// Answers one request within the caps and the time limit of [`limits`].
+async fn limited(
+    context: Arc<Context>,
+    inflight: Inflight,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<respond::Body> {
+    let class = Class::of(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
+    if class == Class::LongRunning {
+        return handlers::handle(context, request).await;
+    }
+    // As on kube-apiserver, a request is authenticated before it is counted: anyone without
+    // the token is answered 401 at once and cannot take the clients' slots.
+    let token = request.headers().get(http::header::AUTHORIZATION);
+    let anonymous = context
+        .credentials
+        .authenticate(token.map(|value| value.as_bytes()))
+        .is_none();
+    let refused = |error: status::ApiError| {
+        let (verb, resource) = handlers::verb_and_resource(&request);
+        let response = respond::error(&error);
+        context.metrics.count(metrics::RequestLabels {
+            verb,
+            resource,
+            code: response.status().as_u16(),
+        });
+        response
+    };
+    let timeout = match inflight.timeout_for(request.uri().query()) {
+        Ok(timeout) => timeout,
+        Err(error) => return refused(error),
+    };
+    let _slot = if anonymous {
+        None
+    } else {
+        match inflight.admit(class) {
+            Ok(slot) => Some(slot),
+            Err(error) => {
+                tracing::debug!(path = %request.uri().path(), "refused: too many requests in flight");
+                return refused(error);
+            }
+        }
+    };
+    let (verb, resource) = handlers::verb_and_resource(&request);
+    let path = request.uri().path().to_owned();
+    match tokio::time::timeout(timeout, handlers::handle(Arc::clone(&context), request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%verb, %path, ?timeout, "request timed out and was abandoned");
+            let response = respond::error(&inflight.timed_out(timeout));
+            context.metrics.count(metrics::RequestLabels {
+                verb,
+                resource,
+                code: response.status().as_u16(),
+            });
+            response
+        }
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     context: Arc<Context>,
+    limits: Limits,
     mut stopped: signal::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -285,7 +378,7 @@ async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        .max_concurrent_streams(limits.max_streams_per_connection);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -302,6 +395,7 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let context = Arc::clone(&context);
+        let inflight = limits.inflight.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -318,8 +412,9 @@ async fn serve(
             };
             let service = service_fn(move |request| {
                 let context = Arc::clone(&context);
+                let inflight = inflight.clone();
                 async move {
-                    Ok::<_, std::convert::Infallible>(handlers::handle(context, request).await)
+                    Ok::<_, std::convert::Infallible>(limited(context, inflight, request).await)
                 }
             });
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);

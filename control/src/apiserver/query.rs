@@ -7,8 +7,12 @@ use std::time::Duration;
 use super::status::ApiError;
 
 /// Largest `limit` taken as a page size; a larger one lists everything (and can never overflow
-/// the one-more-than-the-page read that tells whether more follow).
-const MAX_LIMIT: u64 = 1 << 32;
+/// the one-more-than-the-page read that tells whether more follow, nor an SQL `LIMIT`).
+const MAX_LIMIT: i64 = 1 << 32;
+
+/// Longest watch `timeoutSeconds` taken as asked (about 136 years); a longer one is cut to it,
+/// so a deadline computed from it can never overflow a clock.
+pub const MAX_TIMEOUT_SECONDS: u64 = 1 << 32;
 
 /// How unknown and duplicate fields in a body are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,7 +35,8 @@ pub struct Query {
     pub resource_version: Option<u64>,
     /// `resourceVersionMatch` (`NotOlderThan` | `Exact`), checked for a valid value only.
     pub resource_version_match: Option<String>,
-    /// `timeoutSeconds` of a watch.
+    /// `timeoutSeconds` of a watch: `None` when unset or 0 (which kube-apiserver also reads as
+    /// "the server's choice"), at most [`MAX_TIMEOUT_SECONDS`].
     pub timeout: Option<Duration>,
     /// `allowWatchBookmarks=true`.
     pub allow_bookmarks: bool,
@@ -41,7 +46,8 @@ pub struct Query {
     pub label_selector: Option<String>,
     /// `fieldSelector`, unparsed (which fields are supported depends on the resource).
     pub field_selector: Option<String>,
-    /// `limit` for paged lists.
+    /// `limit` for paged lists: `None` for everything (unset, zero or negative, as on
+    /// kube-apiserver, or beyond [`MAX_LIMIT`]).
     pub limit: Option<usize>,
     /// `continue` token of a paged list.
     pub continue_token: Option<String>,
@@ -80,19 +86,12 @@ impl Query {
                         )));
                     }
                 },
-                "timeoutSeconds" => {
-                    query.timeout = Some(Duration::from_secs(number(&key, &value)?));
-                }
+                "timeoutSeconds" => query.timeout = timeout_seconds(&value)?,
                 "allowWatchBookmarks" => query.allow_bookmarks = boolean(&key, &value)?,
                 "sendInitialEvents" => query.send_initial_events = boolean(&key, &value)?,
                 "labelSelector" if !value.is_empty() => query.label_selector = Some(value),
                 "fieldSelector" if !value.is_empty() => query.field_selector = Some(value),
-                "limit" => {
-                    let limit = number(&key, &value)?;
-                    // A limit beyond what any list holds means "everything".
-                    query.limit = (limit > 0 && limit <= MAX_LIMIT)
-                        .then(|| usize::try_from(limit).unwrap_or(usize::MAX));
-                }
+                "limit" => query.limit = limit(&value)?,
                 "continue" if !value.is_empty() => query.continue_token = Some(value),
                 "dryRun" => match value.as_str() {
                     "All" => query.dry_run = true,
@@ -146,12 +145,46 @@ fn boolean(key: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn number(key: &str, value: &str) -> Result<u64, ApiError> {
+/// An `int64` query value, as kube-apiserver decodes it: anything else is a 400.
+fn int64(key: &str, value: &str) -> Result<i64, ApiError> {
     value.parse().map_err(|_| {
         ApiError::bad_request(format!(
-            "{key}: invalid value {value:?}: expected a non-negative whole number"
+            "{key}: Invalid value: {value:?}: expected a whole number between {} and {}",
+            i64::MIN,
+            i64::MAX
         ))
     })
+}
+
+/// `timeoutSeconds`: 0 (or empty) is no timeout of the client's; a negative one is refused
+/// (kube-apiserver would end the watch at once, which no client means); a huge one is cut to
+/// [`MAX_TIMEOUT_SECONDS`].
+fn timeout_seconds(value: &str) -> Result<Option<Duration>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let seconds = int64("timeoutSeconds", value)?;
+    match u64::try_from(seconds) {
+        Err(_) => Err(ApiError::bad_request(format!(
+            "timeoutSeconds: Invalid value: {seconds}: must be greater than or equal to 0 \
+             (0 or no value keeps the watch open until the server ends it)"
+        ))),
+        Ok(0) => Ok(None),
+        Ok(seconds) => Ok(Some(Duration::from_secs(seconds.min(MAX_TIMEOUT_SECONDS)))),
+    }
+}
+
+/// `limit`: as on kube-apiserver, 0 and negative values mean no limit; so does one larger than
+/// any list ([`MAX_LIMIT`]).
+fn limit(value: &str) -> Result<Option<usize>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let limit = int64("limit", value)?;
+    Ok((1..=MAX_LIMIT)
+        .contains(&limit)
+        .then(|| usize::try_from(limit).ok())
+        .flatten())
 }
 
 /// `resourceVersion`: empty and `0` mean "any" (`None`); anything else must be one of ours.
@@ -201,12 +234,47 @@ mod tests {
             ("watch=maybe", "watch"),
             ("resourceVersion=abc", "resourceVersion"),
             ("timeoutSeconds=-1", "timeoutSeconds"),
+            ("timeoutSeconds=9223372036854775808", "timeoutSeconds"),
+            ("timeoutSeconds=1.5", "timeoutSeconds"),
+            ("limit=9223372036854775808", "limit"),
+            ("limit=-9223372036854775809", "limit"),
+            ("limit=ten", "limit"),
             ("fieldValidation=Loose", "fieldValidation"),
             ("dryRun=Some", "dryRun"),
         ] {
             let error = Query::parse(Some(raw)).expect_err(raw);
             assert!(error.message.starts_with(expected), "{}", error.message);
         }
+    }
+
+    #[test]
+    fn huge_timeouts_are_cut_and_zero_means_none() {
+        let timeout = |raw: &str| Query::parse(Some(raw)).expect(raw).timeout;
+        assert_eq!(timeout("timeoutSeconds=0"), None);
+        assert_eq!(timeout("timeoutSeconds="), None);
+        assert_eq!(timeout("timeoutSeconds=5"), Some(Duration::from_secs(5)));
+        let cut = Some(Duration::from_secs(MAX_TIMEOUT_SECONDS));
+        assert_eq!(timeout("timeoutSeconds=9223372036854775807"), cut);
+        assert_eq!(timeout("timeoutSeconds=4294967297"), cut);
+        // The cut value leaves room on any clock.
+        let deadline =
+            tokio::time::Instant::now().checked_add(Duration::from_secs(MAX_TIMEOUT_SECONDS));
+        assert!(deadline.is_some());
+    }
+
+    #[test]
+    fn limits_that_cannot_page_list_everything() {
+        let limit = |raw: &str| Query::parse(Some(raw)).expect(raw).limit;
+        assert_eq!(limit("limit=0"), None);
+        assert_eq!(limit("limit=-1"), None);
+        assert_eq!(limit("limit=-9223372036854775808"), None);
+        assert_eq!(limit("limit="), None);
+        assert_eq!(limit("limit=1"), Some(1));
+        assert_eq!(limit("limit=4294967296"), Some(1 << 32));
+        assert_eq!(limit("limit=4294967297"), None);
+        assert_eq!(limit("limit=9223372036854775807"), None);
+        // The page read takes one more than the limit: that never overflows either.
+        assert!(limit("limit=4294967296").is_some_and(|limit| limit.checked_add(1).is_some()));
     }
 
     #[test]

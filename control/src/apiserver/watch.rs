@@ -106,10 +106,11 @@ impl Writer {
         bookmark_interval: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // `Query` caps timeoutSeconds; a deadline past any clock would just mean "none".
         let deadline = self
             .request
             .timeout
-            .map(|timeout| tokio::time::Instant::now() + timeout);
+            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
         let _ = self
             .stream(objects, bookmark_interval, deadline, &mut shutdown)
             .await;

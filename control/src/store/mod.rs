@@ -35,6 +35,7 @@ mod key;
 mod mutation;
 mod options;
 mod readers;
+mod retention;
 mod schema;
 pub mod storable;
 mod tables;
@@ -53,7 +54,7 @@ pub use error::StoreError;
 pub use event::{Event, EventType};
 pub use key::{ObjectKey, Scope};
 pub use mutation::{Outcome, resource_version_of};
-pub use options::StoreOptions;
+pub use options::{DEFAULT_EVENT_RETENTION_BYTES, StoreOptions};
 pub use tables::{EventPage, StoredJson};
 pub use watch::WatchStream;
 
@@ -144,6 +145,7 @@ impl Store {
             events: events.clone(),
             committed: Arc::clone(&committed),
             retention: options.event_retention,
+            retention_bytes: options.event_retention_bytes,
         }
         .spawn(options.write_queue.clamp(1, 1 << 20))?;
         Ok(Self {
@@ -361,6 +363,12 @@ impl Store {
     pub async fn compact(&self, through: u64) -> Result<u64, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Box::new(CompactJob { through, tx }), rx).await
+    }
+
+    /// The event log's size in bytes (its events' objects and keys), which
+    /// [`StoreOptions::event_retention_bytes`] bounds.
+    pub async fn event_log_bytes(&self) -> Result<u64, StoreError> {
+        self.inner.readers.read(retention::event_bytes).await
     }
 
     /// Up to `limit` logged events of `scope` after resourceVersion `after`, oldest first;

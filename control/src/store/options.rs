@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The default [`StoreOptions::event_retention_bytes`]: 256 MiB.
+pub const DEFAULT_EVENT_RETENTION_BYTES: u64 = 256 << 20;
+
 /// Tuning knobs; [`StoreOptions::default`] suits a single-machine cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -13,6 +16,11 @@ pub struct StoreOptions {
     /// made it fall further behind; 100,000 events of Knative-sized objects are a few hundred MB
     /// of disk at most.
     pub event_retention: Option<u64>,
+    /// Keep the log's events within this many bytes (their objects' JSON and keys) as well:
+    /// past it the oldest are compacted away as writes happen, whatever `event_retention`
+    /// allows, so large objects rewritten often cannot fill the disk. The newest event is
+    /// always kept. `None` bounds by count only. Default 256 MiB.
+    pub event_retention_bytes: Option<u64>,
     /// How many events the live channel holds for a watcher that is behind; one that falls
     /// further behind reads the log instead. At least one; default 1,024.
     pub watch_buffer: usize,
@@ -30,6 +38,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             event_retention: Some(100_000),
+            event_retention_bytes: Some(DEFAULT_EVENT_RETENTION_BYTES),
             watch_buffer: 1024,
             read_connections: 4,
             write_queue: 1024,

@@ -14,6 +14,8 @@
 //! older version to the current one, each step in its own transaction. There are no foreign
 //! keys: events deliberately outlive the objects they describe.
 
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -87,6 +89,23 @@ const MIGRATIONS: &[&str] = &[
      SELECT json_extract(refs.value, '$.uid'), objects.resource, objects.namespace, objects.name
      FROM objects, json_each(objects.object, '$.metadata.ownerReferences') AS refs
      WHERE json_type(refs.value, '$.uid') = 'text';",
+    // 2 → 3: the event log's size in bytes, kept by triggers as events are appended and
+    // compacted, so bounding the log by bytes never sums the whole table.
+    "INSERT INTO meta (key, value)
+     SELECT 'event_bytes', COALESCE(SUM(octet_length(object) + octet_length(resource)
+                                        + octet_length(namespace) + octet_length(name)), 0)
+     FROM events;
+
+     CREATE TRIGGER event_bytes_insert AFTER INSERT ON events BEGIN
+         UPDATE meta SET value = value + octet_length(new.object) + octet_length(new.resource)
+                                       + octet_length(new.namespace) + octet_length(new.name)
+         WHERE key = 'event_bytes';
+     END;
+     CREATE TRIGGER event_bytes_delete AFTER DELETE ON events BEGIN
+         UPDATE meta SET value = value - octet_length(old.object) - octet_length(old.resource)
+                                       - octet_length(old.namespace) - octet_length(old.name)
+         WHERE key = 'event_bytes';
+     END;",
 ];
 
 /// The schema version this build writes.
@@ -97,10 +116,17 @@ pub(crate) fn current_version() -> i64 {
 
 /// Opens (creating if needed) the database file for the writer, and brings its schema up to date.
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR)
+            .create(dir)
+            .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR)))
             .map_err(|e| StoreError::storage("creating the database's directory", e))?;
     }
+    make_private(path)?;
     let mut conn = Connection::open(path).map_err(StoreError::sql("opening the database"))?;
     configure(&conn, busy_timeout)?;
     let mode: String = conn
@@ -117,8 +143,50 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     // See the module doc: FULL so an acknowledged write survives power loss as well.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(StoreError::sql("setting synchronous=FULL"))?;
+    // A batch of large writes grows the WAL; a checkpoint rewinds it but keeps the file's
+    // size unless told otherwise. Past this, the file is cut back after each checkpoint.
+    let _: i64 = conn
+        .pragma_update_and_check(None, "journal_size_limit", WAL_SIZE_LIMIT, |row| row.get(0))
+        .map_err(StoreError::sql("setting journal_size_limit"))?;
     migrate(&mut conn)?;
+    // WAL mode has made the -wal and -shm files by now; SQLite gives them the database's mode,
+    // and files left by an older version are tightened here.
+    make_private(path)?;
     Ok(conn)
+}
+
+/// Bytes the WAL file keeps after a checkpoint (64 MiB).
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// Mode of a directory the store creates for its database.
+const PRIVATE_DIR: u32 = 0o700;
+/// Mode of the database and its -wal and -shm files: only the owner reads the objects.
+const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates the database file with mode 0600 before SQLite does (SQLite would use 0644 less the
+/// umask, and gives its -wal and -shm files the database's mode), and sets 0600 on the database
+/// and those files where they already exist, whatever mode they were made with.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    let fail = |e| StoreError::storage("making the database files private (mode 0600)", e);
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(fail)?;
+    let mut companions = [path.as_os_str().to_owned(), path.as_os_str().to_owned()];
+    companions[0].push("-wal");
+    companions[1].push("-shm");
+    let files = std::iter::once(path.to_path_buf()).chain(companions.into_iter().map(Into::into));
+    for file in files {
+        match fs::set_permissions(&file, fs::Permissions::from_mode(PRIVATE_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Opens another connection to the same file for reads only.
@@ -233,5 +301,9 @@ mod tests {
             .pragma_query_value(None, "synchronous", |row| row.get(0))
             .expect("synchronous");
         assert_eq!(sync, 2, "FULL");
+        let limit: i64 = conn
+            .pragma_query_value(None, "journal_size_limit", |row| row.get(0))
+            .expect("journal_size_limit");
+        assert_eq!(limit, WAL_SIZE_LIMIT);
     }
 }

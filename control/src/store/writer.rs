@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::error::StoreError;
 use super::event::Event;
 use super::jobs::{Job, Reply};
-use super::{lock, tables};
+use super::{lock, retention, tables};
 
 /// At most this many jobs share one transaction, which bounds how long one commit holds
 /// the write lock and how much one failed commit takes down.
@@ -35,6 +35,8 @@ pub(crate) struct Writer {
     pub(crate) committed: Arc<AtomicU64>,
     /// Keep this many events in the log; older ones are compacted with each batch.
     pub(crate) retention: Option<u64>,
+    /// Keep the log within this many bytes too; older events are compacted with each batch.
+    pub(crate) retention_bytes: Option<u64>,
 }
 
 impl Writer {
@@ -68,7 +70,11 @@ impl Writer {
         let mut pending = jobs.into_iter();
         let result = {
             let mut conn = lock(&self.conn);
-            run_batch(&mut conn, &mut pending, &mut replies, self.retention)
+            let retention = Retention {
+                events: self.retention,
+                bytes: self.retention_bytes,
+            };
+            run_batch(&mut conn, &mut pending, &mut replies, retention)
         };
         match result {
             Ok((rv, events)) => {
@@ -94,6 +100,13 @@ impl Writer {
     }
 }
 
+/// The event log's bounds, applied after each batch.
+#[derive(Clone, Copy)]
+struct Retention {
+    events: Option<u64>,
+    bytes: Option<u64>,
+}
+
 /// Runs the jobs in one transaction and commits it; returns the last resourceVersion and the
 /// events written. On error, the jobs not yet run are left in `pending` and the answers of those
 /// that ran in `replies`, for the caller to fail.
@@ -101,7 +114,7 @@ fn run_batch(
     conn: &mut Connection,
     pending: &mut impl Iterator<Item = Box<dyn Job>>,
     replies: &mut Vec<Box<dyn Reply>>,
-    retention: Option<u64>,
+    retention: Retention,
 ) -> Result<(u64, Vec<Arc<Event>>), StoreError> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -149,8 +162,11 @@ fn run_batch(
     }
     if rv > start {
         tables::set_resource_version(&tx, rv)?;
-        if let Some(keep) = retention.filter(|keep| rv > *keep) {
+        if let Some(keep) = retention.events.filter(|keep| rv > *keep) {
             tables::compact(&tx, rv - keep)?;
+        }
+        if let Some(bound) = retention.bytes {
+            retention::compact_to_bytes(&tx, bound, rv)?;
         }
     }
     tx.commit()
@@ -224,6 +240,7 @@ mod tests {
             events,
             committed: Arc::clone(&committed),
             retention: None,
+            retention_bytes: None,
         };
         let (first, mut first_rx) = create("a");
         let (failing_tx, mut failing_rx) = oneshot::channel();
@@ -289,6 +306,7 @@ mod tests {
             events,
             committed: Arc::new(AtomicU64::new(0)),
             retention: Some(3),
+            retention_bytes: None,
         };
         for i in 0..5 {
             writer.write_batch(vec![create(&format!("o{i}")).0]);
