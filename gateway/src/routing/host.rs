@@ -96,7 +96,16 @@ pub fn normalize(authority: &str) -> Option<Cow<'_, str>> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
+    // A name is letters, digits, `-`, `_` and dots between labels (routes are DNS names; nothing
+    // else could match one); an IPv6 literal keeps its brackets. Anything else — a stray `[` or
+    // `:`, a second trailing dot — is not a host, which also keeps normalising idempotent.
+    let literal = host.starts_with('[');
+    let name_ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if host.is_empty()
+        || host.ends_with('.')
+        || (!literal && !host.bytes().all(name_ok))
+        || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'/')
+    {
         return None;
     }
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -129,6 +138,26 @@ mod tests {
         assert_eq!(norm("hello.default.localhost."), want);
         assert_eq!(norm("HELLO.default.localhost.:80"), want);
         assert_eq!(norm("user@hello.default.localhost:80"), want);
+    }
+
+    /// Found by the `host_authority` fuzz target: a stray bracket and colon before the port
+    /// made a "host" that did not normalise to itself, and two trailing dots lost one per pass.
+    #[test]
+    fn what_is_not_a_host_is_none_and_normalising_is_idempotent() {
+        assert_eq!(norm("hello.default.localhost[::180"), None);
+        assert_eq!(norm("hello.default.localhost[:"), None);
+        assert_eq!(norm("a..:80"), None);
+        assert_eq!(norm("a:b:80"), None);
+        assert_eq!(norm("[::1]:80").as_deref(), Some("[::1]"));
+        for input in [
+            "Hello.Default.localhost.:8080",
+            "[::FFFF:1]",
+            "a_b-c.d",
+            "x@y.z:1",
+        ] {
+            let once = norm(input).expect(input);
+            assert_eq!(norm(&once).as_deref(), Some(once.as_str()), "{input}");
+        }
     }
 
     #[test]
