@@ -44,7 +44,18 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoOutcome> {
 /// caller can look at what the run left (with kubectl and `wisp.endpoints.kubeconfig`, say);
 /// dropping it stops it. On an error it is stopped before returning.
 pub async fn run_keeping_cluster(options: &DemoOptions) -> anyhow::Result<(DemoOutcome, WispUp)> {
-    let scenario = scenario::load(&options.scenario)?;
+    let scenario = match scenario::load(&options.scenario) {
+        Ok(scenario) => scenario,
+        Err(error) if crate::soak::plan::load(&options.scenario).is_ok() => {
+            anyhow::bail!(
+                "{}: this is a soak plan, not a scenario; play it with `wisp-loadtests soak \
+                 --plan {}` ({error})",
+                options.scenario.display(),
+                options.scenario.display()
+            )
+        }
+        Err(error) => return Err(error.into()),
+    };
     let wisp = WispUp::start(&options.wisp, &options.image_dir)?;
     if options.verbose {
         println!(

@@ -111,14 +111,30 @@ fn broken_files_are_rejected_at_the_line_of_the_mistake() {
     assert!(error.message.contains("rate -1 is negative"), "{error}");
 }
 
+/// The soak plans among the scenario files: a format of their own (`wisp-loadtests soak`).
+const SOAK_PLANS: &[&str] = &["soak"];
+
 #[test]
 fn every_shipped_scenario_loads_and_its_manifests_exist() {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
         let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if SOAK_PLANS.contains(&stem.as_str()) {
+            let plan =
+                wisp_loadtests::soak::plan::load(&path).unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(plan.name, stem, "the name matches the file");
+            for service in &plan.services {
+                assert!(
+                    service.manifest.is_file(),
+                    "{stem}: {}",
+                    service.manifest.display()
+                );
+            }
+            continue;
+        }
         if path.extension().is_some_and(|ext| ext == "yaml") {
             let scenario = scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
-            let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
             assert_eq!(scenario.name, stem, "the name matches the file");
             for manifest in scenario.manifest_paths() {
                 assert!(manifest.is_file(), "{}: {}", stem, manifest.display());
