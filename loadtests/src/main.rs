@@ -311,12 +311,7 @@ fn demo(
     report_dir: std::path::PathBuf,
     image_dir: std::path::PathBuf,
 ) -> anyhow::Result<()> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let (wisp, runtime) = wisp_and_runtime()?;
     runtime.block_on(wisp_loadtests::demo::run(
         &wisp_loadtests::demo::DemoOptions {
             wisp,
@@ -335,12 +330,7 @@ fn soak(
     report_dir: std::path::PathBuf,
     image_dir: std::path::PathBuf,
 ) -> anyhow::Result<()> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let (wisp, runtime) = wisp_and_runtime()?;
     let options = wisp_loadtests::soak::SoakOptions {
         wisp,
         plan,
@@ -365,6 +355,17 @@ fn soak(
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The `wisp` binary the demo and the soak start, and a runtime to drive them.
+fn wisp_and_runtime() -> anyhow::Result<(std::path::PathBuf, tokio::runtime::Runtime)> {
+    let wisp = peers::wisp_binary().context(
+        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok((wisp, runtime))
 }
 
 /// A duration such as `90s`, `2m` or `1m30s`.

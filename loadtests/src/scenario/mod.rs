@@ -222,15 +222,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 /// Reads, parses and checks the scenario file at `path`; relative manifest paths are made
 /// relative to its directory.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
-        file: file.clone(),
-        line: None,
-        column: None,
-        message: format!(
-            "cannot read it ({error}); give the path of a scenario file, e.g. loadtests/scenarios/step.yaml"
-        ),
-    })?;
+    let (file, text) = read(path, "a scenario file, e.g. loadtests/scenarios/step.yaml")?;
     let mut scenario = parse(&file, &text)?;
     if let Some(dir) = path.parent() {
         scenario.resolve_paths(dir);
@@ -238,7 +230,23 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     Ok(scenario)
 }
 
-fn scenario_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+/// The file at `path` as `(its name for messages, its text)`; `what` says what it should be.
+pub(crate) fn read(path: &Path, what: &str) -> Result<(String, String), ScenarioError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(error) => Err(ScenarioError {
+            file,
+            line: None,
+            column: None,
+            message: format!("cannot read it ({error}); give the path of {what}"),
+        }),
+    }
+}
+
+pub(crate) fn scenario_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
     values::label(
         deserializer,
         "name",
@@ -246,7 +254,7 @@ fn scenario_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D
     )
 }
 
-fn description<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+pub(crate) fn description<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     values::non_empty(
         deserializer,
         "the description",

@@ -44,8 +44,9 @@ pub const MIN_SCALE_TO_ZERO_EVERY: Duration = Duration::from_secs(20);
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SoakPlan {
     /// A DNS label; it names the report.
-    #[serde(deserialize_with = "plan_name")]
+    #[serde(deserialize_with = "crate::scenario::scenario_name")]
     pub name: String,
+    #[serde(deserialize_with = "crate::scenario::description")]
     pub description: String,
     /// How long the load lasts.
     #[serde(deserialize_with = "values::span")]
@@ -279,28 +280,13 @@ pub fn parse(file: &str, text: &str) -> Result<SoakPlan, ScenarioError> {
 
 /// Reads, parses and checks the soak plan at `path`; manifest paths made relative to its directory.
 pub fn load(path: &Path) -> Result<SoakPlan, ScenarioError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError {
-        file: file.clone(),
-        line: None,
-        column: None,
-        message: format!(
-            "cannot read it ({error}); give the path of a soak plan, e.g. loadtests/scenarios/soak.yaml"
-        ),
-    })?;
+    let (file, text) =
+        crate::scenario::read(path, "a soak plan, e.g. loadtests/scenarios/soak.yaml")?;
     let mut plan = parse(&file, &text)?;
     if let Some(dir) = path.parent() {
         plan.resolve_paths(dir);
     }
     Ok(plan)
-}
-
-fn plan_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    values::label(
-        deserializer,
-        "name",
-        wisp_api::names::validate_dns1123_label,
-    )
 }
 
 fn service_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
