@@ -137,8 +137,6 @@ pub async fn zero_cycles(
     started: Instant,
     until: Duration,
 ) -> Vec<ZeroCycle> {
-    // A scrape that does not mention the Service (a node just restarted) says nothing about it.
-    let mentioned = format!("namespace=\"{namespace}\",service=\"{name}\"");
     let selected = BTreeSet::from([(namespace, name.clone())]);
     let mut cycles = Vec::new();
     for round in 0u32.. {
@@ -151,10 +149,12 @@ pub async fn zero_cycles(
         let _ = pause.send(true);
         let mut zero_after = None;
         while started.elapsed() < resume_at {
-            if let Some(text) = scrape(metrics).await
-                && text.contains(&mentioned)
-                && scaling_state(&text, &selected).actual == 0
-            {
+            // A scrape that does not mention the Service (a node just restarted) says nothing
+            // about its replicas.
+            let state = scrape(metrics)
+                .await
+                .map(|text| scaling_state(&text, &selected));
+            if state.is_some_and(|state| state.seen && state.actual == 0) {
                 zero_after = Some(started.elapsed().saturating_sub(paused_at));
                 break;
             }
