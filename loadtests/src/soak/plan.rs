@@ -39,6 +39,9 @@ use crate::scenario::{Autoscaling, ScenarioError, format_duration, service_host}
 /// shortest stable window (6 s), the grace period and the last replica's drain.
 pub const MIN_SCALE_TO_ZERO_EVERY: Duration = Duration::from_secs(20);
 
+/// The most requests a plan may schedule: every one is recorded (24 bytes) until the report.
+pub const MAX_SCHEDULED_REQUESTS: u64 = 20_000_000;
+
 /// A checked soak plan.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -226,6 +229,13 @@ impl SoakPlan {
                 ));
             }
         }
+        if self.scheduled_requests() > MAX_SCHEDULED_REQUESTS {
+            return Err(format!(
+                "the plan schedules {} requests, more than the {MAX_SCHEDULED_REQUESTS} a soak \
+                 keeps a record of; lower the rates or the duration",
+                self.scheduled_requests()
+            ));
+        }
         if !self.services.iter().any(|s| s.expect == Expect::Success) {
             return Err(
                 "no Service expects success, so nothing shows the others are unharmed; add one \
@@ -406,5 +416,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.message.contains("has no load"), "{error}");
+        let error = parse("s.yaml", &PLAN.replace("rate: 10", "rate: 1000000")).unwrap_err();
+        assert!(error.message.contains("more than the 20000000"), "{error}");
     }
 }
