@@ -69,7 +69,7 @@ where
 }
 
 /// A `mutate` call: the read-modify-write of one object, which may read a second one (the
-/// guard) in the same transaction.
+/// guard) in the same transaction when the first does not exist yet.
 pub(crate) struct MutateJob<F, E> {
     pub(crate) key: ObjectKey,
     pub(crate) guard: Option<ObjectKey>,
@@ -90,9 +90,11 @@ where
             tx,
         } = *self;
         let guarded = |current: Option<&Value>| {
-            let guard = match &guard {
-                Some(guard) => tables::read_object(conn, guard)?.map(|(_, object)| object),
-                None => None,
+            // Read only for a create: an existing object's writes never need it, and most
+            // writes are to existing objects.
+            let guard = match (&guard, current) {
+                (Some(guard), None) => tables::read_object(conn, guard)?.map(|(_, object)| object),
+                _ => None,
             };
             decide(current, guard.as_ref())
         };

@@ -253,9 +253,10 @@ impl Store {
             .await
     }
 
-    /// [`Store::mutate`], with `decide` also seeing the object at `guard` as it is in the same
-    /// transaction: a write that depends on another object (content created in a namespace
-    /// that must not be terminating) sees exactly the state it commits against.
+    /// [`Store::mutate`], with `decide` also seeing — when `key` does not exist yet, i.e. for a
+    /// create — the object at `guard` as it is in the same transaction: a create that depends
+    /// on another object (content in a namespace that must not be terminating) sees exactly the
+    /// state it commits against. For an existing object `decide` gets `None` for the guard.
     pub async fn mutate_guarded<F, E>(
         &self,
         key: &ObjectKey,
