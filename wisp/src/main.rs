@@ -20,8 +20,6 @@ mod node_role;
 mod run_cmd;
 mod serve_cmd;
 mod server_args;
-mod services_file;
-mod services_plan;
 mod source_args;
 mod up_cmd;
 mod webhook_args;

@@ -17,14 +17,14 @@ use wisp_autoscaler::{AutoscalerConfig, SystemClock};
 use wisp_gateway::dataplane::{DEFAULT_MEMORY_LIMIT, DataPlane, DataPlaneConfig};
 use wisp_gateway::routing::Domain;
 use wisp_runtime::{Runtime, RuntimeConfig, SourcePolicy};
+use wisp_servefile::{ServePlan, plan};
 
 use crate::EXIT_BAD_INPUT;
 use crate::cache_args::CacheArgs;
 use crate::load_args::LoadArgs;
 use crate::server_args::ServerArgs;
-use crate::services_plan::{ServePlan, plan};
 use crate::source_args::SourceArgs;
-use crate::{cli_values, host_memory, listen, services_file};
+use crate::{cli_values, host_memory, listen};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -172,7 +172,7 @@ fn settings(args: &ServeArgs) -> Result<Settings, Vec<String>> {
         });
     let autoscaler = autoscaler.map_err(|problem| problems.push(problem)).ok();
 
-    let file = match services_file::load(&args.file) {
+    let file = match wisp_servefile::load(&args.file) {
         Ok(file) => file,
         Err(error) => {
             problems.push(error.to_string());

@@ -4,7 +4,7 @@ use std::time::Duration;
 use wisp_gateway::sync::spec::resolve_image;
 
 use super::*;
-use crate::services_file::parse;
+use crate::file::parse;
 
 const BASE: &str = "/srv/manifests";
 
@@ -410,7 +410,7 @@ fn every_bad_document_is_reported() {
 fn the_sample_manifests_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/manifests");
     for (file, service, concurrency) in [("hello.yaml", "hello", 0), ("sleep.yaml", "sleep", 10)] {
-        let file = crate::services_file::load(&dir.join(file)).unwrap();
+        let file = crate::file::load(&dir.join(file)).unwrap();
         let plan = plan(&file, &Domain::default()).unwrap();
         let [planned] = plan.services.as_slice() else {
             panic!("{}: one Service expected", file.name);

@@ -17,7 +17,7 @@ use wisp_gateway::dataplane::RevisionConfig;
 use wisp_gateway::routing::{Domain, RouteConfig, RouteTable, TrafficTarget};
 use wisp_gateway::sync::spec::{SpecPath, revision_config};
 
-use crate::services_file::{ManifestError, ServiceDocument, ServicesFile};
+use crate::file::{ManifestError, ServiceDocument, ServicesFile};
 
 /// Everything to apply, in file order.
 #[derive(Debug)]

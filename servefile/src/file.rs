@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_norway::Value;
 use wisp_api::serving::{API_VERSION, SERVICE_KIND, Service};
 
-/// A services file, read and typed but not yet checked (see `services_plan`).
+/// A services file, read and typed but not yet checked (see `plan`).
 #[derive(Debug)]
 pub struct ServicesFile {
     /// The path as the user wrote it, for messages.
