@@ -239,15 +239,24 @@ fn many_services_hits_each_once() {
     assert_eq!(scenario.expected_requests(), Some(u64::from(many.count)));
 }
 
-/// Found by the `scenario_files` fuzz target: a file with old Mac line endings (a lone `\r`)
-/// is located by YAML's own line count, in which CR, LF and CR LF each end a line — the line an
-/// editor that honours those endings shows — not by `str::lines`, which knows only LF.
+/// Found by the `scenario_files` fuzz target: a file with old Mac line endings (a lone `\r`),
+/// or Unicode's line and paragraph separators, is located by the YAML parser's own line count,
+/// in which each of those ends a line — the line an editor that honours them shows — not by
+/// `str::lines`, which knows only LF.
 #[test]
 fn mistakes_in_a_file_with_carriage_return_line_endings_are_located_by_yamls_lines() {
     let cr_only = GOOD.replace("rate: 20", "rate: -20").replace('\n', "\r");
     let error = scenario::parse("cr.yaml", &cr_only).expect_err("the rate is negative");
     assert_eq!((error.line, error.column), (Some(10), Some(13)), "{error}");
     assert_eq!(cr_only.lines().count(), 1, "str::lines sees one line");
+
+    for separator in ['\u{2028}', '\u{2029}', '\u{85}'] {
+        let separated = GOOD
+            .replace("rate: 20", "rate: -20")
+            .replace('\n', &separator.to_string());
+        let error = scenario::parse("ls.yaml", &separated).expect_err("the rate is negative");
+        assert_eq!(error.line, Some(10), "{separator:?}: {error}");
+    }
 
     let crlf = GOOD.replace("rate: 20", "rate: -20").replace('\n', "\r\n");
     let error = scenario::parse("crlf.yaml", &crlf).expect_err("the rate is negative");
