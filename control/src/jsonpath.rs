@@ -146,7 +146,7 @@ fn apply<'a>(steps: &[Step], mut values: Vec<&'a Value>) -> Vec<&'a Value> {
 
 /// The values in order, each kept the first time it appears. Identity is the node's address:
 /// every value is a node of the one document being queried.
-fn distinct<'a>(values: Vec<&'a Value>) -> Vec<&'a Value> {
+fn distinct(values: Vec<&Value>) -> Vec<&Value> {
     if values.len() < 2 {
         // The common case (a Table cell's path selects one value per step) allocates nothing.
         return values;
