@@ -135,10 +135,9 @@ pub fn start_ceiling() -> anyhow::Result<Peer> {
 }
 
 fn start(name: &str, mut command: Command, announce: Announce) -> anyhow::Result<Peer> {
-    // A captured backtrace per error would tax whichever server builds errors on its hot path.
+    // Every peer inherits the caller's environment as is (RUST_BACKTRACE included): a server
+    // whose speed depends on the shell it starts from should show it here.
     command
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -134,7 +134,6 @@ impl Launch {
             .arg(wisp_samples::dir())
             .args(&self.flags)
             .env("WISP_LOG", "warn")
-            .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
