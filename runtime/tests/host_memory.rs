@@ -3,11 +3,14 @@
 //! guest beside a well-behaved one, checks what the hostile request's client gets, that the
 //! other replica keeps answering, and that this process's memory stays under a stated bound.
 
+mod settle;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use settle::settled;
 use wisp_runtime::{
     ArtifactSource, MIB, Replica, ReplicaIdentity, ReplicaLimits, RequestOutcome, Runtime,
     RuntimeConfig,
@@ -136,8 +139,11 @@ async fn a_guest_holding_host_memory_fails_its_own_request() {
                 assert_eq!(answer.outcome, Some(RequestOutcome::Overload));
             }
         }
-        assert_eq!(flood.memory_in_use(), 0, "{what}: every charge given back");
-        assert_eq!(flood.in_flight(), 0);
+        assert_eq!(
+            settled(&flood).await,
+            (0, 0),
+            "{what}: every charge given back"
+        );
         hello_still_answers(&hello).await;
         let grown = rss_bytes().saturating_sub(before);
         assert!(
@@ -193,7 +199,7 @@ async fn a_replica_out_of_memory_sheds_with_503() {
         }
     }
     assert!(served >= 1, "at least the first request had room");
-    assert_eq!(hog.memory_in_use(), 0);
+    assert_eq!(settled(&hog).await, (0, 0), "every charge given back");
     hello_still_answers(&hello).await;
 
     // One request alone past what it may hold is the guest's own fault.
