@@ -1,13 +1,22 @@
-//! Builds the sample guest components in `guests/` (a workspace of their own) for `wasm32-wasip2`
-//! and hands their paths to the library as `WISP_SAMPLE_<NAME>` compile-time variables.
+//! Builds the sample guest components and hands their paths to the library as
+//! `WISP_SAMPLE_<NAME>` compile-time variables: the Rust guests in `guests/` (a workspace of their
+//! own) for `wasm32-wasip2`, and the Python and JavaScript guests in `python/` and `js/` with
+//! componentize-py and componentize-js (`build/script_guests.rs`).
 //!
-//! Works on a fresh machine with nothing but the Rust toolchain: a missing `wasm32-wasip2` target
-//! is installed with `rustup target add`.
+//! A missing `wasm32-wasip2` target is installed with `rustup target add`; the Python and
+//! JavaScript toolchains are installed, pinned, once per machine into `~/.cache/wisp/toolchains`
+//! (`build/toolchains.rs`), which needs python3 (≥ 3.10, with venv) and node (^20.19 or ≥ 22.12)
+//! with npm.
 
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+#[path = "build/script_guests.rs"]
+mod script_guests;
+#[path = "build/toolchains.rs"]
+mod toolchains;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -25,6 +34,10 @@ const SAMPLES: &[(&str, &str)] = &[
     ("env", "env.wasm"),
     ("fetch", "fetch.wasm"),
     ("flood", "flood.wasm"),
+    ("wasi-echo", "wasi_echo.wasm"),
+    ("wstd-echo", "wstd-echo.wasm"),
+    ("p3-hello", "p3_hello.wasm"),
+    ("p3-echo", "p3_echo.wasm"),
 ];
 
 fn main() {
@@ -56,9 +69,19 @@ fn main() {
                 guests.join("Cargo.toml").display()
             );
         }
-        let var = name.to_uppercase().replace('-', "_");
-        println!("cargo:rustc-env=WISP_SAMPLE_{var}={}", path.display());
+        export_path(name, &path);
     }
+
+    // Beside the Rust guests, so that one directory (`wisp_samples::dir()`) holds every sample.
+    let work = target_dir.join("script-guests");
+    for (name, path) in script_guests::build(&manifest_dir, &out, &work) {
+        export_path(name, &path);
+    }
+}
+
+fn export_path(name: &str, path: &Path) {
+    let var = name.to_uppercase().replace('-', "_");
+    println!("cargo:rustc-env=WISP_SAMPLE_{var}={}", path.display());
 }
 
 fn env_var(name: &str) -> OsString {

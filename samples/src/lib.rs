@@ -1,9 +1,13 @@
 //! Paths of the sample guest components, for tests and benchmarks.
 //!
 //! `build.rs` builds the Rust guests in `samples/guests/` for `wasm32-wasip2` (installing the
-//! target with rustup when missing) into `<target dir>/wasm-samples`, and this crate exposes the
-//! absolute path of each built component, so tests never hard-code target directories. Every
-//! sample is a `wasi:http/proxy` component exporting `wasi:http/incoming-handler`:
+//! target with rustup when missing), and the Python and JavaScript guests in `samples/python/` and
+//! `samples/js/` with componentize-py and componentize-js (installed pinned, once per machine,
+//! under `~/.cache/wisp/toolchains`), all into one directory under `<target dir>/wasm-samples`;
+//! this crate exposes the absolute path of each built component, so tests never hard-code target
+//! directories. Every sample is a `wasi:http/proxy` component exporting
+//! `wasi:http/incoming-handler@0.2.x`, except [`P3_HELLO`] and [`P3_ECHO`], which export the
+//! WASIp3 `wasi:http/handler@0.3.0` (see [`WASIP3`]):
 //!
 //! | sample | behaviour |
 //! | --- | --- |
@@ -18,6 +22,21 @@
 //! | [`ENV`] | 200, `text/plain`, the environment as sorted `KEY=VALUE\n` lines |
 //! | [`FETCH`] | tries an outgoing GET to `?url=` (default `http://127.0.0.1:9/`): 200 `upstream answered S`, or 502 `outgoing request failed: E` |
 //! | [`FLOOD`] | hostile: makes the host hold memory, keeping every handle — `?what=headers` (100 KiB header fields), `bodies` (unread outgoing bodies), `resources` (pollables) loop until stopped; `what=logs&kib=N`: N KiB of stdout, then 200 `logged N KiB`; `what=trap`, `spin`, `hog`: the three classic faults from one component |
+//!
+//! The same two guests from every toolchain, so one test table covers them all:
+//!
+//! | sample | toolchain | world |
+//! | --- | --- | --- |
+//! | [`HELLO`], [`WSTD_ECHO`] | Rust, wstd 0.6.8 | `wasi:http/proxy`, `incoming-handler@0.2.12` |
+//! | [`HELLO_WASI`], [`WASI_ECHO`] | Rust, plain `wasi` 0.14.7 | `wasi:http/proxy`, `incoming-handler@0.2.12` |
+//! | [`PY_HELLO`], [`PY_ECHO`] | Python, componentize-py 0.25.1 | `wasi:http/proxy@0.2.0` |
+//! | [`JS_HELLO`], [`JS_ECHO`] | JavaScript, componentize-js 0.22.0 (StarlingMonkey `fetch` event) | `wasi:http/proxy@0.2.10` |
+//! | [`P3_HELLO`], [`P3_ECHO`] | Rust, spin-sdk 7.0.0 | WASIp3, `wasi:http/handler@0.3.0` |
+//!
+//! A hello answers any request with 200, `content-type: text/plain`, body `Hello from wisp!\n`.
+//! An echo answers 200 `text/plain`: with `?env=NAME`, the value of environment variable NAME
+//! (404 `NAME is not set\n` when unset); otherwise the request body, byte for byte. [`P3_ECHO`]
+//! also takes `?ms=N` (at most 600000): it first waits N ms on an async timer.
 //!
 //! A malformed query value (`?ms=x`, `?n=x`, `?mb=x`) gets a 400 with a one-line reason.
 
@@ -47,6 +66,26 @@ pub const FETCH: &str = env!("WISP_SAMPLE_FETCH");
 /// traps, spins or hogs memory (`?what=trap|spin|hog`).
 pub const FLOOD: &str = env!("WISP_SAMPLE_FLOOD");
 
+/// `wstd-echo` (wstd): the echo contract (`?env=NAME`, else the body echoed).
+pub const WSTD_ECHO: &str = env!("WISP_SAMPLE_WSTD_ECHO");
+/// `wasi-echo` (plain `wasi` crate): the echo contract.
+pub const WASI_ECHO: &str = env!("WISP_SAMPLE_WASI_ECHO");
+/// `py-hello` (componentize-py): 200 `Hello from wisp!\n`; about 18 MB.
+pub const PY_HELLO: &str = env!("WISP_SAMPLE_PY_HELLO");
+/// `py-echo` (componentize-py): the echo contract.
+pub const PY_ECHO: &str = env!("WISP_SAMPLE_PY_ECHO");
+/// `js-hello` (componentize-js): 200 `Hello from wisp!\n`; about 14 MB.
+pub const JS_HELLO: &str = env!("WISP_SAMPLE_JS_HELLO");
+/// `js-echo` (componentize-js): the echo contract.
+pub const JS_ECHO: &str = env!("WISP_SAMPLE_JS_ECHO");
+/// `p3-hello` (spin-sdk 7, WASIp3 `wasi:http/handler@0.3.0`): 200 `Hello from wisp!\n`.
+pub const P3_HELLO: &str = env!("WISP_SAMPLE_P3_HELLO");
+/// `p3-echo` (spin-sdk 7, WASIp3): the echo contract, plus `?ms=N` to wait on an async timer first.
+pub const P3_ECHO: &str = env!("WISP_SAMPLE_P3_ECHO");
+
+/// The samples that are WASIp3 components (`wasi:http/handler@0.3.0`); every other one is WASIp2.
+pub const WASIP3: &[&str] = &["p3-hello", "p3-echo"];
+
 /// Every sample as (name, absolute path of the component).
 pub const ALL: &[(&str, &str)] = &[
     ("hello", HELLO),
@@ -60,7 +99,22 @@ pub const ALL: &[(&str, &str)] = &[
     ("env", ENV),
     ("fetch", FETCH),
     ("flood", FLOOD),
+    ("wstd-echo", WSTD_ECHO),
+    ("wasi-echo", WASI_ECHO),
+    ("py-hello", PY_HELLO),
+    ("py-echo", PY_ECHO),
+    ("js-hello", JS_HELLO),
+    ("js-echo", JS_ECHO),
+    ("p3-hello", P3_HELLO),
+    ("p3-echo", P3_ECHO),
 ];
+
+/// The WASIp2 samples: [`ALL`] less [`WASIP3`].
+pub fn wasip2() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ALL.iter()
+        .copied()
+        .filter(|(name, _)| !WASIP3.contains(name))
+}
 
 /// The directory every built sample is in: what a `wisp up` or `wisp node` under test allows
 /// with `--allow-path`.
