@@ -106,6 +106,14 @@ pub fn build(samples: &Path, out: &Path, work: &Path) -> Vec<(&'static str, Path
         println!("cargo:rerun-if-changed={dir}");
     }
     let cache = toolchains::cache_root();
+    // Debug and release builds of the outer workspace share `out`: one at a time decides what is
+    // stale and builds it, the other then finds it current.
+    fs::create_dir_all(work).unwrap_or_else(|e| panic!("cannot create {}: {e}", work.display()));
+    let lock_path = work.join("build.lock");
+    let lock = fs::File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
     let stale: Vec<(&ScriptGuest, String)> = GUESTS
         .iter()
         .map(|guest| (guest, fingerprint(samples, guest)))
