@@ -129,23 +129,30 @@ pub fn build(samples: &Path, out: &Path, work: &Path) -> Vec<(&'static str, Path
     // One thread per language: the two toolchains install and build side by side, each
     // language's guests one after the other (each build keeps one core busy).
     thread::scope(|scope| {
-        for language in [Language::Python, Language::JavaScript] {
-            let guests: Vec<_> = stale
-                .iter()
-                .filter(|(g, _)| g.language == language)
-                .collect();
-            if guests.is_empty() {
-                continue;
+        let builders: Vec<_> = [Language::Python, Language::JavaScript]
+            .into_iter()
+            .map(|language| {
+                let guests: Vec<_> = stale
+                    .iter()
+                    .filter(|(g, _)| g.language == language)
+                    .collect();
+                let cache = &cache;
+                scope.spawn(move || {
+                    for (guest, print) in guests {
+                        build_one(samples, cache, out, work, guest);
+                        let path = fingerprint_path(out, guest.name);
+                        fs::write(&path, print)
+                            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+                    }
+                })
+            })
+            .collect();
+        // A builder's panic message (what is missing, and how to get it) has been printed; end
+        // the build with it rather than with the scope's "a scoped thread panicked".
+        for builder in builders {
+            if let Err(panic) = builder.join() {
+                std::panic::resume_unwind(panic);
             }
-            let cache = &cache;
-            scope.spawn(move || {
-                for (guest, print) in guests {
-                    build_one(samples, cache, out, work, guest);
-                    let path = fingerprint_path(out, guest.name);
-                    fs::write(&path, print)
-                        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-                }
-            });
         }
     });
 
