@@ -25,6 +25,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("env", "env.wasm"),
     ("fetch", "fetch.wasm"),
     ("flood", "flood.wasm"),
+    ("counter", "counter.wasm"),
 ];
 
 fn main() {

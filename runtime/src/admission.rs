@@ -52,6 +52,11 @@ impl InstanceSlots {
         self.total - self.slots.available_permits()
     }
 
+    /// Requests waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     pub async fn acquire(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, Shed> {
         wait_for_permit(
             &self.slots,

@@ -38,6 +38,9 @@ pub struct Host {
     http: WasiHttpCtx,
     hooks: DenyOutgoingHttp,
     pub(crate) limiter: InstanceLimiter,
+    log: Arc<LogBudget>,
+    stdout: GuestLog,
+    stderr: GuestLog,
 }
 
 impl Host {
@@ -47,11 +50,13 @@ impl Host {
         request_id: &Arc<str>,
         limiter: InstanceLimiter,
     ) -> Self {
-        let log_budget = LogBudget::new(revision.clone(), request_id.clone());
+        let log = LogBudget::new(revision.clone(), request_id.clone());
+        let stdout = GuestLog::new(GuestStream::Stdout, log.clone());
+        let stderr = GuestLog::new(GuestStream::Stderr, log.clone());
         let mut wasi = WasiCtx::builder();
         wasi.envs(env)
-            .stdout(GuestLog::new(GuestStream::Stdout, log_budget.clone()))
-            .stderr(GuestLog::new(GuestStream::Stderr, log_budget))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -68,7 +73,24 @@ impl Host {
                 request_id: request_id.clone(),
             },
             limiter,
+            log,
+            stdout,
+            stderr,
         }
+    }
+
+    /// Tags what the instance does from now on with the next request it serves (a reused
+    /// instance serves many in turn): its log lines, their budget, and denied outgoing calls.
+    pub(crate) fn begin_request(&mut self, request_id: &Arc<str>) {
+        self.stdout.flush_pending();
+        self.stderr.flush_pending();
+        self.log.begin_request(request_id.clone());
+        self.hooks.request_id = request_id.clone();
+    }
+
+    /// Resources (streams, pollables, fields…) the guest still holds between requests.
+    pub(crate) fn resources_held(&mut self) -> usize {
+        self.table.iter_mut().count()
     }
 }
 

@@ -1,6 +1,7 @@
 //! A replica: one unit of a revision's capacity. It is a resource envelope (concurrency and
 //! memory limits shared by the instances it runs) around the linked, pre-instantiated component;
-//! every request gets a fresh `Store` and instance, dropped after the response.
+//! every request gets a fresh `Store` and instance, dropped after the response — unless the
+//! revision chose instance reuse, when a clean instance goes back to the replica's pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +25,7 @@ use crate::gather;
 use crate::host::{Host, MAX_RESOURCES, RESOURCE_TABLE_RESERVATION};
 use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, MemoryRefusal};
 use crate::outcome::RequestOutcome;
+use crate::pool::{Live, PoolCloser, ReusePolicy, SerialPool};
 use crate::response::{ResponseBody, plain_response};
 
 /// How long a response head may wait for its body to end, so a small response leaves in one
@@ -50,16 +52,38 @@ pub struct RequestTimings {
     pub instantiate: Duration,
     /// From the instance being ready to the guest's response head.
     pub handler: Duration,
+    /// Whether the request got a fresh instance or one that served earlier requests.
+    pub instance: InstanceUse,
+}
+
+/// Which instance served a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InstanceUse {
+    /// Made for this request.
+    #[default]
+    Fresh,
+    /// Kept from earlier requests of the same replica (the revision chose reuse).
+    Reused,
+}
+
+impl InstanceUse {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Fresh => "fresh",
+            Self::Reused => "reused",
+        }
+    }
 }
 
 impl RequestTimings {
     /// The `Server-Timing` header value, in milliseconds as the header wants.
     pub fn server_timing(&self) -> String {
         format!(
-            "wait;dur={:.3}, instantiate;dur={:.3}, handler;dur={:.3}",
+            "wait;dur={:.3}, instantiate;dur={:.3}, handler;dur={:.3}, instance;desc={}",
             self.wait.as_secs_f64() * 1e3,
             self.instantiate.as_secs_f64() * 1e3,
-            self.handler.as_secs_f64() * 1e3
+            self.handler.as_secs_f64() * 1e3,
+            self.instance.as_str()
         )
     }
 }
@@ -68,6 +92,8 @@ impl RequestTimings {
 #[derive(Clone)]
 pub struct Replica {
     inner: Arc<ReplicaInner>,
+    /// Closes the instance pool once the last handle to the replica is gone.
+    _closer: Option<Arc<PoolCloser>>,
 }
 
 struct ReplicaInner {
@@ -86,6 +112,8 @@ struct ReplicaInner {
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
     waiting_for_memory: AtomicUsize,
+    /// Idle instances kept for the next request, when the revision chose reuse.
+    pool: Option<Arc<SerialPool>>,
 }
 
 impl Replica {
@@ -106,13 +134,17 @@ impl Replica {
             .concurrency
             .filter(|limit| *limit > 0)
             .map(|limit| Arc::new(Semaphore::new(limit as usize)));
+        let per_instance_memory = per_instance_memory.min(limits.memory);
+        let pool = ReusePolicy::p2(&limits.reuse)
+            .map(|policy| SerialPool::new(policy, per_instance_memory));
         Self {
+            _closer: pool.clone().map(|pool| Arc::new(PoolCloser(pool))),
             inner: Arc::new(ReplicaInner {
                 pre,
                 revision: Arc::from(identity.revision.as_str()),
                 env,
                 memory: MemoryBudget::new(limits.memory),
-                per_instance_memory: per_instance_memory.min(limits.memory),
+                per_instance_memory,
                 limits,
                 slots,
                 instance_slots,
@@ -121,6 +153,7 @@ impl Replica {
                 in_flight: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
                 waiting_for_memory: AtomicUsize::new(0),
+                pool,
             }),
         }
     }
@@ -138,6 +171,11 @@ impl Replica {
     /// Linear memory its instances hold right now.
     pub fn memory_in_use(&self) -> u64 {
         self.inner.memory.used()
+    }
+
+    /// Instances kept idle for the next request (always 0 without instance reuse).
+    pub fn idle_instances(&self) -> usize {
+        self.inner.pool.as_ref().map_or(0, |pool| pool.idle())
     }
 
     /// Serves one request in a fresh instance. Never fails: every fault of the guest becomes a
@@ -176,9 +214,13 @@ impl Replica {
         if declared_length(&request).is_some_and(|length| length > limit) {
             return too_large(limit);
         }
-        let guard = match self.admit(deadline).await {
-            Ok(guard) => guard,
+        let (guard, instance) = match self.admit(deadline).await {
+            Ok(admitted) => admitted,
             Err(shed) => return self.shed_response(&shed),
+        };
+        let instance_use = match instance {
+            Instance::Reuse(_) => InstanceUse::Reused,
+            Instance::New(_) => InstanceUse::Fresh,
         };
         let wait = admitted.elapsed();
         let (request, body_exceeded) = limit_body(request, limit);
@@ -194,6 +236,7 @@ impl Replica {
                 deadline,
                 instantiated.clone(),
                 guard,
+                instance,
             ),
             self.inner.cpu_share.clone(),
         ));
@@ -211,6 +254,7 @@ impl Replica {
             wait,
             instantiate,
             handler: responded.saturating_duration_since(admitted + wait + instantiate),
+            instance: instance_use,
         };
         let mut response = match head {
             Ok(head) => {
@@ -252,10 +296,11 @@ impl Replica {
         response
     }
 
-    /// Waits, in turn, for a concurrency slot of the replica (when it has a limit), room in its
-    /// memory for one more instance, and an instance slot of the node — each until the
-    /// request's deadline, with a bounded number waiting.
-    async fn admit(&self, deadline: Instant) -> Result<InFlight, Shed> {
+    /// Waits, in turn, for a concurrency slot of the replica (when it has a limit), then takes
+    /// an idle instance when the replica keeps them, or else waits for room in its memory for
+    /// one more instance and an instance slot of the node — each until the request's deadline,
+    /// with a bounded number waiting.
+    async fn admit(&self, deadline: Instant) -> Result<(InFlight, Instance), Shed> {
         let inner = &self.inner;
         let concurrency = match &inner.slots {
             Some(slots) => {
@@ -267,6 +312,12 @@ impl Replica {
             }
             None => None,
         };
+        if let Some(live) = inner.pool.as_ref().and_then(|pool| pool.checkout()) {
+            return Ok((
+                InFlight::enter(inner.clone(), concurrency),
+                Instance::Reuse(live),
+            ));
+        }
         let footprint = inner.footprint.load(Ordering::Relaxed);
         admission::memory_room(
             &inner.memory,
@@ -276,10 +327,10 @@ impl Replica {
             deadline,
         )
         .await?;
-        let instance = inner.instance_slots.acquire(deadline).await?;
-        Ok(InFlight::enter(
-            inner.clone(),
-            [concurrency, Some(instance)],
+        let slot = inner.instance_slots.acquire(deadline).await?;
+        Ok((
+            InFlight::enter(inner.clone(), concurrency),
+            Instance::New(slot),
         ))
     }
 
@@ -396,20 +447,129 @@ enum GuestOutcome {
     Failed(wasmtime::Error, Option<MemoryRefusal>),
 }
 
+/// The instance a request runs in: one kept from earlier requests, or a new one to make with
+/// the node instance slot it already holds.
+enum Instance {
+    Reuse(Live),
+    New(OwnedSemaphorePermit),
+}
+
+type HeadSender = tokio::sync::oneshot::Sender<
+    Result<Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, ErrorCode>,
+>;
+
+#[allow(clippy::too_many_arguments)]
 async fn run_guest(
     replica: Arc<ReplicaInner>,
     request: Request<LimitedBody<BoxedIncoming>>,
-    sender: tokio::sync::oneshot::Sender<
-        Result<Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, ErrorCode>,
-    >,
+    sender: HeadSender,
     request_id: Arc<str>,
     deadline: Instant,
     instantiated: Arc<InstantiatedAt>,
     _in_flight: InFlight,
+    instance: Instance,
 ) -> GuestOutcome {
     let started = Instant::now();
+    let (mut running, mut proxy, served) = match instance {
+        Instance::Reuse(live) => {
+            let Live {
+                mut store,
+                proxy,
+                served,
+                slot,
+            } = live;
+            store.data_mut().begin_request(&request_id);
+            store.set_epoch_deadline(1);
+            (Running { store, slot }, Some(proxy), served)
+        }
+        Instance::New(slot) => match new_store(&replica, &request_id) {
+            Ok(store) => (Running { store, slot }, None, 1),
+            Err(outcome) => return outcome,
+        },
+    };
+    let store = &mut running.store;
+    let responded = Arc::new(AtomicBool::new(false));
+    let work = async {
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let responded = responded.clone();
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam_from_callback(move |head| {
+                responded.store(true, Ordering::Release);
+                // The receiver is gone when the client left; the guest need not know.
+                let _ = sender.send(head);
+            })?;
+        let ready = match proxy.take() {
+            Some(ready) => ready,
+            None => {
+                let ready = replica.pre.instantiate_async(&mut *store).await?;
+                let elapsed = instantiated.mark(started);
+                replica
+                    .footprint
+                    .fetch_max(store.data().limiter.charged(), Ordering::Relaxed);
+                tracing::debug!(
+                    revision = &*replica.revision,
+                    request = &*request_id,
+                    ?elapsed,
+                    "instance started"
+                );
+                ready
+            }
+        };
+        ready
+            .wasi_http_incoming_handler()
+            .call_handle(&mut *store, incoming, outparam)
+            .await?;
+        Ok::<_, wasmtime::Error>(ready)
+    };
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(Ok(ready)) => {
+            if let Some(pool) = &replica.pool
+                && responded.load(Ordering::Acquire)
+            {
+                // Someone waits for the memory or node slot this instance holds: give it back
+                // rather than keep it idle.
+                let pressure = replica.waiting_for_memory.load(Ordering::Relaxed) > 0
+                    || replica.instance_slots.waiting() > 0;
+                let Running { store, slot } = running;
+                let live = Live {
+                    store,
+                    proxy: ready,
+                    served,
+                    slot,
+                };
+                if let Some(reason) = pool.checkin(live, pressure) {
+                    tracing::debug!(
+                        revision = &*replica.revision,
+                        ?reason,
+                        served,
+                        "instance retired"
+                    );
+                }
+            }
+            GuestOutcome::Finished
+        }
+        Ok(Err(error)) => GuestOutcome::Failed(error, running.store.data().limiter.refused()),
+        Err(_) => GuestOutcome::TimedOut,
+    }
+}
+
+/// The instance a request runs in, dropped (store first, then its node slot) unless it goes
+/// back to the pool.
+struct Running {
+    store: Store<Host>,
+    slot: OwnedSemaphorePermit,
+}
+
+/// A store for one new instance, its resource table charged to the replica, yielding to the
+/// scheduler at every epoch tick.
+fn new_store(replica: &ReplicaInner, request_id: &Arc<str>) -> Result<Store<Host>, GuestOutcome> {
     let limiter = InstanceLimiter::new(replica.memory.clone(), replica.per_instance_memory);
-    let host = Host::new(&replica.env, &replica.revision, &request_id, limiter);
+    let host = Host::new(&replica.env, &replica.revision, request_id, limiter);
     let mut store = Store::new(replica.pre.engine(), host);
     store.limiter(|host| &mut host.limiter);
     if let Err(error) = store
@@ -417,7 +577,8 @@ async fn run_guest(
         .limiter
         .charge_host("its resource table", RESOURCE_TABLE_RESERVATION)
     {
-        return GuestOutcome::Failed(error, store.data().limiter.refused());
+        let refused = store.data().limiter.refused();
+        return Err(GuestOutcome::Failed(error, refused));
     }
     // Yield to the scheduler at every epoch tick, so a guest that computes forever still lets
     // other requests run and can be cancelled at its deadline.
@@ -431,34 +592,7 @@ async fn run_guest(
             Box::pin(tokio::task::yield_now()),
         ))
     });
-
-    let work = async {
-        let incoming = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)?;
-        let outparam = store.data_mut().http().new_response_outparam(sender)?;
-        let proxy = replica.pre.instantiate_async(&mut store).await?;
-        let elapsed = instantiated.mark(started);
-        replica
-            .footprint
-            .fetch_max(store.data().limiter.charged(), Ordering::Relaxed);
-        tracing::debug!(
-            revision = &*replica.revision,
-            request = &*request_id,
-            ?elapsed,
-            "instance started"
-        );
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, incoming, outparam)
-            .await
-    };
-    match tokio::time::timeout_at(deadline.into(), work).await {
-        Ok(Ok(())) => GuestOutcome::Finished,
-        Ok(Err(error)) => GuestOutcome::Failed(error, store.data().limiter.refused()),
-        Err(_) => GuestOutcome::TimedOut,
-    }
+    Ok(store)
 }
 
 /// How long instantiation took, for the `Server-Timing` split between instantiate and handler;
@@ -541,18 +675,18 @@ fn failure_reason(error: &wasmtime::Error) -> String {
 }
 
 /// Counts a request as in flight from admission until its guest task ends, and holds its
-/// concurrency slot and instance slot for as long.
+/// concurrency slot for as long.
 struct InFlight {
     replica: Arc<ReplicaInner>,
-    _permits: [Option<OwnedSemaphorePermit>; 2],
+    _concurrency: Option<OwnedSemaphorePermit>,
 }
 
 impl InFlight {
-    fn enter(replica: Arc<ReplicaInner>, permits: [Option<OwnedSemaphorePermit>; 2]) -> Self {
+    fn enter(replica: Arc<ReplicaInner>, concurrency: Option<OwnedSemaphorePermit>) -> Self {
         replica.in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
             replica,
-            _permits: permits,
+            _concurrency: concurrency,
         }
     }
 }

@@ -7,7 +7,7 @@ const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0
 
 #[test]
 fn every_sample_is_a_component_exporting_the_incoming_handler() {
-    assert_eq!(wisp_samples::ALL.len(), 11);
+    assert_eq!(wisp_samples::ALL.len(), 12);
     for (name, path) in wisp_samples::ALL {
         let path = Path::new(path);
         assert!(
