@@ -12,7 +12,9 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::charged_http::{OUTGOING_BODY_CHUNK, charge_http_allocations};
+use crate::charged_http::{
+    OUTGOING_BODY_CHUNK, charge_http_allocations, charge_http_allocations_p3,
+};
 use crate::error::RuntimeError;
 use crate::guest_log::{GuestLog, GuestStream, LogBudget};
 use crate::limits::InstanceLimiter;
@@ -154,6 +156,10 @@ impl WasiHttpHooks for DenyOutgoingHttp {
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         OUTGOING_BODY_CHUNK
     }
+
+    fn p3_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK
+    }
 }
 
 /// The linker every component is prepared with.
@@ -165,5 +171,10 @@ pub fn proxy_linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, RuntimeEr
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
     charge_http_allocations(&mut linker).map_err(link_error)?;
+    // WASIp3: its CLI world and HTTP (`@0.3` names never clash with `@0.2` ones); guests built
+    // for it (componentize-py, spin-sdk) also import parts of the WASIp2 CLI, linked above.
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(link_error)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(link_error)?;
+    charge_http_allocations_p3(&mut linker).map_err(link_error)?;
     Ok(linker)
 }

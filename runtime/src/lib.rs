@@ -29,10 +29,12 @@ mod limits;
 mod loader;
 mod node;
 mod outcome;
+mod p3_instances;
 mod pool;
 mod replica;
 mod response;
 mod source_policy;
+mod world;
 
 pub use admission::{InstanceSlots, Shed};
 pub use artifact::{Artifact, ArtifactSource, Digest};
@@ -49,3 +51,4 @@ pub use outcome::RequestOutcome;
 pub use replica::{BodyError, InstanceUse, Replica, RequestTimings};
 pub use response::{ResponseBody, plain_response};
 pub use source_policy::{AllowedHost, PolicyError, Refusal, SourcePolicy};
+pub use world::World;

@@ -186,16 +186,6 @@ async fn reap_idle(pool: Weak<SerialPool>, idle_timeout: Duration) {
     }
 }
 
-/// Closes a replica's pool when the last handle to the replica goes (scale-down): requests
-/// still running finish, and their instances are dropped instead of kept.
-pub(crate) struct PoolCloser(pub Arc<SerialPool>);
-
-impl Drop for PoolCloser {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

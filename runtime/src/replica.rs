@@ -12,10 +12,11 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::Store;
+use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::admission::{self, InstanceSlots, Shed};
 use crate::body::LimitedBody;
@@ -25,8 +26,10 @@ use crate::gather;
 use crate::host::{Host, MAX_RESOURCES, RESOURCE_TABLE_RESERVATION};
 use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, MemoryRefusal};
 use crate::outcome::RequestOutcome;
-use crate::pool::{Live, PoolCloser, ReusePolicy, SerialPool};
+use crate::p3_instances::{Job, P3Head, P3Policy, P3Pool, Pick};
+use crate::pool::{Live, ReusePolicy, SerialPool};
 use crate::response::{ResponseBody, plain_response};
+use crate::world::Linked;
 
 /// How long a response head may wait for its body to end, so a small response leaves in one
 /// write; a guest still writing after this streams as usual.
@@ -96,8 +99,9 @@ pub struct Replica {
     _closer: Option<Arc<PoolCloser>>,
 }
 
-struct ReplicaInner {
-    pre: ProxyPre<Host>,
+pub(crate) struct ReplicaInner {
+    engine: Engine,
+    linked: Linked,
     revision: Arc<str>,
     env: Vec<(String, String)>,
     limits: ReplicaLimits,
@@ -114,11 +118,13 @@ struct ReplicaInner {
     waiting_for_memory: AtomicUsize,
     /// Idle instances kept for the next request, when the revision chose reuse.
     pool: Option<Arc<SerialPool>>,
+    /// The instances of a WASIp3 component, each driven by a task of its own.
+    p3: Option<Arc<P3Pool<InFlight>>>,
 }
 
 impl Replica {
     pub(crate) fn new(
-        pre: ProxyPre<Host>,
+        linked: Linked,
         identity: &ReplicaIdentity,
         limits: ReplicaLimits,
         per_instance_memory: u64,
@@ -135,12 +141,24 @@ impl Replica {
             .filter(|limit| *limit > 0)
             .map(|limit| Arc::new(Semaphore::new(limit as usize)));
         let per_instance_memory = per_instance_memory.min(limits.memory);
-        let pool = ReusePolicy::p2(&limits.reuse)
-            .map(|policy| SerialPool::new(policy, per_instance_memory));
+        let (pool, p3) = match &linked {
+            Linked::P2(_) => (
+                ReusePolicy::p2(&limits.reuse)
+                    .map(|policy| SerialPool::new(policy, per_instance_memory)),
+                None,
+            ),
+            Linked::P3(_) => (None, Some(P3Pool::new(P3Policy::new(&limits.reuse)))),
+        };
+        let closer = match (&pool, &p3) {
+            (Some(pool), _) => Some(Arc::new(PoolCloser::Serial(pool.clone()))),
+            (_, Some(p3)) => Some(Arc::new(PoolCloser::Concurrent(p3.clone()))),
+            _ => None,
+        };
         Self {
-            _closer: pool.clone().map(|pool| Arc::new(PoolCloser(pool))),
+            _closer: closer,
             inner: Arc::new(ReplicaInner {
-                pre,
+                engine: linked.engine().clone(),
+                linked,
                 revision: Arc::from(identity.revision.as_str()),
                 env,
                 memory: MemoryBudget::new(limits.memory),
@@ -154,6 +172,7 @@ impl Replica {
                 waiting: AtomicUsize::new(0),
                 waiting_for_memory: AtomicUsize::new(0),
                 pool,
+                p3,
             }),
         }
     }
@@ -175,7 +194,19 @@ impl Replica {
 
     /// Instances kept idle for the next request (always 0 without instance reuse).
     pub fn idle_instances(&self) -> usize {
-        self.inner.pool.as_ref().map_or(0, |pool| pool.idle())
+        match (&self.inner.pool, &self.inner.p3) {
+            (Some(pool), _) => pool.idle(),
+            (_, Some(p3)) => p3.idle(),
+            _ => 0,
+        }
+    }
+
+    /// Instances alive now, busy or idle.
+    pub fn instances(&self) -> usize {
+        match &self.inner.p3 {
+            Some(p3) => p3.instances(),
+            None => self.in_flight() + self.idle_instances(),
+        }
     }
 
     /// Serves one request in a fresh instance. Never fails: every fault of the guest becomes a
@@ -214,6 +245,20 @@ impl Replica {
         if declared_length(&request).is_some_and(|length| length > limit) {
             return too_large(limit);
         }
+        if let (Linked::P3(pre), Some(p3)) = (&self.inner.linked, &self.inner.p3) {
+            let started = P3Start {
+                pre,
+                pool: p3,
+                admitted,
+                head_request,
+                limit,
+            };
+            return self.handle_p3(started, request, request_id, deadline).await;
+        }
+        let Linked::P2(pre) = &self.inner.linked else {
+            return guest_fault("the component's world has no request path".into());
+        };
+        let pre = pre.clone();
         let (guard, instance) = match self.admit(deadline).await {
             Ok(admitted) => admitted,
             Err(shed) => return self.shed_response(&shed),
@@ -230,6 +275,7 @@ impl Replica {
         let mut guest: GuestFuture = Box::pin(Fair::new(
             run_guest(
                 self.inner.clone(),
+                pre,
                 request,
                 sender,
                 request_id.clone(),
@@ -334,6 +380,155 @@ impl Replica {
         ))
     }
 
+    /// A request to a WASIp3 component: it goes to an instance's task (an idle one, one whose
+    /// requests all wait on I/O, or a new one), and this waits for the head it sends back.
+    async fn handle_p3<B>(
+        &self,
+        p3: P3Start<'_>,
+        request: Request<B>,
+        request_id: Arc<str>,
+        deadline: Instant,
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inner = &self.inner;
+        let concurrency = match &inner.slots {
+            Some(slots) => {
+                let max_waiting = inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
+                match admission::concurrency_slot(slots, &inner.waiting, max_waiting, deadline)
+                    .await
+                {
+                    Ok(permit) => Some(permit),
+                    Err(shed) => return self.shed_response(&shed),
+                }
+            }
+            None => None,
+        };
+        let wait = p3.admitted.elapsed();
+        let (request, body_exceeded) = limit_body(request, p3.limit);
+        let request = request.map(|body| {
+            body.map_err(|error| wasmtime_wasi_http::Error::InternalError(Some(error.to_string())))
+                .boxed_unsync()
+        });
+        let (head, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            request,
+            head,
+            deadline,
+            guard: InFlight::enter(inner.clone(), concurrency),
+        };
+        let instantiated = Arc::new(InstantiatedAt::default());
+        let instance = match p3.pool.pick(job, false) {
+            Pick::Sent => InstanceUse::Reused,
+            Pick::NeedInstance(job) => {
+                match self
+                    .start_p3_instance(&p3, job, &request_id, deadline, &instantiated)
+                    .await
+                {
+                    Ok(Some(())) => InstanceUse::Fresh,
+                    Ok(None) => InstanceUse::Reused,
+                    Err(response) => return response,
+                }
+            }
+        };
+        let answer = answer.await;
+        let instantiate = instantiated.get();
+        let timings = RequestTimings {
+            wait,
+            instantiate,
+            handler: Instant::now().saturating_duration_since(p3.admitted + wait + instantiate),
+            instance,
+        };
+        let mut response = match answer {
+            Ok(P3Head::Response(response)) => {
+                let mut response = gather::gather(response, GATHER_BUDGET, p3.head_request).await;
+                response.extensions_mut().insert(RequestOutcome::Served);
+                response
+            }
+            Ok(_) if body_exceeded.load(Ordering::Acquire) => too_large(p3.limit),
+            Ok(P3Head::GuestError(code)) => {
+                guest_fault(format!("guest answered with an error: {code}"))
+            }
+            Ok(P3Head::TimedOut) => self.failure_response(GuestOutcome::TimedOut, &request_id),
+            Ok(P3Head::Failed(error, refused)) => {
+                self.failure_response(GuestOutcome::Shared(error, refused), &request_id)
+            }
+            Err(_) => overloaded(format!(
+                "the instance serving revision {} stopped before it answered; retry\n",
+                inner.revision
+            )),
+        };
+        if let Ok(value) = HeaderValue::from_str(&timings.server_timing()) {
+            response.headers_mut().append("server-timing", value);
+        }
+        response.extensions_mut().insert(timings);
+        response
+    }
+
+    /// Starts a WASIp3 instance for `job`: at once when the replica's memory and the node have
+    /// room; otherwise the job goes to any instance with room for it (`Ok(None)`), or waits for
+    /// room until its deadline. `Ok(Some(()))` when a new instance took it.
+    async fn start_p3_instance(
+        &self,
+        p3: &P3Start<'_>,
+        job: Job<InFlight>,
+        request_id: &Arc<str>,
+        deadline: Instant,
+        instantiated: &Arc<InstantiatedAt>,
+    ) -> Result<Option<()>, Response<ResponseBody>> {
+        let inner = &self.inner;
+        let footprint = inner.footprint.load(Ordering::Relaxed);
+        let slot_now = if inner.memory.has_room_for(footprint) {
+            inner.instance_slots.try_acquire()
+        } else {
+            None
+        };
+        let (job, slot) = match slot_now {
+            Some(slot) => (job, slot),
+            None => {
+                let job = match p3.pool.pick(job, true) {
+                    Pick::Sent => return Ok(None),
+                    Pick::NeedInstance(job) => job,
+                };
+                let room = admission::memory_room(
+                    &inner.memory,
+                    footprint,
+                    &inner.waiting_for_memory,
+                    MEMORY_QUEUE,
+                    deadline,
+                )
+                .await;
+                let slot = match room {
+                    Ok(()) => inner.instance_slots.acquire(deadline).await,
+                    Err(shed) => Err(shed),
+                };
+                match slot {
+                    Ok(slot) => (job, slot),
+                    Err(shed) => return Err(self.shed_response(&shed)),
+                }
+            }
+        };
+        let store = match new_store(inner, request_id) {
+            Ok(store) => store,
+            Err(outcome) => return Err(self.failure_response(outcome, request_id)),
+        };
+        let started = Instant::now();
+        let replica = inner.clone();
+        let instantiated = instantiated.clone();
+        let task = p3
+            .pool
+            .start(p3.pre.clone(), store, slot, job, move |store| {
+                instantiated.mark(started);
+                replica
+                    .footprint
+                    .fetch_max(store.data().limiter.charged(), Ordering::Relaxed);
+            });
+        tokio::spawn(Fair::new(task, inner.cpu_share.clone()));
+        Ok(Some(()))
+    }
+
     fn shed_response(&self, shed: &Shed) -> Response<ResponseBody> {
         let revision = &*self.inner.revision;
         match shed {
@@ -384,6 +579,26 @@ impl Replica {
                 response
             }
             GuestOutcome::Failed(error, refused) => {
+                self.fault_response(&error, refused, request_id)
+            }
+            GuestOutcome::Shared(error, refused) => {
+                self.fault_response(&error, refused, request_id)
+            }
+        }
+    }
+
+    /// The answer to a request whose instance failed with `error`: 503 when the node or the
+    /// replica ran out of room (the same request may succeed in a moment), 500 naming the
+    /// guest's fault otherwise.
+    fn fault_response(
+        &self,
+        error: &wasmtime::Error,
+        refused: Option<MemoryRefusal>,
+        request_id: &str,
+    ) -> Response<ResponseBody> {
+        let revision = &*self.inner.revision;
+        {
+            {
                 let limit = self.inner.limits.memory;
                 if let Some(pool) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
                     tracing::warn!(revision, request = request_id, %pool, "no free instance slot in the node's pool");
@@ -401,7 +616,7 @@ impl Replica {
                 }
                 let mut reason = match exceeded {
                     Some(exceeded) => exceeded.to_string(),
-                    None => failure_reason(&error),
+                    None => failure_reason(error),
                 };
                 if exceeded.is_none() && refused == Some(MemoryRefusal::InstanceCap) {
                     reason.push_str(&format!(
@@ -445,6 +660,8 @@ enum GuestOutcome {
     /// The error, and the first memory charge refused during the instance's life (an
     /// allocation failure the guest may have trapped on).
     Failed(wasmtime::Error, Option<MemoryRefusal>),
+    /// The same, for an instance that failed under several requests at once (WASIp3).
+    Shared(Arc<wasmtime::Error>, Option<MemoryRefusal>),
 }
 
 /// The instance a request runs in: one kept from earlier requests, or a new one to make with
@@ -461,6 +678,7 @@ type HeadSender = tokio::sync::oneshot::Sender<
 #[allow(clippy::too_many_arguments)]
 async fn run_guest(
     replica: Arc<ReplicaInner>,
+    pre: ProxyPre<Host>,
     request: Request<LimitedBody<BoxedIncoming>>,
     sender: HeadSender,
     request_id: Arc<str>,
@@ -506,7 +724,7 @@ async fn run_guest(
         let ready = match proxy.take() {
             Some(ready) => ready,
             None => {
-                let ready = replica.pre.instantiate_async(&mut *store).await?;
+                let ready = pre.instantiate_async(&mut *store).await?;
                 let elapsed = instantiated.mark(started);
                 replica
                     .footprint
@@ -558,6 +776,31 @@ async fn run_guest(
     }
 }
 
+/// What a WASIp3 request carries to its dispatch.
+struct P3Start<'a> {
+    pre: &'a ServicePre<Host>,
+    pool: &'a Arc<P3Pool<InFlight>>,
+    admitted: Instant,
+    head_request: bool,
+    limit: u64,
+}
+
+/// Closes a replica's instances when the last handle to it goes (scale-down): requests still
+/// running finish, and their instances are dropped instead of kept.
+enum PoolCloser {
+    Serial(Arc<SerialPool>),
+    Concurrent(Arc<P3Pool<InFlight>>),
+}
+
+impl Drop for PoolCloser {
+    fn drop(&mut self) {
+        match self {
+            Self::Serial(pool) => pool.close(),
+            Self::Concurrent(pool) => pool.close(),
+        }
+    }
+}
+
 /// The instance a request runs in, dropped (store first, then its node slot) unless it goes
 /// back to the pool.
 struct Running {
@@ -570,7 +813,7 @@ struct Running {
 fn new_store(replica: &ReplicaInner, request_id: &Arc<str>) -> Result<Store<Host>, GuestOutcome> {
     let limiter = InstanceLimiter::new(replica.memory.clone(), replica.per_instance_memory);
     let host = Host::new(&replica.env, &replica.revision, request_id, limiter);
-    let mut store = Store::new(replica.pre.engine(), host);
+    let mut store = Store::new(&replica.engine, host);
     store.limiter(|host| &mut host.limiter);
     if let Err(error) = store
         .data_mut()
@@ -676,7 +919,7 @@ fn failure_reason(error: &wasmtime::Error) -> String {
 
 /// Counts a request as in flight from admission until its guest task ends, and holds its
 /// concurrency slot for as long.
-struct InFlight {
+pub(crate) struct InFlight {
     replica: Arc<ReplicaInner>,
     _concurrency: Option<OwnedSemaphorePermit>,
 }
