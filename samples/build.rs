@@ -26,6 +26,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("fetch", "fetch.wasm"),
     ("flood", "flood.wasm"),
     ("counter", "counter.wasm"),
+    ("p3-counter", "p3_counter.wasm"),
 ];
 
 fn main() {

@@ -23,7 +23,7 @@ use futures::stream::FuturesUnordered;
 use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::Store;
 use wasmtime::component::Accessor;
 use wasmtime_wasi_http::WasiHttpView;
@@ -94,12 +94,14 @@ struct WorkerState {
     accepting: bool,
     in_flight: u32,
     assigned: u32,
+    /// Requests sent to it that have not had their response head yet.
+    unanswered: u32,
 }
 
 /// The replica's handle on one instance's task.
 pub(crate) struct Worker<G> {
     state: Mutex<WorkerState>,
-    jobs: Mutex<Option<mpsc::UnboundedSender<Job<G>>>>,
+    jobs: Mutex<Option<mpsc::UnboundedSender<Box<Job<G>>>>>,
     /// The task is parked: every request it holds waits on I/O, so one more may share it.
     parked: AtomicBool,
 }
@@ -110,7 +112,7 @@ impl<G> Worker<G> {
     }
 
     /// Sends `job` if the worker may take it now; gives it back otherwise.
-    fn try_send(&self, job: Job<G>, policy: &P3Policy) -> Result<(), Job<G>> {
+    fn try_send(&self, job: Box<Job<G>>, policy: &P3Policy) -> Result<(), Box<Job<G>>> {
         let mut state = self.lock();
         if !state.accepting
             || state.in_flight >= policy.max_concurrent
@@ -126,19 +128,34 @@ impl<G> Worker<G> {
             Ok(()) => {
                 state.in_flight += 1;
                 state.assigned += 1;
+                state.unanswered += 1;
                 Ok(())
             }
             Err(mpsc::error::SendError(job)) => Err(job),
         }
     }
 
-    fn load(&self) -> (bool, u32) {
+    /// Whether it takes requests, how many it holds, and whether all of those have their
+    /// response head (only their bodies are still moving).
+    fn load(&self) -> (bool, u32, bool) {
         let state = self.lock();
-        (state.accepting, state.in_flight)
+        (state.accepting, state.in_flight, state.unanswered == 0)
     }
 
     fn stop_accepting(&self) {
         self.lock().accepting = false;
+    }
+
+    fn answered(&self) {
+        let mut state = self.lock();
+        state.unanswered = state.unanswered.saturating_sub(1);
+    }
+
+    /// It takes no more requests and has answered all it has: it ends once their bodies are
+    /// out, giving back its memory.
+    fn about_to_end(&self) -> bool {
+        let state = self.lock();
+        !state.accepting && state.unanswered == 0
     }
 }
 
@@ -147,6 +164,8 @@ pub(crate) struct P3Pool<G> {
     pub policy: P3Policy,
     workers: Mutex<Vec<Arc<Worker<G>>>>,
     closed: AtomicBool,
+    /// Told whenever an instance ends.
+    ended: Notify,
 }
 
 /// Whether a request reuses an instance or needs a new one.
@@ -154,7 +173,7 @@ pub(crate) enum Pick<G> {
     /// Sent to a running instance.
     Sent,
     /// No instance can take it now: start one (or wait for one).
-    NeedInstance(Job<G>),
+    NeedInstance(Box<Job<G>>),
 }
 
 impl<G: Send + 'static> P3Pool<G> {
@@ -163,6 +182,7 @@ impl<G: Send + 'static> P3Pool<G> {
             policy,
             workers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            ended: Notify::new(),
         })
     }
 
@@ -173,18 +193,18 @@ impl<G: Send + 'static> P3Pool<G> {
     /// Sends the request to an instance that is idle, or whose requests all wait on I/O (as
     /// `wasmtime serve` stacks requests: CPU-bound ones spread over instances); with
     /// `any_room`, to the least loaded instance with room when no new one can start now.
-    pub(crate) fn pick(&self, mut job: Job<G>, any_room: bool) -> Pick<G> {
+    pub(crate) fn pick(&self, mut job: Box<Job<G>>, any_room: bool) -> Pick<G> {
         let workers = self.workers().clone();
         let mut candidates: Vec<(u8, u32, &Arc<Worker<G>>)> = workers
             .iter()
             .filter_map(|worker| {
-                let (accepting, in_flight) = worker.load();
+                let (accepting, in_flight, all_answered) = worker.load();
                 if !accepting || in_flight >= self.policy.max_concurrent {
                     return None;
                 }
                 let rank = if in_flight == 0 {
                     0
-                } else if worker.parked.load(Ordering::Acquire) {
+                } else if all_answered || worker.parked.load(Ordering::Acquire) {
                     1
                 } else if any_room {
                     2
@@ -213,7 +233,7 @@ impl<G: Send + 'static> P3Pool<G> {
     pub(crate) fn idle(&self) -> usize {
         self.workers()
             .iter()
-            .filter(|worker| worker.load() == (true, 0))
+            .filter(|worker| matches!(worker.load(), (true, 0, _)))
             .count()
     }
 
@@ -232,6 +252,27 @@ impl<G: Send + 'static> P3Pool<G> {
 
     fn remove(&self, gone: &Arc<Worker<G>>) {
         self.workers().retain(|worker| !Arc::ptr_eq(worker, gone));
+        self.ended.notify_waiters();
+    }
+
+    /// Waits (until `deadline` at most) for the instances that are about to end: a new
+    /// instance started beside one retired for its size would find the replica's memory still
+    /// held by it.
+    pub(crate) async fn wait_for_ending(&self, deadline: Instant) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if !self.workers().iter().any(|worker| worker.about_to_end()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline.into(), ended)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 
     /// Starts an instance's task for `first` (whose node slot and memory room the caller
@@ -242,7 +283,7 @@ impl<G: Send + 'static> P3Pool<G> {
         pre: ServicePre<Host>,
         store: Store<Host>,
         slot: OwnedSemaphorePermit,
-        first: Job<G>,
+        first: Box<Job<G>>,
         on_instantiated: impl FnOnce(&Store<Host>) + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -251,6 +292,7 @@ impl<G: Send + 'static> P3Pool<G> {
                 accepting: !self.closed.load(Ordering::Acquire),
                 in_flight: 1,
                 assigned: 1,
+                unanswered: 1,
             }),
             jobs: Mutex::new(Some(sender)),
             parked: AtomicBool::new(false),
@@ -291,8 +333,8 @@ impl<G: Send + 'static> WorkerTask<G> {
         pre: ServicePre<Host>,
         mut store: Store<Host>,
         _slot: OwnedSemaphorePermit,
-        first: Job<G>,
-        mut jobs: mpsc::UnboundedReceiver<Job<G>>,
+        first: Box<Job<G>>,
+        mut jobs: mpsc::UnboundedReceiver<Box<Job<G>>>,
         on_instantiated: impl FnOnce(&Store<Host>) + Send + 'static,
     ) {
         let pending: Pending = Mutex::new(HashMap::new());
@@ -333,14 +375,10 @@ impl<G: Send + 'static> WorkerTask<G> {
                 let _ = head.send(P3Head::Failed(error.clone(), refused));
             }
         }
-        // Requests sent in the moment before it stopped accepting are answered, not lost.
+        // Requests sent to a failed instance before it stopped accepting never started: dropping
+        // them tells their clients to retry (503).
         jobs.close();
-        while let Some(job) = jobs.recv().await {
-            let error = Arc::new(wasmtime::Error::msg(
-                "the instance it was sent to ended before it started; retry",
-            ));
-            let _ = job.head.send(P3Head::Failed(error, None));
-        }
+        while jobs.recv().await.is_some() {}
         drop(store);
         self.finish();
     }
@@ -356,30 +394,32 @@ impl<G: Send + 'static> WorkerTask<G> {
         accessor: &Accessor<Host>,
         service: &Service,
         pending: &Pending,
-        first: Job<G>,
-        jobs: &mut mpsc::UnboundedReceiver<Job<G>>,
+        first: Box<Job<G>>,
+        jobs: &mut mpsc::UnboundedReceiver<Box<Job<G>>>,
     ) -> wasmtime::Result<()> {
         let mut running = FuturesUnordered::new();
         let mut next_id = 0_u64;
-        let mut admit = |job: Job<G>| {
+        let mut admit = |job: Box<Job<G>>| {
             next_id += 1;
-            serve_one(accessor, service, pending, next_id, job)
+            serve_one(accessor, service, pending, &self.worker, next_id, job)
         };
         running.push(admit(first));
         let mut idle_since: Option<Instant> = None;
         loop {
             let accepting = self.worker.lock().accepting;
+            // Requests sent before it stopped accepting are served all the same.
+            let receiving = accepting || !jobs.is_empty();
+            if running.is_empty() && !receiving {
+                return Ok(());
+            }
             if running.is_empty() {
-                if !accepting || self.worker.lock().assigned >= self.policy.max_requests {
-                    return Ok(());
-                }
                 idle_since.get_or_insert_with(Instant::now);
             } else {
                 idle_since = None;
             }
             let idle_deadline = idle_since.map(|since| since + self.policy.idle_timeout);
             tokio::select! {
-                job = jobs.recv(), if accepting => match job {
+                job = jobs.recv(), if receiving => match job {
                     Some(job) => running.push(admit(job)),
                     None => self.worker.stop_accepting(),
                 },
@@ -394,15 +434,6 @@ impl<G: Send + 'static> WorkerTask<G> {
                         state.accepting = false;
                     }
                     drop(state);
-                    // Linear memory never shrinks: past three quarters of its cap an instance
-                    // serves out its requests and makes way for a fresh one.
-                    let (charged, cap) = accessor.with(|mut access| {
-                        let limiter = &access.get().limiter;
-                        (limiter.charged(), limiter.per_instance_max())
-                    });
-                    if charged > cap / 4 * 3 {
-                        self.worker.stop_accepting();
-                    }
                 }
                 () = sleep_until(idle_deadline), if idle_deadline.is_some() => {
                     let mut state = self.worker.lock();
@@ -429,15 +460,16 @@ async fn serve_one<G>(
     accessor: &Accessor<Host>,
     service: &Service,
     pending: &Pending,
+    worker: &Worker<G>,
     id: u64,
-    job: Job<G>,
+    job: Box<Job<G>>,
 ) -> wasmtime::Result<JobEnd> {
     let Job {
         request,
         head,
         deadline,
         guard,
-    } = job;
+    } = *job;
     pending
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -448,6 +480,7 @@ async fn serve_one<G>(
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id)
         {
+            worker.answered();
             let _ = head.send(reply);
         }
     };
@@ -470,6 +503,16 @@ async fn serve_one<G>(
         );
         match service.handle(accessor, request).await? {
             Ok(response) => {
+                // Linear memory never shrinks: past three quarters of its cap an instance
+                // serves out its requests and makes way for a fresh one. Decided before the
+                // client has its answer, so its next request goes elsewhere.
+                let (charged, cap) = accessor.with(|mut access| {
+                    let limiter = &access.get().limiter;
+                    (limiter.charged(), limiter.per_instance_max())
+                });
+                if charged > cap / 4 * 3 {
+                    worker.stop_accepting();
+                }
                 let response =
                     accessor.with(|mut access| response.into_http(&mut access, request_io))?;
                 let (done, finished) = oneshot::channel();
@@ -498,6 +541,9 @@ async fn serve_one<G>(
             return Err(error);
         }
         Err(_) => {
+            // Its task cannot be cancelled: the instance takes nothing more, and ends once the
+            // requests it holds are done.
+            worker.stop_accepting();
             answer(P3Head::TimedOut);
             JobEnd::Expired
         }

@@ -413,12 +413,12 @@ impl Replica {
                 .boxed_unsync()
         });
         let (head, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
+        let job = Box::new(Job {
             request,
             head,
             deadline,
             guard: InFlight::enter(inner.clone(), concurrency),
-        };
+        });
         let instantiated = Arc::new(InstantiatedAt::default());
         let instance = match p3.pool.pick(job, false) {
             Pick::Sent => InstanceUse::Reused,
@@ -473,12 +473,13 @@ impl Replica {
     async fn start_p3_instance(
         &self,
         p3: &P3Start<'_>,
-        job: Job<InFlight>,
+        job: Box<Job<InFlight>>,
         request_id: &Arc<str>,
         deadline: Instant,
         instantiated: &Arc<InstantiatedAt>,
     ) -> Result<Option<()>, Response<ResponseBody>> {
         let inner = &self.inner;
+        p3.pool.wait_for_ending(deadline).await;
         let footprint = inner.footprint.load(Ordering::Relaxed);
         let slot_now = if inner.memory.has_room_for(footprint) {
             inner.instance_slots.try_acquire()

@@ -19,6 +19,7 @@
 //! | [`FETCH`] | tries an outgoing GET to `?url=` (default `http://127.0.0.1:9/`): 200 `upstream answered S`, or 502 `outgoing request failed: E` |
 //! | [`FLOOD`] | hostile: makes the host hold memory, keeping every handle — `?what=headers` (100 KiB header fields), `bodies` (unread outgoing bodies), `resources` (pollables) loop until stopped; `what=logs&kib=N`: N KiB of stdout, then 200 `logged N KiB`; `what=trap`, `spin`, `hog`: the three classic faults from one component |
 //! | [`COUNTER`] | 200 `N\n`, the requests its instance has served (always `1` with a fresh instance per request); `?keep_kib=N` keeps N KiB for the instance's life; `?trap=1` traps after counting |
+//! | [`P3_COUNTER`] | WASIp3 (spin-sdk 7): the same as `counter`, counted on arrival; `?ms=N` first waits N ms on an async timer, so requests overlap on one instance |
 //!
 //! A malformed query value (`?ms=x`, `?n=x`, `?mb=x`) gets a 400 with a one-line reason.
 
@@ -49,6 +50,8 @@ pub const FETCH: &str = env!("WISP_SAMPLE_FETCH");
 pub const FLOOD: &str = env!("WISP_SAMPLE_FLOOD");
 /// `counter`: the requests its instance has served, to show what instance reuse keeps.
 pub const COUNTER: &str = env!("WISP_SAMPLE_COUNTER");
+/// `p3-counter`: WASIp3 (spin-sdk 7), `counter` with `?ms=N` to overlap requests on an instance.
+pub const P3_COUNTER: &str = env!("WISP_SAMPLE_P3_COUNTER");
 
 /// Every sample as (name, absolute path of the component).
 pub const ALL: &[(&str, &str)] = &[
@@ -64,6 +67,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("fetch", FETCH),
     ("flood", FLOOD),
     ("counter", COUNTER),
+    ("p3-counter", P3_COUNTER),
 ];
 
 /// The directory every built sample is in: what a `wisp up` or `wisp node` under test allows

@@ -7,7 +7,7 @@ const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0
 
 #[test]
 fn every_sample_is_a_component_exporting_the_incoming_handler() {
-    assert_eq!(wisp_samples::ALL.len(), 12);
+    assert_eq!(wisp_samples::ALL.len(), 13);
     for (name, path) in wisp_samples::ALL {
         let path = Path::new(path);
         assert!(
@@ -19,10 +19,10 @@ fn every_sample_is_a_component_exporting_the_incoming_handler() {
             .unwrap_or_else(|e| panic!("{name}: cannot read {}: {e}", path.display()));
         assert!(bytes.len() > 8, "{name}: {} is too short", path.display());
         assert_eq!(bytes[..8], COMPONENT_PREAMBLE, "{name}: not a component");
-        let export = b"wasi:http/incoming-handler@0.2.";
+        let exports = |export: &[u8]| bytes.windows(export.len()).any(|w| w == export);
         assert!(
-            bytes.windows(export.len()).any(|w| w == export),
-            "{name}: no wasi:http/incoming-handler@0.2 in {}",
+            exports(b"wasi:http/incoming-handler@0.2.") || exports(b"wasi:http/handler@0.3."),
+            "{name}: neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3 in {}",
             path.display()
         );
     }
