@@ -34,6 +34,8 @@ const SAMPLES: &[(&str, &str)] = &[
     ("env", "env.wasm"),
     ("fetch", "fetch.wasm"),
     ("flood", "flood.wasm"),
+    ("counter", "counter.wasm"),
+    ("p3-counter", "p3_counter.wasm"),
     ("wasi-echo", "wasi_echo.wasm"),
     ("wstd-echo", "wstd-echo.wasm"),
     ("p3-hello", "p3_hello.wasm"),

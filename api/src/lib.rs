@@ -3,6 +3,7 @@
 //!
 //! This crate does no I/O and holds no behaviour beyond defaults and validation of plain values.
 
+pub mod instance_reuse;
 pub mod knative;
 pub mod names;
 pub mod nodes;

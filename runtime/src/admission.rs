@@ -52,6 +52,16 @@ impl InstanceSlots {
         self.total - self.slots.available_permits()
     }
 
+    /// Requests waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// A slot if one is free now, without waiting.
+    pub fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
     pub async fn acquire(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, Shed> {
         wait_for_permit(
             &self.slots,

@@ -131,6 +131,84 @@ pub fn charge_http_allocations(linker: &mut Linker<Host>) -> wasmtime::Result<()
     Ok(())
 }
 
+/// The WASIp3 `wasi:http/types` instance wasmtime-wasi-http 48 defines.
+const TYPES_INSTANCE_P3: &str = "wasi:http/types@0.3.0";
+
+/// The same charges for WASIp3 guests' header fields. Their bodies are piped through a channel
+/// of one chunk per response (see `p3_outgoing_body_chunk_size`), charged with the instance.
+pub fn charge_http_allocations_p3(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    use wasmtime_wasi_http::p3::bindings::http::types::{
+        HeaderError as P3HeaderError, HostFields as P3Fields,
+    };
+    type P3Result<T> = Result<T, wasmtime_wasi::TrappableError<P3HeaderError>>;
+    /// A header error the guest may handle, or a trap for anything else.
+    fn guest_result<T>(result: P3Result<T>) -> wasmtime::Result<Result<T, P3HeaderError>> {
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(error) => Ok(Err(error.downcast()?)),
+        }
+    }
+
+    linker.allow_shadowing(true);
+    let mut types = linker.instance(TYPES_INSTANCE_P3)?;
+
+    types.func_wrap(
+        "[static]fields.from-list",
+        |mut store: StoreContextMut<'_, Host>, (entries,): (Vec<(String, Vec<u8>)>,)| {
+            let bytes = entries
+                .iter()
+                .map(|(name, value)| field_cost(name, value.len()))
+                .sum();
+            charge_fields(&mut store, bytes)?;
+            let result = P3Fields::from_list(&mut store.data_mut().http(), entries);
+            Ok((guest_result(result)?,))
+        },
+    )?;
+
+    types.func_wrap(
+        "[method]fields.set",
+        |mut store: StoreContextMut<'_, Host>,
+         (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+            let bytes = values
+                .iter()
+                .map(|value| field_cost(&name, value.len()))
+                .sum();
+            charge_fields(&mut store, bytes)?;
+            let result = P3Fields::set(&mut store.data_mut().http(), fields, name, values);
+            Ok((guest_result(result)?,))
+        },
+    )?;
+
+    types.func_wrap(
+        "[method]fields.append",
+        |mut store: StoreContextMut<'_, Host>,
+         (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+            let bytes = field_cost(&name, value.len());
+            charge_fields(&mut store, bytes)?;
+            let result = P3Fields::append(&mut store.data_mut().http(), fields, name, value);
+            Ok((guest_result(result)?,))
+        },
+    )?;
+
+    types.func_wrap(
+        "[method]fields.clone",
+        |mut store: StoreContextMut<'_, Host>, (fields,): (Resource<FieldMap>,)| {
+            let bytes = {
+                let map = store.data_mut().table.get(&fields)?;
+                map.iter()
+                    .map(|(name, value)| field_cost(name.as_str(), value.len()))
+                    .sum()
+            };
+            charge_fields(&mut store, bytes)?;
+            let cloned = P3Fields::clone(&mut store.data_mut().http(), fields)?;
+            Ok((cloned,))
+        },
+    )?;
+
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// Charges `bytes` of header fields the guest is about to make the host hold.
 fn charge_fields(store: &mut StoreContextMut<'_, Host>, bytes: u64) -> wasmtime::Result<()> {
     store.data_mut().limiter.charge_host("header fields", bytes)

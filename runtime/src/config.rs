@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use wisp_api::instance_reuse::InstanceReuse;
+
 use crate::source_policy::SourcePolicy;
 
 /// Node-wide settings: how the engine's instance pool is sized and where compiled components are kept.
@@ -95,6 +97,8 @@ pub struct ReplicaLimits {
     pub timeout: Duration,
     /// Largest request body passed to the guest (413 beyond).
     pub max_request_body: u64,
+    /// Whether an instance serves more than one request; by default each gets a fresh one.
+    pub reuse: InstanceReuse,
 }
 
 impl Default for ReplicaLimits {
@@ -104,6 +108,7 @@ impl Default for ReplicaLimits {
             memory: 256 * MIB,
             timeout: Duration::from_secs(300),
             max_request_body: 128 * MIB,
+            reuse: InstanceReuse::default(),
         }
     }
 }

@@ -25,7 +25,8 @@ pub const MAX_LOG_BYTES_PER_REQUEST: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub struct LogBudget {
     revision: Arc<str>,
-    request_id: Arc<str>,
+    /// The request now running in the instance: a reused instance serves many in turn.
+    request_id: Mutex<Arc<str>>,
     remaining: AtomicU64,
     dropped: AtomicU64,
 }
@@ -34,7 +35,7 @@ impl LogBudget {
     pub fn new(revision: Arc<str>, request_id: Arc<str>) -> Arc<Self> {
         Arc::new(Self {
             revision,
-            request_id,
+            request_id: Mutex::new(request_id),
             remaining: AtomicU64::new(MAX_LOG_BYTES_PER_REQUEST),
             dropped: AtomicU64::new(0),
         })
@@ -56,21 +57,43 @@ impl LogBudget {
         }
         granted as usize
     }
-}
 
-impl Drop for LogBudget {
-    fn drop(&mut self) {
-        let dropped = *self.dropped.get_mut();
+    /// Starts the budget of the next request a reused instance serves, after saying what the
+    /// previous one dropped.
+    pub fn begin_request(&self, request_id: Arc<str>) {
+        self.report_dropped();
+        if let Ok(mut current) = self.request_id.lock() {
+            *current = request_id;
+        }
+        self.remaining
+            .store(MAX_LOG_BYTES_PER_REQUEST, Ordering::Release);
+    }
+
+    fn request_id(&self) -> Arc<str> {
+        match self.request_id.lock() {
+            Ok(id) => id.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn report_dropped(&self) {
+        let dropped = self.dropped.swap(0, Ordering::AcqRel);
         if dropped > 0 {
             tracing::warn!(
                 target: "wisp::guest",
                 revision = &*self.revision,
-                request = &*self.request_id,
+                request = &*self.request_id(),
                 dropped_bytes = dropped,
                 "guest log truncated: the request wrote more than {MAX_LOG_BYTES_PER_REQUEST} bytes \
                  to stdout and stderr; {dropped} bytes were dropped"
             );
         }
+    }
+}
+
+impl Drop for LogBudget {
+    fn drop(&mut self) {
+        self.report_dropped();
     }
 }
 
@@ -124,6 +147,20 @@ impl GuestLog {
     }
 }
 
+impl GuestLog {
+    /// Logs a last line the guest left without a newline, so it is told under the request
+    /// that wrote it (a reused instance goes on to the next request).
+    pub fn flush_pending(&self) {
+        let Ok(mut pending) = self.inner.pending.lock() else {
+            return;
+        };
+        if !pending.is_empty() {
+            let line = std::mem::take(&mut *pending);
+            self.inner.emit(&line);
+        }
+    }
+}
+
 impl Inner {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
@@ -131,7 +168,8 @@ impl Inner {
         if line.trim().is_empty() {
             return;
         }
-        let (revision, request) = (&*self.budget.revision, &*self.budget.request_id);
+        let request = self.budget.request_id();
+        let (revision, request) = (&*self.budget.revision, &*request);
         match self.stream {
             GuestStream::Stdout => {
                 tracing::info!(target: "wisp::guest", revision, request, stream = "stdout", "{line}")

@@ -12,7 +12,9 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-use crate::charged_http::{OUTGOING_BODY_CHUNK, charge_http_allocations};
+use crate::charged_http::{
+    OUTGOING_BODY_CHUNK, charge_http_allocations, charge_http_allocations_p3,
+};
 use crate::error::RuntimeError;
 use crate::guest_log::{GuestLog, GuestStream, LogBudget};
 use crate::limits::InstanceLimiter;
@@ -38,6 +40,9 @@ pub struct Host {
     http: WasiHttpCtx,
     hooks: DenyOutgoingHttp,
     pub(crate) limiter: InstanceLimiter,
+    log: Arc<LogBudget>,
+    stdout: GuestLog,
+    stderr: GuestLog,
 }
 
 impl Host {
@@ -47,11 +52,13 @@ impl Host {
         request_id: &Arc<str>,
         limiter: InstanceLimiter,
     ) -> Self {
-        let log_budget = LogBudget::new(revision.clone(), request_id.clone());
+        let log = LogBudget::new(revision.clone(), request_id.clone());
+        let stdout = GuestLog::new(GuestStream::Stdout, log.clone());
+        let stderr = GuestLog::new(GuestStream::Stderr, log.clone());
         let mut wasi = WasiCtx::builder();
         wasi.envs(env)
-            .stdout(GuestLog::new(GuestStream::Stdout, log_budget.clone()))
-            .stderr(GuestLog::new(GuestStream::Stderr, log_budget))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -68,7 +75,24 @@ impl Host {
                 request_id: request_id.clone(),
             },
             limiter,
+            log,
+            stdout,
+            stderr,
         }
+    }
+
+    /// Tags what the instance does from now on with the next request it serves (a reused
+    /// instance serves many in turn): its log lines, their budget, and denied outgoing calls.
+    pub(crate) fn begin_request(&mut self, request_id: &Arc<str>) {
+        self.stdout.flush_pending();
+        self.stderr.flush_pending();
+        self.log.begin_request(request_id.clone());
+        self.hooks.request_id = request_id.clone();
+    }
+
+    /// Resources (streams, pollables, fields…) the guest still holds between requests.
+    pub(crate) fn resources_held(&mut self) -> usize {
+        self.table.iter_mut().count()
     }
 }
 
@@ -132,6 +156,10 @@ impl WasiHttpHooks for DenyOutgoingHttp {
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         OUTGOING_BODY_CHUNK
     }
+
+    fn p3_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK
+    }
 }
 
 /// The linker every component is prepared with.
@@ -143,5 +171,10 @@ pub fn proxy_linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, RuntimeEr
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
     charge_http_allocations(&mut linker).map_err(link_error)?;
+    // WASIp3: its CLI world and HTTP (`@0.3` names never clash with `@0.2` ones); guests built
+    // for it (componentize-py, spin-sdk) also import parts of the WASIp2 CLI, linked above.
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(link_error)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(link_error)?;
+    charge_http_allocations_p3(&mut linker).map_err(link_error)?;
     Ok(linker)
 }

@@ -107,6 +107,10 @@ impl InstanceLimiter {
     }
 
     /// Bytes this instance holds of its replica's budget.
+    pub fn per_instance_max(&self) -> u64 {
+        self.per_instance_max
+    }
+
     pub fn charged(&self) -> u64 {
         self.charged
     }

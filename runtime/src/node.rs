@@ -6,6 +6,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::admission::InstanceSlots;
 use crate::artifact::{Artifact, ArtifactSource, Digest};
@@ -18,9 +19,7 @@ use crate::host::{Host, proxy_linker};
 use crate::inspect::{WasmKind, classify};
 use crate::loader::{ComponentLease, ComponentLoader, LoadOrigin, Loaded, LoaderStats};
 use crate::replica::Replica;
-
-/// Export a component must have to serve HTTP, without its version.
-const HANDLER_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+use crate::world::{Linked, World};
 
 /// A node's runtime. Cheap to clone; all clones share one engine.
 #[derive(Clone)]
@@ -171,18 +170,22 @@ impl Runtime {
         })
     }
 
-    fn link(
-        &self,
-        component: &Component,
-        source_name: &str,
-    ) -> Result<ProxyPre<Host>, RuntimeError> {
+    fn link(&self, component: &Component, source_name: &str) -> Result<Linked, RuntimeError> {
         let engine = &self.inner.engine;
         let component_type = component.component_type();
         let exports: Vec<&str> = component_type
             .exports(engine)
             .map(|(name, _)| name)
             .collect();
-        if !exports.iter().any(|name| name.starts_with(HANDLER_EXPORT)) {
+        let exports_world = |world: World| {
+            exports
+                .iter()
+                .find(|name| name.starts_with(world.handler_export()))
+                .copied()
+        };
+        // A component exporting both is served as WASIp3, as `wasmtime serve` does.
+        let p3_export = exports_world(World::WasiP3);
+        if p3_export.is_none() && exports_world(World::WasiP2).is_none() {
             return Err(RuntimeError::MissingHandler {
                 source_name: source_name.to_owned(),
                 exports: if exports.is_empty() {
@@ -200,10 +203,28 @@ impl Runtime {
                 source_name: source_name.to_owned(),
                 reason: format!("{error:#}"),
             })?;
-        ProxyPre::new(instance_pre).map_err(|error| RuntimeError::Invalid {
+        let invalid = |reason: String| RuntimeError::Invalid {
             source_name: source_name.to_owned(),
-            reason: format!("{error:#}"),
-        })
+            reason,
+        };
+        match p3_export {
+            Some(export) => ServicePre::new(instance_pre)
+                .map(Linked::P3)
+                .map_err(|error| {
+                    if export.contains("-rc") || export.contains("-draft") {
+                        invalid(format!(
+                            "it exports {export}, a WASIp3 release candidate; wisp runs the \
+                             released wasi:http@0.3.0 — rebuild the component against it \
+                             (e.g. spin-sdk 7 or wasip3 0.7)"
+                        ))
+                    } else {
+                        invalid(format!("{error:#}"))
+                    }
+                }),
+            None => ProxyPre::new(instance_pre)
+                .map(Linked::P2)
+                .map_err(|error| invalid(format!("{error:#}"))),
+        }
     }
 }
 
@@ -214,7 +235,7 @@ pub struct PreparedComponent {
     digest: Digest,
     source_name: String,
     origin: LoadOrigin,
-    pre: ProxyPre<Host>,
+    pre: Linked,
     /// Keeps the compiled component in the loader's memory while this (or a clone) lives.
     _lease: ComponentLease,
 }
@@ -226,6 +247,11 @@ impl PreparedComponent {
 
     pub fn source_name(&self) -> &str {
         &self.source_name
+    }
+
+    /// The `wasi:http` world the component serves.
+    pub fn world(&self) -> World {
+        self.pre.world()
     }
 
     /// Whether this preparation compiled, read the disk cache, or found the component in memory.

@@ -6,8 +6,8 @@
 //! under `~/.cache/wisp/toolchains`), all into one directory under `<target dir>/wasm-samples`;
 //! this crate exposes the absolute path of each built component, so tests never hard-code target
 //! directories. Every sample is a `wasi:http/proxy` component exporting
-//! `wasi:http/incoming-handler@0.2.x`, except [`P3_HELLO`] and [`P3_ECHO`], which export the
-//! WASIp3 `wasi:http/handler@0.3.0` (see [`WASIP3`]):
+//! `wasi:http/incoming-handler@0.2.x`, except [`P3_COUNTER`], [`P3_HELLO`] and [`P3_ECHO`], which
+//! export the WASIp3 `wasi:http/handler@0.3.0` (see [`WASIP3`]):
 //!
 //! | sample | behaviour |
 //! | --- | --- |
@@ -22,6 +22,8 @@
 //! | [`ENV`] | 200, `text/plain`, the environment as sorted `KEY=VALUE\n` lines |
 //! | [`FETCH`] | tries an outgoing GET to `?url=` (default `http://127.0.0.1:9/`): 200 `upstream answered S`, or 502 `outgoing request failed: E` |
 //! | [`FLOOD`] | hostile: makes the host hold memory, keeping every handle — `?what=headers` (100 KiB header fields), `bodies` (unread outgoing bodies), `resources` (pollables) loop until stopped; `what=logs&kib=N`: N KiB of stdout, then 200 `logged N KiB`; `what=trap`, `spin`, `hog`: the three classic faults from one component |
+//! | [`COUNTER`] | 200 `N\n`, the requests its instance has served (always `1` with a fresh instance per request); `?keep_kib=N` keeps N KiB for the instance's life; `?trap=1` traps after counting |
+//! | [`P3_COUNTER`] | WASIp3 (spin-sdk 7): the same as `counter`, counted on arrival; `?ms=N` first waits N ms on an async timer, so requests overlap on one instance |
 //!
 //! The same two guests from every toolchain, so one test table covers them all:
 //!
@@ -65,6 +67,10 @@ pub const FETCH: &str = env!("WISP_SAMPLE_FETCH");
 /// `flood`: hostile, makes the host hold header fields, bodies or resources until stopped, or
 /// traps, spins or hogs memory (`?what=trap|spin|hog`).
 pub const FLOOD: &str = env!("WISP_SAMPLE_FLOOD");
+/// `counter`: the requests its instance has served, to show what instance reuse keeps.
+pub const COUNTER: &str = env!("WISP_SAMPLE_COUNTER");
+/// `p3-counter`: WASIp3 (spin-sdk 7), `counter` with `?ms=N` to overlap requests on an instance.
+pub const P3_COUNTER: &str = env!("WISP_SAMPLE_P3_COUNTER");
 
 /// `wstd-echo` (wstd): the echo contract (`?env=NAME`, else the body echoed).
 pub const WSTD_ECHO: &str = env!("WISP_SAMPLE_WSTD_ECHO");
@@ -84,7 +90,7 @@ pub const P3_HELLO: &str = env!("WISP_SAMPLE_P3_HELLO");
 pub const P3_ECHO: &str = env!("WISP_SAMPLE_P3_ECHO");
 
 /// The samples that are WASIp3 components (`wasi:http/handler@0.3.0`); every other one is WASIp2.
-pub const WASIP3: &[&str] = &["p3-hello", "p3-echo"];
+pub const WASIP3: &[&str] = &["p3-counter", "p3-hello", "p3-echo"];
 
 /// Every sample as (name, absolute path of the component).
 pub const ALL: &[(&str, &str)] = &[
@@ -99,6 +105,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("env", ENV),
     ("fetch", FETCH),
     ("flood", FLOOD),
+    ("counter", COUNTER),
+    ("p3-counter", P3_COUNTER),
     ("wstd-echo", WSTD_ECHO),
     ("wasi-echo", WASI_ECHO),
     ("py-hello", PY_HELLO),

@@ -44,8 +44,8 @@ fn read(name: &str, path: &str) -> Vec<u8> {
 
 #[test]
 fn every_wasip2_sample_is_a_component_exporting_the_incoming_handler() {
-    assert_eq!(wisp_samples::ALL.len(), 19);
-    assert_eq!(wisp_samples::wasip2().count(), 17);
+    assert_eq!(wisp_samples::ALL.len(), 21);
+    assert_eq!(wisp_samples::wasip2().count(), 18);
     for (name, path) in wisp_samples::wasip2() {
         let exports = top_level_exports(name, &read(name, path));
         assert!(
@@ -63,7 +63,7 @@ fn every_wasip2_sample_is_a_component_exporting_the_incoming_handler() {
 
 #[test]
 fn the_wasip3_samples_export_the_final_0_3_0_handler_only() {
-    assert_eq!(wisp_samples::WASIP3, ["p3-hello", "p3-echo"]);
+    assert_eq!(wisp_samples::WASIP3, ["p3-counter", "p3-hello", "p3-echo"]);
     for name in wisp_samples::WASIP3 {
         let path = wisp_samples::path(name).expect("every WASIP3 name is in ALL");
         let path = path.to_str().expect("sample paths are UTF-8");

@@ -2,11 +2,13 @@
 //! `wasmtime serve` use case, on wisp's runtime.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use wisp_api::instance_reuse::{self, InstanceReuse};
 use wisp_gateway::routing::forwarded;
 use wisp_runtime::{
     ArtifactSource, ReplicaIdentity, ReplicaLimits, Runtime, RuntimeConfig, SourcePolicy,
@@ -45,7 +47,45 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
     #[command(flatten)]
+    reuse: ReuseArgs,
+    #[command(flatten)]
     server: ServerArgs,
+}
+
+/// Instance reuse, named as `wasmtime serve` names it so its users change nothing.
+#[derive(clap::Args)]
+struct ReuseArgs {
+    /// Requests one instance may serve in turn before a fresh one takes over. 1 (the default
+    /// for WASIp2 components) gives every request a fresh instance; more keeps guest state
+    /// (globals, heap) between requests, which saves the start of a heavy language runtime
+    /// (Python, JavaScript) but lets one request see what an earlier one left.
+    #[arg(long, value_name = "N", value_parser = reuse_count)]
+    max_instance_reuse_count: Option<NonZeroU32>,
+    /// Requests one WASIp3 instance may serve at once (WASIp2 instances serve one at a time).
+    #[arg(long, value_name = "N", value_parser = reuse_count)]
+    max_instance_concurrent_reuse_count: Option<NonZeroU32>,
+    /// How long an idle reused instance is kept for the next request (default 1s); a bare
+    /// number is seconds, or use s, ms, us, ns.
+    #[arg(long, value_name = "DURATION", value_parser = idle_timeout)]
+    idle_instance_timeout: Option<Duration>,
+}
+
+impl ReuseArgs {
+    fn settings(&self) -> InstanceReuse {
+        InstanceReuse {
+            max_requests: self.max_instance_reuse_count,
+            max_concurrent: self.max_instance_concurrent_reuse_count,
+            idle_timeout: self.idle_instance_timeout,
+        }
+    }
+}
+
+fn reuse_count(text: &str) -> Result<NonZeroU32, String> {
+    instance_reuse::parse_count(text)
+}
+
+fn idle_timeout(text: &str) -> Result<Duration, String> {
+    instance_reuse::parse_idle_timeout(text)
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -93,6 +133,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
             memory: args.memory,
             timeout: args.timeout,
             max_request_body: args.max_body,
+            reuse: args.reuse.settings(),
         },
     );
     tracing::info!(

@@ -104,6 +104,14 @@ const CASES: &[(&str, Case)] = &[
         "replica_demands_beyond_the_bounds_are_refused",
         conformance::api::replica_demands_beyond_the_bounds_are_refused,
     ),
+    (
+        "instance_reuse_is_the_revisions_choice",
+        conformance::guests::instance_reuse_is_the_revisions_choice,
+    ),
+    (
+        "a_wasip3_component_serves",
+        conformance::guests::a_wasip3_component_serves,
+    ),
 ];
 
 /// The node's ServiceAccount may not create Services: the real server answers 403.

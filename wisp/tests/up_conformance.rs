@@ -56,3 +56,13 @@ fn replica_demands_beyond_the_bounds_are_refused() {
 fn admission_refusals_are_knatives_webhook_denials() {
     conformance::api::admission_refusals_are_knatives_webhook_denials(&Up::start(&[]));
 }
+
+#[test]
+fn instance_reuse_is_the_revisions_choice() {
+    conformance::guests::instance_reuse_is_the_revisions_choice(&Up::start(&[]));
+}
+
+#[test]
+fn a_wasip3_component_serves() {
+    conformance::guests::a_wasip3_component_serves(&Up::start(&[]));
+}

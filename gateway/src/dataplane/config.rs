@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use wisp_api::instance_reuse::InstanceReuse;
 use wisp_api::revision_key::RevisionKey;
 use wisp_autoscaler::AutoscalerConfig;
 
@@ -120,18 +121,21 @@ impl RevisionConfig {
         }
     }
 
-    /// Whether `other` differs from this revision only in its annotations (or the digest
-    /// recorded for it).
+    /// Whether `other` differs from this revision only in annotations it can take live
+    /// (autoscaling), or the digest recorded for it. Instance reuse is fixed for a replica's
+    /// life, so a change there makes a new revision entry.
     pub(crate) fn same_spec(&self, other: &RevisionConfig) -> bool {
-        Self {
-            annotations: BTreeMap::new(),
-            recorded_digest: None,
-            ..self.clone()
-        } == Self {
-            annotations: BTreeMap::new(),
-            recorded_digest: None,
-            ..other.clone()
-        }
+        let reuse = |config: &RevisionConfig| InstanceReuse::from_annotations(&config.annotations);
+        reuse(self) == reuse(other)
+            && Self {
+                annotations: BTreeMap::new(),
+                recorded_digest: None,
+                ..self.clone()
+            } == Self {
+                annotations: BTreeMap::new(),
+                recorded_digest: None,
+                ..other.clone()
+            }
     }
 }
 
@@ -173,5 +177,13 @@ mod tests {
         let mut other = base.clone();
         other.container_concurrency = 1;
         assert!(!base.same_spec(&other));
+        let mut reused = base.clone();
+        reused
+            .annotations
+            .insert("wisp.dev/max-instance-reuse-count".into(), "8".into());
+        assert!(
+            !base.same_spec(&reused),
+            "reuse is fixed for a replica's life"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use wisp_activator::{Backend, DemandHooks, Throttler, ThrottlerConfig};
+use wisp_api::instance_reuse::InstanceReuse;
 use wisp_api::revision_key::RevisionKey;
 use wisp_autoscaler::{Reachability, RevisionHandle, RevisionView};
 use wisp_runtime::{PreparedComponent, ReplicaIdentity, ReplicaLimits};
@@ -126,6 +127,7 @@ impl RevisionEntry {
             memory: memory_limit,
             timeout,
             max_request_body,
+            reuse: instance_reuse(&config),
         };
         let labels = RevisionLabels::new(
             config.key.namespace.clone(),
@@ -356,4 +358,20 @@ impl RevisionEntry {
             unschedulable: self.unschedulable().map(|u| u.to_string()),
         }
     }
+}
+
+/// The revision's instance reuse choice. Admission refuses bad `wisp.dev/` annotations, so a
+/// bad one here came past it (a server without wisp's webhooks): it is logged and the revision
+/// keeps a fresh instance per request.
+fn instance_reuse(config: &RevisionConfig) -> InstanceReuse {
+    InstanceReuse::from_annotations(&config.annotations).unwrap_or_else(|errors| {
+        for error in errors {
+            tracing::warn!(
+                namespace = %config.key.namespace,
+                revision = %config.key.name,
+                "ignoring an invalid annotation, the revision keeps a fresh instance per request: {error}"
+            );
+        }
+        InstanceReuse::default()
+    })
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use wisp_api::instance_reuse::InstanceReuse;
 use wisp_api::quantity::{MIN_REPLICA_MEMORY, MIN_REPLICA_MEMORY_TEXT};
 use wisp_api::revision_key::RevisionKey;
 use wisp_api::serving::{MAX_CONTAINER_CONCURRENCY, MAX_TIMEOUT_SECONDS, RevisionSpec};
@@ -124,6 +125,15 @@ pub fn revision_config(
         env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
     }
 
+    if let Err(errors) = InstanceReuse::from_annotations(annotations) {
+        let metadata = format!(
+            "{}metadata.annotations",
+            at.strip_suffix("spec").unwrap_or("")
+        );
+        let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return fail(format!("{metadata}: {}", reasons.join("; ")));
+    }
+
     let mut revision = RevisionConfig::new(key, component);
     revision.container_concurrency = u32::try_from(container_concurrency).unwrap_or(u32::MAX);
     revision.timeout = Duration::from_secs(timeout_seconds.unsigned_abs());
@@ -190,6 +200,29 @@ mod tests {
         assert_eq!(
             config.env,
             vec![("A".into(), "1".into()), ("B".into(), String::new())]
+        );
+    }
+
+    #[test]
+    fn instance_reuse_annotations_are_checked() {
+        let spec = spec(serde_json::json!({"containers": [{"image": "hello.wasm"}]}));
+        let with = |value: &str| {
+            revision_config(
+                RevisionKey::new("default", "hello-00001"),
+                &spec,
+                &BTreeMap::from([(
+                    "wisp.dev/max-instance-reuse-count".to_owned(),
+                    value.to_owned(),
+                )]),
+                Path::new("/images"),
+                SpecPath("spec.template.spec"),
+            )
+        };
+        assert!(with("64").is_ok());
+        assert_eq!(
+            with("none").unwrap_err().0,
+            "spec.template.metadata.annotations: wisp.dev/max-instance-reuse-count=\"none\": \
+             expected a whole number of requests from 1 to 4294967295"
         );
     }
 

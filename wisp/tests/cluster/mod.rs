@@ -351,6 +351,12 @@ impl Kube {
     }
 
     pub fn request(&self, method: &str, host: &str, path: &str) -> (u16, String) {
+        self.runtime
+            .block_on(self.request_async(method, host, path))
+    }
+
+    /// [`Kube::request`] for tests that send many at once on [`Kube::runtime`].
+    pub async fn request_async(&self, method: &str, host: &str, path: &str) -> (u16, String) {
         let url = format!("http://{}{path}", self.gateway);
         let method: reqwest::Method = method.parse().expect("method");
         let request = self
@@ -358,11 +364,9 @@ impl Kube {
             .request(method, url)
             .header("host", host)
             .timeout(Duration::from_secs(120));
-        self.runtime.block_on(async move {
-            let response = request.send().await.expect("gateway answers");
-            let status = response.status().as_u16();
-            (status, response.text().await.unwrap_or_default())
-        })
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
     }
 
     /// The async runtime, for tests that send many requests at once.

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::cluster::{Kube, condition, condition_of, image, ksvc};
 
 pub mod api;
+pub mod guests;
 pub mod lifecycle;
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use wisp_api::instance_reuse::{ANNOTATION_PREFIX as REUSE_PREFIX, InstanceReuse};
 use wisp_autoscaler::annotations::{AnnotationOverrides, PREFIX as AUTOSCALING_PREFIX};
 use wisp_autoscaler::duration::parse_go_duration;
 use wisp_autoscaler::error::ConfigError;
@@ -58,6 +59,41 @@ pub(crate) fn no_autoscaling(annotations: &BTreeMap<String, String>, errors: &mu
             "metadata.annotations",
             format!(
                 "invalid key name {key:?}: autoscaling annotations must be put under \
+                 \"spec.template.metadata.annotations\" to work"
+            ),
+        ));
+    }
+}
+
+/// Instance reuse annotations (`wisp.dev/…`) on a revision or revision template: wisp's own
+/// parser, every bad key reported, unknown `wisp.dev/` keys refused so a typo is not ignored.
+pub(crate) fn instance_reuse(
+    annotations: &BTreeMap<String, String>,
+    base: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Err(bad) = InstanceReuse::from_annotations(annotations) {
+        errors.extend(
+            bad.iter()
+                .map(|error| FieldError::invalid(join(base, error.key()), error.to_string())),
+        );
+    }
+}
+
+/// Service, Configuration and Route metadata may not carry wisp's revision annotations: like
+/// Knative's autoscaling keys they take effect only on a revision.
+pub(crate) fn no_instance_reuse(
+    annotations: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    for key in annotations
+        .keys()
+        .filter(|key| key.starts_with(REUSE_PREFIX))
+    {
+        errors.push(FieldError::invalid(
+            "metadata.annotations",
+            format!(
+                "invalid key name {key:?}: wisp.dev/ annotations must be put under \
                  \"spec.template.metadata.annotations\" to work"
             ),
         ));

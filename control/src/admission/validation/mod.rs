@@ -35,6 +35,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
     match kind {
         Kind::Service => {
             metadata::no_autoscaling(&annotations, &mut errors);
+            metadata::no_instance_reuse(&annotations, &mut errors);
             metadata::rollout_duration(&annotations, &mut errors);
             template::validate(spec, meta, request.defaults, &mut errors);
             traffic::validate(spec, "spec", true, &mut errors);
@@ -49,6 +50,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
         }
         Kind::Configuration => {
             metadata::no_autoscaling(&annotations, &mut errors);
+            metadata::no_instance_reuse(&annotations, &mut errors);
             metadata::owner_label(meta, metadata::SERVICE_LABEL, "Service", &mut errors);
             template::validate(spec, meta, request.defaults, &mut errors);
             if let Some(old) = old {
@@ -64,6 +66,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
         }
         Kind::Route => {
             metadata::no_autoscaling(&annotations, &mut errors);
+            metadata::no_instance_reuse(&annotations, &mut errors);
             metadata::rollout_duration(&annotations, &mut errors);
             metadata::owner_label(meta, metadata::SERVICE_LABEL, "Service", &mut errors);
             traffic::validate(spec, "spec", false, &mut errors);
@@ -80,6 +83,7 @@ pub(crate) fn check(kind: Kind, request: &Request<'_>, object: &Value) -> Vec<Fi
                 request.defaults,
                 &mut errors,
             );
+            metadata::instance_reuse(&annotations, "metadata.annotations", &mut errors);
             metadata::owner_label(
                 meta,
                 metadata::CONFIGURATION_LABEL,

@@ -28,12 +28,10 @@ pub(crate) fn validate(
         defaults,
         errors,
     );
-    metadata::autoscaling(
-        &string_map(meta, "annotations"),
-        &join(base, "metadata.annotations"),
-        defaults,
-        errors,
-    );
+    let annotations = string_map(meta, "annotations");
+    let annotations_base = join(base, "metadata.annotations");
+    metadata::autoscaling(&annotations, &annotations_base, defaults, errors);
+    metadata::instance_reuse(&annotations, &annotations_base, errors);
     revision_name(meta, parent_meta, errors);
 }
 

@@ -66,6 +66,64 @@ fn autoscaling_annotations_belong_on_the_template() {
 }
 
 #[test]
+fn instance_reuse_annotations_are_checked_key_by_key_and_typos_refused() {
+    let base = "spec.template.metadata.annotations";
+    let mut errors = Vec::new();
+    instance_reuse(
+        &annotations(&[
+            ("wisp.dev/max-instance-reuse-count", "64"),
+            ("wisp.dev/idle-instance-timeout", "500ms"),
+            ("example.com/other", "x"),
+        ]),
+        base,
+        &mut errors,
+    );
+    assert_eq!(errors, vec![]);
+
+    instance_reuse(
+        &annotations(&[
+            ("wisp.dev/max-instance-reuse-count", "0"),
+            ("wisp.dev/max-instance-reuse", "8"),
+        ]),
+        base,
+        &mut errors,
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    let count = only_on(
+        &errors,
+        "spec.template.metadata.annotations.wisp.dev/max-instance-reuse-count",
+    );
+    assert!(
+        count.message.contains("must be at least 1"),
+        "{}",
+        count.message
+    );
+    let typo = only_on(
+        &errors,
+        "spec.template.metadata.annotations.wisp.dev/max-instance-reuse",
+    );
+    assert!(
+        typo.message.contains("unknown wisp annotation"),
+        "{}",
+        typo.message
+    );
+}
+
+#[test]
+fn instance_reuse_annotations_belong_on_the_template() {
+    let mut errors = Vec::new();
+    no_instance_reuse(
+        &annotations(&[("wisp.dev/max-instance-reuse-count", "8")]),
+        &mut errors,
+    );
+    assert_single(
+        &errors,
+        "metadata.annotations",
+        r#"invalid key name "wisp.dev/max-instance-reuse-count": wisp.dev/ annotations must be put under "spec.template.metadata.annotations" to work"#,
+    );
+}
+
+#[test]
 fn autoscaling_values_are_checked_by_the_autoscaler_parser_key_by_key() {
     let base = "spec.template.metadata.annotations";
     let mut errors = Vec::new();
