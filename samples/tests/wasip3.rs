@@ -1,8 +1,8 @@
 //! The WASIp3 samples (spin-sdk 7) served by wasmtime's own WASIp3 HTTP host, linked as
 //! `wasmtime serve` links it (all of WASI p2 and p3, and p3 `wasi:http`): the hello and echo
 //! contract every toolchain's guests share, and one instance serving a request while another is
-//! still suspended in it. (`wisp up` serves them once the runtime speaks WASIp3; the
-//! `up_toolchains` test covers the WASIp2 guests.)
+//! still suspended in it. This checks the guests against the reference host, apart from wisp;
+//! `wisp/tests/up_toolchains.rs` serves them through `wisp up`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
