@@ -50,6 +50,11 @@ const GUESTS: &[ScriptGuest] = &[
         language: Language::JavaScript,
         source: "js/echo",
     },
+    ScriptGuest {
+        name: "js-hello-handler",
+        language: Language::JavaScript,
+        source: "js/hello-handler",
+    },
 ];
 
 impl Language {

@@ -33,6 +33,7 @@
 //! | [`HELLO_WASI`], [`WASI_ECHO`] | Rust, plain `wasi` 0.14.7 | `wasi:http/proxy`, `incoming-handler@0.2.12` |
 //! | [`PY_HELLO`], [`PY_ECHO`] | Python, componentize-py 0.25.1 | `wasi:http/proxy@0.2.0` |
 //! | [`JS_HELLO`], [`JS_ECHO`] | JavaScript, componentize-js 0.22.0 (StarlingMonkey `fetch` event) | `wasi:http/proxy@0.2.10` |
+//! | [`JS_HELLO_HANDLER`] | JavaScript, componentize-js 0.22.0 (exports `incoming-handler` itself: reusable) | `wasi:http/proxy@0.2.10` |
 //! | [`P3_HELLO`], [`P3_ECHO`] | Rust, spin-sdk 7.0.0 | WASIp3, `wasi:http/handler@0.3.0` |
 //!
 //! A hello answers any request with 200, `content-type: text/plain`, body `Hello from wisp!\n`.
@@ -84,6 +85,9 @@ pub const PY_ECHO: &str = env!("WISP_SAMPLE_PY_ECHO");
 pub const JS_HELLO: &str = env!("WISP_SAMPLE_JS_HELLO");
 /// `js-echo` (componentize-js): the echo contract.
 pub const JS_ECHO: &str = env!("WISP_SAMPLE_JS_ECHO");
+/// `js-hello-handler` (componentize-js): `js-hello` written against `wasi:http/incoming-handler`
+/// instead of the `fetch` event, so that one instance can serve many requests (instance reuse).
+pub const JS_HELLO_HANDLER: &str = env!("WISP_SAMPLE_JS_HELLO_HANDLER");
 /// `p3-hello` (spin-sdk 7, WASIp3 `wasi:http/handler@0.3.0`): 200 `Hello from wisp!\n`.
 pub const P3_HELLO: &str = env!("WISP_SAMPLE_P3_HELLO");
 /// `p3-echo` (spin-sdk 7, WASIp3): the echo contract, plus `?ms=N` to wait on an async timer first.
@@ -113,6 +117,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("py-echo", PY_ECHO),
     ("js-hello", JS_HELLO),
     ("js-echo", JS_ECHO),
+    ("js-hello-handler", JS_HELLO_HANDLER),
     ("p3-hello", P3_HELLO),
     ("p3-echo", P3_ECHO),
 ];

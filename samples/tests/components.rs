@@ -44,8 +44,8 @@ fn read(name: &str, path: &str) -> Vec<u8> {
 
 #[test]
 fn every_wasip2_sample_is_a_component_exporting_the_incoming_handler() {
-    assert_eq!(wisp_samples::ALL.len(), 21);
-    assert_eq!(wisp_samples::wasip2().count(), 18);
+    assert_eq!(wisp_samples::ALL.len(), 22);
+    assert_eq!(wisp_samples::wasip2().count(), 19);
     for (name, path) in wisp_samples::wasip2() {
         let exports = top_level_exports(name, &read(name, path));
         assert!(
@@ -86,6 +86,7 @@ fn each_toolchain_exports_its_own_handler_version() {
         ("py-echo", "wasi:http/incoming-handler@0.2.0"),
         ("js-hello", "wasi:http/incoming-handler@0.2.10"),
         ("js-echo", "wasi:http/incoming-handler@0.2.10"),
+        ("js-hello-handler", "wasi:http/incoming-handler@0.2.10"),
     ];
     for (name, export) in expected {
         let path = wisp_samples::path(name).expect("sample exists");
@@ -114,6 +115,7 @@ fn interpreter_guests_carry_their_interpreter() {
     for (name, path) in [
         ("js-hello", wisp_samples::JS_HELLO),
         ("js-echo", wisp_samples::JS_ECHO),
+        ("js-hello-handler", wisp_samples::JS_HELLO_HANDLER),
     ] {
         assert!(size(path) > 8 << 20, "{name}: {} B", size(path));
     }

@@ -30,6 +30,7 @@ fn service(name: &str, sample: &str) -> String {
 struct Answer {
     status: u16,
     content_type: String,
+    server_timing: String,
     body: Vec<u8>,
 }
 
@@ -44,15 +45,19 @@ fn send(up: &Up, method: &str, service: &str, path: &str, body: Vec<u8>) -> Answ
     up.runtime().block_on(async move {
         let response = request.send().await.expect("the gateway answers");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .unwrap_or_default();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default()
+        };
+        let (content_type, server_timing) = (header("content-type"), header("server-timing"));
         let body = response.bytes().await.expect("whole body").to_vec();
         Answer {
             status,
             content_type,
+            server_timing,
             body,
         }
     })
@@ -165,6 +170,69 @@ fn rust_spin_sdk_wasip3_guests_serve_the_contract() {
     serves_the_contract("p3-hello", "p3-echo");
 }
 
+/// A guest's answers on instances that serve many requests in turn
+/// (`wisp.dev/max-instance-reuse-count`): the same contract, request after request, and at least
+/// one request must have found its instance reused (`Server-Timing: instance;desc=reused`), or
+/// the check proved nothing. componentize-js guests built on the `fetch` event cannot be reused
+/// (StarlingMonkey throws "FetchEvent#respondWith can't be called twice on the same event" on an
+/// instance's second request, and wisp answers 500 and drops the instance), so JavaScript is here
+/// as `js-hello-handler`, which exports `wasi:http/incoming-handler` itself.
+#[test]
+fn reused_instances_keep_the_contract_request_after_request() {
+    let hellos = [
+        "hello",
+        "hello-wasi",
+        "py-hello",
+        "js-hello-handler",
+        "p3-hello",
+    ];
+    let echoes = ["wstd-echo", "wasi-echo", "py-echo", "p3-echo"];
+    let up = Up::start(&[]);
+    for name in hellos.iter().chain(&echoes) {
+        let manifest = service(name, name).replace(
+            "  template:\n    spec:",
+            "  template:\n    metadata:\n      annotations:\n        \
+             wisp.dev/max-instance-reuse-count: \"8\"\n    spec:",
+        );
+        up.apply(&manifest);
+    }
+    for name in hellos.iter().chain(&echoes) {
+        up.wait_ready("ksvc", name);
+    }
+    for name in hellos.iter().chain(&echoes) {
+        let mut reused = 0;
+        for i in 0..6 {
+            let (answer, expected, what) = if hellos.contains(name) {
+                let answer = send(&up, "GET", name, "/", Vec::new());
+                (answer, b"Hello from wisp!\n".to_vec(), "hello".to_string())
+            } else if i % 2 == 0 {
+                let answer = send(&up, "GET", name, "/?env=GREETING", Vec::new());
+                (
+                    answer,
+                    GREETING.as_bytes().to_vec(),
+                    "?env=GREETING".to_string(),
+                )
+            } else {
+                let body = format!("request {i} — ü\n").into_bytes();
+                let answer = send(&up, "POST", name, "/", body.clone());
+                (answer, body, format!("echo of request {i}"))
+            };
+            assert_eq!(
+                (answer.status, answer.content_type.as_str()),
+                (200, "text/plain"),
+                "{name}, request {i} ({what}): {}\n{}",
+                String::from_utf8_lossy(&answer.body),
+                up.logs()
+            );
+            assert_eq!(answer.body, expected, "{name}, request {i} ({what})");
+            if answer.server_timing.contains("instance;desc=reused") {
+                reused += 1;
+            }
+        }
+        assert!(reused > 0, "{name}: no request found its instance reused");
+    }
+}
+
 /// Every hello/echo pair of `wisp_samples` is one of the cases above, so a toolchain added to the
 /// samples without a case here fails.
 #[test]
@@ -180,6 +248,7 @@ fn every_toolchain_has_a_case() {
         "js-echo",
         "p3-hello",
         "p3-echo",
+        "js-hello-handler",
     ];
     let mut toolchain_guests: Vec<&str> = wisp_samples::ALL
         .iter()
