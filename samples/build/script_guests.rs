@@ -1,6 +1,6 @@
 //! Builds the Python (componentize-py) and JavaScript (componentize-js) sample guests.
 //!
-//! Each takes 10–25 s and makes an 12–19 MB component whose bytes differ from build to build, so
+//! Each takes 5–25 s and makes a 12–19 MB component whose bytes differ from build to build, so
 //! a guest is rebuilt only when what it is made from changes: its sources, the WIT it is built
 //! against and the toolchain pins. A fingerprint of those is kept beside the output; the toolchain
 //! is not even looked at while every output is current.
