@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cluster;
 pub mod gateway;
+pub mod guests;
 pub mod isolation;
 pub mod nodes;
 pub mod replicas;
