@@ -108,6 +108,14 @@ enum BenchCase {
     /// (`wisp run`), `wasmtime serve -S cli` and plain hyper: throughput, and the latency the
     /// gateway adds.
     Gateway(LoadArgs),
+    /// How fast a large component (componentize-py's ~20 MB hello) starts: compiling with an
+    /// empty compile cache, starting with it warm, and instantiating per request, beside
+    /// `wasmtime serve` starting the same component.
+    LargeGuest {
+        /// Seconds of fresh-instance requests measured per guest.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Cold starts through `wisp up`: N Services at zero replicas, each hit once, then again warm.
     ColdStart {
         #[arg(long, default_value_t = 1000)]
@@ -242,6 +250,13 @@ fn main() -> anyhow::Result<()> {
                 warmup: Duration::from_secs(load.warmup),
                 rounds: load.rounds,
             })?,
+            BenchCase::LargeGuest { seconds } => {
+                let table = cases::large_guest::run(seconds)?;
+                format!(
+                    "each guest started by wisp run and by wasmtime serve; {}\n\n{table}",
+                    report::machine_line()
+                )
+            }
             BenchCase::ColdStart { services } => cases::scale::cold_starts(services)?,
             BenchCase::Burst {
                 requests,
