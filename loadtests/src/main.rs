@@ -94,12 +94,28 @@ struct LoadArgs {
 
 #[derive(Subcommand)]
 enum BenchCase {
-    /// Warm `hello` throughput and latency: `wisp run` vs `wasmtime serve -S cli` vs plain hyper.
-    Run(LoadArgs),
+    /// Warm `hello` throughput and latency: `wisp run` vs `wasmtime serve -S cli` vs plain hyper;
+    /// then each guest toolchain's hello, fresh and reused, beside `wasmtime serve` with the same
+    /// instance settings.
+    Run {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Only the first table (the Rust hello beside plain hyper), not the guests'.
+        #[arg(long)]
+        skip_guests: bool,
+    },
     /// Warm `hello` through the gateway (`wisp up`, `wisp serve`) vs the runtime alone
     /// (`wisp run`), `wasmtime serve -S cli` and plain hyper: throughput, and the latency the
     /// gateway adds.
     Gateway(LoadArgs),
+    /// How fast a large component (componentize-py's ~20 MB hello) starts: compiling with an
+    /// empty compile cache, starting with it warm, and instantiating per request, beside
+    /// `wasmtime serve` starting the same component.
+    LargeGuest {
+        /// Seconds of fresh-instance requests measured per guest.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Cold starts through `wisp up`: N Services at zero replicas, each hit once, then again warm.
     ColdStart {
         #[arg(long, default_value_t = 1000)]
@@ -216,13 +232,17 @@ fn main() -> anyhow::Result<()> {
             return soak(plan, overrides, report_dir, image_dir);
         }
         Command::Bench { case } => match case {
-            BenchCase::Run(load) => {
-                return bench_run(
+            BenchCase::Run { load, skip_guests } => {
+                bench_run(
                     load.connections,
                     Duration::from_secs(load.seconds),
                     Duration::from_secs(load.warmup),
                     load.rounds,
-                );
+                )?;
+                if !skip_guests {
+                    bench_guests(&load)?;
+                }
+                return Ok(());
             }
             BenchCase::Gateway(load) => cases::gateway::run(&cases::gateway::Settings {
                 connections: load.connections,
@@ -230,6 +250,13 @@ fn main() -> anyhow::Result<()> {
                 warmup: Duration::from_secs(load.warmup),
                 rounds: load.rounds,
             })?,
+            BenchCase::LargeGuest { seconds } => {
+                let table = cases::large_guest::run(seconds)?;
+                format!(
+                    "each guest started by wisp run and by wasmtime serve; {}\n\n{table}",
+                    report::machine_line()
+                )
+            }
             BenchCase::ColdStart { services } => cases::scale::cold_starts(services)?,
             BenchCase::Burst {
                 requests,
@@ -478,6 +505,29 @@ fn bench_run(
         report::micros(instantiate.0),
         report::micros(instantiate.1)
     );
+    Ok(())
+}
+
+/// Each toolchain's hello through `wisp run` and `wasmtime serve` with the same instance settings.
+fn bench_guests(load: &LoadArgs) -> anyhow::Result<()> {
+    let wisp = peers::wisp_binary().context(
+        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
+    )?;
+    let wasmtime = cases::guests::wasmtime_binary();
+    let settings = cases::guests::Settings {
+        duration: Duration::from_secs(load.seconds),
+        warmup: Duration::from_secs(load.warmup),
+        rounds: load.rounds,
+    };
+    let table = cases::guests::run(&wisp, wasmtime.as_deref(), &settings)?;
+    println!(
+        "\neach guest's hello, {} interleaved rounds of {}s per server (each after {}s warm-up), the same instance settings on both sides; {}\n",
+        settings.rounds,
+        settings.duration.as_secs(),
+        settings.warmup.as_secs(),
+        report::machine_line()
+    );
+    print!("{table}");
     Ok(())
 }
 

@@ -77,10 +77,21 @@ pub fn wisp_binary() -> Option<PathBuf> {
 }
 
 pub fn start_wisp_run(wisp: &Path, component: &str, cache: &Path) -> anyhow::Result<Peer> {
+    start_wisp_run_with(wisp, component, cache, &[])
+}
+
+/// `wisp run` with `extra` flags (instance reuse, for one).
+pub fn start_wisp_run_with(
+    wisp: &Path,
+    component: &str,
+    cache: &Path,
+    extra: &[String],
+) -> anyhow::Result<Peer> {
     let mut command = Command::new(wisp);
     command
         .args(["run", component, "--addr", "127.0.0.1:0", "--cache-dir"])
         .arg(cache)
+        .args(extra)
         .env("WISP_LOG", "warn");
     start("wisp run", command, Announce::StdoutListening)
 }
@@ -122,8 +133,20 @@ pub fn start_wisp_api_server(wisp: &Path, data_dir: &Path) -> anyhow::Result<Pee
 }
 
 pub fn start_wasmtime_serve(wasmtime: &Path, component: &str) -> anyhow::Result<Peer> {
+    start_wasmtime_serve_with(wasmtime, component, &[])
+}
+
+/// `wasmtime serve -S cli` with `extra` options (instance reuse, WASIp3).
+pub fn start_wasmtime_serve_with(
+    wasmtime: &Path,
+    component: &str,
+    extra: &[String],
+) -> anyhow::Result<Peer> {
     let mut command = Command::new(wasmtime);
-    command.args(["serve", "-S", "cli", "--addr", "127.0.0.1:0", component]);
+    command
+        .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .arg(component);
     start("wasmtime serve -S cli", command, Announce::StderrServing)
 }
 

@@ -1,5 +1,6 @@
-//! What each instance's `Store` holds, and the host side of the guest contract: `wasi:http/proxy`
-//! plus the `wasi:cli` interfaces std-built guests import; no files, no sockets, no outgoing HTTP.
+//! What each instance's `Store` holds, and the host side of the guest contract: `wasi:http` (the
+//! WASIp2 `proxy` world and the WASIp3 `service` world) plus the `wasi:cli` interfaces std-built
+//! guests import; no files, no sockets, no outgoing HTTP.
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ pub const RESOURCE_TABLE_RESERVATION: u64 = MAX_RESOURCES as u64 * 256;
 /// charged separately, see [`crate::charged_http`].
 const FIELD_SIZE_LIMIT: usize = 128 * 1024;
 
-/// The per-request state of one instance.
+/// The host state of one instance: what it serves requests with, one or (reused) many.
 pub struct Host {
     pub(crate) table: ResourceTable,
     wasi: WasiCtx,

@@ -1,11 +1,12 @@
-//! The wasm pod runtime: runs standard `wasi:http/proxy` components with instant start and hard
-//! isolation.
+//! The wasm pod runtime: runs standard `wasi:http` components (WASIp2 `proxy` and WASIp3
+//! `service` worlds, told apart by their exports) with instant start and hard isolation.
 //!
 //! One [`Runtime`] per node holds the wasmtime engine (pooling allocator, copy-on-write memory
 //! images, one epoch ticker), the compile cache (once per digest per process, precompiled images
 //! on disk) and the linker. [`Runtime::prepare`] turns a component reference into a
 //! [`PreparedComponent`]; [`PreparedComponent::start_replica`] makes a [`Replica`], the resource
-//! envelope that serves requests, each in a fresh instance.
+//! envelope that serves requests — each WASIp2 request in a fresh instance unless the revision
+//! chose instance reuse, WASIp3 requests on instances each driven by a task of its own.
 //!
 //! Not here: HTTP listening, routing, queueing across replicas and scaling decisions — those
 //! belong to the gateway, activator and autoscaler.

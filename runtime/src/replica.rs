@@ -598,37 +598,33 @@ impl Replica {
         request_id: &str,
     ) -> Response<ResponseBody> {
         let revision = &*self.inner.revision;
-        {
-            {
-                let limit = self.inner.limits.memory;
-                if let Some(pool) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-                    tracing::warn!(revision, request = request_id, %pool, "no free instance slot in the node's pool");
-                    return overloaded(format!(
-                        "node has no free instance slot for revision {revision} ({pool}); retry shortly\n"
-                    ));
-                }
-                let exceeded = error.downcast_ref::<HostMemoryExceeded>();
-                let refused = exceeded.map(|e| e.refusal).or(refused);
-                if refused == Some(MemoryRefusal::SharedBudget) {
-                    tracing::warn!(revision, request = request_id, limit, error = %format!("{error:#}"), "replica out of memory");
-                    return overloaded(format!(
-                        "replica of revision {revision} is out of memory: the requests running at once hold its {limit} byte limit; retry shortly\n"
-                    ));
-                }
-                let mut reason = match exceeded {
-                    Some(exceeded) => exceeded.to_string(),
-                    None => failure_reason(error),
-                };
-                if exceeded.is_none() && refused == Some(MemoryRefusal::InstanceCap) {
-                    reason.push_str(&format!(
-                        " (after an allocation past the {} byte memory limit of one request was refused)",
-                        self.inner.per_instance_memory
-                    ));
-                }
-                tracing::warn!(revision, request = request_id, error = %format!("{error:#}"), "guest failed: {reason}");
-                guest_fault(reason)
-            }
+        let limit = self.inner.limits.memory;
+        if let Some(pool) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            tracing::warn!(revision, request = request_id, %pool, "no free instance slot in the node's pool");
+            return overloaded(format!(
+                "node has no free instance slot for revision {revision} ({pool}); retry shortly\n"
+            ));
         }
+        let exceeded = error.downcast_ref::<HostMemoryExceeded>();
+        let refused = exceeded.map(|e| e.refusal).or(refused);
+        if refused == Some(MemoryRefusal::SharedBudget) {
+            tracing::warn!(revision, request = request_id, limit, error = %format!("{error:#}"), "replica out of memory");
+            return overloaded(format!(
+                "replica of revision {revision} is out of memory: the requests running at once hold its {limit} byte limit; retry shortly\n"
+            ));
+        }
+        let mut reason = match exceeded {
+            Some(exceeded) => exceeded.to_string(),
+            None => failure_reason(error),
+        };
+        if exceeded.is_none() && refused == Some(MemoryRefusal::InstanceCap) {
+            reason.push_str(&format!(
+                " (after an allocation past the {} byte memory limit of one request was refused)",
+                self.inner.per_instance_memory
+            ));
+        }
+        tracing::warn!(revision, request = request_id, error = %format!("{error:#}"), "guest failed: {reason}");
+        guest_fault(reason)
     }
 }
 

@@ -244,3 +244,56 @@ async fn without_address_space_for_the_pool_wisp_falls_back_to_on_demand_allocat
         "{logs}"
     );
 }
+
+/// `wisp run` takes `wasmtime serve`'s reuse flags: with `--max-instance-reuse-count 2` an
+/// instance serves two requests in turn (the `counter` sample answers how many its instance
+/// served), and `Server-Timing` says which instance each request got.
+#[tokio::test]
+async fn reuse_flags_are_wasmtime_serves() {
+    let wisp = WispRun::start(wisp_samples::COUNTER, &["--max-instance-reuse-count", "2"]);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let response = client().get(wisp.url("/")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let timing = response.headers()["server-timing"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let instance = if timing.contains("instance;desc=reused") {
+            "reused"
+        } else {
+            assert!(timing.contains("instance;desc=fresh"), "{timing}");
+            "fresh"
+        };
+        seen.push((response.text().await.unwrap(), instance));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("1\n".to_owned(), "fresh"),
+            ("2\n".to_owned(), "reused"),
+            ("1\n".to_owned(), "fresh"),
+            ("2\n".to_owned(), "reused"),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_reuse_flag_is_refused_naming_the_fix() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args([
+            "run",
+            wisp_samples::COUNTER,
+            "--idle-instance-timeout",
+            "5m",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--idle-instance-timeout")
+            && stderr.contains("expected a duration such as 1s, 500ms or 2 (seconds)"),
+        "{stderr}"
+    );
+}

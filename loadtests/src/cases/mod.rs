@@ -4,7 +4,9 @@
 pub mod api;
 pub mod cluster;
 pub mod gateway;
+pub mod guests;
 pub mod isolation;
+pub mod large_guest;
 pub mod nodes;
 pub mod replicas;
 pub mod scale;
