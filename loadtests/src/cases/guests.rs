@@ -79,9 +79,12 @@ pub const ROWS: &[GuestRow] = &[
         reuse: None,
         connections: 8,
     },
+    // The `fetch`-event `js-hello` cannot be reused (StarlingMonkey throws on an instance's second
+    // `respondWith`, every other request a 500); `js-hello-handler` is the same hello exporting
+    // `wasi:http/incoming-handler` itself.
     GuestRow {
-        label: "ComponentizeJS hello, WASIp2, reuse 128",
-        sample: "js-hello",
+        label: "ComponentizeJS hello (incoming-handler export), WASIp2, reuse 128",
+        sample: "js-hello-handler",
         wasip3: false,
         reuse: Some(128),
         connections: 8,
