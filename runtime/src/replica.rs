@@ -348,16 +348,7 @@ impl Replica {
     /// with a bounded number waiting.
     async fn admit(&self, deadline: Instant) -> Result<(InFlight, Instance), Shed> {
         let inner = &self.inner;
-        let concurrency = match &inner.slots {
-            Some(slots) => {
-                let max_waiting = inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
-                Some(
-                    admission::concurrency_slot(slots, &inner.waiting, max_waiting, deadline)
-                        .await?,
-                )
-            }
-            None => None,
-        };
+        let concurrency = self.concurrency_slot(deadline).await?;
         if let Some(live) = inner.pool.as_ref().and_then(|pool| pool.checkout()) {
             return Ok((
                 InFlight::enter(inner.clone(), concurrency),
@@ -394,17 +385,9 @@ impl Replica {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let inner = &self.inner;
-        let concurrency = match &inner.slots {
-            Some(slots) => {
-                let max_waiting = inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
-                match admission::concurrency_slot(slots, &inner.waiting, max_waiting, deadline)
-                    .await
-                {
-                    Ok(permit) => Some(permit),
-                    Err(shed) => return self.shed_response(&shed),
-                }
-            }
-            None => None,
+        let concurrency = match self.concurrency_slot(deadline).await {
+            Ok(permit) => permit,
+            Err(shed) => return self.shed_response(&shed),
         };
         let wait = p3.admitted.elapsed();
         let (request, body_exceeded) = limit_body(request, p3.limit);
@@ -528,6 +511,22 @@ impl Replica {
             });
         tokio::spawn(Fair::new(task, inner.cpu_share.clone()));
         Ok(Some(()))
+    }
+
+    /// A concurrency slot of the replica when it has a limit (`containerConcurrency`), waited
+    /// for until the deadline with at most [`QUEUE_PER_SLOT`] requests per slot waiting.
+    async fn concurrency_slot(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<OwnedSemaphorePermit>, Shed> {
+        let inner = &self.inner;
+        let Some(slots) = &inner.slots else {
+            return Ok(None);
+        };
+        let max_waiting = inner.limits.concurrency.unwrap_or(0) as usize * QUEUE_PER_SLOT;
+        admission::concurrency_slot(slots, &inner.waiting, max_waiting, deadline)
+            .await
+            .map(Some)
     }
 
     fn shed_response(&self, shed: &Shed) -> Response<ResponseBody> {

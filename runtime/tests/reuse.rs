@@ -6,12 +6,12 @@
 mod settle;
 
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use settle::settled;
+use settle::{settled, wait_until};
 use wisp_api::instance_reuse::InstanceReuse;
 use wisp_runtime::{
     ArtifactSource, MIB, PreparedComponent, Replica, ReplicaIdentity, ReplicaLimits, Runtime,
@@ -205,10 +205,7 @@ async fn idle_instances_go_after_their_timeout() {
         reuse(100, Duration::from_millis(200)),
     );
     assert_eq!(counts(&replica, "/", 1).await, pairs(&[("1", "fresh")]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while replica.idle_instances() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(|| replica.idle_instances() == 0).await;
     assert_eq!(replica.idle_instances(), 0, "the idle instance was kept");
     assert_eq!(
         settled(&replica).await,
@@ -238,9 +235,6 @@ async fn scale_down_drops_idle_instances() {
     assert!(replica.idle_instances() >= 1);
     assert!(runtime.instance_slots().in_use() >= 1);
     drop(replica);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while runtime.instance_slots().in_use() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| runtime.instance_slots().in_use() == 0).await;
     assert_eq!(runtime.instance_slots().in_use(), 0);
 }

@@ -6,12 +6,12 @@
 mod settle;
 
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use settle::settled;
+use settle::{settled, wait_until};
 use wisp_api::instance_reuse::InstanceReuse;
 use wisp_runtime::{
     ArtifactSource, MIB, PreparedComponent, Replica, ReplicaIdentity, ReplicaLimits,
@@ -236,20 +236,14 @@ async fn scale_down_ends_idle_instances() {
         );
     assert_eq!(count(&call(&replica, "/").await), 1);
     // The instance is idle once the body of its answer is out, a moment after the client has it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while replica.idle_instances() == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| replica.idle_instances() != 0).await;
     assert_eq!(replica.idle_instances(), 1);
     let probe = replica.clone();
     drop(replica);
     // A clone keeps the replica: only the last handle closes it.
     assert_eq!(probe.idle_instances(), 1);
     drop(probe);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while runtime.instance_slots().in_use() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| runtime.instance_slots().in_use() == 0).await;
     assert_eq!(runtime.instance_slots().in_use(), 0);
 }
 
@@ -269,10 +263,7 @@ async fn idle_instances_end_after_their_timeout() {
             },
         );
     assert_eq!(count(&call(&replica, "/").await), 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while replica.instances() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(|| replica.instances() == 0).await;
     assert_eq!(replica.instances(), 0, "the idle instance was kept");
     assert_eq!(settled(&replica).await, (0, 0));
     let after = call(&replica, "/").await;

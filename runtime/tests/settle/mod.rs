@@ -18,3 +18,15 @@ pub async fn settled(replica: &Replica) -> (u64, usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Waits until `done` holds, or 30 s pass; the caller asserts afterwards.
+#[allow(
+    dead_code,
+    reason = "each test binary includes this module; not all of them wait so"
+)]
+pub async fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
