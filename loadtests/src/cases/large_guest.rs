@@ -28,7 +28,7 @@ pub fn run(seconds: u64) -> anyhow::Result<String> {
     )?;
     let wasmtime = peers::locate("WASMTIME", "wasmtime", None);
     let mut table = String::from(
-        "| guest | size | wisp run: first answer, empty compile cache | wisp run: first answer, cache warm | fresh instance: instantiate p50 / p99 | request p50, fresh instance each | wasmtime serve: first answer (first start / second) |\n\
+        "| guest | size | wisp run: first answer, empty compile cache | wisp run: first answer, cache warm | fresh instance: instantiate p50 / p99 | request p50, fresh instance each | wasmtime serve: first answer, two starts (its own compile cache as it finds it) |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
     for (sample, label) in GUESTS {
