@@ -159,6 +159,9 @@ impl<G> Worker<G> {
     }
 }
 
+/// How much a worker is preferred for the next request: (rank, requests held), lower first.
+type Preference = (u8, u32);
+
 /// A replica's WASIp3 instances.
 pub(crate) struct P3Pool<G> {
     pub policy: P3Policy,
@@ -194,28 +197,36 @@ impl<G: Send + 'static> P3Pool<G> {
     /// `wasmtime serve` stacks requests: CPU-bound ones spread over instances); with
     /// `any_room`, to the least loaded instance with room when no new one can start now.
     pub(crate) fn pick(&self, mut job: Box<Job<G>>, any_room: bool) -> Pick<G> {
-        let workers = self.workers().clone();
-        let mut candidates: Vec<(u8, u32, &Arc<Worker<G>>)> = workers
-            .iter()
-            .filter_map(|worker| {
-                let (accepting, in_flight, all_answered) = worker.load();
-                if !accepting || in_flight >= self.policy.max_concurrent {
-                    return None;
+        // One pass, no allocation: this runs for every request. An idle instance takes the
+        // request at once; otherwise the best other candidate is tried at the end.
+        let workers = self.workers();
+        // (rank, requests held) of the best candidate so far; lower is better.
+        let mut best: Option<(Preference, &Arc<Worker<G>>)> = None;
+        for worker in workers.iter() {
+            let (accepting, in_flight, all_answered) = worker.load();
+            if !accepting || in_flight >= self.policy.max_concurrent {
+                continue;
+            }
+            let rank = if in_flight == 0 {
+                match worker.try_send(job, &self.policy) {
+                    Ok(()) => return Pick::Sent,
+                    Err(back) => {
+                        job = back;
+                        continue;
+                    }
                 }
-                let rank = if in_flight == 0 {
-                    0
-                } else if all_answered || worker.parked.load(Ordering::Acquire) {
-                    1
-                } else if any_room {
-                    2
-                } else {
-                    return None;
-                };
-                Some((rank, in_flight, worker))
-            })
-            .collect();
-        candidates.sort_by_key(|(rank, in_flight, _)| (*rank, *in_flight));
-        for (_, _, worker) in candidates {
+            } else if all_answered || worker.parked.load(Ordering::Acquire) {
+                1
+            } else if any_room {
+                2
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(key, _)| (rank, in_flight) < key) {
+                best = Some(((rank, in_flight), worker));
+            }
+        }
+        if let Some((_, worker)) = best {
             match worker.try_send(job, &self.policy) {
                 Ok(()) => return Pick::Sent,
                 Err(back) => job = back,
@@ -338,17 +349,27 @@ impl<G: Send + 'static> WorkerTask<G> {
         on_instantiated: impl FnOnce(&Store<Host>) + Send + 'static,
     ) {
         let pending: Pending = Mutex::new(HashMap::new());
-        let service = match pre.instantiate_async(&mut store).await {
-            Ok(service) => service,
-            Err(error) => {
-                let error = Arc::new(error);
-                let refused = store.data().limiter.refused();
+        // Instantiating runs guest code (its start function) too: it gets the first request's
+        // deadline like the rest of that request.
+        let instantiated =
+            tokio::time::timeout_at(first.deadline.into(), pre.instantiate_async(&mut store)).await;
+        let service = match instantiated {
+            Ok(Ok(service)) => service,
+            failed => {
                 self.worker.stop_accepting();
-                let _ = first.head.send(P3Head::Failed(error.clone(), refused));
-                jobs.close();
-                while let Some(job) = jobs.recv().await {
-                    let _ = job.head.send(P3Head::Failed(error.clone(), refused));
+                match failed {
+                    Ok(Err(error)) => {
+                        let refused = store.data().limiter.refused();
+                        let _ = first.head.send(P3Head::Failed(Arc::new(error), refused));
+                    }
+                    _ => {
+                        let _ = first.head.send(P3Head::TimedOut);
+                    }
                 }
+                // Requests sent to it meanwhile never started: dropped, their clients retry.
+                jobs.close();
+                while jobs.recv().await.is_some() {}
+                drop(store);
                 self.finish();
                 return;
             }
