@@ -30,6 +30,10 @@ pub const KNOWN_ANNOTATIONS: [&str; 3] = [
 /// Longest idle timeout accepted: an idle instance holds memory and a node instance slot.
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// Most requests one WASIp3 instance may hold at once: they share its resource table (2,048
+/// handles) and its memory cap, so beyond this they would fail each other rather than queue.
+pub const MAX_CONCURRENT_PER_INSTANCE: u32 = 100;
+
 /// A revision's reuse settings; `None` takes the default of the component's world.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InstanceReuse {
@@ -85,7 +89,7 @@ impl InstanceReuse {
                     Ok(count) => reuse.max_requests = Some(count),
                     Err(reason) => errors.push(invalid(reason)),
                 },
-                MAX_CONCURRENT_REUSE_COUNT => match parse_count(value) {
+                MAX_CONCURRENT_REUSE_COUNT => match parse_concurrent_count(value) {
                     Ok(count) => reuse.max_concurrent = Some(count),
                     Err(reason) => errors.push(invalid(reason)),
                 },
@@ -112,6 +116,18 @@ pub fn parse_count(text: &str) -> Result<NonZeroU32, String> {
         .map_err(|_| format!("expected a whole number of requests from 1 to {}", u32::MAX))?;
     NonZeroU32::new(number)
         .ok_or_else(|| "must be at least 1 (1 means a fresh instance per request)".into())
+}
+
+/// A number of requests one instance may hold at once: 1 to [`MAX_CONCURRENT_PER_INSTANCE`].
+pub fn parse_concurrent_count(text: &str) -> Result<NonZeroU32, String> {
+    let count = parse_count(text)?;
+    if count.get() > MAX_CONCURRENT_PER_INSTANCE {
+        return Err(format!(
+            "must be at most {MAX_CONCURRENT_PER_INSTANCE}: the requests on one instance share its \
+             2048 resource handles and its memory; more replicas or instances take more load"
+        ));
+    }
+    Ok(count)
 }
 
 /// A duration as `wasmtime serve` reads `--idle-instance-timeout`: a bare number is seconds,
@@ -196,6 +212,17 @@ mod tests {
         for bad in ["", "s", "1m", "1h", "-1", "0", "0ms", "1e3", "nan", "7200"] {
             assert!(parse_idle_timeout(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn an_instance_holds_a_bounded_number_of_requests_at_once() {
+        assert_eq!(
+            parse_concurrent_count("100"),
+            Ok(NonZeroU32::new(100).unwrap())
+        );
+        let too_many = parse_concurrent_count("101").unwrap_err();
+        assert!(too_many.starts_with("must be at most 100"), "{too_many}");
+        assert!(parse_concurrent_count("4294967295").is_err());
     }
 
     #[test]

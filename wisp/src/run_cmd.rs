@@ -61,8 +61,9 @@ struct ReuseArgs {
     /// (Python, JavaScript) but lets one request see what an earlier one left.
     #[arg(long, value_name = "N", value_parser = reuse_count)]
     max_instance_reuse_count: Option<NonZeroU32>,
-    /// Requests one WASIp3 instance may serve at once (WASIp2 instances serve one at a time).
-    #[arg(long, value_name = "N", value_parser = reuse_count)]
+    /// Requests one WASIp3 instance may serve at once, at most 100 (WASIp2 instances serve one at
+    /// a time).
+    #[arg(long, value_name = "N", value_parser = concurrent_reuse_count)]
     max_instance_concurrent_reuse_count: Option<NonZeroU32>,
     /// How long an idle reused instance is kept for the next request (default 1s); a bare
     /// number is seconds, or use s, ms, us, ns.
@@ -82,6 +83,10 @@ impl ReuseArgs {
 
 fn reuse_count(text: &str) -> Result<NonZeroU32, String> {
     instance_reuse::parse_count(text)
+}
+
+fn concurrent_reuse_count(text: &str) -> Result<NonZeroU32, String> {
+    instance_reuse::parse_concurrent_count(text)
 }
 
 fn idle_timeout(text: &str) -> Result<Duration, String> {
