@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wisp_loadtests::cases;
+use wisp_loadtests::cases::guests::WispPath;
 use wisp_loadtests::closed_loop::RunResult;
 use wisp_loadtests::peers::{self, Peer};
 use wisp_loadtests::report::{self, Row};
@@ -106,8 +107,15 @@ enum BenchCase {
     },
     /// Warm `hello` through the gateway (`wisp up`, `wisp serve`) vs the runtime alone
     /// (`wisp run`), `wasmtime serve -S cli` and plain hyper: throughput, and the latency the
-    /// gateway adds.
-    Gateway(LoadArgs),
+    /// gateway adds; then each guest toolchain's hello as a Service of `wisp up`, fresh and
+    /// reused, beside `wasmtime serve` with the same instance settings.
+    Gateway {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Only the hello tables, not the guests'.
+        #[arg(long)]
+        skip_guests: bool,
+    },
     /// How fast a large component (componentize-py's ~20 MB hello) starts: compiling with an
     /// empty compile cache, starting with it warm, and instantiating per request, beside
     /// `wasmtime serve` starting the same component.
@@ -240,16 +248,23 @@ fn main() -> anyhow::Result<()> {
                     load.rounds,
                 )?;
                 if !skip_guests {
-                    bench_guests(&load)?;
+                    print!("\n{}", guest_table(&load, WispPath::Run)?);
                 }
                 return Ok(());
             }
-            BenchCase::Gateway(load) => cases::gateway::run(&cases::gateway::Settings {
-                connections: load.connections,
-                duration: Duration::from_secs(load.seconds),
-                warmup: Duration::from_secs(load.warmup),
-                rounds: load.rounds,
-            })?,
+            BenchCase::Gateway { load, skip_guests } => {
+                let hello = cases::gateway::run(&cases::gateway::Settings {
+                    connections: load.connections,
+                    duration: Duration::from_secs(load.seconds),
+                    warmup: Duration::from_secs(load.warmup),
+                    rounds: load.rounds,
+                })?;
+                if skip_guests {
+                    hello
+                } else {
+                    format!("{hello}\n{}", guest_table(&load, WispPath::Up)?)
+                }
+            }
             BenchCase::LargeGuest { seconds } => {
                 let table = cases::large_guest::run(seconds)?;
                 format!(
@@ -508,8 +523,9 @@ fn bench_run(
     Ok(())
 }
 
-/// Each toolchain's hello through `wisp run` and `wasmtime serve` with the same instance settings.
-fn bench_guests(load: &LoadArgs) -> anyhow::Result<()> {
+/// Each toolchain's hello through `path` and `wasmtime serve` with the same instance settings,
+/// with a line saying how it was measured.
+fn guest_table(load: &LoadArgs, path: WispPath) -> anyhow::Result<String> {
     let wisp = peers::wisp_binary().context(
         "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
     )?;
@@ -519,16 +535,21 @@ fn bench_guests(load: &LoadArgs) -> anyhow::Result<()> {
         warmup: Duration::from_secs(load.warmup),
         rounds: load.rounds,
     };
-    let table = cases::guests::run(&wisp, wasmtime.as_deref(), &settings)?;
-    println!(
-        "\neach guest's hello, {} interleaved rounds of {}s per server (each after {}s warm-up), the same instance settings on both sides; {}\n",
+    let table = match path {
+        WispPath::Run => cases::guests::run(&wisp, wasmtime.as_deref(), &settings)?,
+        WispPath::Up => cases::guests::run_through_up(&wisp, wasmtime.as_deref(), &settings)?,
+    };
+    let through = match path {
+        WispPath::Run => "served by `wisp run`",
+        WispPath::Up => "each a Service of `wisp up` (min-scale 1) behind its gateway",
+    };
+    Ok(format!(
+        "each guest's hello {through}, {} interleaved rounds of {}s per server (each after {}s warm-up), the same instance settings on both sides; {}\n\n{table}",
         settings.rounds,
         settings.duration.as_secs(),
         settings.warmup.as_secs(),
         report::machine_line()
-    );
-    print!("{table}");
-    Ok(())
+    ))
 }
 
 const WASMTIME_SERVE: &str = cases::gateway::WASMTIME_SERVE;

@@ -9,6 +9,8 @@ pub struct ServiceManifest {
     pub container_concurrency: u32,
     /// `autoscaling.knative.dev/<key>` → value, on the revision template.
     pub autoscaling: Vec<(String, String)>,
+    /// Other annotations of the revision template (full keys, e.g. `wisp.dev/…`).
+    pub annotations: Vec<(String, String)>,
 }
 
 impl ServiceManifest {
@@ -18,7 +20,14 @@ impl ServiceManifest {
             component: component.into(),
             container_concurrency: 0,
             autoscaling: Vec::new(),
+            annotations: Vec::new(),
         }
+    }
+
+    /// Adds the revision-template annotation `key` (its full name).
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.annotations.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn autoscaling(mut self, key: &str, value: &str) -> Self {
@@ -36,14 +45,22 @@ impl ServiceManifest {
             "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: default\nspec:\n  template:\n",
             self.name
         );
-        if !self.autoscaling.is_empty() {
-            yaml.push_str("    metadata:\n      annotations:\n");
-            for (key, value) in &self.autoscaling {
-                yaml.push_str(&format!(
-                    "        autoscaling.knative.dev/{key}: {}\n",
-                    quoted(value)
-                ));
+        let annotations = self
+            .autoscaling
+            .iter()
+            .map(|(key, value)| (format!("autoscaling.knative.dev/{key}"), value))
+            .chain(
+                self.annotations
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value)),
+            );
+        let mut header_written = false;
+        for (key, value) in annotations {
+            if !header_written {
+                yaml.push_str("    metadata:\n      annotations:\n");
+                header_written = true;
             }
+            yaml.push_str(&format!("        {key}: {}\n", quoted(value)));
         }
         yaml.push_str(&format!(
             "    spec:\n      containerConcurrency: {}\n      containers:\n        - image: {}\n",
@@ -92,6 +109,25 @@ mod tests {
         assert_eq!(
             yaml,
             "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: a\n  namespace: default\nspec:\n  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/initial-scale: \"0\"\n    spec:\n      containerConcurrency: 0\n      containers:\n        - image: \"/x/hello.wasm\"\n---\napiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: b\n  namespace: default\nspec:\n  template:\n    spec:\n      containerConcurrency: 10\n      containers:\n        - image: \"/x/sleep \\\"q\\\".wasm\"\n"
+        );
+    }
+
+    #[test]
+    fn writes_other_template_annotations_after_the_autoscaling_ones() {
+        let yaml = ServiceManifest::new("c", "/x/py.wasm")
+            .autoscaling("min-scale", "1")
+            .annotation("wisp.dev/max-instance-reuse-count", "128")
+            .to_yaml();
+        assert!(
+            yaml.contains("      annotations:\n        autoscaling.knative.dev/min-scale: \"1\"\n        wisp.dev/max-instance-reuse-count: \"128\"\n    spec:"),
+            "{yaml}"
+        );
+        let only_other = ServiceManifest::new("d", "/x/py.wasm")
+            .annotation("wisp.dev/idle-instance-timeout", "5s")
+            .to_yaml();
+        assert!(
+            only_other.contains("    metadata:\n      annotations:\n        wisp.dev/idle-instance-timeout: \"5s\"\n"),
+            "{only_other}"
         );
     }
 }

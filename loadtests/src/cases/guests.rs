@@ -1,5 +1,6 @@
-//! `bench run`'s guest table: each toolchain's `hello` served by `wisp run` and by `wasmtime
-//! serve` with the same instance settings, measured in interleaved rounds, as ratios. Fresh
+//! The guest tables of `bench run` and `bench gateway`: each toolchain's `hello` served by wisp
+//! (`wisp run`, or a Service of `wisp up` behind its gateway) and by `wasmtime serve` with the
+//! same instance settings, measured in interleaved rounds, as ratios. Fresh
 //! instances per request measure instantiation; reused ones measure the HTTP path around the
 //! guest. The goal (issue 18): at least 2× `wasmtime serve` where instances are fresh, 1.3× where
 //! they are reused.
@@ -10,9 +11,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::closed_loop::RunResult;
-use crate::peers::{self, Peer};
+use crate::manifests::ServiceManifest;
+use crate::peers;
 use crate::report;
 use crate::target::Target;
+
+use super::cluster::Cluster;
+use super::gateway_target;
 
 /// One row: a guest, how its instances are used, and how many connections load it.
 pub struct GuestRow {
@@ -102,61 +107,156 @@ struct Measured {
     wasmtime: Option<RunResult>,
 }
 
-/// Measures every row and returns the Markdown table (with a line per row that could not run).
+/// Which of wisp's paths serves the guests: the runtime alone, or the whole request path of a
+/// cluster (gateway, activator, replica) with each guest a Service applied to `wisp up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WispPath {
+    Run,
+    Up,
+}
+
+impl WispPath {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Run => "wisp run",
+            Self::Up => "wisp up",
+        }
+    }
+}
+
+/// Measures every row through `wisp run` and returns the Markdown table (with a line per row
+/// that could not run).
 pub fn run(wisp: &Path, wasmtime: Option<&Path>, settings: &Settings) -> anyhow::Result<String> {
     let cache =
         std::env::temp_dir().join(format!("wisp-bench-guests-cache-{}", std::process::id()));
-    let mut table = String::from(
-        "| guest | conns | wisp run req/s | p50 | wasmtime serve req/s | p50 | wisp ÷ wasmtime | goal |\n\
+    let measured = ROWS
+        .iter()
+        .map(|row| {
+            let Some(component) = wisp_samples::path(row.sample) else {
+                return Ok(None);
+            };
+            let component = component.display().to_string();
+            let peer = peers::start_wisp_run_with(wisp, &component, &cache, &row.reuse_args())
+                .with_context(|| format!("starting wisp run for {}", row.label))?;
+            let target = Target::parse(&format!("{}/", peer.url))?;
+            measure_row(&target, wasmtime, row, &component, settings)
+                .with_context(|| format!("measuring {}", row.label))
+                .map(Some)
+        })
+        .collect::<anyhow::Result<Vec<_>>>();
+    let _ = std::fs::remove_dir_all(&cache);
+    Ok(table(WispPath::Run, &measured?, wasmtime.is_some()))
+}
+
+/// Measures every row through `wisp up`: each guest a Service (kept at one replica, its
+/// instance settings as `wisp.dev/` annotations) behind the gateway.
+pub fn run_through_up(
+    wisp: &Path,
+    wasmtime: Option<&Path>,
+    settings: &Settings,
+) -> anyhow::Result<String> {
+    let services: Vec<(usize, ServiceManifest)> = ROWS
+        .iter()
+        .enumerate()
+        .filter_map(|(index, row)| {
+            let component = wisp_samples::path(row.sample)?;
+            Some((index, row.service(index, &component.display().to_string())))
+        })
+        .collect();
+    let manifests: Vec<ServiceManifest> = services.iter().map(|(_, s)| s.clone()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cluster = runtime.block_on(async {
+        let cluster = Cluster::start(wisp, &[]).await?;
+        cluster.create(&manifests, manifests.len()).await?;
+        cluster.wait_ready(manifests.len()).await?;
+        anyhow::Ok(cluster)
+    })?;
+    let gateway = format!("http://{}", cluster.gateway());
+    let measured = ROWS
+        .iter()
+        .enumerate()
+        .map(|(index, row)| {
+            let Some((_, service)) = services.iter().find(|(i, _)| *i == index) else {
+                return Ok(None);
+            };
+            let target = gateway_target(&gateway, &service.name)?;
+            measure_row(&target, wasmtime, row, &service.component, settings)
+                .with_context(|| format!("measuring {} through wisp up", row.label))
+                .map(Some)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    drop(cluster);
+    Ok(table(WispPath::Up, &measured, wasmtime.is_some()))
+}
+
+impl GuestRow {
+    /// The row as a Service of `wisp up`, named after its place in [`ROWS`].
+    fn service(&self, index: usize, component: &str) -> ServiceManifest {
+        let service =
+            ServiceManifest::new(format!("guest-{index}"), component).autoscaling("min-scale", "1");
+        match self.reuse {
+            Some(count) => {
+                service.annotation("wisp.dev/max-instance-reuse-count", &count.to_string())
+            }
+            None => service,
+        }
+    }
+}
+
+fn table(path: WispPath, measured: &[Option<Measured>], has_wasmtime: bool) -> String {
+    let column = path.column();
+    let mut table = format!(
+        "| guest | conns | {column} req/s | p50 | wasmtime serve req/s | p50 | wisp ÷ wasmtime | goal |\n\
          |---|---:|---:|---:|---:|---:|---:|---|\n",
     );
-    for row in ROWS {
-        let Some(component) = wisp_samples::path(row.sample) else {
-            table.push_str(&format!(
+    for (row, measured) in ROWS.iter().zip(measured) {
+        match measured {
+            Some(measured) => table.push_str(&table_row(row, measured)),
+            None => table.push_str(&format!(
                 "| {} | {} | sample `{}` was not built | | | | | |\n",
                 row.label, row.connections, row.sample
-            ));
-            continue;
-        };
-        let measured = measure_row(wisp, wasmtime, row, component, &cache, settings)
-            .with_context(|| format!("measuring {}", row.label))?;
-        table.push_str(&table_row(row, &measured));
+            )),
+        }
     }
-    let _ = std::fs::remove_dir_all(&cache);
-    if wasmtime.is_none() {
+    if !has_wasmtime {
         table.push_str(
             "\nwasmtime serve is missing: set $WASMTIME or `cargo install wasmtime-cli --version 48.0.8 --locked`\n",
         );
     }
-    Ok(table)
+    table
 }
 
+/// Starts `wasmtime serve` with the row's instance settings and measures it and `wisp` in
+/// interleaved rounds.
 fn measure_row(
-    wisp: &Path,
+    wisp: &Target,
     wasmtime: Option<&Path>,
     row: &GuestRow,
-    component: &Path,
-    cache: &Path,
+    component: &str,
     settings: &Settings,
 ) -> anyhow::Result<Measured> {
-    let component = component.display().to_string();
-    let wisp_peer = peers::start_wisp_run_with(wisp, &component, cache, &row.reuse_args())?;
     let wasmtime_peer = match wasmtime {
         Some(path) => {
             let mut args = row.reuse_args();
             if row.wasip3 {
                 args.extend(["-S", "p3", "-W", "component-model-async"].map(String::from));
             }
-            Some(peers::start_wasmtime_serve_with(path, &component, &args)?)
+            Some(peers::start_wasmtime_serve_with(path, component, &args)?)
         }
         None => None,
     };
+    let wasmtime_target = wasmtime_peer
+        .as_ref()
+        .map(|peer| Target::parse(&format!("{}/", peer.url)))
+        .transpose()?;
     let mut wisp_total: Option<RunResult> = None;
     let mut wasmtime_total: Option<RunResult> = None;
     for _ in 0..settings.rounds.max(1) {
-        merge(&mut wisp_total, measure(&wisp_peer, row, settings)?);
-        if let Some(peer) = &wasmtime_peer {
-            merge(&mut wasmtime_total, measure(peer, row, settings)?);
+        merge(&mut wisp_total, measure(wisp, row, settings)?);
+        if let Some(target) = &wasmtime_target {
+            merge(&mut wasmtime_total, measure(target, row, settings)?);
         }
     }
     Ok(Measured {
@@ -165,9 +265,8 @@ fn measure_row(
     })
 }
 
-fn measure(peer: &Peer, row: &GuestRow, settings: &Settings) -> anyhow::Result<RunResult> {
-    let target = Target::parse(&format!("{}/", peer.url))?;
-    super::measure(&target, row.connections, settings.duration, settings.warmup)
+fn measure(target: &Target, row: &GuestRow, settings: &Settings) -> anyhow::Result<RunResult> {
+    super::measure(target, row.connections, settings.duration, settings.warmup)
 }
 
 fn merge(total: &mut Option<RunResult>, round: RunResult) {
