@@ -27,6 +27,7 @@ mod revision;
 mod revision_cache;
 mod revision_status;
 mod route;
+mod route_index;
 mod service;
 mod store_ready;
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -34,6 +34,7 @@ use super::meta;
 use super::nodes::{self, Nodes};
 use super::revision_cache::{self, RevisionCache};
 use super::revision_status::NodeView;
+use super::route_index::RouteIndex;
 use super::store_ready::StoreReady;
 use super::{Error, RESYNC, log_outcome};
 
@@ -84,14 +85,27 @@ pub(super) async fn run(client: Client) {
         futures::future::ready(change.ok().map(|_| ()))
     });
 
-    let controller = Controller::new(
-        Api::<Route>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(super::controller_config());
-    let routes = controller.store();
-    let by_configuration = routes.clone();
-    let by_revision = routes.clone();
+    // The controller's own Route watch also keeps the index its mappers read.
+    let index = Arc::new(RouteIndex::default());
+    let (routes, route_writer) = reflector::store::<Route>();
+    let route_changes = {
+        let index = index.clone();
+        watcher(
+            Api::<Route>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map_ok(move |event| {
+            index.observe(&event);
+            event
+        })
+        .reflect(route_writer)
+        .applied_objects()
+    };
+    let controller = Controller::for_stream(route_changes, routes.clone())
+        .with_config(super::controller_config());
+    let by_configuration = index.clone();
+    let by_revision = index;
     let (revisions, revision_changes) = revision_cache::watch(client.clone());
     let (nodes, node_changes) = nodes::watch(client.clone());
     let context = Arc::new(Context {
@@ -107,10 +121,19 @@ pub(super) async fn run(client: Client) {
         .watches(
             Api::<Configuration>::all(client.clone()),
             watcher::Config::default(),
-            move |cfg| routes_of_configuration(&by_configuration, &cfg),
+            move |cfg| {
+                by_configuration.following(&cfg.namespace().unwrap_or_default(), &cfg.name_any())
+            },
         )
         .watches_stream(revision_changes, move |revision| {
-            routes_of_revision(&by_revision, &revision)
+            by_revision.concerning_revision(
+                &revision.namespace().unwrap_or_default(),
+                &revision.name_any(),
+                revision
+                    .labels()
+                    .get(labels::CONFIGURATION)
+                    .map(String::as_str),
+            )
         })
         .reconcile_all_on(futures::stream::select(domain_changes, node_changes))
         .run(reconcile, error_policy, context)
@@ -119,56 +142,6 @@ pub(super) async fn run(client: Client) {
             futures::future::ready(())
         })
         .await;
-}
-
-/// Routes that follow `cfg` (by `configurationName`, or a Service's route of the same name).
-fn routes_of_configuration(routes: &Store<Route>, cfg: &Configuration) -> Vec<ObjectRef<Route>> {
-    let name = cfg.name_any();
-    let namespace = cfg.namespace();
-    routes
-        .state()
-        .iter()
-        .filter(|route| route.namespace() == namespace && follows(route, &name))
-        .map(|route| ObjectRef::from_obj(route.as_ref()))
-        .collect()
-}
-
-/// Routes whose traffic names `revision`, or that follow its configuration.
-fn routes_of_revision(routes: &Store<Route>, revision: &Revision) -> Vec<ObjectRef<Route>> {
-    let name = revision.name_any();
-    let namespace = revision.namespace();
-    let configuration = revision.labels().get(labels::CONFIGURATION);
-    routes
-        .state()
-        .iter()
-        .filter(|route| route.namespace() == namespace)
-        .filter(|route| {
-            names_revision(route, &name) || configuration.is_some_and(|c| follows(route, c))
-        })
-        .map(|route| ObjectRef::from_obj(route.as_ref()))
-        .collect()
-}
-
-/// Whether `route` follows configuration `cfg` ([`referenced_configurations`] without building
-/// the set: this runs for every route on every revision event).
-fn follows(route: &Route, cfg: &str) -> bool {
-    route.metadata.name.as_deref() == Some(cfg)
-        || route
-            .spec
-            .traffic
-            .iter()
-            .any(|t| t.configuration_name.as_deref() == Some(cfg))
-}
-
-/// Whether `route`'s spec or status traffic names revision `name`.
-fn names_revision(route: &Route, name: &str) -> bool {
-    let status_traffic = route.status.iter().flat_map(|s| &s.traffic);
-    route
-        .spec
-        .traffic
-        .iter()
-        .chain(status_traffic)
-        .any(|t| t.revision_name.as_deref() == Some(name))
 }
 
 /// The configurations a route follows: those its targets name, and the one of its own name

@@ -9,7 +9,8 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use wisp_api::knative::condition_types::{CONFIGURATIONS_READY, READY, ROUTES_READY};
 use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
@@ -26,24 +27,43 @@ use super::{Error, RESYNC, log_outcome};
 struct Context {
     client: Client,
     backoff: Backoff,
+    /// Every Configuration and Route, from the watches that also trigger this controller: a
+    /// reconcile reads its children here instead of asking the API server each time.
+    configurations: Store<Configuration>,
+    routes: Store<Route>,
 }
 
 /// Runs the controller until the future is dropped.
 pub(super) async fn run(client: Client) {
+    let (configurations, configuration_writer) = reflector::store::<Configuration>();
+    let configuration_changes = watcher(
+        Api::<Configuration>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(configuration_writer)
+    .touched_objects();
+    let (routes, route_writer) = reflector::store::<Route>();
+    let route_changes = watcher(
+        Api::<Route>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(route_writer)
+    .touched_objects();
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
+        configurations,
+        routes,
     });
     Controller::new(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
     )
     .with_config(super::controller_config())
-    .owns(
-        Api::<Configuration>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Route>::all(client), watcher::Config::default())
+    .owns_stream(configuration_changes)
+    .owns_stream(route_changes)
     .run(reconcile, error_policy, context)
     .for_each(|outcome| {
         log_outcome("Service", outcome);
@@ -57,19 +77,21 @@ fn error_policy(svc: Arc<Service>, error: &Error, context: Arc<Context>) -> Acti
 }
 
 async fn reconcile(svc: Arc<Service>, context: Arc<Context>) -> Result<Action, Error> {
-    let action = reconcile_service(&svc, &context.client).await?;
+    let action = reconcile_service(&svc, &context).await?;
     context.backoff.succeeded(svc.as_ref());
     Ok(action)
 }
 
-async fn reconcile_service(svc: &Service, client: &Client) -> Result<Action, Error> {
+async fn reconcile_service(svc: &Service, context: &Context) -> Result<Action, Error> {
     if svc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let client = &context.client;
     let namespace = meta::namespace(svc)?;
     let uid = meta::uid(svc)?;
     let configuration = ensure(
         &Api::<Configuration>::namespaced(client.clone(), &namespace),
+        &context.configurations,
         desired_configuration(svc)?,
         &uid,
         configuration_update,
@@ -77,6 +99,7 @@ async fn reconcile_service(svc: &Service, client: &Client) -> Result<Action, Err
     .await?;
     let route = ensure(
         &Api::<Route>::namespaced(client.clone(), &namespace),
+        &context.routes,
         desired_route(svc)?,
         &uid,
         route_update,
@@ -102,9 +125,13 @@ async fn reconcile_service(svc: &Service, client: &Client) -> Result<Action, Err
 }
 
 /// Creates `desired`, or brings the existing object of its name to it when the Service owns
-/// that object; an object someone else owns is left alone and reported.
+/// that object; an object someone else owns is left alone and reported. The object is read
+/// from `cache`; when the cache is behind (a create finds the name taken, a replace finds a
+/// newer version) the API server's copy decides, and a conflict left over is retried by the
+/// controller like any failed reconcile.
 async fn ensure<K>(
     api: &Api<K>,
+    cache: &Store<K>,
     desired: K,
     owner_uid: &str,
     update: fn(&K, &K) -> Option<K>,
@@ -114,13 +141,24 @@ where
     K: serde::Serialize + serde::de::DeserializeOwned,
 {
     let name = desired.name_any();
-    match api.get_opt(&name).await? {
-        None => {
-            tracing::info!(kind = %K::kind(&()), %name, "creating");
-            Ok(Child::Owned(
-                api.create(&PostParams::default(), &desired).await?,
-            ))
-        }
+    let key = ObjectRef::<K>::new(&name).within(desired.meta().namespace.as_deref().unwrap_or(""));
+    let existing = match cache.get(&key) {
+        Some(cached) => Some(K::clone(&cached)),
+        None => match api.create(&PostParams::default(), &desired).await {
+            Ok(created) => {
+                tracing::info!(kind = %K::kind(&()), %name, "created");
+                return Ok(Child::Owned(created));
+            }
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                api.get_opt(&name).await?
+            }
+            Err(error) => return Err(error.into()),
+        },
+    };
+    match existing {
+        None => Ok(Child::Owned(
+            api.create(&PostParams::default(), &desired).await?,
+        )),
         Some(existing) if is_controlled_by(existing.meta(), owner_uid) => {
             match update(&existing, &desired) {
                 Some(changed) => Ok(Child::Owned(
@@ -133,8 +171,6 @@ where
     }
 }
 
-/// A child of the Service's name, as the Service controller found it.
-#[derive(Clone, Debug, PartialEq)]
 pub(super) enum Child<K> {
     /// The Service's own (just created or brought up to date).
     Owned(K),

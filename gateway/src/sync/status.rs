@@ -134,13 +134,26 @@ pub fn replicas(status: &RevisionStatus, node: &str, replicas: &Replicas) -> Rev
 /// `status` with this node's word on the route: it serves the traffic the stored status holds
 /// (or cannot, and why).
 pub fn route_served(status: &RouteStatus, node: &str, problem: Option<&str>) -> RouteStatus {
-    let report = RouteReport {
+    let mut next = status.clone();
+    next.annotations
+        .insert(report_key(node), route_report(status, problem));
+    next
+}
+
+/// Whether `status` already carries what [`route_served`] would write: checked for every Route
+/// on every table rebuild, so without copying the status.
+pub fn route_reported(status: &RouteStatus, node: &str, problem: Option<&str>) -> bool {
+    status
+        .annotations
+        .get(&report_key(node))
+        .is_some_and(|written| *written == route_report(status, problem))
+}
+
+fn route_report(status: &RouteStatus, problem: Option<&str>) -> String {
+    encode(&RouteReport {
         serving: traffic_hash(&status.traffic, status.url.as_deref()),
         problem: problem.map(str::to_owned),
-    };
-    let mut next = status.clone();
-    next.annotations.insert(report_key(node), encode(&report));
-    next
+    })
 }
 
 #[cfg(test)]
@@ -254,5 +267,14 @@ mod tests {
             traffic_hash(&status.traffic, status.url.as_deref())
         );
         assert_eq!(report.problem, None);
+        assert!(!route_reported(&status, "a", None));
+        assert!(route_reported(&served, "a", None));
+        assert!(!route_reported(&served, "b", None), "another node's report");
+        assert!(!route_reported(&served, "a", Some("no such revision")));
+        let moved = RouteStatus {
+            url: Some("http://hello.team.localhost".into()),
+            ..served.clone()
+        };
+        assert!(!route_reported(&moved, "a", None), "the traffic moved on");
     }
 }
