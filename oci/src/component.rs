@@ -181,7 +181,10 @@ mod tests {
         let manifest: serde_json::Value = serde_json::from_slice(&artifact.manifest).unwrap();
         assert_eq!(manifest["mediaType"], layout::OCI_MANIFEST);
         assert_eq!(manifest["config"]["mediaType"], layout::WASM_CONFIG);
-        assert_eq!(manifest["config"]["digest"], Digest::of(&artifact.config).to_string());
+        assert_eq!(
+            manifest["config"]["digest"],
+            Digest::of(&artifact.config).to_string()
+        );
         let layer = &manifest["layers"][0];
         assert_eq!(layer["mediaType"], "application/wasm");
         assert_eq!(layer["digest"], Digest::of(&bytes).to_string());

@@ -79,7 +79,11 @@ pub struct DockerConfig {
 impl fmt::Debug for DockerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(key, credentials)| (&key.text, credentials)))
+            .entries(
+                self.entries
+                    .iter()
+                    .map(|(key, credentials)| (&key.text, credentials)),
+            )
             .finish()
     }
 }
@@ -136,7 +140,7 @@ impl DockerConfig {
         }
         // Most specific first, as the kubelet orders them: longer paths, then exact hosts
         // before globs.
-        entries.sort_by(|(a, _), (b, _)| b.specificity().cmp(&a.specificity()));
+        entries.sort_by_key(|(key, _)| std::cmp::Reverse(key.specificity()));
         Ok(Self { entries })
     }
 
@@ -211,12 +215,12 @@ impl RegistryKey {
             Some((host_port, path)) => (host_port, path.trim_end_matches('/')),
             None => (without_scheme, ""),
         };
-        let path = if path == "v1" || path == "v2" || path.starts_with("v1/") || path.starts_with("v2/")
-        {
-            ""
-        } else {
-            path
-        };
+        let path =
+            if path == "v1" || path == "v2" || path.starts_with("v1/") || path.starts_with("v2/") {
+                ""
+            } else {
+                path
+            };
         let (host, port) = match host_port.rsplit_once(':') {
             Some((host, port)) => (host, Some(port.to_owned())),
             None => (host_port, None),
@@ -321,7 +325,10 @@ mod tests {
             config.credentials_for(&reference("ghcr.io/team/x")),
             basic("bob", "pw")
         );
-        assert_eq!(config.credentials_for(&reference("quay.io/x")), basic("u", "p"));
+        assert_eq!(
+            config.credentials_for(&reference("quay.io/x")),
+            basic("u", "p")
+        );
         assert_eq!(
             config.credentials_for(&reference("localhost:5001/x")),
             Credentials::Anonymous
@@ -349,7 +356,10 @@ mod tests {
             b64("any:5"),
         );
         let config = DockerConfig::parse(data.as_bytes()).unwrap();
-        assert_eq!(config.credentials_for(&reference("docker.io/x")), basic("hub", "1"));
+        assert_eq!(
+            config.credentials_for(&reference("docker.io/x")),
+            basic("hub", "1")
+        );
         assert_eq!(
             config.credentials_for(&reference("registry-1.docker.io/library/x")),
             basic("hub", "1")
@@ -397,13 +407,16 @@ mod tests {
             config.credentials_for(&reference("b.io/x")),
             basic("<token>", "id")
         );
-        assert_eq!(config.credentials_for(&reference("c.io/x")), Credentials::Anonymous);
+        assert_eq!(
+            config.credentials_for(&reference("c.io/x")),
+            Credentials::Anonymous
+        );
     }
 
     #[test]
     fn bad_data_is_refused_without_quoting_secrets() {
-        let error = DockerConfig::parse(b"{\"auths\": {\"a.io\": {\"auth\": \"sekrit!!\"}}}")
-            .unwrap_err();
+        let error =
+            DockerConfig::parse(b"{\"auths\": {\"a.io\": {\"auth\": \"sekrit!!\"}}}").unwrap_err();
         assert_eq!(
             error,
             DockerConfigError::BadAuth {
@@ -411,7 +424,10 @@ mod tests {
             }
         );
         assert!(!error.to_string().contains("sekrit"));
-        let no_colon = format!("{{\"auths\": {{\"a.io\": {{\"auth\": \"{}\"}}}}}}", b64("nocolon"));
+        let no_colon = format!(
+            "{{\"auths\": {{\"a.io\": {{\"auth\": \"{}\"}}}}}}",
+            b64("nocolon")
+        );
         assert!(DockerConfig::parse(no_colon.as_bytes()).is_err());
         let error = DockerConfig::parse(b"{\"auths\": [\"sekrit\"]}").unwrap_err();
         assert!(matches!(error, DockerConfigError::Json { .. }));
@@ -421,11 +437,20 @@ mod tests {
     #[test]
     fn debug_never_shows_secrets() {
         let shown = format!("{:?}", basic("alice", "sekrit"));
-        assert!(shown.contains("alice") && !shown.contains("sekrit"), "{shown}");
+        assert!(
+            shown.contains("alice") && !shown.contains("sekrit"),
+            "{shown}"
+        );
         let shown = format!("{:?}", Credentials::Bearer("sekrit".into()));
         assert!(!shown.contains("sekrit"), "{shown}");
-        let data = format!("{{\"auths\": {{\"a.io\": {{\"auth\": \"{}\"}}}}}}", b64("u:sekrit"));
+        let data = format!(
+            "{{\"auths\": {{\"a.io\": {{\"auth\": \"{}\"}}}}}}",
+            b64("u:sekrit")
+        );
         let shown = format!("{:?}", DockerConfig::parse(data.as_bytes()).unwrap());
-        assert!(shown.contains("a.io") && !shown.contains("sekrit"), "{shown}");
+        assert!(
+            shown.contains("a.io") && !shown.contains("sekrit"),
+            "{shown}"
+        );
     }
 }

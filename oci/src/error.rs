@@ -3,7 +3,6 @@
 use std::error::Error as _;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
 use crate::reference::ReferenceError;
 
 /// The kind of a failure: what a caller needs to choose a reason (`ErrImagePull`,
@@ -51,7 +50,11 @@ impl ErrorKind {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            Self::NotFound | Self::Unauthorized | Self::Unreachable | Self::RegistryError | Self::Cache
+            Self::NotFound
+                | Self::Unauthorized
+                | Self::Unreachable
+                | Self::RegistryError
+                | Self::Cache
         )
     }
 }
@@ -98,8 +101,8 @@ pub enum OciError {
         reference: String,
         registry: String,
         what: String,
-        expected: Digest,
-        actual: Digest,
+        expected: String,
+        actual: String,
     },
     #[error(
         "{reference} is not a wasm component wisp can run: {found}; wisp runs the CNCF wasm OCI artifact (config application/vnd.wasm.config.v0+json with exactly one application/wasm layer, as `wisp push` and `wkg oci push` write it), an image whose only layer is application/vnd.wasm.content.layer.v1+wasm, or a single-layer image whose layer is the .wasm file; an image index needs an entry for platform wasip2, wasm or wasip1"
@@ -186,18 +189,22 @@ impl Context<'_> {
                     .collect::<Vec<_>>()
                     .join("; ");
                 let codes: Vec<&Code> = envelope.errors.iter().map(|error| &error.code).collect();
-                if codes.iter().any(|code| {
-                    matches!(code, Code::Unauthorized | Code::Denied)
-                }) {
+                if codes
+                    .iter()
+                    .any(|code| matches!(code, Code::Unauthorized | Code::Denied))
+                {
                     unauthorized(answer)
                 } else if codes.iter().any(|code| {
                     matches!(
                         code,
-                        Code::ManifestUnknown | Code::NameUnknown | Code::BlobUnknown | Code::NotFound
+                        Code::ManifestUnknown
+                            | Code::NameUnknown
+                            | Code::BlobUnknown
+                            | Code::NotFound
+                            | Code::NameInvalid
+                            | Code::TagInvalid
                     )
                 }) {
-                    not_found(answer)
-                } else if codes.iter().any(|code| matches!(code, Code::NameInvalid | Code::TagInvalid)) {
                     not_found(answer)
                 } else {
                     other(answer)
@@ -219,17 +226,30 @@ impl Context<'_> {
             E::DigestError(oci_client::errors::DigestError::VerificationError {
                 expected,
                 actual,
-            }) => match (crate::Digest::parse(&expected), crate::Digest::parse(&actual)) {
+            }) => match (
+                crate::Digest::parse(&expected),
+                crate::Digest::parse(&actual),
+            ) {
                 (Some(expected), Some(actual)) => OciError::DigestMismatch {
                     reference: self.reference.to_owned(),
                     registry: self.registry.to_owned(),
                     what: self.what.clone(),
-                    expected,
-                    actual,
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
                 },
                 _ => other(format!("content with digest {actual}, not {expected}")),
             },
-            E::RequestError(error) => self.request_failed(&error),
+            E::RequestError(error) => match error.status() {
+                Some(status) => {
+                    let answer = format!("HTTP {status}");
+                    match status.as_u16() {
+                        401 | 403 => unauthorized(answer),
+                        404 => not_found(answer),
+                        _ => other(answer),
+                    }
+                }
+                None => self.request_failed(&error),
+            },
             error => other(error.to_string()),
         }
     }

@@ -13,7 +13,12 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The manifest types wisp asks a registry for (the distribution registry answers "not found"
 /// for a type missing from `Accept`).
-pub const MANIFEST_TYPES: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const MANIFEST_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// The CNCF wasm OCI artifact's config.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
@@ -74,8 +79,9 @@ pub enum Manifest {
 impl Manifest {
     /// Reads manifest JSON. `Err` says what is wrong with it.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let document: Document = serde_json::from_slice(bytes)
-            .map_err(|error| format!("the manifest is not valid JSON of a known shape ({error})"))?;
+        let document: Document = serde_json::from_slice(bytes).map_err(|error| {
+            format!("the manifest is not valid JSON of a known shape ({error})")
+        })?;
         if document.schema_version != Some(2) {
             return Err(format!(
                 "the manifest has schemaVersion {}, and only version 2 (OCI and docker v2) is read",
@@ -192,7 +198,9 @@ pub fn choose_layer(config: &Descriptor, layers: &[Descriptor]) -> Result<Choice
         };
     }
     match layers {
-        [layer] if layer.media_type == WASM_CONTENT_LAYER || layer.media_type == COMPONENT_LAYER => {
+        [layer]
+            if layer.media_type == WASM_CONTENT_LAYER || layer.media_type == COMPONENT_LAYER =>
+        {
             Ok(Choice {
                 layout: Layout::WasmContentLayer,
                 layer: layer.clone(),
@@ -274,13 +282,21 @@ mod tests {
         let index = br#"{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": []}"#;
         let manifest = Manifest::parse(index).unwrap();
         assert_eq!(manifest.media_type(), DOCKER_MANIFEST_LIST);
-        assert!(Manifest::parse(br#"{"schemaVersion": 1, "fsLayers": []}"#)
-            .unwrap_err()
-            .contains("schemaVersion 1"));
-        assert!(Manifest::parse(b"<html>").unwrap_err().contains("not valid JSON"));
-        assert!(Manifest::parse(br#"{"schemaVersion": 2}"#)
-            .unwrap_err()
-            .contains("neither"));
+        assert!(
+            Manifest::parse(br#"{"schemaVersion": 1, "fsLayers": []}"#)
+                .unwrap_err()
+                .contains("schemaVersion 1")
+        );
+        assert!(
+            Manifest::parse(b"<html>")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        assert!(
+            Manifest::parse(br#"{"schemaVersion": 2}"#)
+                .unwrap_err()
+                .contains("neither")
+        );
     }
 
     #[test]
@@ -289,7 +305,7 @@ mod tests {
         let wasip1 = for_platform("wasip1", "wasm");
         let wasm = for_platform("unknown", "wasm");
         let wasip2 = for_platform("wasip2", "wasm");
-        assert_eq!(choose_platform(&[linux.clone()]), None);
+        assert_eq!(choose_platform(std::slice::from_ref(&linux)), None);
         assert_eq!(
             choose_platform(&[linux.clone(), wasip1.clone()]),
             Some(&wasip1)

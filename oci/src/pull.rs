@@ -76,13 +76,18 @@ impl Puller {
         let (config, layers) = loop {
             let bytes = self
                 .blob(&manifest_digest, async {
-                    session.get()?.manifest(Some(manifest_digest)).await.map(|(bytes, _)| bytes)
+                    session
+                        .get()?
+                        .manifest(Some(manifest_digest))
+                        .await
+                        .map(|(bytes, _)| bytes)
                 })
                 .await?;
-            let manifest = Manifest::parse(&bytes).map_err(|problem| OciError::NotWasmComponent {
-                reference: reference.to_string(),
-                found: format!("manifest {manifest_digest}: {problem}"),
-            })?;
+            let manifest =
+                Manifest::parse(&bytes).map_err(|problem| OciError::NotWasmComponent {
+                    reference: reference.to_string(),
+                    found: format!("manifest {manifest_digest}: {problem}"),
+                })?;
             match manifest {
                 Manifest::Image { config, layers, .. } => break (config, layers),
                 Manifest::Index { manifests, .. } => {
@@ -93,25 +98,23 @@ impl Puller {
                             reference: reference.to_string(),
                             found: layout::describe_platforms(&manifests),
                         })?;
-                    manifest_digest = layout::descriptor_digest(chosen).ok_or_else(|| {
-                        OciError::Registry {
+                    manifest_digest =
+                        layout::descriptor_digest(chosen).ok_or_else(|| OciError::Registry {
                             reference: reference.to_string(),
                             registry: reference.registry().to_owned(),
                             answer: format!(
                                 "an index naming {:?}, which is not a sha256 digest",
                                 chosen.digest
                             ),
-                        }
-                    })?;
+                        })?;
                 }
             }
         };
-        let choice = layout::choose_layer(&config, &layers).map_err(|found| {
-            OciError::NotWasmComponent {
+        let choice =
+            layout::choose_layer(&config, &layers).map_err(|found| OciError::NotWasmComponent {
                 reference: reference.to_string(),
                 found,
-            }
-        })?;
+            })?;
         let layer_digest =
             layout::descriptor_digest(&choice.layer).ok_or_else(|| OciError::Registry {
                 reference: reference.to_string(),
@@ -214,7 +217,11 @@ struct LazySession<'a> {
 }
 
 impl<'a> LazySession<'a> {
-    fn new(registry: &'a Registry, reference: &'a ImageReference, credentials: &'a Credentials) -> Self {
+    fn new(
+        registry: &'a Registry,
+        reference: &'a ImageReference,
+        credentials: &'a Credentials,
+    ) -> Self {
         Self {
             registry,
             reference,

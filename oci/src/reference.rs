@@ -61,7 +61,9 @@ pub struct ImageReference {
 
 /// Why a string is not an image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reference:?} is not an image reference ({reason}); write REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST], e.g. ghcr.io/team/hello:v1")]
+#[error(
+    "{reference:?} is not an image reference ({reason}); write REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST], e.g. ghcr.io/team/hello:v1"
+)]
 pub struct ReferenceError {
     pub reference: String,
     pub reason: String,
@@ -226,7 +228,9 @@ fn valid_registry(registry: &str) -> bool {
     let host_ok = !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -328,7 +332,10 @@ mod tests {
         let pinned = format!("ghcr.io/hello@sha256:{HEX}");
         let reference = ImageReference::parse(&pinned).unwrap();
         assert_eq!(reference.tag(), None);
-        assert_eq!(reference.digest().unwrap().to_string(), format!("sha256:{HEX}"));
+        assert_eq!(
+            reference.digest().unwrap().to_string(),
+            format!("sha256:{HEX}")
+        );
         assert_eq!(reference.to_string(), pinned);
 
         let both = format!("ghcr.io/hello:v2@sha256:{HEX}");

@@ -206,8 +206,8 @@ impl Session {
                 reference: self.reference.to_string(),
                 registry: self.reference.registry().to_owned(),
                 what,
-                expected,
-                actual,
+                expected: expected.to_string(),
+                actual: actual.to_string(),
             });
         }
         Ok((bytes, actual))
@@ -273,8 +273,8 @@ impl Session {
                 reference: self.reference.to_string(),
                 registry: self.reference.registry().to_owned(),
                 what,
-                expected,
-                actual,
+                expected: expected.to_string(),
+                actual: actual.to_string(),
             });
         }
         Ok(bytes)
@@ -311,8 +311,24 @@ impl Session {
         self.client
             .push_manifest_raw(&self.reference.to_client(), bytes, content_type)
             .await
-            .map_err(|error| self.context(format!("manifest upload {digest}")).classify(error))?;
+            .map_err(|error| {
+                self.context(format!("manifest upload {digest}"))
+                    .classify(error)
+            })?;
         Ok(digest)
+    }
+
+    /// Publishes an artifact under the reference's tag: both blobs, then the manifest.
+    /// Returns the manifest's digest.
+    pub async fn push_artifact(
+        &self,
+        artifact: &crate::component::Artifact,
+    ) -> Result<Digest, OciError> {
+        self.authorize_push().await?;
+        self.push_blob(artifact.config.clone()).await?;
+        self.push_blob(artifact.layer.clone()).await?;
+        self.push_manifest(artifact.manifest.clone(), layout::OCI_MANIFEST)
+            .await
     }
 
     /// Makes sure the credentials may push before any upload (oci-client asks for a
