@@ -44,6 +44,9 @@ pub enum WasmSummary {
 /// are skipped). `Err` says why the bytes are not valid wasm.
 pub fn summarize(bytes: &[u8]) -> Result<WasmSummary, String> {
     use wasmparser::{Encoding, Parser, Payload};
+    if !layout::has_wasm_magic(bytes) {
+        return Err("it does not start with the wasm magic bytes".to_owned());
+    }
     let mut depth = 0usize;
     let mut interface = ComponentInterface::default();
     let mut is_component = false;
