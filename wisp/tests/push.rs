@@ -1,6 +1,7 @@
 //! `wisp push` and `wisp inspect` (the real binary) against a real registry on loopback
 //! (Debian's docker-registry, started by the tests).
 
+mod common;
 #[path = "../../oci/tests/support/registry.rs"]
 mod registry_support;
 
@@ -350,6 +351,65 @@ fn push_and_inspect_refuse_bad_input_saying_what_to_do() {
     assert!(
         stderr.contains(&format!("cannot reach {host} over HTTPS"))
             && stderr.contains("`--insecure`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn wisp_run_serves_a_pushed_component_and_keeps_serving_it_from_the_cache() {
+    let mut registry = TestRegistry::start();
+    let host = registry.host().to_owned();
+    let tagged = format!("{host}/hello:v1");
+    let digest = push(wisp_samples::HELLO, &tagged, &["--insecure"]);
+    let cache = tempfile::tempdir().unwrap();
+
+    let run =
+        common::WispRun::start_with_cache(&tagged, cache.path(), &["--insecure-registry", &host]);
+    let response = common::client().get(run.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "Hello from wisp!\n");
+    assert!(run.logs().contains(&digest.to_string()), "{}", run.logs());
+    drop(run);
+
+    // Plain HTTP only for listed registries.
+    let (code, _, stderr) =
+        common::run_to_end(&["run", &tagged, "--addr", "127.0.0.1:0", "--no-cache"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {tagged}: cannot reach {host} over HTTPS")),
+        "{stderr}"
+    );
+
+    // Pinned by digest, the pulled blobs serve with the registry gone (a tag would need it).
+    registry.stop();
+    let pinned = format!("{host}/hello@{digest}");
+    let run =
+        common::WispRun::start_with_cache(&pinned, cache.path(), &["--insecure-registry", &host]);
+    let response = common::client().get(run.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "Hello from wisp!\n");
+    drop(run);
+    let (code, _, stderr) = common::run_to_end(&[
+        "run",
+        &tagged,
+        "--addr",
+        "127.0.0.1:0",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--insecure-registry",
+        &host,
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach {host} over plain HTTP")),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) =
+        common::run_to_end(&["run", &tagged, "--insecure-registry", "http://x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not a registry: write HOST:PORT"),
         "{stderr}"
     );
 }
