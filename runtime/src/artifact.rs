@@ -11,18 +11,25 @@ use crate::download::{download, url_host};
 use crate::error::RuntimeError;
 use crate::source_policy::{Refusal, SourcePolicy};
 
-/// A place a component can be read from: a local file (plain path or `file:` URL) or an
-/// `http(s)://` URL.
+/// A place a component can be read from: a local file (plain path or `file:` URL), an
+/// `http(s)://` URL, or an image in an OCI registry (`REGISTRY/REPO[:TAG][@sha256:DIGEST]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArtifactSource {
     File(PathBuf),
     Url(String),
+    /// An image reference as written; parsed when used, so a malformed one fails with its
+    /// reason instead of being read as a path.
+    Oci(String),
 }
 
 impl ArtifactSource {
-    /// Reads a container `image` reference as wisp understands it today.
+    /// Reads a container `image`: `file:` and `http(s)://` URLs, registry references (the first
+    /// path component is a registry: it has a `.` or a `:port`, or is `localhost`, as docker
+    /// reads them; see [`wisp_oci::classify`]), and paths for everything else.
     pub fn parse(reference: &str) -> Self {
-        if let Some(path) = reference.strip_prefix("file://") {
+        if wisp_oci::classify(reference) == wisp_oci::ImageSource::Registry {
+            Self::Oci(reference.to_owned())
+        } else if let Some(path) = reference.strip_prefix("file://") {
             Self::File(PathBuf::from(path))
         } else if let Some(path) = reference.strip_prefix("file:") {
             Self::File(PathBuf::from(path))
@@ -34,16 +41,22 @@ impl ArtifactSource {
     }
 
     /// Reads the whole component as `policy` allows, refusing anything larger than `limit`
-    /// bytes.
+    /// bytes. Registry images come through `puller` (its own size limit applies), a tag
+    /// resolved to its digest first.
     pub async fn fetch(
         &self,
         policy: &SourcePolicy,
+        puller: &wisp_oci::Puller,
         limit: u64,
         timeout: Duration,
     ) -> Result<Artifact, RuntimeError> {
-        let bytes = match self {
-            Self::File(path) => read_file(path, policy, limit).await?,
-            Self::Url(url) => download(url, policy, limit, timeout).await?,
+        let bytes: bytes::Bytes = match self {
+            Self::File(path) => read_file(path, policy, limit).await?.into(),
+            Self::Url(url) => download(url, policy, limit, timeout).await?.into(),
+            Self::Oci(reference) => {
+                self.admit(policy)?;
+                pull(reference, puller, timeout).await?
+            }
         };
         Ok(Artifact::new(self.to_string(), bytes))
     }
@@ -61,7 +74,79 @@ impl ArtifactSource {
                 let (host, port) = url_host(url)?;
                 policy.check_host(&host, port).map_err(refused)
             }
+            // Any registry, as on Kubernetes; but a loopback, link-local or private address
+            // written into the reference only where private networks are allowed. (A name that
+            // resolves to one is not caught here: oci-client resolves names itself.)
+            Self::Oci(text) => {
+                let reference = wisp_oci::ImageReference::parse(text)
+                    .map_err(|error| RuntimeError::Pull(Box::new(error.into())))?;
+                let host = registry_host(reference.registry());
+                let address = if host.eq_ignore_ascii_case("localhost") {
+                    Some(std::net::IpAddr::from([127, 0, 0, 1]))
+                } else {
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                };
+                match address {
+                    Some(address) => policy.check_address(host, address).map_err(refused),
+                    None => Ok(()),
+                }
+            }
         }
+    }
+}
+
+/// The host part of `HOST[:PORT]`.
+fn registry_host(registry: &str) -> &str {
+    match registry.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => registry,
+    }
+}
+
+/// Pulls a registry image: its tag resolved to a digest now, then the component that digest
+/// names (from the blob cache when it is there), anonymously, within `timeout`.
+async fn pull(
+    text: &str,
+    puller: &wisp_oci::Puller,
+    timeout: Duration,
+) -> Result<bytes::Bytes, RuntimeError> {
+    let failed = |error: wisp_oci::OciError| RuntimeError::Pull(Box::new(error));
+    let reference = wisp_oci::ImageReference::parse(text).map_err(|error| failed(error.into()))?;
+    let credentials = wisp_oci::Credentials::Anonymous;
+    let work = async {
+        let digest = puller
+            .registry()
+            .resolve(&reference, &credentials)
+            .await
+            .map_err(failed)?;
+        let pulled = puller
+            .pull(&reference.pinned(digest), &credentials)
+            .await
+            .map_err(failed)?;
+        tracing::info!(
+            image = %reference,
+            digest = %pulled.reference_digest,
+            layer = %pulled.layer_digest,
+            "pulled a component"
+        );
+        Ok(pulled.bytes)
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(failed(wisp_oci::OciError::Unreachable {
+            reference: reference.to_string(),
+            registry: reference.registry().to_owned(),
+            scheme: if puller.registry().is_insecure(reference.registry()) {
+                "plain HTTP"
+            } else {
+                "HTTPS"
+            },
+            cause: format!("the pull did not finish within {}s", timeout.as_secs()),
+            hint: "",
+        })),
     }
 }
 
@@ -69,7 +154,7 @@ impl fmt::Display for ArtifactSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File(path) => write!(f, "{}", path.display()),
-            Self::Url(url) => f.write_str(url),
+            Self::Url(url) | Self::Oci(url) => f.write_str(url),
         }
     }
 }
@@ -227,6 +312,45 @@ mod tests {
             ArtifactSource::parse("https://example.test/x.wasm"),
             ArtifactSource::Url("https://example.test/x.wasm".into())
         );
+        assert_eq!(
+            ArtifactSource::parse("localhost:5000/hello:v1"),
+            ArtifactSource::Oci("localhost:5000/hello:v1".into())
+        );
+        assert_eq!(
+            ArtifactSource::parse("ghcr.io/team/hello.wasm"),
+            ArtifactSource::File("ghcr.io/team/hello.wasm".into())
+        );
+        assert_eq!(
+            ArtifactSource::parse("samples/hello"),
+            ArtifactSource::File("samples/hello".into())
+        );
+    }
+
+    #[test]
+    fn registries_on_private_addresses_need_private_networks() {
+        let refused = |image: &str| {
+            matches!(
+                ArtifactSource::parse(image).admit(&SourcePolicy::default()),
+                Err(RuntimeError::NotAllowed { .. })
+            )
+        };
+        assert!(refused("localhost:5000/hello:v1"));
+        assert!(refused("127.0.0.1:5000/hello:v1"));
+        assert!(refused("10.1.2.3/hello:v1"));
+        assert!(!refused("ghcr.io/team/hello:v1"));
+        let trusting = SourcePolicy::trusting();
+        assert!(
+            ArtifactSource::parse("localhost:5000/hello:v1")
+                .admit(&trusting)
+                .is_ok()
+        );
+        let error = ArtifactSource::parse("ghcr.io/Team/hello:v1")
+            .admit(&trusting)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("is not an image reference"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -251,15 +375,29 @@ mod tests {
         let path = dir.path().join("big.wasm");
         std::fs::write(&path, vec![0u8; 100]).unwrap();
         let source = ArtifactSource::File(path);
+        let puller = wisp_oci::Puller::new(
+            wisp_oci::Registry::default(),
+            wisp_oci::BlobCache::new(dir.path().join("oci")),
+        );
         let error = source
-            .fetch(&SourcePolicy::default(), 10, Duration::from_secs(1))
+            .fetch(
+                &SourcePolicy::default(),
+                &puller,
+                10,
+                Duration::from_secs(1),
+            )
             .await
             .err()
             .unwrap();
         assert!(matches!(error, RuntimeError::TooLarge { .. }), "{error}");
         let missing = ArtifactSource::File(dir.path().join("missing.wasm"));
         let error = missing
-            .fetch(&SourcePolicy::default(), 10, Duration::from_secs(1))
+            .fetch(
+                &SourcePolicy::default(),
+                &puller,
+                10,
+                Duration::from_secs(1),
+            )
             .await
             .err()
             .unwrap();

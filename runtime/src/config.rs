@@ -33,6 +33,9 @@ pub struct RuntimeConfig {
     pub guest_threads: usize,
     /// Which files and URLs components may be read from.
     pub sources: SourcePolicy,
+    /// Registries (`HOST:PORT` as image references spell them) reached over plain HTTP; every
+    /// other registry over HTTPS.
+    pub insecure_registries: Vec<String>,
     /// Components being read or downloaded at once; more wait their turn.
     pub max_concurrent_fetches: usize,
     /// Components being compiled at once (each compile is CPU- and memory-hungry); more wait.
@@ -78,6 +81,7 @@ impl Default for RuntimeConfig {
             fetch_timeout: Duration::from_secs(120),
             guest_threads: std::thread::available_parallelism().map_or(1, usize::from),
             sources: SourcePolicy::default(),
+            insecure_registries: Vec::new(),
             max_concurrent_fetches: default_concurrent_fetches(),
             max_concurrent_compiles: default_concurrent_compiles(),
             compiled_memory_budget: DEFAULT_COMPILED_MEMORY_BUDGET,

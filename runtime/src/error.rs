@@ -13,6 +13,11 @@ pub enum RuntimeError {
     )]
     Download { url: String, reason: String },
 
+    /// A component from an OCI registry could not be pulled; [`wisp_oci::OciError::kind`] says
+    /// why (not found, unauthorized, unreachable, …).
+    #[error("{0}")]
+    Pull(Box<wisp_oci::OciError>),
+
     #[error("component source {source_name} is not allowed: {refusal}")]
     NotAllowed {
         source_name: String,

@@ -36,6 +36,10 @@ struct Inner {
     config: RuntimeConfig,
     instance_slots: Arc<InstanceSlots>,
     cpu_shares: CpuShares,
+    /// Registry images, their blobs kept by digest under the cache directory (`oci/`), or in a
+    /// temporary directory removed with the runtime when there is none.
+    puller: wisp_oci::Puller,
+    _blob_dir: Option<tempfile::TempDir>,
     _ticker: EpochTicker,
 }
 
@@ -47,6 +51,27 @@ impl Runtime {
             None => None,
         };
         let linker = proxy_linker(&engine)?;
+        let (blob_dir, temporary_blob_dir) = match &config.cache_dir {
+            Some(dir) => (dir.join("oci"), None),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("wisp-oci-")
+                    .tempdir()
+                    .map_err(|error| RuntimeError::Cache {
+                        path: std::env::temp_dir(),
+                        reason: format!("cannot create a directory for pulled images: {error}"),
+                    })?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        let puller = wisp_oci::Puller::new(
+            wisp_oci::Registry::new(wisp_oci::RegistrySettings {
+                insecure_registries: config.insecure_registries.clone(),
+                max_layer_bytes: config.max_component_bytes,
+                ..Default::default()
+            }),
+            wisp_oci::BlobCache::new(blob_dir),
+        );
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -62,6 +87,8 @@ impl Runtime {
                 linker,
                 instance_slots: InstanceSlots::new(config.max_instances),
                 cpu_shares: CpuShares::new(config.guest_threads),
+                puller,
+                _blob_dir: temporary_blob_dir,
                 config,
                 _ticker: ticker,
             }),
@@ -118,6 +145,7 @@ impl Runtime {
             source
                 .fetch(
                     &config.sources,
+                    &self.inner.puller,
                     config.max_component_bytes,
                     config.fetch_timeout,
                 )

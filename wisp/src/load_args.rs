@@ -1,5 +1,6 @@
-//! How many components are fetched and compiled at once, and how many compiled ones stay in
-//! memory: the flags `wisp node`, `wisp up` and `wisp serve` share.
+//! How many components are fetched and compiled at once, how many compiled ones stay in
+//! memory, and which registries are reached over plain HTTP: the flags `wisp node`, `wisp up`
+//! and `wisp serve` share.
 
 use std::num::NonZeroUsize;
 
@@ -20,6 +21,28 @@ pub struct LoadArgs {
     /// return), e.g. 1Gi; the least recently used go first. Components in use always stay.
     #[arg(long, value_name = "BYTES", value_parser = cli_values::memory, default_value = "512Mi")]
     pub compiled_memory: u64,
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+}
+
+/// Registries reached over plain HTTP (`wisp run` takes this too).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RegistryArgs {
+    /// A registry reached over plain HTTP instead of HTTPS, as HOST:PORT exactly as image
+    /// references spell it (repeatable), e.g. a local `localhost:5000`. Default: none, every
+    /// registry over HTTPS.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT", value_parser = registry_host)]
+    pub insecure_registry: Vec<String>,
+}
+
+/// Accepts what may stand before the first `/` of an image reference.
+fn registry_host(text: &str) -> Result<String, String> {
+    match wisp_oci::ImageReference::parse(&format!("{text}/probe")) {
+        Ok(reference) if reference.registry() == text => Ok(text.to_owned()),
+        _ => Err(format!(
+            "{text:?} is not a registry: write HOST:PORT (or HOST) as image references spell it, e.g. localhost:5000"
+        )),
+    }
 }
 
 fn nonzero(value: usize) -> NonZeroUsize {
@@ -33,6 +56,7 @@ impl LoadArgs {
             max_concurrent_fetches: self.max_concurrent_fetches.get(),
             max_concurrent_compiles: self.max_concurrent_compiles.get(),
             compiled_memory_budget: self.compiled_memory,
+            insecure_registries: self.registries.insecure_registry.clone(),
             ..config
         }
     }
@@ -41,6 +65,15 @@ impl LoadArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insecure_registries_are_hosts_with_optional_ports() {
+        assert_eq!(registry_host("localhost:5000"), Ok("localhost:5000".into()));
+        assert_eq!(registry_host("registry.local"), Ok("registry.local".into()));
+        assert!(registry_host("localhost:5000/x").is_err());
+        assert!(registry_host("http://localhost:5000").is_err());
+        assert!(registry_host("plainname").is_err());
+    }
 
     #[test]
     fn the_memory_default_is_the_runtime_default() {

@@ -11,12 +11,15 @@ mod controller_cmd;
 mod crds_cmd;
 mod guest_runtime;
 mod host_memory;
+mod inspect_cmd;
 mod kube_client;
 mod listen;
 mod load_args;
 mod manifests_dir;
 mod node_cmd;
 mod node_role;
+mod push_cmd;
+mod registry_args;
 mod run_cmd;
 mod serve_cmd;
 mod server_args;
@@ -67,6 +70,11 @@ enum Command {
     Controller(controller_cmd::ControllerArgs),
     /// Print the Knative Serving CRDs a Kubernetes cluster needs for wisp (YAML, to stdout).
     Crds,
+    /// Publish a component to an OCI registry as the CNCF wasm artifact; prints its digest.
+    Push(push_cmd::PushArgs),
+    /// Show what a registry reference names: its digest, media types, sizes and the component
+    /// wisp would run.
+    Inspect(inspect_cmd::InspectArgs),
     /// Tools around the Knative-compatible autoscaler.
     Autoscaler {
         #[command(subcommand)]
@@ -85,6 +93,8 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller_cmd::run(args),
         Command::Node(args) => node_cmd::run(args),
         Command::Crds => crds_cmd::run(),
+        Command::Push(args) => push_cmd::run(args),
+        Command::Inspect(args) => inspect_cmd::run(args),
         Command::Autoscaler { command } => autoscaler_cmd::run(command),
     };
     match result {

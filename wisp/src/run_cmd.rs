@@ -21,7 +21,8 @@ use crate::server_args::ServerArgs;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The component: a path, a file: URL or an http(s):// URL of a wasi:http/proxy component.
+    /// The component: a path, a file: URL, an http(s):// URL, or an image in an OCI registry
+    /// (REGISTRY/REPO[:TAG][@sha256:DIGEST], pulled anonymously; see --insecure-registry).
     component: String,
     /// Address to listen on; port 0 picks a free port (the first line of output names it).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -43,6 +44,8 @@ pub struct RunArgs {
     env: Vec<(String, String)>,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    registries: crate::load_args::RegistryArgs,
     /// Most instances alive at once (the size of the instance pool).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
@@ -108,6 +111,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         cache_max_bytes: args.cache.max_bytes(),
         // The operator named the component on the command line: any path or URL.
         sources: SourcePolicy::trusting(),
+        insecure_registries: args.registries.insecure_registry.clone(),
         ..RuntimeConfig::default()
     })?;
     let source = ArtifactSource::parse(&args.component);
@@ -179,9 +183,15 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The guest's `K_SERVICE` and friends: the file name without `.wasm`.
+/// The guest's `K_SERVICE` and friends: the file name without `.wasm` (an image's last
+/// repository component).
 fn component_name(source: &ArtifactSource) -> String {
-    let text = source.to_string();
+    let text = match source {
+        // An image's repository, without registry, tag or digest.
+        ArtifactSource::Oci(image) => wisp_oci::ImageReference::parse(image)
+            .map_or_else(|_| image.clone(), |image| image.repository().to_owned()),
+        other => other.to_string(),
+    };
     let file = text.rsplit('/').next().unwrap_or(&text);
     let stem = file.strip_suffix(".wasm").unwrap_or(file);
     if stem.is_empty() {

@@ -92,6 +92,13 @@ impl Failure {
             | RuntimeError::MissingHandler { .. }
             | RuntimeError::Invalid { .. } => (INVALID_COMPONENT, false),
             RuntimeError::Link { .. } => (LINK_ERROR, false),
+            RuntimeError::Pull(error) => match error.kind() {
+                wisp_oci::ErrorKind::NotWasmComponent => (INVALID_COMPONENT, false),
+                wisp_oci::ErrorKind::TooLarge | wisp_oci::ErrorKind::InvalidReference => {
+                    (CONTAINER_MISSING, false)
+                }
+                _ => (CONTAINER_MISSING, true),
+            },
             RuntimeError::Engine(_) | RuntimeError::Cache { .. } => (INTERNAL_ERROR, true),
         };
         let message = if reason == CONTAINER_MISSING {
@@ -140,6 +147,41 @@ mod tests {
             ),
             "{}",
             failure.message
+        );
+    }
+
+    #[test]
+    fn registry_pulls_fail_as_knative_reports_images_it_cannot_fetch() {
+        let pull = |error: wisp_oci::OciError| {
+            Failure::data_plane(
+                "ghcr.io/a:v1",
+                &component(RuntimeError::Pull(Box::new(error))),
+            )
+        };
+        let missing = pull(wisp_oci::OciError::NotFound {
+            reference: "ghcr.io/a:v1".into(),
+            registry: "ghcr.io".into(),
+            what: "manifest for tag \"v1\"".into(),
+            answer: "ManifestUnknown: manifest unknown".into(),
+        });
+        assert_eq!(
+            (missing.reason, missing.transient),
+            (CONTAINER_MISSING, true)
+        );
+        assert!(
+            missing.message.starts_with(
+                "Unable to fetch image \"ghcr.io/a:v1\": ghcr.io/a:v1: ghcr.io has no manifest"
+            ),
+            "{}",
+            missing.message
+        );
+        let not_wasm = pull(wisp_oci::OciError::NotWasmComponent {
+            reference: "ghcr.io/a:v1".into(),
+            found: "found config x and layers []".into(),
+        });
+        assert_eq!(
+            (not_wasm.reason, not_wasm.transient),
+            (INVALID_COMPONENT, false)
         );
     }
 

@@ -144,11 +144,11 @@ pub fn revision_config(
 }
 
 /// Where the data plane finds the component: relative paths are taken from `base_dir` (the
-/// manifest's directory, as a Kustomization would, or the node's image directory), URLs and
-/// absolute paths as they are.
+/// manifest's directory, as a Kustomization would, or the node's image directory), URLs,
+/// registry images and absolute paths as they are.
 pub fn resolve_image(image: &str, base_dir: &Path) -> Result<String, SpecError> {
     match ArtifactSource::parse(image) {
-        ArtifactSource::Url(url) => Ok(url),
+        ArtifactSource::Url(url) | ArtifactSource::Oci(url) => Ok(url),
         ArtifactSource::File(path) if path.is_absolute() => Ok(path.display().to_string()),
         ArtifactSource::File(path) => {
             let joined = base_dir.join(path);
