@@ -54,6 +54,8 @@ struct Context {
     /// Every Route (the controller's own cache): the routing state of a revision depends on
     /// all of them.
     routes: Store<Route>,
+    /// Which Routes name which revisions and follow which configurations.
+    index: Arc<RouteIndex>,
     /// `knative-serving/config-domain`, kept current by a watch.
     domains: Store<ConfigMap>,
     /// Whether `domains` had its first list (any number of reconciles may wait for it).
@@ -105,13 +107,14 @@ pub(super) async fn run(client: Client) {
     let controller = Controller::for_stream(route_changes, routes.clone())
         .with_config(super::controller_config());
     let by_configuration = index.clone();
-    let by_revision = index;
+    let by_revision = index.clone();
     let (revisions, revision_changes) = revision_cache::watch(client.clone());
     let (nodes, node_changes) = nodes::watch(client.clone());
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
         routes,
+        index,
         domains_listed: StoreReady::of(&domains),
         domains,
         revisions,
@@ -263,19 +266,30 @@ async fn label_routing_states(
         }
     }
     let mut active: BTreeSet<String> = routed(new_traffic).map(str::to_owned).collect();
-    // Another route may send traffic to a revision this one does not; that is only worth
-    // looking for (a pass over every route) when this route would label something `reserve`.
-    let would_reserve = routing_changes(&current, &active)
-        .iter()
-        .any(|(_, state)| *state == RESERVE);
-    if would_reserve {
-        for other in context.routes.state() {
-            if other.namespace().as_deref() == Some(namespace)
-                && other.name_any() != route.name_any()
-            {
-                let traffic = other.status.iter().flat_map(|s| &s.traffic);
-                active.extend(traffic.filter_map(|t| t.revision_name.clone()));
-            }
+    // Another route may send traffic to a revision this one does not: before labelling one
+    // `reserve`, ask the index which routes name it and read their status traffic.
+    let own_name = route.name_any();
+    let to_reserve: Vec<String> = routing_changes(&current, &active)
+        .into_iter()
+        .filter(|(_, state)| *state == RESERVE)
+        .map(|(name, _)| name)
+        .collect();
+    for revision in to_reserve {
+        let routed_elsewhere = context
+            .index
+            .concerning_revision(namespace, &revision, None)
+            .into_iter()
+            .filter(|other| other.name != own_name)
+            .filter_map(|other| context.routes.get(&other))
+            .any(|other| {
+                other
+                    .status
+                    .iter()
+                    .flat_map(|status| &status.traffic)
+                    .any(|target| target.revision_name.as_deref() == Some(revision.as_str()))
+            });
+        if routed_elsewhere {
+            active.insert(revision);
         }
     }
     for (name, state) in routing_changes(&current, &active) {

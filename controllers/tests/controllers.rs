@@ -813,6 +813,24 @@ fn a_route_and_configuration_made_directly_work_together() {
             cfg.status.and_then(|s| s.latest_ready_revision_name).as_deref(),
             Some("direct-00001")
         );
+        // A second Route pins the first revision.
+        let pinned: Route = serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Route",
+            "metadata": {"name": "pinned", "namespace": "default"},
+            "spec": {"traffic": [{"revisionName": "direct-00001", "percent": 100}]}
+        }))
+        .expect("a Route");
+        routes
+            .create(&PostParams::default(), &pinned)
+            .await
+            .expect("created");
+        wait_for(&routes, "pinned", "Ready", |r| {
+            r.status.as_ref().is_some_and(|s| {
+                traffic_revisions(&s.traffic) == [(Some("direct-00001".into()), Some(100))]
+                    && conditions::is_true(&s.conditions, READY)
+            })
+        })
+        .await;
         // A rollout on the Configuration moves the Route once the new revision is ready.
         merge(&configurations, "direct", set_image("v2.wasm")).await;
         wait_for(&routes, "front", "on 00002", |r| {
@@ -822,6 +840,15 @@ fn a_route_and_configuration_made_directly_work_together() {
             })
         })
         .await;
+        // The pass that labelled the new revision `active` also decided the old one's label:
+        // `front` no longer routes it, but `pinned` does, so it stays `active`.
+        let revisions: Api<Revision> = fx.api();
+        wait_for(&revisions, "direct-00002", "active", |r| {
+            label(r, labels::ROUTING_STATE) == Some("active")
+        })
+        .await;
+        let old = revisions.get("direct-00001").await.expect("revision 1");
+        assert_eq!(label(&old, labels::ROUTING_STATE), Some("active"));
     });
 }
 
