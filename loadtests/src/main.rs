@@ -149,6 +149,9 @@ enum BenchCase {
         /// Creates in flight at once.
         #[arg(long, default_value_t = 32)]
         in_flight: usize,
+        /// Leave out the row on the genuine kube-apiserver (which takes minutes at 10,000).
+        #[arg(long)]
+        skip_kube: bool,
     },
     /// Replica starts per second: a Service created wanting N replicas, timed to all ready.
     Replicas {
@@ -281,7 +284,8 @@ fn main() -> anyhow::Result<()> {
             BenchCase::Services {
                 services,
                 in_flight,
-            } => cases::services::run(services, in_flight)?,
+                skip_kube,
+            } => cases::services::run(services, in_flight, !skip_kube)?,
             BenchCase::Replicas { replicas, rounds } => cases::replicas::run(replicas, rounds)?,
             BenchCase::Nodes {
                 services,
