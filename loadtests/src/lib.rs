@@ -14,6 +14,7 @@ pub mod cases;
 pub mod ceiling;
 pub mod closed_loop;
 pub mod demo;
+pub mod freshness;
 pub mod generator;
 pub mod kube_env;
 pub mod manifests;

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wisp_loadtests::cases;
 use wisp_loadtests::closed_loop::RunResult;
@@ -386,9 +385,7 @@ fn soak(
 
 /// The `wisp` binary the demo and the soak start, and a runtime to drive them.
 fn wisp_and_runtime() -> anyhow::Result<(std::path::PathBuf, tokio::runtime::Runtime)> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -434,9 +431,7 @@ fn bench_run(
 ) -> anyhow::Result<()> {
     let component = wisp_samples::HELLO;
     let cache = std::env::temp_dir().join(format!("wisp-bench-cache-{}", std::process::id()));
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
 
     let mut servers: Vec<(String, Option<Peer>, Option<String>)> = Vec::new();
     servers.push((
@@ -510,9 +505,7 @@ fn bench_run(
 
 /// Each toolchain's hello through `wisp run` and `wasmtime serve` with the same instance settings.
 fn bench_guests(load: &LoadArgs) -> anyhow::Result<()> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
     let wasmtime = cases::guests::wasmtime_binary();
     let settings = cases::guests::Settings {
         duration: Duration::from_secs(load.seconds),

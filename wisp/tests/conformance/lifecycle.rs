@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,9 +72,10 @@ pub fn scale_to_zero_and_back(up: &Kube) {
     // A request from zero is answered (a cold start) and brings a replica back.
     let (status, body) = up.http_get(&up.host("zero"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
-    // At once, while the replica's 6 s window lasts: the metrics see the cold start and the
-    // replica (gauges are sampled every second).
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Light load from here on holds the replica while its state is checked, so no check races
+    // the 6 s window on a slow machine; the load stops before the way back to zero.
+    let load = KeepBusy::start(up, "zero");
+    let deadline = Instant::now() + WAIT;
     loop {
         // Summed over the nodes: the balancer sent the request to one of them.
         let every_node = up.all_metrics();
@@ -130,6 +132,7 @@ pub fn scale_to_zero_and_back(up: &Kube) {
     );
 
     // Idle again: back to zero, the pod goes.
+    load.stop();
     up.wait_for("revision", "zero-00001", "scaled back to zero", |r| {
         replicas(r) == (0, 0)
     });
@@ -144,6 +147,52 @@ pub fn scale_to_zero_and_back(up: &Kube) {
         lines[up_at..].iter().any(|l| l == "zero-00001 0 0"),
         "kubectl -w saw the way up but not back to zero: {lines:?}"
     );
+}
+
+/// A request to a Service every 100 ms, every one answered 200, until stopped.
+struct KeepBusy {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl KeepBusy {
+    fn start(up: &Kube, service: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let http = up.http().clone();
+        let url = format!("http://{}/", up.gateway);
+        let host = up.host(service);
+        let task = up.runtime().spawn({
+            let stop = stop.clone();
+            async move {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match http.get(&url).header("host", &host).send().await {
+                        Ok(response) if response.status() == 200 => {}
+                        Ok(response) => failures.push(response.status().to_string()),
+                        Err(error) => failures.push(error.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                failures
+            }
+        });
+        Self {
+            stop,
+            task,
+            runtime: up.runtime().handle().clone(),
+        }
+    }
+
+    /// Stops the load; every request it sent must have been answered 200.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let failures = self.runtime.block_on(self.task).expect("load task");
+        assert!(
+            failures.is_empty(),
+            "requests under load failed: {failures:?}"
+        );
+    }
 }
 
 /// Waits until `revision` has `count` Pods; returns them.

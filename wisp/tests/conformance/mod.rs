@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Kube, condition, condition_of, image, ksvc};
+use crate::cluster::{Kube, WAIT, condition, condition_of, image, ksvc};
 
 pub mod api;
 pub mod guests;
@@ -136,7 +136,13 @@ pub fn image_change_rolls_out_a_new_revision_without_errors(up: &Kube) {
         let (status, body) = up.http_get(&up.host("roll"), "/");
         assert_eq!((status, body.as_str()), (200, ""));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The prober's own requests after the switch: it has seen more than the rollout.
+    let seen = successes.load(Ordering::Relaxed);
+    let deadline = Instant::now() + WAIT;
+    while successes.load(Ordering::Relaxed) < seen + 20 && failures.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the prober stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stop.store(true, Ordering::Relaxed);
     let errors = up.runtime().block_on(prober).expect("prober");
     assert!(successes.load(Ordering::Relaxed) > 0);
