@@ -17,6 +17,7 @@ pub mod demo;
 pub mod freshness;
 pub mod generator;
 pub mod kube_env;
+pub mod kubectl_tool;
 pub mod manifests;
 pub mod one_shot;
 pub mod peers;

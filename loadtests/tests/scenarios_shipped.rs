@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::wisp_binary;
@@ -40,7 +39,7 @@ fn play(name: &str, report_dir: &Path) -> (DemoOutcome, WispUp) {
 
 /// `kubectl get WHAT… -n default -o json` against the run's cluster.
 fn get(wisp: &WispUp, what: &[&str]) -> Value {
-    let output = Command::new("kubectl")
+    let output = wisp_loadtests::kubectl_tool::command_or_fail()
         .arg("--kubeconfig")
         .arg(&wisp.endpoints.kubeconfig)
         .arg("get")
@@ -152,7 +151,9 @@ fn phase_kinds(outcome: &DemoOutcome) -> Vec<&str> {
 fn cold_start_in_phase(outcome: &DemoOutcome, index: usize) -> bool {
     let phases = &outcome.record.phases;
     let start = phases[index].start;
-    let until = phases.get(index + 1).map_or(Duration::MAX, |next| next.start);
+    let until = phases
+        .get(index + 1)
+        .map_or(Duration::MAX, |next| next.start);
     outcome
         .record
         .cold_starts

@@ -210,7 +210,7 @@ impl Kube {
         // set-context --current --namespace`: manifests naming another namespace still apply.
         let own = kubectl_home.path().join("kubeconfig");
         std::fs::copy(&kubeconfig, &own).expect("copy the kubeconfig");
-        let set = Command::new("kubectl")
+        let set = wisp_loadtests::kubectl_tool::command_or_fail()
             .arg("--kubeconfig")
             .arg(&own)
             .args([
@@ -269,7 +269,7 @@ impl Kube {
 
     /// A kubectl command aimed at this cluster, with its own discovery cache.
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
+        let mut command = wisp_loadtests::kubectl_tool::command_or_fail();
         command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
