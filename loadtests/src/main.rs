@@ -141,7 +141,7 @@ enum BenchCase {
         #[arg(long, default_value_t = 32)]
         in_flight: usize,
     },
-    /// Replica starts per second: a Service created wanting N replicas, timed to all ready.
+    /// Replicas from a create: a Service wanting N replicas, timed from the create to all ready (the data plane makes them in one update).
     Replicas {
         #[arg(long, default_value_t = 1000)]
         replicas: u32,
