@@ -235,6 +235,22 @@ fn the_shipped_scale_to_zero_scales_up_and_back_to_zero_losing_nothing() {
         peak_in_hold.is_some_and(|peak| peak >= 2),
         "replicas during the hold: {peak_in_hold:?}"
     );
+    // The ramp runs into the hold without a pause: the hold starts when the ramp's schedule
+    // ends, and every second from the ramp's start to the hold's end sent requests.
+    let ramp = &outcome.record.phases[3];
+    assert_eq!(
+        hold.start,
+        ramp.start + Duration::from_secs(20),
+        "{ramp:?} {hold:?}"
+    );
+    let seconds = &outcome.record.timeline.seconds;
+    for second in ramp.start.as_secs()..hold.start.as_secs() + 20 {
+        let sent = seconds.get(second as usize).map_or(0, |s| s.counts.sent);
+        assert!(
+            sent > 0,
+            "no request sent in second {second}: the load paused"
+        );
+    }
     // Between the hold and the last burst the sampler saw zero replicas.
     let last = &outcome.record.phases[6];
     assert!(
