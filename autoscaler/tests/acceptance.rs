@@ -5,8 +5,9 @@
 //! target / 0.75`, panic threshold 2.0, max scale-up and scale-down rates 10, stable window 60 s,
 //! reachable, no scale-down delay, decider created with one ready pod. Every decision is checked
 //! whole — validity, desired pods and excess burst capacity — as Knative's `expectScale` does.
-//! `knative_autoscaler.rs` ports the rest of Knative's decider tests, `knative_kpa.rs` its
-//! multiscaler and KPA scaler tests.
+//! `knative/autoscaler.rs` ports the rest of Knative's decider tests, `knative/kpa.rs` its
+//! multiscaler and KPA scaler tests (modules of this test binary: one binary links faster than
+//! three).
 //!
 //! Where wisp deliberately differs:
 //! * V24–V25: Knative probes the activator over HTTP before scaling to zero; wisp's data plane
@@ -23,6 +24,11 @@
 //!   first request to a revision created with initial scale 0 (desired still -1) waits for the
 //!   next 2-second tick; wisp also pokes while no decision has been made yet (see
 //!   `RevisionState::at_zero`).
+
+#[path = "knative/autoscaler.rs"]
+mod knative_autoscaler;
+#[path = "knative/kpa.rs"]
+mod knative_kpa;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

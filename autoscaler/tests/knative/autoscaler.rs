@@ -5,7 +5,7 @@
 //!
 //! Knative's decider reads its metric (concurrency or RPS) from a metric client; wisp's decider is
 //! handed the observed stable and panic values, and the revision picks which windows they come
-//! from (see `rps_revision_reads_the_request_rate_windows` for that part).
+//! from (see `rps_revision_reads_the_request_rate_windows` below for that part).
 //!
 //! Not ported, and why:
 //! * `TestCantCountPods`, `TestNewFail`: wisp's ready count is a number the data plane sets, not

@@ -17,13 +17,16 @@
 //! `TestActivatorProbe` tests Knative's HTTP probe, which wisp does not have (see above).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wisp_autoscaler::decider::Observed;
 use wisp_autoscaler::revision::RevisionState;
 use wisp_autoscaler::scaler::{Activity, ScalerInputs, ScalerState, reconcile};
 use wisp_autoscaler::spec::{Reachability, ResolvedSpec, RevisionSpec};
-use wisp_autoscaler::{AutoscalerConfig, Stat, Timestamp};
+use wisp_autoscaler::{
+    Autoscaler, AutoscalerConfig, Clock, ManualClock, RevisionKey, Stat, Timestamp,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The multiscaler
@@ -79,6 +82,40 @@ fn multiscaler_scaling_reports_once_per_change() {
         !r.decide(now() + Duration::from_secs(2), 0),
         "same result: no notification"
     );
+}
+
+/// `TestMultiScalerScaling`'s end: once deleted, a revision is no longer evaluated, however
+/// much its state would have changed (it would have gone to zero here).
+#[test]
+fn a_deleted_revision_is_decided_no_more() {
+    let clock = Arc::new(ManualClock::new(Timestamp::ZERO));
+    let autoscaler = Autoscaler::new(AutoscalerConfig::default(), clock.clone());
+    let key = RevisionKey::new("ns", "r");
+    let handle = autoscaler
+        .register(key.clone(), RevisionSpec::default(), 0)
+        .unwrap();
+    let mut decisions = autoscaler.subscribe();
+    handle.set_ready(1);
+    autoscaler.step(clock.now());
+    // The collect pass (the ready count changed) and the tick may each publish a view.
+    let mut decided = Vec::new();
+    while let Ok(decision) = decisions.try_recv() {
+        decided.push(decision.key);
+    }
+    assert!(
+        !decided.is_empty() && decided.iter().all(|k| *k == key),
+        "{decided:?}"
+    );
+    assert!(autoscaler.unregister(&key));
+    for second in 1..=200 {
+        clock.set(Timestamp::from_secs(second));
+        autoscaler.step(clock.now());
+    }
+    assert!(
+        decisions.try_recv().is_err(),
+        "a deleted revision was decided"
+    );
+    assert!(autoscaler.view(&key).is_none());
 }
 
 #[test]
