@@ -39,6 +39,24 @@ pub struct Kube {
     logs: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
+/// A killed `wisp up`'s data directory, holding the shared compile cache until it restarts.
+pub struct Stopped {
+    pub dir: TempDir,
+    cache: Option<SharedCache>,
+}
+
+impl Stopped {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl From<TempDir> for Stopped {
+    fn from(dir: TempDir) -> Self {
+        Self { dir, cache: None }
+    }
+}
+
 /// A running `wisp up`.
 pub struct Up {
     pub process: WispProcess,
@@ -137,9 +155,16 @@ impl Up {
         Self::start_in(tempfile::tempdir().expect("data dir"), extra)
     }
 
-    /// Starts `wisp up` over `dir` (a restart when it held a cluster before).
-    pub fn start_in(dir: TempDir, extra: &[&str]) -> Self {
+    /// Starts `wisp up` over `dir` (a restart when it is what [`Up::kill`] handed back).
+    pub fn start_in(dir: impl Into<Stopped>, extra: &[&str]) -> Self {
+        let Stopped {
+            dir,
+            cache: previous,
+        } = dir.into();
         let cache = shared_cache();
+        // Only now may the killed run's guard go: the cache, with what it compiled, carries
+        // over to the restart.
+        drop(previous);
         let mut args: Vec<&std::ffi::OsStr> = vec![
             "up".as_ref(),
             "--data-dir".as_ref(),
@@ -183,10 +208,14 @@ impl Up {
         }
     }
 
-    /// Kills the process (SIGKILL) and hands back the data directory, for restart tests.
-    pub fn kill(mut self) -> TempDir {
+    /// Kills the process (SIGKILL) and hands back the data directory, with the compile cache
+    /// still held, for restart tests.
+    pub fn kill(mut self) -> Stopped {
         self.process.kill();
-        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder"))
+        Stopped {
+            dir: std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder")),
+            cache: Some(shared_cache()),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
