@@ -3,7 +3,11 @@
 //!
 //! Decider vectors (V1–V20) use Knative's harness from `autoscaler_test.go`: `TotalValue =
 //! target / 0.75`, panic threshold 2.0, max scale-up and scale-down rates 10, stable window 60 s,
-//! reachable, no scale-down delay, decider created with one ready pod.
+//! reachable, no scale-down delay, decider created with one ready pod. Every decision is checked
+//! whole — validity, desired pods and excess burst capacity — as Knative's `expectScale` does.
+//! `knative/autoscaler.rs` ports the rest of Knative's decider tests, `knative/kpa.rs` its
+//! multiscaler and KPA scaler tests (modules of this test binary: one binary links faster than
+//! three).
 //!
 //! Where wisp deliberately differs:
 //! * V24–V25: Knative probes the activator over HTTP before scaling to zero; wisp's data plane
@@ -20,6 +24,11 @@
 //!   first request to a revision created with initial scale 0 (desired still -1) waits for the
 //!   next 2-second tick; wisp also pokes while no decision has been made yet (see
 //!   `RevisionState::at_zero`).
+
+#[path = "knative/autoscaler.rs"]
+mod knative_autoscaler;
+#[path = "knative/kpa.rs"]
+mod knative_kpa;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,6 +80,39 @@ fn obs(stable: f64, panic: f64) -> Option<Observed> {
     Some(Observed { stable, panic })
 }
 
+/// Knative's `expectScale`: a valid result with the desired count and the excess burst capacity
+/// Knative's `expectedEBC` gives for the decider's spec — TBC 0 gives 0, TBC -1 gives -1, otherwise
+/// `floor(ready × total − TBC − panic)`.
+#[track_caller]
+fn expect_scale(
+    d: &mut Decider,
+    now: Timestamp,
+    ready: u32,
+    observed: Option<Observed>,
+    desired: i32,
+) {
+    let panic = observed.map_or(0.0, |o| o.panic);
+    let spec = d.spec().clone();
+    let tbc = spec.target_burst_capacity;
+    let excess_burst_capacity = if tbc == 0.0 {
+        0
+    } else if tbc < 0.0 {
+        -1
+    } else {
+        (spec.total_value * f64::from(ready) - tbc - panic).floor() as i32
+    };
+    let want = ScaleResult {
+        desired,
+        excess_burst_capacity,
+        valid: true,
+    };
+    assert_eq!(
+        d.scale(now, ready, observed),
+        want,
+        "{observed:?} with {ready} ready"
+    );
+}
+
 fn assert_ebc(result: ScaleResult, expected: i32) {
     assert!(
         (result.excess_burst_capacity - expected).abs() <= 1,
@@ -89,22 +131,22 @@ fn v01_stable_mode_scales_to_stable_value() {
     assert_eq!(r.desired, 5);
     assert!(!d.is_panicking(), "ceil(10/10) = 1 < 2 must not panic");
     assert_ebc(r, -98);
-    assert_eq!(d.scale(t(2), 1, obs(100.0, 10.0)).desired, 10);
+    expect_scale(&mut d, t(2), 1, obs(100.0, 10.0), 10);
 }
 
 #[test]
 fn v02_ready_pods_raise_the_panic_bar() {
     let mut d = decider(harness_spec(10.0, 0.0));
-    assert_eq!(d.scale(t(0), 8, obs(100.0, 100.0)).desired, 10);
+    expect_scale(&mut d, t(0), 8, obs(100.0, 100.0), 10);
     assert!(!d.is_panicking());
-    assert_eq!(d.scale(t(2), 8, obs(50.0, 50.0)).desired, 5);
+    expect_scale(&mut d, t(2), 8, obs(50.0, 50.0), 5);
 }
 
 #[test]
 fn v03_any_load_keeps_one_pod_and_none_gives_zero() {
     let mut d = decider(harness_spec(10.0, 75.0));
-    assert_eq!(d.scale(t(0), 1, obs(1.0, 0.0)).desired, 1);
-    assert_eq!(d.scale(t(2), 1, obs(0.0, 0.0)).desired, 0);
+    expect_scale(&mut d, t(0), 1, obs(1.0, 0.0), 1);
+    expect_scale(&mut d, t(2), 1, obs(0.0, 0.0), 0);
 }
 
 #[test]
@@ -112,8 +154,8 @@ fn v04_activation_scale_is_the_first_step_from_zero() {
     let mut spec = harness_spec(10.0, 0.0);
     spec.activation_scale = 2;
     let mut d = decider(spec);
-    assert_eq!(d.scale(t(0), 1, obs(0.0, 0.0)).desired, 0);
-    assert_eq!(d.scale(t(2), 1, obs(1.0, 0.0)).desired, 2);
+    expect_scale(&mut d, t(0), 1, obs(0.0, 0.0), 0);
+    expect_scale(&mut d, t(2), 1, obs(1.0, 0.0), 2);
 }
 
 #[test]
@@ -122,20 +164,21 @@ fn v05_panic_takes_the_larger_of_stable_and_panic() {
     let r = d.scale(t(0), 1, obs(50.0, 100.0));
     assert!(d.is_panicking());
     assert_eq!(r.desired, 10);
+    assert_ebc(r, -171);
 }
 
 #[test]
 fn v06_scale_up_is_capped_by_the_up_rate() {
     let mut d = decider(harness_spec(10.0, 0.0));
-    assert_eq!(d.scale(t(0), 1, obs(1000.0, 1001.0)).desired, 10);
-    assert_eq!(d.scale(t(2), 10, obs(1000.0, 1001.0)).desired, 100);
+    expect_scale(&mut d, t(0), 1, obs(1000.0, 1001.0), 10);
+    expect_scale(&mut d, t(2), 10, obs(1000.0, 1001.0), 100);
 }
 
 #[test]
 fn v07_scale_down_is_floored_by_the_down_rate() {
     let mut d = decider(harness_spec(10.0, 0.0));
-    assert_eq!(d.scale(t(0), 100, obs(1.0, 1.0)).desired, 10);
-    assert_eq!(d.scale(t(2), 10, obs(1.0, 1.0)).desired, 1);
+    expect_scale(&mut d, t(0), 100, obs(1.0, 1.0), 10);
+    expect_scale(&mut d, t(2), 10, obs(1.0, 1.0), 1);
 }
 
 #[test]
@@ -143,7 +186,7 @@ fn v08_up_rate_near_one_still_allows_one_more_pod() {
     let mut spec = harness_spec(1.0, 0.0);
     spec.max_scale_up_rate = 1.1;
     let mut d = decider(spec);
-    assert_eq!(d.scale(t(0), 2, obs(3.0, 3.1)).desired, 3);
+    expect_scale(&mut d, t(0), 2, obs(3.0, 3.1), 3);
 }
 
 #[test]
@@ -151,21 +194,21 @@ fn v09_down_rate_applies_only_while_reachable() {
     let mut spec = harness_spec(10.0, 0.0);
     spec.max_scale_down_rate = 1.1;
     let mut d = decider(spec.clone());
-    assert_eq!(d.scale(t(0), 100, obs(1.0, 1.0)).desired, 90);
+    expect_scale(&mut d, t(0), 100, obs(1.0, 1.0), 90);
     spec.reachability = Reachability::Unreachable;
     let mut d = decider(spec);
-    assert_eq!(d.scale(t(0), 100, obs(1.0, 1.0)).desired, 1);
+    expect_scale(&mut d, t(0), 100, obs(1.0, 1.0), 1);
 }
 
 #[test]
 fn v10_no_scale_down_in_panic_until_a_stable_window_passes() {
     let mut d = decider(harness_spec(10.0, 93.0));
-    assert_eq!(d.scale(t(0), 1, obs(100.0, 100.0)).desired, 10);
+    expect_scale(&mut d, t(0), 1, obs(100.0, 100.0), 10);
     assert!(d.is_panicking());
     let panic_at = 2;
-    assert_eq!(d.scale(t(panic_at), 10, obs(1000.0, 1000.0)).desired, 100);
-    assert_eq!(d.scale(t(panic_at + 30), 10, obs(1.0, 1.0)).desired, 100);
-    assert_eq!(d.scale(t(panic_at + 61), 10, obs(1.0, 1.0)).desired, 1);
+    expect_scale(&mut d, t(panic_at), 10, obs(1000.0, 1000.0), 100);
+    expect_scale(&mut d, t(panic_at + 30), 10, obs(1.0, 1.0), 100);
+    expect_scale(&mut d, t(panic_at + 61), 10, obs(1.0, 1.0), 1);
     assert!(!d.is_panicking());
 }
 
@@ -173,28 +216,28 @@ fn v10_no_scale_down_in_panic_until_a_stable_window_passes() {
 fn v11_panicking_provisions_for_the_larger_window() {
     let mut d = Decider::new(harness_spec(1.0, 0.0), 5, t(0));
     assert!(d.is_panicking() && d.max_panic_pods() == 5);
-    assert_eq!(d.scale(t(0), 5, obs(50.0, 30.0)).desired, 50);
+    expect_scale(&mut d, t(0), 5, obs(50.0, 30.0), 50);
     let mut d = Decider::new(harness_spec(1.0, 0.0), 5, t(0));
-    assert_eq!(d.scale(t(0), 5, obs(20.0, 30.0)).desired, 30);
+    expect_scale(&mut d, t(0), 5, obs(20.0, 30.0), 30);
 }
 
 #[test]
 fn v12_panic_high_water_mark_then_exit_after_stable_window() {
     let mut d = Decider::new(harness_spec(1.0, 98.0), 10, t(0));
-    assert_eq!(d.scale(t(0), 10, obs(11.0, 25.0)).desired, 25);
-    assert_eq!(d.scale(t(30), 40, obs(30.0, 41.0)).desired, 41);
+    expect_scale(&mut d, t(0), 10, obs(11.0, 25.0), 25);
+    expect_scale(&mut d, t(30), 40, obs(30.0, 41.0), 41);
     assert!(d.is_panicking(), "41/40 < 2 keeps panicTime at t0");
-    assert_eq!(d.scale(t(62), 55, obs(50.0, 56.0)).desired, 50);
+    expect_scale(&mut d, t(62), 55, obs(50.0, 56.0), 50);
     assert!(!d.is_panicking());
 }
 
 #[test]
 fn v13_crossing_the_threshold_again_moves_panic_time() {
     let mut d = Decider::new(harness_spec(1.0, 98.0), 10, t(0));
-    assert_eq!(d.scale(t(0), 10, obs(11.0, 25.0)).desired, 25);
-    assert_eq!(d.scale(t(30), 40, obs(30.0, 80.0)).desired, 80);
+    expect_scale(&mut d, t(0), 10, obs(11.0, 25.0), 25);
+    expect_scale(&mut d, t(30), 40, obs(30.0, 80.0), 80);
     // panicTime moved to t0+30s, so at t0+62s the decider is still panicking and holds 80.
-    assert_eq!(d.scale(t(62), 55, obs(50.0, 56.0)).desired, 80);
+    expect_scale(&mut d, t(62), 55, obs(50.0, 56.0), 80);
     assert!(d.is_panicking());
 }
 
@@ -209,9 +252,9 @@ fn v14_growth_within_the_up_rate_each_step() {
     ];
     for (i, (ready, value, want)) in steps.into_iter().enumerate() {
         let now = t(2 * i as u64);
-        assert_eq!(d.scale(now, ready, obs(value, value)).desired, want);
+        expect_scale(&mut d, now, ready, obs(value, value), want);
     }
-    assert_eq!(d.scale(t(10), 1296, obs(1296.0, 1296.0)).desired, 1296);
+    expect_scale(&mut d, t(10), 1296, obs(1296.0, 1296.0), 1296);
 }
 
 #[test]
@@ -242,18 +285,18 @@ fn delayed_spec() -> ResolvedSpec {
 fn v17_scale_down_delay_holds_the_maximum() {
     let mut d = Decider::new(delayed_spec(), 1, Timestamp::ZERO);
     let at = Timestamp::from_secs;
-    assert_eq!(d.scale(at(2), 1, obs(40.0, 40.0)).desired, 4);
-    assert_eq!(d.scale(at(300), 1, obs(0.0, 0.0)).desired, 4);
-    assert_eq!(d.scale(at(302), 1, obs(0.0, 0.0)).desired, 0);
+    expect_scale(&mut d, at(2), 1, obs(40.0, 40.0), 4);
+    expect_scale(&mut d, at(300), 1, obs(0.0, 0.0), 4);
+    expect_scale(&mut d, at(302), 1, obs(0.0, 0.0), 0);
 }
 
 #[test]
 fn v18_older_maxima_leave_the_delay_window_in_turn() {
     let mut d = Decider::new(delayed_spec(), 1, Timestamp::ZERO);
     let at = Timestamp::from_secs;
-    d.scale(at(2), 1, obs(40.0, 40.0));
-    d.scale(at(300), 1, obs(0.0, 0.0));
-    d.scale(at(302), 1, obs(0.0, 0.0));
+    expect_scale(&mut d, at(2), 1, obs(40.0, 40.0), 4);
+    expect_scale(&mut d, at(300), 1, obs(0.0, 0.0), 4);
+    expect_scale(&mut d, at(302), 1, obs(0.0, 0.0), 0);
     let steps = [
         (540, 40.0, 4),
         (600, 30.0, 4),
@@ -262,11 +305,7 @@ fn v18_older_maxima_leave_the_delay_window_in_turn() {
         (900, 0.0, 0),
     ];
     for (secs, value, want) in steps {
-        assert_eq!(
-            d.scale(at(secs), 1, obs(value, value)).desired,
-            want,
-            "t={secs}s"
-        );
+        expect_scale(&mut d, at(secs), 1, obs(value, value), want);
     }
 }
 
@@ -274,11 +313,11 @@ fn v18_older_maxima_leave_the_delay_window_in_turn() {
 fn v19_delay_is_ignored_once_unreachable() {
     let mut d = Decider::new(delayed_spec(), 1, Timestamp::ZERO);
     let at = Timestamp::from_secs;
-    assert_eq!(d.scale(at(2), 1, obs(40.0, 40.0)).desired, 4);
+    expect_scale(&mut d, at(2), 1, obs(40.0, 40.0), 4);
     let mut spec = delayed_spec();
     spec.reachability = Reachability::Unreachable;
     d.update_spec(spec);
-    assert_eq!(d.scale(at(4), 1, obs(0.0, 0.0)).desired, 0);
+    expect_scale(&mut d, at(4), 1, obs(0.0, 0.0), 0);
 }
 
 #[test]

@@ -203,3 +203,50 @@ fn activation_that_never_becomes_ready_fails_the_revision() {
     assert!(view.failed());
     assert_eq!(view.replicas, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `t,rps` traces: the revision scales on the request rate (an RPS trace sets `metric: rps`).
+
+#[test]
+fn rps_step_to_500_reaches_50_replicas_through_panic() {
+    let rows = run("t,rps\n0,0\n10,500\n200,500\n", &TARGET_10, &[]);
+    assert!(at(&rows, 10).desired > 1, "the poke starts the scale-up");
+    assert!(at(&rows, 10).panicking);
+    assert_eq!(at(&rows, 16).desired, 50);
+    assert!(rows.iter().all(|r| r.desired <= 50));
+    assert!(rows.iter().filter(|r| r.t >= 16).all(|r| r.desired == 50));
+    assert_eq!(at(&rows, 200).stable, Some(500.0));
+    assert!(!at(&rows, 200).panicking);
+}
+
+#[test]
+fn rps_uses_the_rps_target_default_of_140_per_replica() {
+    // 700 rps at Knative's default RPS target (200 × 0.7 = 140) is 5 replicas; the same number as
+    // concurrency (target 100 × 0.7 = 70) would be 10.
+    let rows = run("t,rps\n0,700\n180,700\n", &[], &[]);
+    assert_eq!(at(&rows, 180).desired, 5);
+    assert_eq!(at(&rows, 180).ready, 5);
+    let rows = run("t,concurrency\n0,700\n180,700\n", &[], &[]);
+    assert_eq!(at(&rows, 180).desired, 10);
+}
+
+#[test]
+fn rps_load_stop_reaches_zero_after_stable_window_plus_grace() {
+    let rows = run(
+        "t,rps\n0,5\n100,0\n300,0\n",
+        &[("target-burst-capacity", "0")],
+        &[],
+    );
+    assert_eq!(at(&rows, 99).desired, 1);
+    assert_eq!(zero_from(&rows), Some(100 + 60 + 30));
+}
+
+#[test]
+fn an_rps_trace_cannot_drive_a_concurrency_revision() {
+    let options = SimulationOptions {
+        annotations: BTreeMap::from([("metric".to_string(), "concurrency".to_string())]),
+        ..SimulationOptions::default()
+    };
+    let err = simulate(&Trace::parse("t,rps\n0,5\n").unwrap(), &options).unwrap_err();
+    assert!(err.to_string().contains("rps"), "{err}");
+}

@@ -232,6 +232,9 @@ fn streams(output: &Output) -> (String, String) {
 struct Background {
     /// `None` once [`Background::finish`] has reaped it.
     child: Option<Child>,
+    /// The thread reading its stderr, which hands the whole of it back (see
+    /// [`Background::spawn_watching`]).
+    stderr: Option<thread::JoinHandle<Vec<u8>>>,
 }
 
 impl Background {
@@ -243,7 +246,42 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl is on PATH");
-        Self { child: Some(child) }
+        Self {
+            child: Some(child),
+            stderr: None,
+        }
+    }
+
+    /// Spawns kubectl with its request log on (`-v=6`) and returns once that log shows its watch
+    /// answered (a request with `watch=true`): a change made next lands after the watch started,
+    /// the harder order for the command under test.
+    fn spawn_watching(cluster: &Cluster, args: &[&str]) -> Self {
+        let mut verbose = args.to_vec();
+        verbose.push("-v=6");
+        let mut background = Self::spawn(cluster, &verbose);
+        let stderr = background.child().stderr.take().expect("piped stderr");
+        let (send, lines) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            let mut all = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                all.extend_from_slice(line.as_bytes());
+                all.push(b'\n');
+                let _ = send.send(line);
+            }
+            all
+        });
+        let mut seen = Vec::new();
+        let watching = line_where(&lines, |line| {
+            seen.push(line.to_owned());
+            line.contains("watch=true")
+        });
+        assert!(
+            watching.is_some(),
+            "kubectl {args:?} never opened its watch:\n{}",
+            seen.join("\n")
+        );
+        background.stderr = Some(reader);
+        background
     }
 
     fn child(&mut self) -> &mut Child {
@@ -273,7 +311,12 @@ impl Background {
             thread::sleep(Duration::from_millis(50));
         }
         let child = self.child.take().expect("still running");
-        child.wait_with_output().expect("kubectl output")
+        let mut output = child.wait_with_output().expect("kubectl output");
+        if let Some(reader) = self.stderr.take() {
+            // The reader ends when the pipe closes, which it has once the process exited.
+            output.stderr = reader.join().unwrap_or_default();
+        }
+        output
     }
 }
 
@@ -287,7 +330,7 @@ impl Drop for Background {
 }
 
 /// The first line from `lines` that satisfies `wanted`, within [`PATIENCE`].
-fn line_where(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Option<String> {
+fn line_where(lines: &Receiver<String>, mut wanted: impl FnMut(&str) -> bool) -> Option<String> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
@@ -296,12 +339,6 @@ fn line_where(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Option
             return Some(line);
         }
     }
-}
-
-/// Gives a just-spawned kubectl time to reach its list/watch, so the change under test lands
-/// after it started (both orders must work; this exercises the harder one).
-fn let_it_start() {
-    thread::sleep(Duration::from_millis(700));
 }
 
 // ----- apply ---------------------------------------------------------------------------
@@ -693,8 +730,8 @@ fn delete_with_finalizer_marks_then_the_patch_removes(backend: Backend) {
 
 fn delete_waits_until_the_finalizer_is_removed(backend: Backend) {
     let cluster = cluster_with_held_hello(backend);
-    let deleting = Background::spawn(&cluster, &["delete", "ksvc", "hello", "--timeout=30s"]);
-    let_it_start();
+    let deleting =
+        Background::spawn_watching(&cluster, &["delete", "ksvc", "hello", "--timeout=30s"]);
     release(&cluster);
     let output = deleting.finish();
     let (stdout, stderr) = streams(&output);
@@ -710,7 +747,7 @@ fn delete_waits_until_the_finalizer_is_removed(backend: Backend) {
 
 fn wait_for_ready_sees_the_condition_set_later(backend: Backend) {
     let cluster = cluster_with_hello(backend);
-    let waiting = Background::spawn(
+    let waiting = Background::spawn_watching(
         &cluster,
         &[
             "wait",
@@ -719,7 +756,6 @@ fn wait_for_ready_sees_the_condition_set_later(backend: Backend) {
             "--timeout=30s",
         ],
     );
-    let_it_start();
     set_ready(&cluster, "hello");
     let output = waiting.finish();
     let (stdout, stderr) = streams(&output);

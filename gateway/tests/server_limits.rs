@@ -28,9 +28,38 @@ struct Running {
     metrics: Arc<DataPlaneMetrics>,
 }
 
+/// The queries of the `/slow` requests the handler has begun, so a test can wait for its own
+/// to be in the server (tests share the process, hence one list keyed by query).
+static SLOW_BEGUN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits until the handler has begun a `/slow?{query}` request.
+async fn slow_request_begun(query: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let begun = SLOW_BEGUN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|q| q == query);
+        if begun {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/slow?{query} never reached the handler"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// `/` answers `ok`; `/slow` answers `slept` after a second.
 async fn handler(request: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
     if request.uri().path() == "/slow" {
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        SLOW_BEGUN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(query);
         tokio::time::sleep(Duration::from_secs(1)).await;
         return Response::new(Full::new(Bytes::from_static(b"slept")));
     }
@@ -273,11 +302,11 @@ async fn a_drain_with_a_thousand_idle_and_half_open_sockets_ends_in_the_grace_pe
     }
     let mut in_flight = connect(server.addr).await;
     in_flight
-        .write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .write_all(b"GET /slow?drain HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .expect("write");
-    // Let the server take the slow request before it drains.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The drain starts once the server has taken the slow request.
+    slow_request_begun("drain").await;
 
     let _ = server.stop.take().map(|stop| stop.send(()));
     assert_eq!(read_answer(&mut in_flight).await, (200, "slept".into()));

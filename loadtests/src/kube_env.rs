@@ -176,6 +176,7 @@ pub fn kubectl(
     args: &[&str],
     stdin: Option<&str>,
 ) -> anyhow::Result<Output> {
+    crate::kubectl_tool::check().map_err(anyhow::Error::msg)?;
     let mut child = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)

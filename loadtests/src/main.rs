@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wisp_loadtests::cases;
 use wisp_loadtests::cases::guests::WispPath;
@@ -153,7 +152,7 @@ enum BenchCase {
         #[arg(long)]
         skip_kube: bool,
     },
-    /// Replica starts per second: a Service created wanting N replicas, timed to all ready.
+    /// Replicas from a create: a Service wanting N replicas, timed from the create to all ready (the data plane makes them in one update).
     Replicas {
         #[arg(long, default_value_t = 1000)]
         replicas: u32,
@@ -405,9 +404,7 @@ fn soak(
 
 /// The `wisp` binary the demo and the soak start, and a runtime to drive them.
 fn wisp_and_runtime() -> anyhow::Result<(std::path::PathBuf, tokio::runtime::Runtime)> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -453,9 +450,7 @@ fn bench_run(
 ) -> anyhow::Result<()> {
     let component = wisp_samples::HELLO;
     let cache = std::env::temp_dir().join(format!("wisp-bench-cache-{}", std::process::id()));
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
 
     let mut servers: Vec<(String, Option<Peer>, Option<String>)> = Vec::new();
     servers.push((
@@ -530,9 +525,7 @@ fn bench_run(
 /// Each toolchain's hello through `path` and `wasmtime serve` with the same instance settings,
 /// with a line saying how it was measured.
 fn guest_table(load: &LoadArgs, path: WispPath) -> anyhow::Result<String> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
     let wasmtime = cases::guests::wasmtime_binary();
     let settings = cases::guests::Settings {
         duration: Duration::from_secs(load.seconds),

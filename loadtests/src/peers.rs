@@ -76,6 +76,30 @@ pub fn wisp_binary() -> Option<PathBuf> {
     sibling.filter(|path| path.is_file())
 }
 
+/// [`wisp_binary`] for a measurement: an error that says how to fix it when there is none, or
+/// when it is older than the checkout's sources (a run would measure an old build). `$WISP` is
+/// taken as given.
+pub fn fresh_wisp_binary() -> anyhow::Result<PathBuf> {
+    let binary = wisp_binary().context(
+        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
+    )?;
+    if std::env::var_os("WISP").is_some() {
+        return Ok(binary);
+    }
+    if let Some(source) =
+        crate::freshness::newer_source(&binary, &crate::wisp_up::repository_root())
+    {
+        bail!(
+            "{} is older than {}: it would run an old build. Rebuild it with `cargo build \
+             --release -p wisp` (or `cargo build -p wisp` for target/debug), or set $WISP to the \
+             binary to run",
+            binary.display(),
+            source.display()
+        );
+    }
+    Ok(binary)
+}
+
 pub fn start_wisp_run(wisp: &Path, component: &str, cache: &Path) -> anyhow::Result<Peer> {
     start_wisp_run_with(wisp, component, cache, &[])
 }

@@ -3,7 +3,7 @@
 //! and the cold-start count, summed over the revisions of the Services a run targets. Pure
 //! parsing, so a scenario runner can sample `/metrics` into its record.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The scaling state of the selected revisions at one scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -58,6 +58,23 @@ pub fn scaling_state(text: &str, services: &BTreeSet<(String, String)>) -> Scali
     state
 }
 
+/// `wisp_revision_cold_starts_total` per Service of `namespace` (summed over its revisions), as
+/// the data plane counted them: requests that arrived while the revision had no ready replica.
+pub fn cold_starts_by_service(text: &str, namespace: &str) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for (name, labels, value) in text.lines().filter_map(sample) {
+        if name != "wisp_revision_cold_starts_total"
+            || label(labels, "namespace") != Some(namespace)
+        {
+            continue;
+        }
+        if let Some(service) = label(labels, "service") {
+            *counts.entry(service.to_owned()).or_insert(0) += value as u64;
+        }
+    }
+    counts
+}
+
 /// `name{labels} value` (labels optional); comments and malformed lines are `None`.
 fn sample(line: &str) -> Option<(&str, &str, f64)> {
     if line.starts_with('#') || line.trim().is_empty() {
@@ -104,6 +121,15 @@ wisp_revision_cold_start_duration_seconds_count{namespace="default",service="sle
             .iter()
             .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn cold_starts_are_counted_per_service_of_the_namespace() {
+        let extra = "wisp_revision_cold_starts_total{namespace=\"default\",service=\"sleep\",configuration=\"sleep\",revision=\"sleep-00002\"} 2\n";
+        let counts = cold_starts_by_service(&format!("{TEXT}{extra}"), "default");
+        assert_eq!(counts, BTreeMap::from([("sleep".to_owned(), 7)]));
+        let counts = cold_starts_by_service(TEXT, "team");
+        assert_eq!(counts, BTreeMap::from([("sleep".to_owned(), 9)]));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Scenario files: the shipped ones load and plan what they say; broken ones are rejected with
-//! the line of the mistake.
+//! the line of the mistake. Nothing here plays a scenario: `scenarios_shipped.rs` does that.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,7 +147,7 @@ fn every_shipped_scenario_loads_and_its_manifests_exist() {
 }
 
 #[test]
-fn scale_to_zero_goes_from_zero_up_and_back() {
+fn the_scale_to_zero_file_reads_as_a_plan_from_zero_up_and_back() {
     let scenario = shipped("scale-to-zero");
     assert_eq!(scenario.target.hosts(), ["sleep.default.localhost"]);
     assert_eq!(scenario.target.path, "/?ms=100");
@@ -193,7 +193,7 @@ fn scale_to_zero_goes_from_zero_up_and_back() {
 }
 
 #[test]
-fn step_holds_three_rates_from_zero() {
+fn the_step_file_reads_as_three_rates_from_zero() {
     let scenario = shipped("step");
     assert_eq!(scenario.target.hosts(), ["hello.default.localhost"]);
     assert_eq!(

@@ -1,12 +1,13 @@
-//! The shipped `rollout` and `many-services` scenarios, played as shipped (the files in
+//! The shipped scenarios (`rollout`, `many-services`, `step`, `scale-to-zero`), played as shipped (the files in
 //! `loadtests/scenarios/`, not copies) through the demo against `wisp up`: they must work, lose
-//! no request, and leave the cluster as they say. Nothing here is timed.
+//! no request, and leave the cluster as they say. Each takes about a minute or less as shipped
+//! (their autoscaling uses Knative's shortest window), so none is shortened. Nothing here is
+//! timed.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::wisp_binary;
 use serde_json::Value;
@@ -38,7 +39,7 @@ fn play(name: &str, report_dir: &Path) -> (DemoOutcome, WispUp) {
 
 /// `kubectl get WHAT… -n default -o json` against the run's cluster.
 fn get(wisp: &WispUp, what: &[&str]) -> Value {
-    let output = Command::new("kubectl")
+    let output = wisp_loadtests::kubectl_tool::command_or_fail()
         .arg("--kubeconfig")
         .arg(&wisp.endpoints.kubeconfig)
         .arg("get")
@@ -131,5 +132,135 @@ fn the_shipped_many_services_wakes_each_service_once_losing_nothing() {
             "{name} is not Ready: {ready:?}"
         );
     }
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The phase spans of a run, by kind, in order.
+fn phase_kinds(outcome: &DemoOutcome) -> Vec<&str> {
+    outcome
+        .record
+        .phases
+        .iter()
+        .map(|p| p.kind.as_str())
+        .collect()
+}
+
+/// Whether a cold start was seen from the start of phase `index` until the next phase started
+/// (the sampler notes a cold start when it next reads the metrics, which may be after a short
+/// phase such as a burst has ended).
+fn cold_start_in_phase(outcome: &DemoOutcome, index: usize) -> bool {
+    let phases = &outcome.record.phases;
+    let start = phases[index].start;
+    let until = phases
+        .get(index + 1)
+        .map_or(Duration::MAX, |next| next.start);
+    outcome
+        .record
+        .cold_starts
+        .iter()
+        .any(|c| c.at >= start && c.at < until)
+}
+
+#[test]
+fn the_shipped_step_follows_each_step_from_zero_losing_nothing() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let expected = scenario::load(&shipped("step"))
+        .expect("the shipped scenario")
+        .expected_requests()
+        .expect("open-loop phases only");
+    assert_eq!(expected, 100 * 10 + 200 * 10 + 300 * 10);
+    let (outcome, wisp) = play("step", dir.path());
+    assert_nothing_lost(&outcome, expected);
+    assert_eq!(phase_kinds(&outcome), ["wait-for", "step"]);
+    // The steps start from zero replicas: the first request is a cold start.
+    assert!(
+        cold_start_in_phase(&outcome, 1),
+        "no cold start during the steps: {:?}",
+        outcome.record.cold_starts
+    );
+    let steps = &outcome.record.phases[1];
+    assert!(
+        outcome
+            .record
+            .samples
+            .iter()
+            .any(|s| s.at >= steps.start && s.at <= steps.end && s.actual >= 1),
+        "replicas followed the load: {:?}",
+        outcome.record.samples
+    );
+    let service = get(&wisp, &["ksvc", "hello"]);
+    assert_eq!(
+        service["status"]["latestReadyRevisionName"], "hello-00001",
+        "{service:#}"
+    );
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn the_shipped_scale_to_zero_scales_up_and_back_to_zero_losing_nothing() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let expected = scenario::load(&shipped("scale-to-zero"))
+        .expect("the shipped scenario")
+        .expected_requests()
+        .expect("open-loop phases only");
+    let (outcome, _wisp) = play("scale-to-zero", dir.path());
+    assert_nothing_lost(&outcome, expected);
+    assert_eq!(
+        phase_kinds(&outcome),
+        [
+            "idle", "wait-for", "burst", "ramp", "constant", "wait-for", "burst"
+        ]
+    );
+    // Both bursts come from zero replicas.
+    for burst in [2, 6] {
+        assert!(
+            cold_start_in_phase(&outcome, burst),
+            "no cold start in phase {burst}: {:?} {:?}",
+            outcome.record.phases,
+            outcome.record.cold_starts
+        );
+    }
+    // 150 requests/s of 100 ms each is 15 in flight: more than one replica's 10.
+    let hold = &outcome.record.phases[4];
+    let peak_in_hold = outcome
+        .record
+        .samples
+        .iter()
+        .filter(|s| s.at >= hold.start && s.at <= hold.end)
+        .map(|s| s.actual)
+        .max();
+    assert!(
+        peak_in_hold.is_some_and(|peak| peak >= 2),
+        "replicas during the hold: {peak_in_hold:?}"
+    );
+    // The ramp runs into the hold without a pause: the hold starts when the ramp's schedule
+    // ends, and every second from the ramp's start to the hold's end sent requests.
+    let ramp = &outcome.record.phases[3];
+    assert_eq!(
+        hold.start,
+        ramp.start + Duration::from_secs(20),
+        "{ramp:?} {hold:?}"
+    );
+    let seconds = &outcome.record.timeline.seconds;
+    for second in ramp.start.as_secs()..hold.start.as_secs() + 20 {
+        let sent = seconds.get(second as usize).map_or(0, |s| s.counts.sent);
+        assert!(
+            sent > 0,
+            "no request sent in second {second}: the load paused"
+        );
+    }
+    // Between the hold and the last burst the sampler saw zero replicas.
+    let last = &outcome.record.phases[6];
+    assert!(
+        outcome
+            .record
+            .samples
+            .iter()
+            .any(|s| s.at >= hold.end && s.at <= last.start && s.actual == 0),
+        "back at zero before the last burst: {:?}",
+        outcome.record.samples
+    );
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
 }

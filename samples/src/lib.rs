@@ -14,7 +14,7 @@
 //! | [`HELLO`] | any request: 200, `content-type: text/plain`, body `Hello from wisp!\n` (wstd) |
 //! | [`HELLO_WASI`] | the same response, written against the plain `wasi` crate (no wstd, smaller) |
 //! | [`ECHO`] | 200; headers `echo-method`, `echo-path` (path and query), `echo-header-<name>` for each request header; the request body streamed back |
-//! | [`SLEEP`] | `?ms=N` (default 100, capped at 600000): async sleep, then 200 `{"slept_ms":N,"start_unix_ns":S,"end_unix_ns":E}` |
+//! | [`SLEEP`] | `?ms=N` (default 100, capped at 600000): async sleep, then 200 `{"slept_ms":N,"start_unix_ns":S,"end_unix_ns":E}`; `?note=TEXT` first prints TEXT on stdout (the request reached the guest) |
 //! | [`CPU`] | `?n=N` (default 1000000): N rounds of busy work, then 200 `n=N result=R\n` |
 //! | [`TRAP`] | panics (`trap sample: deliberate panic`): a wasm trap; `?kind=overflow`: unbounded recursion, a stack-overflow trap |
 //! | [`SPIN`] | loops forever, never responds |

@@ -1,6 +1,7 @@
 //! End to end: each sample behaves as documented when served by the reference host,
-//! `wasmtime serve -S cli` (found via `$WASMTIME` or PATH). Skipped, with a note, when there is
-//! no wasmtime CLI: the runtime's own tests check the samples against `wisp run` as well.
+//! `wasmtime serve -S cli` (found via `$WASMTIME` or PATH). Without a wasmtime CLI the test
+//! fails under CI (`CI` set, as CI services and `.ci/run` do), naming the install command, so a
+//! CI run can never pass without having run it; elsewhere it prints that it skipped and why.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,13 +10,45 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn wasmtime() -> Option<PathBuf> {
+/// The wasmtime release the samples are checked against (the one wisp embeds).
+const INSTALL: &str = "cargo install --locked wasmtime-cli@48.0.8";
+
+/// Where the wasmtime CLI is, or why there is none.
+fn find_wasmtime() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("WASMTIME").map(PathBuf::from) {
-        return path.is_file().then_some(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            // Asked for explicitly: a wrong path is an error even outside CI.
+            panic!("$WASMTIME is {} but there is no file there", path.display())
+        };
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|dir| dir.join("wasmtime"))
         .find(|path| path.is_file())
+        .ok_or_else(|| {
+            format!("no wasmtime CLI on PATH or in $WASMTIME; install it with `{INSTALL}`")
+        })
+}
+
+/// CI services set `CI` (to `true` or `1`); `.ci/run` sets it too.
+fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The wasmtime CLI; under CI its absence fails the test, elsewhere the test is skipped with a
+/// line the test harness does not swallow.
+fn wasmtime_or_skip(test: &str) -> Option<PathBuf> {
+    match find_wasmtime() {
+        Ok(path) => Some(path),
+        Err(why) if on_ci() => panic!("{why} (CI is set, so this test must run)"),
+        Err(why) => {
+            // Straight to the process's stderr, past the harness's capture of `eprintln!`, so
+            // the skip shows in a normal `cargo test` run.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+            None
+        }
+    }
 }
 
 /// A `wasmtime serve` process on an ephemeral loopback port, killed on drop.
@@ -167,8 +200,7 @@ fn json_u128(json: &str, key: &str) -> u128 {
 
 #[test]
 fn samples_behave_under_wasmtime_serve() {
-    let Some(wasmtime) = wasmtime() else {
-        eprintln!("note: no wasmtime CLI ($WASMTIME or PATH): end-to-end sample check skipped");
+    let Some(wasmtime) = wasmtime_or_skip("samples_behave_under_wasmtime_serve") else {
         return;
     };
 

@@ -8,7 +8,6 @@ mod cluster;
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -96,7 +95,7 @@ impl Server {
 
     /// `kubectl ARGS` with the server's kubeconfig and a discovery cache of its own.
     fn kubectl(&self, cache: &Path, args: &[&str]) -> std::process::Output {
-        Command::new("kubectl")
+        wisp_loadtests::kubectl_tool::command_or_fail()
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")

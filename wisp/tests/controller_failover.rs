@@ -9,7 +9,7 @@ mod cluster;
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::WispProcess;
@@ -33,7 +33,7 @@ impl Kubectl {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new("kubectl")
+        let mut child = wisp_loadtests::kubectl_tool::command_or_fail()
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)

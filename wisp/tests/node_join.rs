@@ -8,7 +8,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cluster::{Up, WAIT, condition, image, ksvc};
@@ -226,7 +225,7 @@ fn wisp_up_without_node_or_controllers_announces_only_the_api_and_nodes_join_it(
     let home = tempfile::tempdir().expect("kubectl home");
     let deadline = Instant::now() + WAIT;
     loop {
-        let output = Command::new("kubectl")
+        let output = wisp_loadtests::kubectl_tool::command_or_fail()
             .args([
                 "--kubeconfig",
                 &kubeconfig,

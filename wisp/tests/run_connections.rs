@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::sockets::{WAIT, connect, read_until_closed};
 use common::{WispRun, client};
@@ -225,7 +225,9 @@ async fn sigterm_with_a_thousand_idle_and_half_open_sockets_exits_0_and_finishes
 
     let in_flight = tokio::spawn(async move {
         let response = client()
-            .get(format!("http://{addr}/?ms=1500"))
+            .get(format!(
+                "http://{addr}/?ms=1500&note=drain-request-in-the-guest"
+            ))
             .send()
             .await
             .expect("answered");
@@ -234,7 +236,16 @@ async fn sigterm_with_a_thousand_idle_and_half_open_sockets_exits_0_and_finishes
             response.text().await.unwrap_or_default(),
         )
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SIGTERM once the request is in the guest (it prints the note), not after a guessed delay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !wisp.logs().contains("drain-request-in-the-guest") {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the guest:\n{}",
+            wisp.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     wisp.terminate();
     let (status, body) = in_flight.await.expect("request task");
     assert_eq!(status, 200, "{body}");

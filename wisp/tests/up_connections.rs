@@ -8,9 +8,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cluster::{Up, image, ksvc};
+use cluster::{Up, WAIT, image, ksvc};
 use common::sockets::{connect, read_until_closed};
 
 /// Reads one answer's head (up to the blank line) on a kept-alive connection; its status.
@@ -105,7 +105,25 @@ fn the_node_gateway_takes_the_connection_flags() {
                 .as_bytes(),
         )
         .expect("write");
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM once the endless request is in flight to the guest, not after a guessed delay.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let in_flight: f64 = up
+            .metrics()
+            .lines()
+            .filter(|l| l.starts_with("wisp_revision_requests_in_flight{"))
+            .filter(|l| l.contains("service=\"echo\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if in_flight >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the endless request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     up.process.terminate();
     let exit = up.process.wait_exit();

@@ -111,7 +111,10 @@ fn sigterm_lets_in_flight_requests_finish() {
     up.apply(&ksvc("drain", &image("sleep")));
     up.wait_ready("ksvc", "drain");
     let http = up.http().clone();
-    let url = format!("http://{}/?ms=1500", up.gateway);
+    let url = format!(
+        "http://{}/?ms=1500&note=drain-request-in-the-guest",
+        up.gateway
+    );
     let in_flight = up.runtime().spawn(async move {
         let response = http
             .get(url)
@@ -124,7 +127,16 @@ fn sigterm_lets_in_flight_requests_finish() {
             response.text().await.unwrap_or_default(),
         )
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // SIGTERM once the request is in the guest (it prints the note), not after a guessed delay.
+    let deadline = Instant::now() + WAIT;
+    while !up.process.logs().contains("drain-request-in-the-guest") {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the guest:\n{}",
+            cluster::tail(&up.process.logs())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     up.process.terminate();
     let (status, body) = up.runtime().block_on(in_flight).expect("request task");
     assert_eq!(status, 200, "{body}");

@@ -66,7 +66,9 @@ fn recorded_digest(up: &Kube, revision: &str) -> String {
 /// Removes the compiled image of `digest` from the shared compile cache.
 fn forget_compiled(digest: &str) {
     let hex = digest.trim_start_matches("sha256:");
-    for entry in std::fs::read_dir(shared_cache())
+    // The test's `wisp up` holds the cache, so this guard does not remove it when dropped.
+    let cache = shared_cache();
+    for entry in std::fs::read_dir(cache.path())
         .expect("cache dir")
         .flatten()
     {

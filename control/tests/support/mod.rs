@@ -98,7 +98,7 @@ impl Cluster {
 
     /// A kubectl command aimed at this server.
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
+        let mut command = wisp_loadtests::kubectl_tool::command_or_fail();
         command
             .arg("--kubeconfig")
             .arg(self.kubeconfig())

@@ -2,7 +2,7 @@
 //! needs, driven through its Kubernetes API with kube-rs (Services created with a fixed number
 //! in flight, `config-autoscaler` set, Ready awaited), and read through `/metrics` and `/proc`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,11 +22,21 @@ use wisp_api::nodes::{NODE_LABEL, is_ready as is_node_ready};
 
 use crate::manifests::ServiceManifest;
 use crate::runner::scrape;
-use crate::scaling_metrics::scaling_state;
+use crate::scaling_metrics::{cold_starts_by_service, scaling_state};
 use crate::wisp_up::{WispUp, repository_root};
 
 /// How long Services may take to become Ready before a case gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// When a Service's replicas were all ready, and what the sampler saw on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicasReady {
+    /// From `since` to the first scrape showing every replica ready.
+    pub all: Duration,
+    /// The ready counts between none and all that a scrape saw, ascending: empty when the data
+    /// plane reported every replica in one update.
+    pub counts_between: Vec<i64>,
+}
 
 /// A running `wisp up` and a client of its API.
 pub struct Cluster {
@@ -45,6 +55,14 @@ impl Cluster {
     /// The gateway's address.
     pub fn gateway(&self) -> std::net::SocketAddr {
         self.wisp.endpoints.gateway
+    }
+
+    /// The data plane's cold-start counter per Service of `default`, from `/metrics`.
+    pub async fn cold_starts(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let text = scrape(self.wisp.endpoints.metrics)
+            .await
+            .context("cannot read wisp up's /metrics")?;
+        Ok(cold_starts_by_service(&text, "default"))
     }
 
     /// Sets `knative-serving/config-autoscaler` to `settings` (`key`, `value`).
@@ -92,19 +110,21 @@ impl Cluster {
         replicas: i64,
         every: Duration,
         since: Instant,
-    ) -> anyhow::Result<(Duration, Duration)> {
+    ) -> anyhow::Result<ReplicasReady> {
         let services = BTreeSet::from([("default".to_owned(), name.to_owned())]);
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut first = None;
+        let mut counts_between = BTreeSet::new();
         loop {
             if let Some(text) = scrape(self.wisp.endpoints.metrics).await {
                 let actual = scaling_state(&text, &services).actual;
-                if actual > 0 {
-                    first.get_or_insert_with(|| since.elapsed());
-                }
                 if actual >= replicas {
-                    let last = since.elapsed();
-                    return Ok((first.unwrap_or(last), last));
+                    return Ok(ReplicasReady {
+                        all: since.elapsed(),
+                        counts_between: counts_between.into_iter().collect(),
+                    });
+                }
+                if actual > 0 {
+                    counts_between.insert(actual);
                 }
                 if Instant::now() > deadline {
                     bail!(

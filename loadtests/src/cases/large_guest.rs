@@ -23,9 +23,7 @@ const GUESTS: &[(&str, &str)] = &[
 ];
 
 pub fn run(seconds: u64) -> anyhow::Result<String> {
-    let wisp = peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )?;
+    let wisp = peers::fresh_wisp_binary()?;
     let wasmtime = peers::locate("WASMTIME", "wasmtime", None);
     let mut table = String::from(
         "| guest | size | wisp run: first answer, empty compile cache | wisp run: first answer, cache warm | fresh instance: instantiate p50 / p99 | request p50, fresh instance each | wasmtime serve: first answer, two starts (its own compile cache as it finds it) |\n\

@@ -88,9 +88,7 @@ impl Drop for Scratch {
 }
 
 pub fn wisp_binary() -> anyhow::Result<PathBuf> {
-    peers::wisp_binary().context(
-        "cannot find the wisp binary: build it with `cargo build --release -p wisp` or set $WISP",
-    )
+    peers::fresh_wisp_binary()
 }
 
 /// `wasmtime serve` if it can be found, else the reason it is missing.

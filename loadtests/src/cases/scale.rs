@@ -3,7 +3,10 @@
 //! warm), and a burst of concurrent requests on a Service at zero — each beside the same
 //! requests to `wasmtime serve`, which has no zero to start from.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+
+use anyhow::bail;
 
 use crate::manifests::ServiceManifest;
 use crate::one_shot::{self, Outcome};
@@ -59,7 +62,10 @@ pub fn cold_starts(services: usize) -> anyhow::Result<String> {
         .build()?;
     let cluster = cluster_at_zero(&runtime, &manifests, services)?;
     let hosts: Vec<String> = manifests.iter().map(|m| service_host(&m.name)).collect();
+    let before = runtime.block_on(cluster.cold_starts())?;
     let (cold, warm) = runtime.block_on(one_shot::pairs(cluster.gateway(), &hosts, "/"));
+    let after = runtime.block_on(cluster.cold_starts())?;
+    let proof = every_first_request_was_cold(&manifests, &before, &after)?;
     let peer = match wasmtime() {
         Ok(path) => {
             let peer = peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?;
@@ -83,11 +89,39 @@ pub fn cold_starts(services: usize) -> anyhow::Result<String> {
         ),
     ]));
     out.push_str(&format!(
-        "\ncold start costs over warm: p50 {}, p99 {}\n",
+        "\ncold start costs over warm: p50 {}, p99 {}\n\n{proof}\n",
         difference(&cold, &warm, 0.5),
         difference(&cold, &warm, 0.99)
     ));
     Ok(out)
+}
+
+/// Checks with the data plane's own counter (`wisp_revision_cold_starts_total`) that each
+/// Service's first request was a cold start and its second was not: every Service's count went
+/// from 0 to exactly 1. Returns the line saying so; an error names the Services where it did not.
+fn every_first_request_was_cold(
+    services: &[ServiceManifest],
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> anyhow::Result<String> {
+    let wrong: Vec<String> = services
+        .iter()
+        .filter_map(|service| {
+            let was = before.get(&service.name).copied().unwrap_or(0);
+            let now = after.get(&service.name).copied().unwrap_or(0);
+            (was != 0 || now != 1).then(|| format!("{} ({was} → {now})", service.name))
+        })
+        .collect();
+    if !wrong.is_empty() {
+        bail!(
+            "the cold-start counter does not show one cold start per Service, so the \"cold\" row would not be what it says: {}",
+            wrong.join(", ")
+        );
+    }
+    Ok(format!(
+        "wisp_revision_cold_starts_total, read from /metrics before and after: 0 → 1 for each of the {} Services (the first request of each was a cold start, the second was not)",
+        services.len()
+    ))
 }
 
 /// `rounds` bursts per case, interleaved (a burst is over in tens of milliseconds, so one
@@ -131,10 +165,25 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
     let mut on_wasmtime = Rounds::default();
     let mut runtime_alone = Rounds::default();
     let mut floor = Rounds::default();
+    let cold_counted = |name: &str| -> anyhow::Result<u64> {
+        let counts = runtime.block_on(cluster.cold_starts())?;
+        Ok(counts.get(name).copied().unwrap_or(0))
+    };
+    let mut counted_cold = Vec::new();
     for service in &services {
         let host = service_host(&service.name);
+        let before = cold_counted(&service.name)?;
         from_zero.add(fire(gateway_addr, &host));
+        let after_cold = cold_counted(&service.name)?;
         warm.add(fire(gateway_addr, &host));
+        let after_warm = cold_counted(&service.name)?;
+        if before != 0 || after_cold == 0 || after_warm != after_cold {
+            bail!(
+                "the cold-start counter of {} went {before} → {after_cold} over the burst from zero and {after_cold} → {after_warm} over the warm one: the rows would not be what they say",
+                service.name
+            );
+        }
+        counted_cold.push(after_cold);
         if let Ok(target) = &wasmtime_target {
             on_wasmtime.add(fire(target.addr, &target.host));
         }
@@ -159,6 +208,12 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
         ),
         ("plain hyper (ceiling): same burst", Ok(&floor)),
     ]));
+    let listed: Vec<String> = counted_cold.iter().map(u64::to_string).collect();
+    out.push_str(&format!(
+        "\nwisp_revision_cold_starts_total, read from /metrics around each burst: each burst from zero started from a count of 0 and counted on average {} of its {requests} requests as cold starts (round by round: {}; a request is counted when it arrived before the first replica was ready); each warm burst counted none\n",
+        counted_cold.iter().sum::<u64>() / counted_cold.len().max(1) as u64,
+        listed.join(", ")
+    ));
     Ok(out)
 }
 

@@ -7,11 +7,12 @@ use std::error::Error;
 use std::ops::Range;
 
 use plotters::coord::Shift;
+use plotters::coord::combinators::LogCoord;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::ticks::{count_axis, time_ticks};
+use super::ticks::{count_axis, log_ticks, ms_label, time_ticks};
 use crate::record::{PhaseSpan, RunRecord};
 
 const SIZE: (u32, u32) = (960, 320);
@@ -209,13 +210,14 @@ pub fn histogram(record: &RunRecord) -> String {
             .x_label_area_size(35)
             .y_label_area_size(55)
             .build_cartesian_2d(
-                (edges[0]..edges[HISTOGRAM_BINS]).log_scale(),
+                LogTicked::new(edges[0]..edges[HISTOGRAM_BINS]),
                 Ticked::new(0.0..y.top, y.ticks),
             )?;
         chart
             .configure_mesh()
             .x_desc("ms (log)")
             .y_desc("requests")
+            .x_label_formatter(&|ms| ms_label(*ms))
             .y_label_formatter(&whole)
             .draw()?;
         chart.draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(
@@ -473,6 +475,45 @@ impl Ranged for Ticked {
     }
 }
 
+/// A log axis ticked at [`log_ticks`]: plotters' own log axis finds no key points on a range
+/// within one decade or two, which left the histogram's x axis without a single label.
+struct LogTicked {
+    log: LogCoord<f64>,
+    ticks: Vec<f64>,
+}
+
+impl LogTicked {
+    fn new(range: Range<f64>) -> Self {
+        let ticks = log_ticks(range.start, range.end);
+        Self {
+            log: range.log_scale().into(),
+            ticks,
+        }
+    }
+}
+
+impl Ranged for LogTicked {
+    type ValueType = f64;
+    // Labels are always given a formatter (`ms_label`); this only makes the mesh drawable.
+    type FormatOption = DefaultFormatting;
+
+    fn range(&self) -> Range<f64> {
+        self.log.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.log.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+}
+
 /// The time axis covers every second, phase, sample and cold start (at least one second).
 fn x_end(record: &RunRecord) -> f64 {
     let seconds = record.timeline.seconds.len() as f64;
@@ -519,6 +560,23 @@ mod tests {
             assert!(chart.trim_end().ends_with("</svg>"), "{chart}");
             assert!(!chart.contains("could not be drawn"), "{chart}");
         }
+    }
+
+    #[test]
+    fn the_histogram_x_axis_is_labelled() {
+        let mut record = empty();
+        for us in [300, 800, 2_000, 9_000, 40_000] {
+            let _ = record.timeline.latency_us.record(us);
+        }
+        let chart = histogram(&record);
+        // Labels are SVG text elements whose whole content is the number, on a line of its own.
+        for label in ["0.5", "1", "2", "5", "10", "20"] {
+            assert!(
+                chart.contains(&format!(">\n{label}\n</text>")),
+                "no {label} tick: {chart}"
+            );
+        }
+        assert!(chart.contains(">\nms (log)\n</text>"));
     }
 
     #[test]

@@ -45,6 +45,50 @@ pub fn time_ticks(end: f64) -> Vec<f64> {
         .collect()
 }
 
+/// At most this many ticks on a log axis before only the powers of ten are kept.
+const MAX_LOG_TICKS: usize = 10;
+
+/// Ticks for a log axis from `low` to `high` (both > 0): 1, 2 and 5 times the powers of ten
+/// within it, or only the powers of ten when that would be too many. A range too narrow to hold
+/// two such values (1.2 to 1.9) is ticked at its ends instead, so the axis always has labels.
+pub fn log_ticks(low: f64, high: f64) -> Vec<f64> {
+    if !(low.is_finite() && high.is_finite() && low > 0.0 && high > low) {
+        return Vec::new();
+    }
+    let first = low.log10().floor() as i32;
+    let last = high.log10().ceil() as i32;
+    let within = |multiples: &[f64]| -> Vec<f64> {
+        (first..=last)
+            .flat_map(|power| multiples.iter().map(move |m| m * 10f64.powi(power)))
+            // A relative tolerance: 10^-1 × 5 is not exactly 0.5 in binary.
+            .filter(|tick| *tick >= low * (1.0 - 1e-9) && *tick <= high * (1.0 + 1e-9))
+            .collect()
+    };
+    let ticks = within(&[1.0, 2.0, 5.0]);
+    if ticks.len() > MAX_LOG_TICKS {
+        return within(&[1.0]);
+    }
+    if ticks.len() < 2 {
+        return vec![low, high];
+    }
+    ticks
+}
+
+/// A millisecond value as a tick label: whole above 10, else at most two significant digits
+/// ("0.5", "2", "1.3"), without trailing zeros.
+pub fn ms_label(value: f64) -> String {
+    if value >= 10.0 {
+        return format!("{value:.0}");
+    }
+    let decimals = (1 - value.log10().floor() as i32).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
 /// 1, 2, 5, 10, 20, 50, … up to the largest that fits a `u64`, then `u64::MAX`.
 fn nice_steps() -> impl Iterator<Item = u64> {
     (0..)
@@ -55,6 +99,26 @@ fn nice_steps() -> impl Iterator<Item = u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_are_one_two_five_within_the_range() {
+        let ticks = log_ticks(0.3, 60.0);
+        let labels: Vec<String> = ticks.iter().map(|t| ms_label(*t)).collect();
+        assert_eq!(labels, ["0.5", "1", "2", "5", "10", "20", "50"]);
+    }
+
+    #[test]
+    fn wide_log_ranges_keep_the_powers_of_ten_and_narrow_ones_their_ends() {
+        let labels =
+            |ticks: Vec<f64>| -> Vec<String> { ticks.iter().map(|t| ms_label(*t)).collect() };
+        assert_eq!(
+            labels(log_ticks(0.1, 10_000.0)),
+            ["0.1", "1", "10", "100", "1000", "10000"]
+        );
+        assert_eq!(labels(log_ticks(1.23, 1.87)), ["1.2", "1.9"]);
+        assert!(log_ticks(0.0, 1.0).is_empty());
+        assert!(log_ticks(2.0, 1.0).is_empty());
+    }
 
     fn whole(ticks: &[f64]) -> Vec<u64> {
         ticks.iter().map(|t| *t as u64).collect()

@@ -96,6 +96,7 @@ impl Kubectl {
             action: action.to_owned(),
             message,
         };
+        crate::kubectl_tool::check().map_err(failed)?;
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -110,7 +111,8 @@ impl Kubectl {
             .spawn()
             .map_err(|error| {
                 failed(format!(
-                    "cannot run kubectl ({error}); install kubectl and put it on PATH"
+                    "cannot run kubectl ({error}); {}",
+                    crate::kubectl_tool::HOW_TO_GET
                 ))
             })?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {

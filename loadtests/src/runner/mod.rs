@@ -127,41 +127,77 @@ pub async fn run(
     let progress = Arc::new(progress);
     let live = LiveSink::new(tokio::time::Instant::from_std(started));
     let mut failed = None;
-    for (index, phase) in scenario.phases.iter().enumerate() {
-        let begin = align_to_second(started).await;
-        let reporter = report_progress(
-            phase.kind(),
-            started,
-            sampler.clone(),
-            live.clone(),
-            progress.clone(),
-        );
-        let outcome = play(phase, &targets, &kubectl, &sampler, &live).await;
-        reporter.abort();
-        let end = started.elapsed();
-        record.phases.push(PhaseSpan {
-            kind: phase.kind().to_owned(),
-            label: label(phase),
-            start: begin,
-            end,
-        });
-        match outcome {
-            Ok(Some(phase_timeline)) => record.timeline.absorb(&phase_timeline, begin),
-            Ok(None) => {}
-            Err(error) => {
-                record.failure = Some(Failure {
-                    phase: Some(index),
-                    what: format!("phases[{index}] ({})", label(phase)),
-                    message: error.to_string(),
-                });
-                failed = Some(RunError::Phase {
-                    index,
-                    kind: phase.kind(),
-                    error: Box::new(error),
-                });
-                break;
+    let phases = &scenario.phases;
+    let mut first = 0;
+    while first < phases.len() {
+        // A run of scheduled load phases (a ramp into a hold, steps) plays as one: each starts
+        // when the one before it has sent its last request by schedule, while that one's last
+        // answers are still coming back, so the load does not pause at the boundary.
+        let length = phases[first..]
+            .iter()
+            .take_while(|phase| runs_on_into_the_next(phase))
+            .count()
+            .max(1);
+        let chain = &phases[first..first + length];
+        let mut begins = Vec::with_capacity(length);
+        let mut at = align_to_second(started).await;
+        for phase in chain {
+            begins.push(at);
+            at += whole_seconds(phase.planned_duration());
+        }
+        let outcomes =
+            futures::future::join_all(chain.iter().zip(&begins).map(|(phase, begin)| {
+                let (targets, kubectl, sampler, live) = (&targets, &kubectl, &sampler, &live);
+                let (progress, begin) = (progress.clone(), *begin);
+                async move {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(started + begin)).await;
+                    let reporter = report_progress(
+                        phase.kind(),
+                        started,
+                        sampler.clone(),
+                        live.clone(),
+                        progress,
+                    );
+                    let outcome = play(phase, targets, kubectl, sampler, live).await;
+                    reporter.abort();
+                    (outcome, started.elapsed())
+                }
+            }))
+            .await;
+        for (offset, (phase, (begin, (outcome, end)))) in chain
+            .iter()
+            .zip(begins.into_iter().zip(outcomes))
+            .enumerate()
+        {
+            let index = first + offset;
+            record.phases.push(PhaseSpan {
+                kind: phase.kind().to_owned(),
+                label: label(phase),
+                start: begin,
+                end,
+            });
+            match outcome {
+                Ok(Some(phase_timeline)) => record.timeline.absorb(&phase_timeline, begin),
+                Ok(None) => {}
+                Err(error) => {
+                    record.failure = Some(Failure {
+                        phase: Some(index),
+                        what: format!("phases[{index}] ({})", label(phase)),
+                        message: error.to_string(),
+                    });
+                    failed = Some(RunError::Phase {
+                        index,
+                        kind: phase.kind(),
+                        error: Box::new(error),
+                    });
+                    break;
+                }
             }
         }
+        if failed.is_some() {
+            break;
+        }
+        first += length;
     }
     let elapsed = started.elapsed().max(record.timeline.elapsed);
     record.timeline.finish(elapsed);
@@ -337,6 +373,18 @@ fn split(total: u64, parts: usize) -> Vec<u64> {
     (0..parts)
         .map(|i| total / parts + u64::from(i < total % parts))
         .collect()
+}
+
+/// Whether the phase sends by a schedule that ends at a known time, so the next such phase can
+/// start right then instead of after the last answers are in.
+fn runs_on_into_the_next(phase: &Phase) -> bool {
+    matches!(phase, Phase::Constant(_) | Phase::Ramp(_) | Phase::Step(_))
+}
+
+/// `duration` rounded up to whole seconds: a run's timeline is kept per second, so phases begin
+/// on whole seconds of it.
+fn whole_seconds(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs() + u64::from(duration.subsec_nanos() > 0))
 }
 
 /// Sleeps until the next whole second of the run (now, if on one); returns that instant's offset.

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,11 +39,31 @@ pub struct Kube {
     logs: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
+/// A killed `wisp up`'s data directory, holding the shared compile cache until it restarts.
+pub struct Stopped {
+    pub dir: TempDir,
+    cache: Option<SharedCache>,
+}
+
+impl Stopped {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl From<TempDir> for Stopped {
+    fn from(dir: TempDir) -> Self {
+        Self { dir, cache: None }
+    }
+}
+
 /// A running `wisp up`.
 pub struct Up {
     pub process: WispProcess,
     pub dir: TempDir,
     kube: Kube,
+    /// Dropped after the process (fields drop in order), which has then stopped using it.
+    _cache: SharedCache,
 }
 
 impl std::ops::Deref for Up {
@@ -62,11 +82,71 @@ pub fn image(name: &str) -> String {
         .to_string()
 }
 
-/// One cache of compiled components for every test of the run, so each component compiles once.
-pub fn shared_cache() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wisp-up-tests-cache-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("cache dir");
-    dir
+/// How many [`SharedCache`] guards are alive in this test process.
+static CACHE_USERS: Mutex<usize> = Mutex::new(0);
+
+/// The prefix of the shared compile caches' directory names in the temporary directory.
+const CACHE_PREFIX: &str = "wisp-up-tests-cache-";
+
+/// One cache of compiled components for the tests of a run, so each component compiles once
+/// while any test uses it; removed when the last user drops its guard, and a run that died
+/// without doing so (SIGKILL, abort) has its directory removed by the next run.
+pub struct SharedCache {
+    path: PathBuf,
+}
+
+impl SharedCache {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn as_os_str(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for SharedCache {
+    fn drop(&mut self) {
+        let mut users = CACHE_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The shared compile cache, held until the guard drops.
+pub fn shared_cache() -> SharedCache {
+    let mut users = CACHE_USERS.lock().unwrap_or_else(|e| e.into_inner());
+    let temp = std::env::temp_dir();
+    if *users == 0 {
+        remove_caches_of_dead_runs(&temp);
+    }
+    let path = temp.join(format!("{CACHE_PREFIX}{}", std::process::id()));
+    std::fs::create_dir_all(&path).expect("cache dir");
+    *users += 1;
+    SharedCache { path }
+}
+
+/// Removes the caches whose test process is gone (named by its pid, which `/proc` no longer
+/// lists).
+fn remove_caches_of_dead_runs(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(CACHE_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 impl Up {
@@ -75,9 +155,16 @@ impl Up {
         Self::start_in(tempfile::tempdir().expect("data dir"), extra)
     }
 
-    /// Starts `wisp up` over `dir` (a restart when it held a cluster before).
-    pub fn start_in(dir: TempDir, extra: &[&str]) -> Self {
+    /// Starts `wisp up` over `dir` (a restart when it is what [`Up::kill`] handed back).
+    pub fn start_in(dir: impl Into<Stopped>, extra: &[&str]) -> Self {
+        let Stopped {
+            dir,
+            cache: previous,
+        } = dir.into();
         let cache = shared_cache();
+        // Only now may the killed run's guard go: the cache, with what it compiled, carries
+        // over to the restart.
+        drop(previous);
         let mut args: Vec<&std::ffi::OsStr> = vec![
             "up".as_ref(),
             "--data-dir".as_ref(),
@@ -106,6 +193,7 @@ impl Up {
         let read = process.log_reader();
         let logs = Arc::new(move || tail(&read()));
         Self {
+            _cache: cache,
             process,
             dir,
             kube: Kube::new(
@@ -120,10 +208,14 @@ impl Up {
         }
     }
 
-    /// Kills the process (SIGKILL) and hands back the data directory, for restart tests.
-    pub fn kill(mut self) -> TempDir {
+    /// Kills the process (SIGKILL) and hands back the data directory, with the compile cache
+    /// still held, for restart tests.
+    pub fn kill(mut self) -> Stopped {
         self.process.kill();
-        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder"))
+        Stopped {
+            dir: std::mem::replace(&mut self.dir, tempfile::tempdir().expect("placeholder")),
+            cache: Some(shared_cache()),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -147,7 +239,7 @@ impl Kube {
         // set-context --current --namespace`: manifests naming another namespace still apply.
         let own = kubectl_home.path().join("kubeconfig");
         std::fs::copy(&kubeconfig, &own).expect("copy the kubeconfig");
-        let set = Command::new("kubectl")
+        let set = wisp_loadtests::kubectl_tool::command_or_fail()
             .arg("--kubeconfig")
             .arg(&own)
             .args([
@@ -206,7 +298,7 @@ impl Kube {
 
     /// A kubectl command aimed at this cluster, with its own discovery cache.
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
+        let mut command = wisp_loadtests::kubectl_tool::command_or_fail();
         command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)

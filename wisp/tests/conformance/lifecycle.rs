@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,9 @@ pub fn replicas(revision: &Value) -> (i64, i64) {
 }
 
 /// Scale to zero and back as kubectl, the Pods and every node's `/metrics` see it: an idle
-/// revision goes to zero, a request from zero is answered (a counted cold start) and brings one
-/// replica back as a Running Pod bound to a wisp Node, and idle again it goes back to zero.
+/// revision goes to zero, a request from zero is answered (a counted cold start) and, with light
+/// load after it, brings a replica back on each node the load reaches, as Running Pods bound to
+/// wisp Nodes; idle again it goes back to zero.
 /// Needs `config-autoscaler` with `scale-to-zero-grace-period: 1s` (see [`FAST_AUTOSCALER`]).
 pub fn scale_to_zero_and_back(up: &Kube) {
     up.apply(&quick_to_zero("zero"));
@@ -71,9 +73,14 @@ pub fn scale_to_zero_and_back(up: &Kube) {
     // A request from zero is answered (a cold start) and brings a replica back.
     let (status, body) = up.http_get(&up.host("zero"), "/");
     assert_eq!((status, body.as_str()), (200, "Hello from wisp!\n"));
-    // At once, while the replica's 6 s window lasts: the metrics see the cold start and the
-    // replica (gauges are sampled every second).
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Light load from here on holds the replicas while their state is checked, so no check
+    // races the 6 s window on a slow machine; the load stops before the way back to zero. Each
+    // node the load reaches runs a replica of its own: one on `wisp up`, one or two behind the
+    // balancer of two nodes.
+    let load = KeepBusy::start(up, "zero");
+    let nodes = up.node_names().len() as i64;
+    let woken = |actual: i64| (1..=nodes).contains(&actual);
+    let deadline = Instant::now() + WAIT;
     loop {
         // Summed over the nodes: the balancer sent the request to one of them.
         let every_node = up.all_metrics();
@@ -94,7 +101,7 @@ pub fn scale_to_zero_and_back(up: &Kube) {
         };
         let cold_starts = sample("revision_cold_starts");
         let actual = sample("autoscaler_actual_replicas");
-        if cold_starts >= 1.0 && actual == 1.0 {
+        if cold_starts >= 1.0 && woken(actual as i64) && actual.fract() == 0.0 {
             break;
         }
         assert!(
@@ -104,17 +111,32 @@ pub fn scale_to_zero_and_back(up: &Kube) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    up.wait_for("revision", "zero-00001", "scaled to one", |r| {
-        replicas(r) == (1, 1)
-    });
-    let pods = wait_for_pods(up, "zero-00001", 1);
-    assert_eq!(pods[0]["status"]["phase"], "Running");
+    // Settled: the revision's replicas, desired and ready, are its Pods, all Running.
+    let deadline = Instant::now() + WAIT;
+    let (count, pods) = loop {
+        let revision = up.get("revision", "zero-00001").expect("the revision");
+        let (desired, actual) = replicas(&revision);
+        let pods = up.list("pods", Some("serving.knative.dev/revision=zero-00001"));
+        let running = pods.iter().all(|pod| pod["status"]["phase"] == "Running");
+        if desired == actual && woken(actual) && pods.len() as i64 == actual && running {
+            break (actual, pods);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas {desired}/{actual} with {} pods ({pods:?})",
+            pods.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for pod in &pods {
+        assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+        let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        assert!(
+            up.node_names().iter().any(|node| node == node_name),
+            "bound to a wisp node: {pod}"
+        );
+    }
     let node_name = pods[0]["spec"]["nodeName"].as_str().unwrap_or("");
-    assert!(
-        up.node_names().iter().any(|node| node == node_name),
-        "bound to a wisp node: {}",
-        pods[0]
-    );
     let printed = up.kubectl(&[
         "get",
         "pods",
@@ -130,6 +152,7 @@ pub fn scale_to_zero_and_back(up: &Kube) {
     );
 
     // Idle again: back to zero, the pod goes.
+    load.stop();
     up.wait_for("revision", "zero-00001", "scaled back to zero", |r| {
         replicas(r) == (0, 0)
     });
@@ -138,12 +161,67 @@ pub fn scale_to_zero_and_back(up: &Kube) {
     let _ = watch.kill();
     let _ = watch.wait();
     let lines = seen.lock().expect("lines").clone();
-    let at = |needle: &str| lines.iter().position(|l| l == needle);
-    let up_at = at("zero-00001 1 1").unwrap_or_else(|| panic!("never saw 1 1: {lines:?}"));
-    assert!(
-        lines[up_at..].iter().any(|l| l == "zero-00001 0 0"),
-        "kubectl -w saw the way up but not back to zero: {lines:?}"
-    );
+    // In order: at zero, up to one (the cold start), back to zero. The watch's first line is the
+    // revision as it was when the watch began (one replica after creation), so "1 1" alone
+    // could be that line rather than the way up.
+    let after = |from: usize, needle: &str| {
+        lines[from..]
+            .iter()
+            .position(|l| l == needle)
+            .map(|i| from + i + 1)
+            .unwrap_or_else(|| {
+                panic!("kubectl -w never saw {needle:?} after line {from}: {lines:?}")
+            })
+    };
+    let zero = after(0, "zero-00001 0 0");
+    let up_again = after(zero, &format!("zero-00001 {count} {count}"));
+    after(up_again, "zero-00001 0 0");
+}
+
+/// A request to a Service every 100 ms, every one answered 200, until stopped.
+struct KeepBusy {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl KeepBusy {
+    fn start(up: &Kube, service: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let http = up.http().clone();
+        let url = format!("http://{}/", up.gateway);
+        let host = up.host(service);
+        let task = up.runtime().spawn({
+            let stop = stop.clone();
+            async move {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match http.get(&url).header("host", &host).send().await {
+                        Ok(response) if response.status() == 200 => {}
+                        Ok(response) => failures.push(response.status().to_string()),
+                        Err(error) => failures.push(error.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                failures
+            }
+        });
+        Self {
+            stop,
+            task,
+            runtime: up.runtime().handle().clone(),
+        }
+    }
+
+    /// Stops the load; every request it sent must have been answered 200.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let failures = self.runtime.block_on(self.task).expect("load task");
+        assert!(
+            failures.is_empty(),
+            "requests under load failed: {failures:?}"
+        );
+    }
 }
 
 /// Waits until `revision` has `count` Pods; returns them.

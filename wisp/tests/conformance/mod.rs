@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Kube, condition, condition_of, image, ksvc};
+use crate::cluster::{Kube, WAIT, condition, condition_of, image, ksvc};
 
 pub mod api;
 pub mod guests;
@@ -136,7 +136,13 @@ pub fn image_change_rolls_out_a_new_revision_without_errors(up: &Kube) {
         let (status, body) = up.http_get(&up.host("roll"), "/");
         assert_eq!((status, body.as_str()), (200, ""));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The prober's own requests after the switch: it has seen more than the rollout.
+    let seen = successes.load(Ordering::Relaxed);
+    let deadline = Instant::now() + WAIT;
+    while successes.load(Ordering::Relaxed) < seen + 20 && failures.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the prober stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stop.store(true, Ordering::Relaxed);
     let errors = up.runtime().block_on(prober).expect("prober");
     assert!(successes.load(Ordering::Relaxed) > 0);
@@ -524,16 +530,15 @@ pub fn container_concurrency_one_is_enforced(up: &Kube) {
                     .send()
                     .await
                     .expect("answer");
-                assert_eq!(response.status(), 200);
-                let body: Value = response.json().await.expect("JSON");
-                (
-                    body["start_unix_ns"].as_u64().unwrap_or(0),
-                    body["end_unix_ns"].as_u64().unwrap_or(0),
-                )
+                let status = response.status();
+                let text = response.text().await.expect("a body");
+                assert_eq!(status, 200, "{text}");
+                sleep_interval(&text)
             }
         });
         futures::future::join_all(requests).await
     });
+    assert_eq!(intervals.len(), 8);
     let mut sorted = intervals.clone();
     sorted.sort();
     for pair in sorted.windows(2) {
@@ -542,6 +547,22 @@ pub fn container_concurrency_one_is_enforced(up: &Kube) {
             "two requests overlapped in the one replica: {sorted:?}"
         );
     }
+}
+
+/// The sleep sample's `start_unix_ns` and `end_unix_ns`, parsed strictly: a body without both as
+/// whole numbers, or with the end before the start, fails the test with the body, so the overlap
+/// check cannot pass on values it did not read.
+fn sleep_interval(body: &str) -> (u64, u64) {
+    let json: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("the sleep sample's reply is not JSON ({e}): {body}"));
+    let field = |name: &str| {
+        json[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no whole number {name} in the sleep sample's reply: {body}"))
+    };
+    let (start, end) = (field("start_unix_ns"), field("end_unix_ns"));
+    assert!(start > 0 && end >= start, "implausible interval in {body}");
+    (start, end)
 }
 
 /// Behaviour 18: the container's memory limit is enforced — an allocation within it works,

@@ -20,7 +20,7 @@ use wisp_loadtests::balancer::Balancer;
 use wisp_loadtests::kube_env::KubeEnv;
 use wisp_loadtests::wisp_on_kube::{self, Credentials};
 
-use crate::cluster::{Kube, WAIT, shared_cache};
+use crate::cluster::{Kube, SharedCache, WAIT, shared_cache};
 use crate::common::WispProcess;
 
 /// The admin user `scripts/kube-env` puts in its static token file.
@@ -43,6 +43,8 @@ pub struct WispOnKube {
     pub nodes: Vec<WispProcess>,
     pub balancer: Balancer,
     credentials: Credentials,
+    /// Dropped after the nodes that compile into it.
+    _cache: SharedCache,
 }
 
 impl WispOnKube {
@@ -118,6 +120,7 @@ impl WispOnKube {
             nodes,
             balancer,
             credentials,
+            _cache: cache,
         }
     }
 

@@ -1,4 +1,6 @@
 //! Holds the request open for `?ms=N` milliseconds on an async timer (no busy wait), then reports when.
+//! `?note=TEXT` prints TEXT on stdout first, so a test can see the request reach the guest
+//! (the host logs guest output) instead of guessing with a sleep.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 use wstd::http::{Body, Error, Request, Response, StatusCode};
@@ -14,6 +16,9 @@ async fn main(req: Request<Body>) -> Result<Response<Body>, Error> {
         Some(Ok(ms)) => ms.min(MAX_MS),
         Some(Err(e)) => return bad_request(&format!("ms: {e}\n")),
     };
+    if let Some(note) = query_param(req.uri().query(), "note") {
+        println!("{note}");
+    }
     let start = unix_ns();
     wstd::task::sleep(Duration::from_millis(ms)).await;
     let end = unix_ns();
