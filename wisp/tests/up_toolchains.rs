@@ -14,6 +14,11 @@ mod common;
 use cluster::{Up, image};
 
 /// Set in every echo Service's container spec; non-ASCII so the value's bytes are checked too.
+/// How long a revision of these guests may take to become Ready: a 14-18 MB Python or
+/// JavaScript component is compiled first, seconds on an idle machine and over a minute when
+/// the whole suite shares two cores (the compile cache is empty on a clean clone).
+const GUEST_COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 const GREETING: &str = "héllo from the environment — ✓";
 
 /// A Knative Service running the sample `sample`, with `GREETING` in its environment.
@@ -82,8 +87,8 @@ fn serves_the_contract(hello: &str, echo: &str) {
     let up = Up::start(&[]);
     up.apply(&service(hello, hello));
     up.apply(&service(echo, echo));
-    up.wait_ready("ksvc", hello);
-    up.wait_ready("ksvc", echo);
+    up.wait_ready_within(GUEST_COMPILE_WAIT, "ksvc", hello);
+    up.wait_ready_within(GUEST_COMPILE_WAIT, "ksvc", echo);
 
     for method in ["GET", "POST"] {
         let answer = send(&up, method, hello, "/any/path?x=1", b"ignored".to_vec());
@@ -197,7 +202,7 @@ fn reused_instances_keep_the_contract_request_after_request() {
         up.apply(&manifest);
     }
     for name in hellos.iter().chain(&echoes) {
-        up.wait_ready("ksvc", name);
+        up.wait_ready_within(GUEST_COMPILE_WAIT, "ksvc", name);
     }
     for name in hellos.iter().chain(&echoes) {
         let mut reused = 0;

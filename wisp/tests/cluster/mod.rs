@@ -393,7 +393,20 @@ impl Kube {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + WAIT;
+        self.wait_for_within(WAIT, kind, name, what, check)
+    }
+
+    /// [`Self::wait_for`] with a deadline of its own (a Python or JavaScript guest is compiled
+    /// before its revision is Ready: tens of seconds when the whole suite shares two cores).
+    pub fn wait_for_within(
+        &self,
+        wait: Duration,
+        kind: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + wait;
         let mut last = None;
         while Instant::now() < deadline {
             last = self.get(kind, name);
@@ -414,6 +427,13 @@ impl Kube {
     /// Waits for `Ready=True` on `kind name`.
     pub fn wait_ready(&self, kind: &str, name: &str) -> Value {
         self.wait_for(kind, name, "became Ready", |o| {
+            condition(o, "Ready") == Some("True")
+        })
+    }
+
+    /// Waits up to `wait` for `Ready=True` on `kind name`.
+    pub fn wait_ready_within(&self, wait: Duration, kind: &str, name: &str) -> Value {
+        self.wait_for_within(wait, kind, name, "became Ready", |o| {
             condition(o, "Ready") == Some("True")
         })
     }
