@@ -67,13 +67,16 @@ pub(super) async fn run(
                         }
                         Some(Ok(Event::InitDone)) => {
                             table.routes = listing.take().unwrap_or_default();
+                            table.reported.clear();
                             listed = true;
                         }
                         Some(Ok(Event::Apply(route))) => {
                             table.routes.insert(route_key(&route), route);
                         }
                         Some(Ok(Event::Delete(route))) => {
-                            table.routes.remove(&route_key(&route));
+                            let key = route_key(&route);
+                            table.reported.remove(&key);
+                            table.routes.remove(&key);
                         }
                         Some(Err(error)) => {
                             tracing::warn!(%error, "watching Routes");
@@ -131,6 +134,9 @@ struct Table {
     programmed: Option<Vec<RouteConfig>>,
     /// Why the gateway left a route (or one of its hosts) out, by route.
     problems: HashMap<RouteKey, String>,
+    /// Routes whose stored status was seen to carry this node's report: the resourceVersion
+    /// it was seen at, and the problem reported.
+    reported: HashMap<RouteKey, (Option<String>, Option<String>)>,
 }
 
 impl Table {
@@ -149,33 +155,36 @@ impl Table {
                 .collect();
             self.programmed = Some(configs.clone());
         }
-        let writes: Vec<(RouteConfig, Option<String>, Option<Route>)> = configs
-            .into_iter()
-            .filter(|config| {
-                let key = (config.namespace.clone(), config.name.clone());
-                self.problems.contains_key(&key)
-                    || revisions_of(config)
-                        .all(|revision| shared.data_plane.revision_state(&revision).is_some())
-            })
-            .map(|config| {
-                let problem = self
-                    .problems
-                    .get(&(config.namespace.clone(), config.name.clone()))
-                    .cloned();
-                (config, problem)
-            })
-            .filter_map(|(config, problem)| {
-                // Skip the API call when the stored status already says it.
-                let route = self
-                    .routes
-                    .get(&(config.namespace.clone(), config.name.clone()))?;
-                let node = shared.options.node_name.as_str();
-                let reported = route.status.as_ref().is_some_and(|current| {
-                    status::route_reported(current, node, problem.as_deref())
-                });
-                (!reported).then(|| (config, problem, Some(route.clone())))
-            })
-            .collect();
+        let node = shared.options.node_name.as_str();
+        let mut writes: Vec<(RouteConfig, Option<String>, Option<Route>)> = Vec::new();
+        for config in configs {
+            let key = (config.namespace.clone(), config.name.clone());
+            let problem = self.problems.get(&key).cloned();
+            if problem.is_none()
+                && !revisions_of(&config)
+                    .all(|revision| shared.data_plane.revision_state(&revision).is_some())
+            {
+                continue;
+            }
+            let Some(route) = self.routes.get(&key) else {
+                continue;
+            };
+            // Skip the API call when the stored status already says it; and skip even the
+            // check (a JSON encoding per Route) for a Route unchanged since it last said it.
+            let version = route.metadata.resource_version.clone();
+            if self.reported.get(&key) == Some(&(version.clone(), problem.clone())) {
+                continue;
+            }
+            let reported = route
+                .status
+                .as_ref()
+                .is_some_and(|current| status::route_reported(current, node, problem.as_deref()));
+            if reported {
+                self.reported.insert(key, (version, problem));
+            } else {
+                writes.push((config, problem, Some(route.clone())));
+            }
+        }
         futures::stream::iter(writes)
             .map(|(config, problem, cached)| report(shared, config, problem, cached))
             .buffer_unordered(CONCURRENT_WRITES)
