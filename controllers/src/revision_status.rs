@@ -119,7 +119,7 @@ pub(crate) fn next(
                     .container
                     .clone()
                     .unwrap_or_else(|| wisp_api::knative::USER_CONTAINER.to_owned()),
-                image_digest: report.image_digest.clone(),
+                image_digest: pinned_digest(current).or_else(|| report.image_digest.clone()),
             }];
         }
     } else {
@@ -136,6 +136,45 @@ pub(crate) fn next(
         );
         deploying(&mut next, &message, now);
     }
+    conditions::set_ready(&mut next.conditions, DEPENDENTS, now);
+    next
+}
+
+/// The pinned `REGISTRY/REPO@sha256:…` of a registry image, as Knative's `imageDigest` gives
+/// it; `None` for paths, URLs and images run by tag.
+fn pinned_digest(status: &RevisionStatus) -> Option<String> {
+    status
+        .annotations
+        .get(nodes::PINNED_IMAGE_KEY)
+        .filter(|pin| pin.contains("@sha256:"))
+        .cloned()
+}
+
+/// `current` when the revision's image could not be pinned: `ContainerHealthy=False` with
+/// `reason` and `message` (what the registry answered), `Ready=False`. No node loads it until
+/// a retry pins it; then [`next`] takes over.
+pub(crate) fn pin_failed(
+    current: &RevisionStatus,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> RevisionStatus {
+    let mut next = current.clone();
+    next.observed_generation = generation;
+    conditions::set(
+        &mut next.conditions,
+        Condition::new(CONTAINER_HEALTHY, ConditionStatus::False).because(reason, message),
+        now,
+    );
+    if conditions::get(&next.conditions, RESOURCES_AVAILABLE).is_none() {
+        conditions::set(
+            &mut next.conditions,
+            Condition::new(RESOURCES_AVAILABLE, ConditionStatus::Unknown),
+            now,
+        );
+    }
+    next.container_statuses.clear();
     conditions::set_ready(&mut next.conditions, DEPENDENTS, now);
     next
 }

@@ -270,6 +270,11 @@ async fn reconcile(
     last: &mut Option<Attempt>,
     backoff: &mut Duration,
 ) -> Option<Retry> {
+    if super::convert::awaiting_pin(revision) {
+        // The leader records the pin in the status: that change wakes this task again.
+        tracing::debug!(revision = %key, "waiting for the leader to pin the revision's image");
+        return None;
+    }
     let share = *shared.share.borrow();
     let converted = convert(revision, &shared.options.image_base_dir).map(|mut converted| {
         converted.config.annotations = spread::spread(&converted.config.annotations, share);
