@@ -286,6 +286,44 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_image_is_the_image_digest_and_a_failed_pin_is_not_ready() {
+        let pin = "r.io/app@sha256:12";
+        let mut current = status_with(&[("a", report(RevisionState::Ready, 1, 1))]);
+        current
+            .annotations
+            .insert(nodes::PINNED_IMAGE_KEY.to_owned(), pin.to_owned());
+        let next = next(&current, Some(1), &view(&["a"], &["a"]), T0);
+        assert_eq!(
+            next.container_statuses[0].image_digest.as_deref(),
+            Some(pin)
+        );
+        // Run by tag (a registry whose tags are not resolved): the bytes' digest.
+        current
+            .annotations
+            .insert(nodes::PINNED_IMAGE_KEY.to_owned(), "r.io/app:v1".to_owned());
+        let by_tag = super::next(&current, Some(1), &view(&["a"], &["a"]), T0);
+        assert_eq!(
+            by_tag.container_statuses[0].image_digest.as_deref(),
+            Some("sha256:ab")
+        );
+
+        let failed = pin_failed(
+            &RevisionStatus::default(),
+            Some(2),
+            "ImagePullBackOff",
+            "Unable to fetch image",
+            T0,
+        );
+        assert_eq!(failed.observed_generation, Some(2));
+        let healthy = conditions::get(&failed.conditions, CONTAINER_HEALTHY).unwrap();
+        assert_eq!(healthy.status, ConditionStatus::False);
+        assert_eq!(healthy.reason.as_deref(), Some("ImagePullBackOff"));
+        let ready = ready_condition(&failed);
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert_eq!(ready.message.as_deref(), Some("Unable to fetch image"));
+    }
+
+    #[test]
     fn ready_once_every_ready_node_passed_its_checks() {
         let nodes = view(&["a", "b"], &["a", "b"]);
         let one = status_with(&[("a", report(RevisionState::Ready, 1, 1))]);

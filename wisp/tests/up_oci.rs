@@ -125,3 +125,131 @@ fn a_revision_runs_the_digest_its_tag_named_when_it_was_created() {
         (200, HELLO.to_owned())
     );
 }
+
+/// The `ContainerHealthy` condition of revision `name`, once it is False.
+fn unhealthy(up: &Kube, name: &str) -> (String, String) {
+    let revision = up.wait_for("revision", name, "became ContainerHealthy=False", |r| {
+        cluster::condition(r, "ContainerHealthy") == Some("False")
+    });
+    assert_eq!(cluster::condition(&revision, "Ready"), Some("False"));
+    let condition = cluster::condition_of(&revision, "ContainerHealthy").expect("the condition");
+    (
+        condition["reason"].as_str().unwrap_or_default().to_owned(),
+        condition["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Pushes an ordinary Linux image (one gzip layer that is not wasm) as `reference`.
+fn push_linux_image(reference: &str) {
+    use wisp_oci::layout::{self, Descriptor};
+    use wisp_oci::{Credentials, Digest, ImageReference, Registry, RegistrySettings};
+    let reference = ImageReference::parse(reference).expect("a reference");
+    let registry = Registry::new(RegistrySettings {
+        insecure_registries: vec![reference.registry().to_owned()],
+        ..Default::default()
+    });
+    let config: &[u8] =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03not really a tarball";
+    let descriptor = |media_type: &str, bytes: &[u8]| Descriptor {
+        media_type: media_type.to_owned(),
+        digest: Digest::of(bytes).to_string(),
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: Default::default(),
+    };
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": layout::OCI_MANIFEST,
+        "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer)],
+    });
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let session = registry
+            .session(&reference, &Credentials::Anonymous)
+            .expect("a session");
+        for blob in [config, layer] {
+            session
+                .push_blob(bytes::Bytes::copy_from_slice(blob))
+                .await
+                .expect("blob pushed");
+        }
+        session
+            .push_manifest(
+                bytes::Bytes::from(manifest.to_string()),
+                layout::OCI_MANIFEST,
+            )
+            .await
+            .expect("manifest pushed");
+    });
+}
+
+#[test]
+fn pull_failures_are_precise_revision_conditions_and_heal_when_the_registry_does() {
+    let mut registry = TestRegistry::start();
+    let host = registry.host().to_owned();
+    let repository = format!("{host}/samples/app");
+    push("hello", &format!("{repository}:v1"));
+    push_linux_image(&format!("{host}/linux/app:v1"));
+    let absent = wisp_oci::Digest::of(b"nothing was pushed with this digest");
+    let away = format!("127.0.0.1:{}", registry_support::unused_port());
+
+    let up = up_with(&registry, None);
+    up.apply(&cluster::ksvc("missing", &format!("{repository}:nope")));
+    up.apply(&cluster::ksvc("wrong", &format!("{repository}@{absent}")));
+    up.apply(&cluster::ksvc("linux", &format!("{host}/linux/app:v1")));
+    up.apply(&cluster::ksvc("away", &format!("{away}/samples/app:v1")));
+
+    let (reason, message) = unhealthy(&up, "missing-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.starts_with(&format!(
+            "Unable to fetch image \"{repository}:nope\": failed to resolve image to digest: \
+             {repository}:nope: {host} has no manifest for tag \"nope\" (it answered: "
+        )),
+        "{message}"
+    );
+
+    let (reason, message) = unhealthy(&up, "wrong-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.starts_with(&format!(
+            "Unable to fetch image \"{repository}@{absent}\": {repository}@{absent}: {host} has \
+             no manifest {absent} (it answered: "
+        )) && message.ends_with("(on node local)"),
+        "{message}"
+    );
+
+    let (reason, message) = unhealthy(&up, "linux-00001");
+    assert_eq!(reason, "InvalidComponent");
+    assert!(
+        message.contains(
+            "is not a wasm component wisp can run: its only layer \
+             (application/vnd.oci.image.layer.v1.tar+gzip) does not start with the wasm magic bytes"
+        ),
+        "{message}"
+    );
+
+    let (reason, message) = unhealthy(&up, "away-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.starts_with(&format!(
+            "Unable to fetch image \"{away}/samples/app:v1\": failed to resolve image to digest: \
+             {away}/samples/app:v1: cannot reach {away} over HTTPS: "
+        )),
+        "{message}"
+    );
+
+    // A registry that is away, then comes back: the retries heal the revision, no new apply.
+    registry.stop();
+    up.apply(&cluster::ksvc("later", &format!("{repository}:v1")));
+    let (reason, message) = unhealthy(&up, "later-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.contains(&format!("cannot reach {host} over plain HTTP")),
+        "{message}"
+    );
+    registry.restart();
+    serves(&up, "later", HELLO);
+}
