@@ -77,6 +77,38 @@ impl Resolver {
 
 use Pinned::Pin;
 
+/// The credentials `revision`'s imagePullSecrets give for `image` (anonymous without a match);
+/// Secrets that are missing or hold no docker config are logged and passed over, as the
+/// kubelet does. Never logs a secret.
+pub(crate) async fn pull_credentials(
+    client: &Client,
+    namespace: &str,
+    revision: &wisp_api::knative::Revision,
+    image: &str,
+) -> Credentials {
+    let names = wisp_api::pull_secrets::names(revision);
+    let Ok(reference) = wisp_oci::ImageReference::parse(image) else {
+        return Credentials::Anonymous;
+    };
+    if names.is_empty() {
+        return Credentials::Anonymous;
+    }
+    let mut configs = Vec::new();
+    for secret in wisp_api::pull_secrets::read(client, namespace, &names).await {
+        match secret.map(|secret| {
+            let config = wisp_oci::DockerConfig::from_secret(secret.type_.as_deref(), &secret.data);
+            (secret.name, config)
+        }) {
+            Ok((_, Ok(config))) => configs.push(config),
+            Ok((name, Err(error))) => {
+                tracing::warn!(%namespace, secret = %name, %error, "imagePullSecret passed over");
+            }
+            Err(problem) => tracing::warn!("{problem}; pulling without it"),
+        }
+    }
+    wisp_oci::DockerConfig::first_match(&configs, &reference)
+}
+
 /// Knative's wording for a tag that could not be resolved, so tools matching it still work.
 fn failed(image: &str, error: &OciError) -> Pinned {
     let kind = error.kind();

@@ -21,7 +21,7 @@ use wisp_api::knative::Revision;
 
 use super::backoff::{self, Backoff};
 use super::image_pin::{self, Plan};
-use super::image_resolver::{Pinned, Resolver};
+use super::image_resolver::{self, Pinned, Resolver};
 use super::nodes::{self, Nodes};
 use super::{Error, RESYNC, log_outcome, meta, revision_status};
 
@@ -74,7 +74,8 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
     let mut retry_pin = None;
     let mut pin_failure = None;
     if let Plan::Pin(image) = image_pin::plan(revision.as_ref()) {
-        let credentials = wisp_oci::Credentials::Anonymous;
+        let credentials =
+            image_resolver::pull_credentials(&context.client, &namespace, &revision, &image).await;
         match context
             .resolver
             .pin(&context.client, &image, &credentials)

@@ -253,3 +253,166 @@ fn pull_failures_are_precise_revision_conditions_and_heal_when_the_registry_does
     registry.restart();
     serves(&up, "later", HELLO);
 }
+
+/// A Service of `image` whose revisions name `secrets` as imagePullSecrets.
+fn ksvc_with_secrets(name: &str, image: &str, secrets: &[&str]) -> String {
+    let mut yaml = cluster::ksvc(name, image);
+    if !secrets.is_empty() {
+        yaml.push_str("      imagePullSecrets:\n");
+        for secret in secrets {
+            yaml.push_str(&format!("      - name: {secret}\n"));
+        }
+    }
+    yaml
+}
+
+#[test]
+fn image_pull_secrets_give_credentials_to_the_resolution_and_the_pulls() {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    const USER: &str = "puller";
+    const PASSWORD: &str = "pull-secret-s3cr3t";
+    let registry = TestRegistry::start_with_basic_auth(USER, PASSWORD);
+    let host = registry.host().to_owned();
+    let tagged = format!("{host}/private/app:v1");
+    let push_private = |sample: &str, reference: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+            .args([
+                "push",
+                &image(sample),
+                reference,
+                "--insecure",
+                "--username",
+                USER,
+            ])
+            .arg("--password-stdin")
+            .env("WISP_LOG", "warn")
+            .env("DOCKER_CONFIG", "/nonexistent-wisp-test-docker-config")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wisp push runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(PASSWORD.as_bytes())
+            .expect("password written");
+        let output = child.wait_with_output().expect("wisp push ends");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .strip_prefix("digest: ")
+            .expect("the digest")
+            .to_owned()
+    };
+    let digest = push_private("hello", &tagged);
+    // Only ever pulled anonymously: the node's blob cache cannot answer for the registry.
+    let echo_digest = push_private("echo", &format!("{host}/private/other:v1"));
+    let echo_by_digest = format!("{host}/private/other@{echo_digest}");
+    let by_digest = format!("{host}/private/app@{digest}");
+
+    let up = up_with(&registry, None);
+    // kubectl's own docker-registry secret, through the embedded API server.
+    up.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={host}"),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASSWORD}"),
+    ]);
+    let secret = up.get("secret", "regcred").expect("the secret");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+
+    up.apply(&ksvc_with_secrets("anonymous", &tagged, &[]));
+    up.apply(&ksvc_with_secrets(
+        "authorized",
+        &tagged,
+        &["missing", "regcred"],
+    ));
+    // By digest the controller asks the registry nothing: the node's pull needs the secret.
+    up.apply(&ksvc_with_secrets("pinned", &by_digest, &["regcred"]));
+    up.apply(&ksvc_with_secrets("pinned-anonymous", &echo_by_digest, &[]));
+    serves(&up, "authorized", HELLO);
+    serves(&up, "pinned", HELLO);
+    let authorized = up.wait_ready("revision", "authorized-00001");
+    assert_eq!(pin_of(&authorized).0, by_digest);
+
+    let (reason, message) = unhealthy(&up, "anonymous-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.starts_with(&format!(
+            "Unable to fetch image \"{tagged}\": failed to resolve image to digest: {tagged}: \
+             {host} refused access anonymously (it answered: "
+        )) && message.contains("imagePullSecret of type kubernetes.io/dockerconfigjson"),
+        "{message}"
+    );
+    let (reason, message) = unhealthy(&up, "pinned-anonymous-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.contains(&format!("{host} refused access anonymously")),
+        "{message}"
+    );
+
+    // A docker config Secret is checked on every write, and its contents never quoted.
+    let refused = up.kubectl_fails(
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: broken\n\
+             type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{\"auths\": nope'\n",
+        ),
+    );
+    assert!(
+        refused.contains("Secret \"broken\" is invalid: data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": not JSON"),
+        "{refused}"
+    );
+    assert!(!refused.contains("nope"), "{refused}");
+
+    // The node identity may get a Secret by name, never list or watch them.
+    let node_kubeconfig = up.data_dir().join("node.kubeconfig");
+    let kubectl_home = tempfile::tempdir().expect("a kubectl home");
+    let as_node = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&node_kubeconfig)
+            .args(args)
+            .env("HOME", kubectl_home.path())
+            .env("KUBECACHEDIR", kubectl_home.path().join("cache"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("kubectl runs")
+    };
+    let got = as_node(&["get", "secret", "regcred", "-n", "default", "-o", "name"]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "secret/regcred"
+    );
+    let listed = as_node(&["get", "secrets", "-n", "default"]);
+    assert!(!listed.status.success());
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        stderr.contains("Forbidden") || stderr.contains("forbidden"),
+        "{stderr}"
+    );
+
+    // The store's files (which hold the Secrets) are the owner's alone, and no log line holds
+    // the password.
+    for name in ["wisp.db", "wisp.db-wal", "wisp.db-shm"] {
+        let metadata = std::fs::metadata(up.data_dir().join(name)).expect("the store's file");
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    assert!(!up.process.logs().contains(PASSWORD));
+}

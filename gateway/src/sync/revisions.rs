@@ -280,6 +280,14 @@ async fn reconcile(
         converted.config.annotations = spread::spread(&converted.config.annotations, share);
         converted
     });
+    let converted = match converted {
+        Ok(mut converted) => {
+            converted.config.pull_credentials =
+                pull_credentials(shared, revision, &converted).await;
+            Ok(converted)
+        }
+        Err(failure) => Err(failure),
+    };
     let generation = revision.metadata.generation;
     let stored = revision.status.clone().unwrap_or_default();
     let uid = revision.uid();
@@ -322,6 +330,41 @@ async fn reconcile(
     })
     .await;
     retry_after(&attempt.outcome, written, backoff)
+}
+
+/// The credentials the revision's imagePullSecrets give for its registry image (anonymous for
+/// paths and URLs, and without a match). Each Secret is read with one `get`, the only access
+/// the node identity has to Secrets; one that is missing or no docker config is logged and
+/// passed over, as the kubelet does. Never logs a secret.
+async fn pull_credentials(
+    shared: &Shared,
+    revision: &Revision,
+    converted: &Converted,
+) -> wisp_oci::Credentials {
+    let names = wisp_api::pull_secrets::names(revision);
+    let reference = match wisp_runtime::ArtifactSource::parse(&converted.config.component) {
+        wisp_runtime::ArtifactSource::Oci(text) => wisp_oci::ImageReference::parse(&text).ok(),
+        _ => None,
+    };
+    let (Some(reference), false) = (reference, names.is_empty()) else {
+        return wisp_oci::Credentials::Anonymous;
+    };
+    let namespace = &converted.config.key.namespace;
+    let mut configs = Vec::new();
+    for secret in wisp_api::pull_secrets::read(&shared.client, namespace, &names).await {
+        match secret {
+            Ok(secret) => {
+                match wisp_oci::DockerConfig::from_secret(secret.type_.as_deref(), &secret.data) {
+                    Ok(config) => configs.push(config),
+                    Err(error) => tracing::warn!(
+                        %namespace, secret = %secret.name, %error, "imagePullSecret passed over"
+                    ),
+                }
+            }
+            Err(problem) => tracing::warn!("{problem}; pulling without it"),
+        }
+    }
+    wisp_oci::DockerConfig::first_match(&configs, &reference)
 }
 
 async fn apply(
