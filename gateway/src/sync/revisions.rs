@@ -25,6 +25,7 @@ use super::spread;
 use super::status::{self, Outcome};
 use super::write::write_status;
 use super::{Serving, Shared};
+use crate::dataplane::RevisionConfig;
 
 /// First wait before retrying a revision whose image could not be fetched; doubles up to
 /// [`MAX_RETRY`].
@@ -282,8 +283,28 @@ async fn reconcile(
     });
     let converted = match converted {
         Ok(mut converted) => {
-            converted.config.pull_credentials =
-                pull_credentials(shared, revision, &converted).await;
+            // The Secrets are read again only for a new attempt: not on every status change of
+            // a revision that already runs (a transient failure forgets the attempt, so a
+            // Secret created after a refused pull is read on the retry).
+            let kept = last.as_ref().and_then(|attempt| match &attempt.converted {
+                Ok(previous)
+                    if attempt.uid == revision.uid()
+                        && Converted {
+                            config: RevisionConfig {
+                                pull_credentials: previous.config.pull_credentials.clone(),
+                                ..converted.config.clone()
+                            },
+                            ..converted.clone()
+                        } == *previous =>
+                {
+                    Some(previous.config.pull_credentials.clone())
+                }
+                _ => None,
+            });
+            converted.config.pull_credentials = match kept {
+                Some(credentials) => credentials,
+                None => pull_credentials(shared, revision, &converted).await,
+            };
             Ok(converted)
         }
         Err(failure) => Err(failure),
