@@ -50,7 +50,7 @@ impl Resolver {
             Ok(Ok(digest)) => {
                 let pin = reference.pinned(digest).to_string();
                 tracing::info!(image, %pin, "resolved the image's tag to a digest");
-                Pin(pin)
+                Pinned::Pin(pin)
             }
             Ok(Err(error)) => failed(image, &error),
             Err(_) => failed(
@@ -74,8 +74,6 @@ impl Resolver {
         }
     }
 }
-
-use Pinned::Pin;
 
 /// The credentials `revision`'s imagePullSecrets give for `image` (anonymous without a match);
 /// Secrets that are missing or hold no docker config are logged and passed over, as the
