@@ -7,6 +7,7 @@ pub mod instance_reuse;
 pub mod knative;
 pub mod names;
 pub mod nodes;
+pub mod pull_secrets;
 pub mod quantity;
 pub mod revision_key;
 pub mod serving;

@@ -72,6 +72,14 @@ pub fn report_node(key: &str) -> Option<&str> {
 /// every restart, runs those bytes or reports that the source changed.
 pub const RECORDED_DIGEST_KEY: &str = "wisp.dev/image-digest";
 
+/// The `status.annotations` key of the image reference every node pulls for a Revision whose
+/// image is in an OCI registry: `REGISTRY/REPO@sha256:…` once the leader resolved the tag (as
+/// Knative writes `containerStatuses[].imageDigest` when it creates a Revision), or the image
+/// as written when it names a digest already or its registry is one whose tags are not
+/// resolved (`registries-skipping-tag-resolving`). Written once and never changed; nodes do not
+/// load such a Revision before it is there.
+pub const PINNED_IMAGE_KEY: &str = "wisp.dev/pinned-image";
+
 /// How far a node got with a revision's component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RevisionState {

@@ -320,6 +320,25 @@ static RESOURCES: &[Resource] = &[
     Resource {
         group: CORE_GROUP,
         version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        list_kind: "SecretList",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: WRITABLE_VERBS,
+        has_status: false,
+        read_only: false,
+        columns: &[
+            col("Type", "string", ".type"),
+            derived("Data", "string", Derived::ConfigMapData),
+            AGE,
+        ],
+    },
+    Resource {
+        group: CORE_GROUP,
+        version: "v1",
         plural: "pods",
         singular: "pod",
         kind: "Pod",
@@ -562,7 +581,7 @@ mod tests {
         assert_eq!(versions_of(SERVING_GROUP), ["v1"]);
         assert_eq!(versions_of(COORDINATION_GROUP), ["v1"]);
         assert_eq!(resources_in(SERVING_GROUP, "v1").count(), 4);
-        assert_eq!(resources_in(CORE_GROUP, "v1").count(), 5);
+        assert_eq!(resources_in(CORE_GROUP, "v1").count(), 6);
         assert_eq!(resources_in(COORDINATION_GROUP, "v1").count(), 1);
     }
 

@@ -170,6 +170,8 @@ fn description(resource: &Resource, column: &PrinterColumn) -> String {
         ("configmaps", "Data") => {
             "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process."
         }
+        ("secrets", "Type") => "The type of the secret",
+        ("secrets", "Data") => "The number of keys in the secret's data",
         ("events", "Last Seen") => {
             "The time at which the most recent occurrence of this event was recorded."
         }

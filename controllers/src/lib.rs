@@ -19,6 +19,8 @@
 mod backoff;
 mod configuration;
 mod domain;
+mod image_pin;
+mod image_resolver;
 pub mod leader;
 mod meta;
 mod node_lifecycle;
@@ -58,16 +60,25 @@ impl Error {
     }
 }
 
+/// What the controllers need besides the API.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// How the Revision controller reaches registries to resolve image tags
+    /// (`--insecure-registry`).
+    pub registry: wisp_oci::RegistrySettings,
+}
+
 /// Runs the Service, Configuration and Route controllers until the future is dropped.
 ///
 /// Failed reconciles are logged (tracing) and retried with a per-object backoff; a conflict
 /// (409) is retried quickly. Nothing in here panics on input: a watch that fails is retried by
 /// kube-runtime with its default backoff.
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, settings: Settings) {
+    let registry = wisp_oci::Registry::new(settings.registry);
     futures::join!(
         service::run(client.clone()),
         configuration::run(client.clone()),
-        revision::run(client.clone()),
+        revision::run(client.clone(), registry),
         route::run(client.clone()),
         node_lifecycle::run(client),
     );

@@ -2,8 +2,15 @@
 //! reports its nodes leave in `status.annotations` (see [`super::revision_status`] for the
 //! rule). It is the only writer of those fields; nodes write only their own report, so no
 //! node's view overwrites another's.
+//!
+//! It also pins a new Revision's registry image ([`super::image_pin`]): the tag resolved to a
+//! digest once, recorded before any node loads the Revision. This is the place because it is
+//! the one writer of a Revision's status that runs once per cluster (leader-elected), sees every
+//! Revision as it is created, and already retries with backoff; Knative pins in its Revision
+//! reconciler for the same reasons.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use kube::api::PostParams;
@@ -12,7 +19,9 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::Revision;
 
-use super::backoff::Backoff;
+use super::backoff::{self, Backoff};
+use super::image_pin::{self, Plan};
+use super::image_resolver::{self, Pinned, Resolver};
 use super::nodes::{self, Nodes};
 use super::{Error, RESYNC, log_outcome, meta, revision_status};
 
@@ -20,15 +29,20 @@ struct Context {
     client: Client,
     backoff: Backoff,
     nodes: Nodes,
+    resolver: Resolver,
+    /// Consecutive failed pins per Revision uid, for the backoff of the next attempt.
+    pin_failures: Mutex<HashMap<String, u32>>,
 }
 
 /// Runs the controller until the future is dropped.
-pub(super) async fn run(client: Client) {
+pub(super) async fn run(client: Client, registry: wisp_oci::Registry) {
     let (nodes, node_changes) = nodes::watch(client.clone());
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
         nodes,
+        resolver: Resolver::new(registry),
+        pin_failures: Mutex::new(HashMap::new()),
     });
     Controller::new(
         Api::<Revision>::all(client.clone()),
@@ -54,14 +68,57 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
     }
     context.nodes.wait_until_ready().await;
     let namespace = meta::namespace(revision.as_ref())?;
-    let current = revision.status.clone().unwrap_or_default();
-    let next = revision_status::next(
-        &current,
-        revision.metadata.generation,
-        &context.nodes.view(),
-        &meta::now(),
-    );
-    if next != current {
+    let stored = revision.status.clone().unwrap_or_default();
+    let now = meta::now();
+    let mut current = stored.clone();
+    let mut retry_pin = None;
+    let mut pin_failure = None;
+    if let Plan::Pin(image) = image_pin::plan(revision.as_ref()) {
+        let credentials =
+            image_resolver::pull_credentials(&context.client, &namespace, &revision, &image).await;
+        match context
+            .resolver
+            .pin(&context.client, &image, &credentials)
+            .await
+        {
+            Pinned::Pin(pin) => {
+                current = image_pin::pinned(&current, &pin);
+                context.pin_attempts(revision.as_ref(), true);
+            }
+            Pinned::Failed {
+                reason,
+                message,
+                retry,
+            } => {
+                tracing::warn!(
+                    revision = %revision.name_any(),
+                    %namespace,
+                    reason,
+                    %message,
+                    "cannot pin the revision's image"
+                );
+                let failures = context.pin_attempts(revision.as_ref(), false);
+                retry_pin = retry.then(|| backoff::delay(failures, false));
+                pin_failure = Some((reason, message));
+            }
+        }
+    }
+    let next = match &pin_failure {
+        Some((reason, message)) => revision_status::pin_failed(
+            &current,
+            revision.metadata.generation,
+            reason,
+            message,
+            &now,
+        ),
+        None => revision_status::next(
+            &current,
+            revision.metadata.generation,
+            &context.nodes.view(),
+            &now,
+        ),
+    };
+    if next != stored {
         let mut updated = revision.as_ref().clone();
         updated.status = Some(next);
         Api::<Revision>::namespaced(context.client.clone(), &namespace)
@@ -69,5 +126,23 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
             .await?;
     }
     context.backoff.succeeded(revision.as_ref());
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(retry_pin.unwrap_or(RESYNC)))
+}
+
+impl Context {
+    /// Counts a failed pin of `revision` (returning how many in a row) or forgets them.
+    fn pin_attempts(&self, revision: &Revision, succeeded: bool) -> u32 {
+        let key = revision.uid().unwrap_or_else(|| revision.name_any());
+        let mut failures = self
+            .pin_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if succeeded {
+            failures.remove(&key);
+            return 0;
+        }
+        let count = failures.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
 }

@@ -119,7 +119,7 @@ pub(crate) fn next(
                     .container
                     .clone()
                     .unwrap_or_else(|| wisp_api::knative::USER_CONTAINER.to_owned()),
-                image_digest: report.image_digest.clone(),
+                image_digest: pinned_digest(current).or_else(|| report.image_digest.clone()),
             }];
         }
     } else {
@@ -136,6 +136,45 @@ pub(crate) fn next(
         );
         deploying(&mut next, &message, now);
     }
+    conditions::set_ready(&mut next.conditions, DEPENDENTS, now);
+    next
+}
+
+/// The pinned `REGISTRY/REPO@sha256:…` of a registry image, as Knative's `imageDigest` gives
+/// it; `None` for paths, URLs and images run by tag.
+fn pinned_digest(status: &RevisionStatus) -> Option<String> {
+    status
+        .annotations
+        .get(nodes::PINNED_IMAGE_KEY)
+        .filter(|pin| pin.contains("@sha256:"))
+        .cloned()
+}
+
+/// `current` when the revision's image could not be pinned: `ContainerHealthy=False` with
+/// `reason` and `message` (what the registry answered), `Ready=False`. No node loads it until
+/// a retry pins it; then [`next`] takes over.
+pub(crate) fn pin_failed(
+    current: &RevisionStatus,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> RevisionStatus {
+    let mut next = current.clone();
+    next.observed_generation = generation;
+    conditions::set(
+        &mut next.conditions,
+        Condition::new(CONTAINER_HEALTHY, ConditionStatus::False).because(reason, message),
+        now,
+    );
+    if conditions::get(&next.conditions, RESOURCES_AVAILABLE).is_none() {
+        conditions::set(
+            &mut next.conditions,
+            Condition::new(RESOURCES_AVAILABLE, ConditionStatus::Unknown),
+            now,
+        );
+    }
+    next.container_statuses.clear();
     conditions::set_ready(&mut next.conditions, DEPENDENTS, now);
     next
 }
@@ -244,6 +283,44 @@ mod tests {
 
     fn ready_condition(status: &RevisionStatus) -> Condition {
         conditions::get(&status.conditions, READY).cloned().unwrap()
+    }
+
+    #[test]
+    fn a_pinned_image_is_the_image_digest_and_a_failed_pin_is_not_ready() {
+        let pin = "r.io/app@sha256:12";
+        let mut current = status_with(&[("a", report(RevisionState::Ready, 1, 1))]);
+        current
+            .annotations
+            .insert(nodes::PINNED_IMAGE_KEY.to_owned(), pin.to_owned());
+        let next = next(&current, Some(1), &view(&["a"], &["a"]), T0);
+        assert_eq!(
+            next.container_statuses[0].image_digest.as_deref(),
+            Some(pin)
+        );
+        // Run by tag (a registry whose tags are not resolved): the bytes' digest.
+        current
+            .annotations
+            .insert(nodes::PINNED_IMAGE_KEY.to_owned(), "r.io/app:v1".to_owned());
+        let by_tag = super::next(&current, Some(1), &view(&["a"], &["a"]), T0);
+        assert_eq!(
+            by_tag.container_statuses[0].image_digest.as_deref(),
+            Some("sha256:ab")
+        );
+
+        let failed = pin_failed(
+            &RevisionStatus::default(),
+            Some(2),
+            "ImagePullBackOff",
+            "Unable to fetch image",
+            T0,
+        );
+        assert_eq!(failed.observed_generation, Some(2));
+        let healthy = conditions::get(&failed.conditions, CONTAINER_HEALTHY).unwrap();
+        assert_eq!(healthy.status, ConditionStatus::False);
+        assert_eq!(healthy.reason.as_deref(), Some("ImagePullBackOff"));
+        let ready = ready_condition(&failed);
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert_eq!(ready.message.as_deref(), Some("Unable to fetch image"));
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl Fixture {
         let client = cluster.client();
         let node_client = cluster.node_client();
         let tasks = vec![
-            cluster.runtime().spawn(controllers::run(client.clone())),
+            cluster.runtime().spawn(controllers::run(
+                client.clone(),
+                controllers::Settings::default(),
+            )),
             cluster
                 .runtime()
                 .spawn(data_plane(client.clone(), node_client)),

@@ -68,6 +68,10 @@ pub enum DockerConfigError {
         "the docker config entry for {registry:?} has an \"auth\" that is not base64 of USER:PASSWORD; recreate it with `kubectl create secret docker-registry` or `docker login`"
     )]
     BadAuth { registry: String },
+    #[error(
+        "the Secret is not of type kubernetes.io/dockerconfigjson with a .dockerconfigjson key (nor a legacy kubernetes.io/dockercfg); recreate it with `kubectl create secret docker-registry`"
+    )]
+    NotDockerConfig,
 }
 
 /// The credentials of a docker config, by registry key as written.
@@ -142,6 +146,34 @@ impl DockerConfig {
         // before globs.
         entries.sort_by_key(|(key, _)| std::cmp::Reverse(key.specificity()));
         Ok(Self { entries })
+    }
+
+    /// The docker config of a Secret of `secret_type` with `data` (decoded): the
+    /// `.dockerconfigjson` of a `kubernetes.io/dockerconfigjson` Secret, the `.dockercfg` of a
+    /// legacy `kubernetes.io/dockercfg` one; any other type holds no registry credentials.
+    pub fn from_secret(
+        secret_type: Option<&str>,
+        data: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Self, DockerConfigError> {
+        let key = match secret_type {
+            Some("kubernetes.io/dockerconfigjson") => ".dockerconfigjson",
+            Some("kubernetes.io/dockercfg") => ".dockercfg",
+            _ => return Err(DockerConfigError::NotDockerConfig),
+        };
+        match data.get(key) {
+            Some(bytes) => Self::parse(bytes),
+            None => Err(DockerConfigError::NotDockerConfig),
+        }
+    }
+
+    /// The credentials the first of `configs` with an entry for `reference` gives (the most
+    /// specific entry of each), else anonymous: a Revision's imagePullSecrets in their order.
+    pub fn first_match(configs: &[Self], reference: &ImageReference) -> Credentials {
+        configs
+            .iter()
+            .map(|config| config.credentials_for(reference))
+            .find(|credentials| *credentials != Credentials::Anonymous)
+            .unwrap_or_default()
     }
 
     /// The credentials for `reference`'s registry (and repository, when a key has a path), or
@@ -303,6 +335,65 @@ mod tests {
 
     fn b64(text: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn secrets_give_their_docker_config_and_the_first_match_wins() {
+        let config = |registry: &str, user: &str| {
+            format!(
+                r#"{{"auths": {{"{registry}": {{"auth": "{}"}}}}}}"#,
+                b64(&format!("{user}:pw"))
+            )
+        };
+        let secret = |type_: &str, key: &str, text: String| {
+            DockerConfig::from_secret(
+                Some(type_),
+                &BTreeMap::from([(key.to_owned(), text.into_bytes())]),
+            )
+        };
+        let other = secret(
+            "kubernetes.io/dockerconfigjson",
+            ".dockerconfigjson",
+            config("ghcr.io", "o"),
+        )
+        .unwrap();
+        let local = secret(
+            "kubernetes.io/dockerconfigjson",
+            ".dockerconfigjson",
+            config("localhost:5000", "l"),
+        )
+        .unwrap();
+        let legacy = secret(
+            "kubernetes.io/dockercfg",
+            ".dockercfg",
+            format!(r#"{{"localhost:5000": {{"auth": "{}"}}}}"#, b64("old:pw")),
+        )
+        .unwrap();
+        let image = reference("localhost:5000/app:v1");
+        assert_eq!(
+            DockerConfig::first_match(&[other.clone(), local.clone(), legacy.clone()], &image),
+            basic("l", "pw")
+        );
+        assert_eq!(
+            DockerConfig::first_match(&[legacy, local], &image),
+            basic("old", "pw")
+        );
+        assert_eq!(
+            DockerConfig::first_match(&[other], &image),
+            Credentials::Anonymous
+        );
+        assert_eq!(
+            secret("Opaque", ".dockerconfigjson", config("r.io", "x")),
+            Err(DockerConfigError::NotDockerConfig)
+        );
+        assert_eq!(
+            secret(
+                "kubernetes.io/dockerconfigjson",
+                "other",
+                config("r.io", "x")
+            ),
+            Err(DockerConfigError::NotDockerConfig)
+        );
     }
 
     #[test]

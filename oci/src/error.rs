@@ -45,6 +45,20 @@ impl ErrorKind {
         }
     }
 
+    /// The reason a Revision's condition gives for a failed pull, in the kubelet's words where
+    /// it has them: `InvalidImageName` for a malformed reference, `ImagePullBackOff` for what
+    /// is retried with backoff (missing, refused, unreachable), `ErrImagePull` for what is not
+    /// (corrupt or oversized content), and wisp's `InvalidComponent` for an image that is no
+    /// wasm component.
+    pub fn pull_reason(self) -> &'static str {
+        match self {
+            Self::InvalidReference => "InvalidImageName",
+            Self::NotWasmComponent => "InvalidComponent",
+            kind if kind.is_retryable() => "ImagePullBackOff",
+            _ => "ErrImagePull",
+        }
+    }
+
     /// Whether trying the same thing again later may succeed without anyone changing the
     /// reference or the image (a tag may still be pushed, a registry may come back).
     pub fn is_retryable(self) -> bool {

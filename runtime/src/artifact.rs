@@ -41,12 +41,13 @@ impl ArtifactSource {
     }
 
     /// Reads the whole component as `policy` allows, refusing anything larger than `limit`
-    /// bytes. Registry images come through `puller` (its own size limit applies), a tag
-    /// resolved to its digest first.
+    /// bytes. Registry images come through `puller` (its own size limit applies) with
+    /// `credentials` for their registry, a tag resolved to its digest first.
     pub async fn fetch(
         &self,
         policy: &SourcePolicy,
         puller: &wisp_oci::Puller,
+        credentials: &wisp_oci::Credentials,
         limit: u64,
         timeout: Duration,
     ) -> Result<Artifact, RuntimeError> {
@@ -55,7 +56,7 @@ impl ArtifactSource {
             Self::Url(url) => download(url, policy, limit, timeout).await?.into(),
             Self::Oci(reference) => {
                 self.admit(policy)?;
-                pull(reference, puller, timeout).await?
+                pull(reference, puller, credentials, timeout).await?
             }
         };
         Ok(Artifact::new(self.to_string(), bytes))
@@ -107,23 +108,23 @@ fn registry_host(registry: &str) -> &str {
 }
 
 /// Pulls a registry image: its tag resolved to a digest now, then the component that digest
-/// names (from the blob cache when it is there), anonymously, within `timeout`.
+/// names (from the blob cache when it is there), with `credentials`, within `timeout`.
 async fn pull(
     text: &str,
     puller: &wisp_oci::Puller,
+    credentials: &wisp_oci::Credentials,
     timeout: Duration,
 ) -> Result<bytes::Bytes, RuntimeError> {
     let failed = |error: wisp_oci::OciError| RuntimeError::Pull(Box::new(error));
     let reference = wisp_oci::ImageReference::parse(text).map_err(|error| failed(error.into()))?;
-    let credentials = wisp_oci::Credentials::Anonymous;
     let work = async {
         let digest = puller
             .registry()
-            .resolve(&reference, &credentials)
+            .resolve(&reference, credentials)
             .await
             .map_err(failed)?;
         let pulled = puller
-            .pull(&reference.pinned(digest), &credentials)
+            .pull(&reference.pinned(digest), credentials)
             .await
             .map_err(failed)?;
         tracing::info!(
@@ -383,6 +384,7 @@ mod tests {
             .fetch(
                 &SourcePolicy::default(),
                 &puller,
+                &wisp_oci::Credentials::Anonymous,
                 10,
                 Duration::from_secs(1),
             )
@@ -395,6 +397,7 @@ mod tests {
             .fetch(
                 &SourcePolicy::default(),
                 &puller,
+                &wisp_oci::Credentials::Anonymous,
                 10,
                 Duration::from_secs(1),
             )

@@ -118,7 +118,8 @@ impl Runtime {
         &self,
         source: &ArtifactSource,
     ) -> Result<PreparedComponent, RuntimeError> {
-        self.prepare_recorded(source, None).await
+        self.prepare_recorded(source, None, &wisp_oci::Credentials::Anonymous)
+            .await
     }
 
     /// Like [`Runtime::prepare`] for a revision that recorded the digest of the bytes it was
@@ -126,10 +127,12 @@ impl Runtime {
     /// compile cache it is used without reading the source again (the source need not even
     /// exist any more; the policy's verdict on its name still applies). Otherwise the source is
     /// read, and bytes with another digest are refused with [`RuntimeError::SourceChanged`].
+    /// A registry image is pulled with `credentials` (a revision's imagePullSecrets).
     pub async fn prepare_recorded(
         &self,
         source: &ArtifactSource,
         recorded: Option<Digest>,
+        credentials: &wisp_oci::Credentials,
     ) -> Result<PreparedComponent, RuntimeError> {
         let config = &self.inner.config;
         if let Some(expected) = recorded {
@@ -146,6 +149,7 @@ impl Runtime {
                 .fetch(
                     &config.sources,
                     &self.inner.puller,
+                    credentials,
                     config.max_component_bytes,
                     config.fetch_timeout,
                 )

@@ -120,7 +120,11 @@ async fn changed_bytes_are_refused_for_a_recorded_digest() {
     // No compile cache, a fresh process: the recorded bytes are nowhere but in the file.
     let runtime = runtime(allowed.path(), None);
     let error = runtime
-        .prepare_recorded(&file(&path), Some(recorded))
+        .prepare_recorded(
+            &file(&path),
+            Some(recorded),
+            &wisp_oci::Credentials::Anonymous,
+        )
         .await
         .err()
         .unwrap();
@@ -155,7 +159,11 @@ async fn a_recorded_digest_in_the_compile_cache_runs_after_the_source_changed() 
     std::fs::copy(wisp_samples::ECHO, &path).unwrap();
     let restarted = runtime(allowed.path(), Some(cache.path()));
     let prepared = restarted
-        .prepare_recorded(&file(&path), Some(recorded))
+        .prepare_recorded(
+            &file(&path),
+            Some(recorded),
+            &wisp_oci::Credentials::Anonymous,
+        )
         .await
         .unwrap();
     assert_eq!(prepared.digest(), recorded);
@@ -163,7 +171,11 @@ async fn a_recorded_digest_in_the_compile_cache_runs_after_the_source_changed() 
     // The policy still applies to the name, cached or not.
     let outside = runtime(cache.path(), Some(cache.path()));
     let error = outside
-        .prepare_recorded(&file(&path), Some(recorded))
+        .prepare_recorded(
+            &file(&path),
+            Some(recorded),
+            &wisp_oci::Credentials::Anonymous,
+        )
         .await
         .err()
         .unwrap();

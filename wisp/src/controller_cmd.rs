@@ -44,6 +44,9 @@ pub struct ControllerArgs {
     election: ElectionArgs,
     #[command(flatten)]
     webhook: WebhookArgs,
+    /// Registries the Revision controller reaches over plain HTTP when it resolves image tags.
+    #[command(flatten)]
+    registries: crate::load_args::RegistryArgs,
 }
 
 /// Where the leader election Lease is and how this replica takes part in it.
@@ -111,7 +114,9 @@ async fn control(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     let stopped = listen::shutdown_on_signal();
     let webhook = webhook_args::start(&args.webhook, client.clone()).await?;
     match elector
-        .run(listen::stopped(stopped), || wisp_controllers::run(client))
+        .run(listen::stopped(stopped), || {
+            wisp_controllers::run(client, settings(&args.registries))
+        })
         .await
     {
         Ending::Shutdown => {
@@ -138,7 +143,10 @@ async fn control(args: ControllerArgs) -> anyhow::Result<ExitCode> {
 /// `wisp up`'s controllers, run only while they hold the same Lease a `wisp controller` would
 /// compete for. Resolves (naming what stopped, for `wisp up`'s report) only if leadership is
 /// lost or the controllers end; `wisp up` aborts it on shutdown.
-pub async fn embedded(client: kube::Client) -> &'static str {
+pub async fn embedded(
+    client: kube::Client,
+    registries: crate::load_args::RegistryArgs,
+) -> &'static str {
     let config = LeaderConfig::new(default_namespace(), LEASE_NAME, EMBEDDED_IDENTITY);
     let elector = match LeaderElector::new(client.clone(), config) {
         Ok(elector) => elector,
@@ -148,9 +156,24 @@ pub async fn embedded(client: kube::Client) -> &'static str {
         }
     };
     let never = std::future::pending::<()>();
-    match elector.run(never, || wisp_controllers::run(client)).await {
+    match elector
+        .run(never, || {
+            wisp_controllers::run(client, settings(&registries))
+        })
+        .await
+    {
         Ending::Lost => "the Knative controllers (their leader election lease was lost)",
         Ending::Shutdown | Ending::Finished(()) => "the Knative controllers",
+    }
+}
+
+/// The controllers' settings from the flags.
+fn settings(registries: &crate::load_args::RegistryArgs) -> wisp_controllers::Settings {
+    wisp_controllers::Settings {
+        registry: wisp_oci::RegistrySettings {
+            insecure_registries: registries.insecure_registry.clone(),
+            ..Default::default()
+        },
     }
 }
 

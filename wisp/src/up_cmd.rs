@@ -95,7 +95,10 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     // than serving on with a control plane nobody reconciles.
     let mut background = JoinSet::new();
     if !args.no_controller {
-        background.spawn(crate::controller_cmd::embedded(client.clone()));
+        background.spawn(crate::controller_cmd::embedded(
+            client.clone(),
+            args.node.loading.registries.clone(),
+        ));
     }
     let node = match bound {
         Some(bound) => {

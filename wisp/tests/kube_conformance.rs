@@ -105,6 +105,10 @@ const CASES: &[(&str, Case)] = &[
         conformance::api::replica_demands_beyond_the_bounds_are_refused,
     ),
     (
+        "docker_registry_secrets_are_made_and_checked",
+        conformance::api::docker_registry_secrets_are_made_and_checked,
+    ),
+    (
         "instance_reuse_is_the_revisions_choice",
         conformance::guests::instance_reuse_is_the_revisions_choice,
     ),

@@ -58,6 +58,11 @@ fn admission_refusals_are_knatives_webhook_denials() {
 }
 
 #[test]
+fn docker_registry_secrets_are_made_and_checked() {
+    conformance::api::docker_registry_secrets_are_made_and_checked(&Up::start(&[]));
+}
+
+#[test]
 fn instance_reuse_is_the_revisions_choice() {
     conformance::guests::instance_reuse_is_the_revisions_choice(&Up::start(&[]));
 }

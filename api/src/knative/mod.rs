@@ -26,6 +26,8 @@ pub const SYSTEM_NAMESPACE: &str = "knative-serving";
 pub const CONFIG_AUTOSCALER: &str = "config-autoscaler";
 /// `config-defaults`: defaults and limits of revision specs.
 pub const CONFIG_DEFAULTS: &str = "config-defaults";
+/// `config-deployment`: how Revisions become workloads (`registries-skipping-tag-resolving`).
+pub const CONFIG_DEPLOYMENT: &str = "config-deployment";
 /// `config-domain`: the domain of route hosts.
 pub const CONFIG_DOMAIN: &str = "config-domain";
 /// wisp's default domain: `*.localhost` resolves to loopback with no DNS set-up.

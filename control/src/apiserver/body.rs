@@ -63,11 +63,9 @@ pub fn decode(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> {
     }
     let value = match media_type {
         "application/yaml" | "application/apply-patch+yaml" => decode_yaml_or_json(bytes)?,
+        // kubectl's generators send Secrets, ConfigMaps and Namespaces so.
         "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(
-                "the body is protobuf, which this server does not decode: send JSON instead \
-                 (e.g. `kubectl create -f namespace.yaml` rather than `kubectl create namespace`)",
-            ));
+            super::protobuf::decode(bytes).map_err(ApiError::unsupported_media_type)?
         }
         _ => decode_json(bytes)?,
     };

@@ -20,6 +20,7 @@ use super::gc::{Collector, Propagation};
 use super::metadata::{self, finalizers, is_terminating, meta_str};
 use super::patch::{self, PatchType};
 use super::query::FieldValidation;
+use super::secrets;
 use super::status::ApiError;
 
 /// How a write treats its body and what it returns.
@@ -808,11 +809,13 @@ impl Step {
         if current.is_none() {
             core::default_new(resource, &mut candidate);
         }
+        secrets::normalize(resource, &mut candidate);
         admission::default(&request, &mut candidate);
         if let Some(current) = current {
             metadata::set_generation(current, &mut candidate)?;
         }
-        let invalid_name = core::validate_name(resource, &candidate);
+        let mut invalid_name = core::validate_name(resource, &candidate);
+        invalid_name.extend(secrets::validate(resource, current, &candidate));
         if !invalid_name.is_empty() {
             return Err(ApiError::invalid(resource, name, invalid_name));
         }

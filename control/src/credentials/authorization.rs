@@ -20,7 +20,9 @@ pub struct Request<'a> {
 
 /// Whether the node identity may make `request`. It may:
 ///
-/// - `get`, `list`, `watch` every resource (and status subresource), in every namespace;
+/// - `get`, `list`, `watch` every resource (and status subresource), in every namespace,
+///   except `secrets`, which it may only `get` by name: a node reads the `imagePullSecrets` a
+///   revision names, never the list of every tenant's credentials (nor a watch of them);
 /// - `create`, `update`, `patch`, `delete` `nodes` and `pods` (and their `status`);
 /// - `create`, `get`, `update`, `patch`, `delete` `leases` (`coordination.k8s.io`) in the
 ///   namespace `kube-node-lease` only;
@@ -39,6 +41,9 @@ pub fn node_may(request: &Request<'_>) -> bool {
         status,
         namespace,
     } = *request;
+    if (group, resource) == ("", "secrets") {
+        return verb == "get" && !status;
+    }
     if matches!(verb, "get" | "list" | "watch") {
         return true;
     }
@@ -90,6 +95,26 @@ mod tests {
                     "{verb} {resource}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn reads_secrets_only_by_name() {
+        assert!(may("get", "", "secrets", false, "default"));
+        for verb in [
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+        ] {
+            assert!(!may(verb, "", "secrets", false, "default"), "{verb}");
+            assert!(
+                !may(verb, "", "secrets", false, ""),
+                "{verb} (all namespaces)"
+            );
         }
     }
 

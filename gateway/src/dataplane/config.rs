@@ -100,6 +100,9 @@ pub struct RevisionConfig {
     /// bytes or none (see [`wisp_runtime::Runtime::prepare_recorded`]). Not part of the spec:
     /// recording it changes nothing the revision runs.
     pub recorded_digest: Option<wisp_runtime::Digest>,
+    /// What a registry image is pulled with (from the revision's imagePullSecrets). Not part
+    /// of the spec either: new credentials change nothing the revision runs.
+    pub pull_credentials: wisp_oci::Credentials,
 }
 
 impl RevisionConfig {
@@ -118,6 +121,7 @@ impl RevisionConfig {
             env: Vec::new(),
             annotations: BTreeMap::new(),
             recorded_digest: None,
+            pull_credentials: wisp_oci::Credentials::Anonymous,
         }
     }
 
@@ -130,10 +134,12 @@ impl RevisionConfig {
             && Self {
                 annotations: BTreeMap::new(),
                 recorded_digest: None,
+                pull_credentials: wisp_oci::Credentials::Anonymous,
                 ..self.clone()
             } == Self {
                 annotations: BTreeMap::new(),
                 recorded_digest: None,
+                pull_credentials: wisp_oci::Credentials::Anonymous,
                 ..other.clone()
             }
     }

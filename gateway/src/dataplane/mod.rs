@@ -228,7 +228,7 @@ impl DataPlane {
         let source = ArtifactSource::parse(&config.component);
         self.inner
             .runtime
-            .prepare_recorded(&source, config.recorded_digest)
+            .prepare_recorded(&source, config.recorded_digest, &config.pull_credentials)
             .await
             .map_err(|source| DataPlaneError::Component {
                 revision: config.key.clone(),

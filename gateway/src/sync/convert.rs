@@ -58,6 +58,9 @@ pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, 
         config.service.clone_from(service);
     }
     config.recorded_digest = recorded_digest(revision);
+    if let Some(pin) = pinned_image(revision) {
+        config.component = pin.to_owned();
+    }
     let container = spec.containers.first();
     let container_name = container
         .map(|c| c.name.as_str())
@@ -89,6 +92,41 @@ pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, 
     })
 }
 
+/// The image reference the leader pinned a registry image to (see
+/// [`wisp_api::nodes::PINNED_IMAGE_KEY`]), else the `REPO@sha256:…` Knative's own controller
+/// writes into `containerStatuses[].imageDigest` (a node joined to a cluster with Knative).
+fn pinned_image(revision: &Revision) -> Option<&str> {
+    let status = revision.status.as_ref()?;
+    status
+        .annotations
+        .get(wisp_api::nodes::PINNED_IMAGE_KEY)
+        .or_else(|| {
+            status
+                .container_statuses
+                .first()?
+                .image_digest
+                .as_ref()
+                .filter(|digest| digest.contains("@sha256:"))
+        })
+        .map(String::as_str)
+}
+
+/// Whether the revision names a registry image whose pin is not recorded yet: no node loads
+/// it before then, so that every node (and every restart) pulls the one digest the leader
+/// resolved, never a tag pushed again in between.
+pub fn awaiting_pin(revision: &Revision) -> bool {
+    let image = revision
+        .spec
+        .fields
+        .get("containers")
+        .and_then(|containers| containers.get(0))
+        .and_then(|container| container.get("image"))
+        .and_then(|image| image.as_str())
+        .map(str::trim);
+    image.is_some_and(|image| wisp_oci::classify(image) == wisp_oci::ImageSource::Registry)
+        && pinned_image(revision).is_none()
+}
+
 /// The digest recorded for the revision's bytes: the annotation the first node wrote, else the
 /// `imageDigest` of a revision from before it was written.
 fn recorded_digest(revision: &Revision) -> Option<wisp_runtime::Digest> {
@@ -96,7 +134,15 @@ fn recorded_digest(revision: &Revision) -> Option<wisp_runtime::Digest> {
     let text = status
         .annotations
         .get(wisp_api::nodes::RECORDED_DIGEST_KEY)
-        .or_else(|| status.container_statuses.first()?.image_digest.as_ref())?;
+        .or_else(|| {
+            status
+                .container_statuses
+                .first()?
+                .image_digest
+                .as_ref()
+                // Knative's `REPO@sha256:…` pins an image, not the component's bytes.
+                .filter(|digest| !digest.contains('@'))
+        })?;
     let digest = wisp_runtime::Digest::parse(text);
     if digest.is_none() {
         tracing::warn!(

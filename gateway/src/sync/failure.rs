@@ -6,7 +6,8 @@ use wisp_runtime::RuntimeError;
 use super::spec::SpecError;
 use crate::dataplane::DataPlaneError;
 
-/// The image could not be fetched (missing file, download error, too large).
+/// The image could not be fetched (missing file, download error, too large). Registry pulls
+/// use the kubelet's reasons instead ([`wisp_oci::ErrorKind::pull_reason`]).
 pub const CONTAINER_MISSING: &str = "ContainerMissing";
 /// The file is not a runnable `wasi:http` component.
 pub const INVALID_COMPONENT: &str = "InvalidComponent";
@@ -92,16 +93,13 @@ impl Failure {
             | RuntimeError::MissingHandler { .. }
             | RuntimeError::Invalid { .. } => (INVALID_COMPONENT, false),
             RuntimeError::Link { .. } => (LINK_ERROR, false),
-            RuntimeError::Pull(error) => match error.kind() {
-                wisp_oci::ErrorKind::NotWasmComponent => (INVALID_COMPONENT, false),
-                wisp_oci::ErrorKind::TooLarge | wisp_oci::ErrorKind::InvalidReference => {
-                    (CONTAINER_MISSING, false)
-                }
-                _ => (CONTAINER_MISSING, true),
-            },
+            // The kubelet's reasons (`ImagePullBackOff` while retried, `ErrImagePull`,
+            // `InvalidImageName`), `InvalidComponent` for an image that is no component.
+            RuntimeError::Pull(error) => (error.kind().pull_reason(), error.kind().is_retryable()),
             RuntimeError::Engine(_) | RuntimeError::Cache { .. } => (INTERNAL_ERROR, true),
         };
-        let message = if reason == CONTAINER_MISSING {
+        let pulled = matches!(error, RuntimeError::Pull(_)) && reason != INVALID_COMPONENT;
+        let message = if reason == CONTAINER_MISSING || pulled {
             // Knative's wording for an image it cannot pull, so tools matching it still work.
             format!("Unable to fetch image {image:?}: {error}")
         } else {
@@ -166,7 +164,7 @@ mod tests {
         });
         assert_eq!(
             (missing.reason, missing.transient),
-            (CONTAINER_MISSING, true)
+            ("ImagePullBackOff", true)
         );
         assert!(
             missing.message.starts_with(
@@ -182,6 +180,34 @@ mod tests {
         assert_eq!(
             (not_wasm.reason, not_wasm.transient),
             (INVALID_COMPONENT, false)
+        );
+        assert!(
+            not_wasm.message.contains("found config x"),
+            "{}",
+            not_wasm.message
+        );
+        let corrupt = pull(wisp_oci::OciError::DigestMismatch {
+            reference: "ghcr.io/a@sha256:1".into(),
+            registry: "ghcr.io".into(),
+            what: "manifest sha256:1".into(),
+            expected: "sha256:1".into(),
+            actual: "sha256:2".into(),
+        });
+        assert_eq!((corrupt.reason, corrupt.transient), ("ErrImagePull", false));
+        assert!(
+            corrupt
+                .message
+                .starts_with("Unable to fetch image \"ghcr.io/a:v1\"")
+        );
+        let malformed = pull(wisp_oci::OciError::InvalidReference(
+            wisp_oci::ReferenceError {
+                reference: "ghcr.io/A".into(),
+                reason: "uppercase".into(),
+            },
+        ));
+        assert_eq!(
+            (malformed.reason, malformed.transient),
+            ("InvalidImageName", false)
         );
     }
 

@@ -25,6 +25,7 @@ use super::spread;
 use super::status::{self, Outcome};
 use super::write::write_status;
 use super::{Serving, Shared};
+use crate::dataplane::RevisionConfig;
 
 /// First wait before retrying a revision whose image could not be fetched; doubles up to
 /// [`MAX_RETRY`].
@@ -270,11 +271,44 @@ async fn reconcile(
     last: &mut Option<Attempt>,
     backoff: &mut Duration,
 ) -> Option<Retry> {
+    if super::convert::awaiting_pin(revision) {
+        // The leader records the pin in the status: that change wakes this task again.
+        tracing::debug!(revision = %key, "waiting for the leader to pin the revision's image");
+        return None;
+    }
     let share = *shared.share.borrow();
     let converted = convert(revision, &shared.options.image_base_dir).map(|mut converted| {
         converted.config.annotations = spread::spread(&converted.config.annotations, share);
         converted
     });
+    let converted = match converted {
+        Ok(mut converted) => {
+            // The Secrets are read again only for a new attempt: not on every status change of
+            // a revision that already runs (a transient failure forgets the attempt, so a
+            // Secret created after a refused pull is read on the retry).
+            let kept = last.as_ref().and_then(|attempt| match &attempt.converted {
+                Ok(previous)
+                    if attempt.uid == revision.uid()
+                        && Converted {
+                            config: RevisionConfig {
+                                pull_credentials: previous.config.pull_credentials.clone(),
+                                ..converted.config.clone()
+                            },
+                            ..converted.clone()
+                        } == *previous =>
+                {
+                    Some(previous.config.pull_credentials.clone())
+                }
+                _ => None,
+            });
+            converted.config.pull_credentials = match kept {
+                Some(credentials) => credentials,
+                None => pull_credentials(shared, revision, &converted).await,
+            };
+            Ok(converted)
+        }
+        Err(failure) => Err(failure),
+    };
     let generation = revision.metadata.generation;
     let stored = revision.status.clone().unwrap_or_default();
     let uid = revision.uid();
@@ -317,6 +351,41 @@ async fn reconcile(
     })
     .await;
     retry_after(&attempt.outcome, written, backoff)
+}
+
+/// The credentials the revision's imagePullSecrets give for its registry image (anonymous for
+/// paths and URLs, and without a match). Each Secret is read with one `get`, the only access
+/// the node identity has to Secrets; one that is missing or no docker config is logged and
+/// passed over, as the kubelet does. Never logs a secret.
+async fn pull_credentials(
+    shared: &Shared,
+    revision: &Revision,
+    converted: &Converted,
+) -> wisp_oci::Credentials {
+    let names = wisp_api::pull_secrets::names(revision);
+    let reference = match wisp_runtime::ArtifactSource::parse(&converted.config.component) {
+        wisp_runtime::ArtifactSource::Oci(text) => wisp_oci::ImageReference::parse(&text).ok(),
+        _ => None,
+    };
+    let (Some(reference), false) = (reference, names.is_empty()) else {
+        return wisp_oci::Credentials::Anonymous;
+    };
+    let namespace = &converted.config.key.namespace;
+    let mut configs = Vec::new();
+    for secret in wisp_api::pull_secrets::read(&shared.client, namespace, &names).await {
+        match secret {
+            Ok(secret) => {
+                match wisp_oci::DockerConfig::from_secret(secret.type_.as_deref(), &secret.data) {
+                    Ok(config) => configs.push(config),
+                    Err(error) => tracing::warn!(
+                        %namespace, secret = %secret.name, %error, "imagePullSecret passed over"
+                    ),
+                }
+            }
+            Err(problem) => tracing::warn!("{problem}; pulling without it"),
+        }
+    }
+    wisp_oci::DockerConfig::first_match(&configs, &reference)
 }
 
 async fn apply(

@@ -115,6 +115,27 @@ impl TestRegistry {
         self.dir.path()
     }
 
+    /// Starts the stopped registry again on the same address and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        let config_path = self.dir.path().join("config.yml");
+        let config = std::fs::read_to_string(&config_path).expect("the registry's config");
+        let config = config.replace("addr: 127.0.0.1:0", &format!("addr: {}", self.host));
+        std::fs::write(&config_path, config).expect("the registry's config");
+        let log_file = std::fs::File::create(&self.log).expect("the registry's log file");
+        let child = Command::new(which_registry())
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("a second log handle"))
+            .stderr(log_file)
+            .spawn()
+            .expect("docker-registry starts again");
+        self.child = Some(child);
+        let host = self.wait_for_address();
+        assert_eq!(host, self.host, "the registry came back on another address");
+    }
+
     /// Stops the registry (its storage stays until drop).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -213,3 +213,50 @@ pub fn a_list_file_is_applied_item_by_item(up: &Kube) {
     let printed = String::from_utf8_lossy(&again.stdout);
     assert!(printed.contains("configmap/listed unchanged"), "{printed}");
 }
+
+/// Registry credentials as Kubernetes users make them: `kubectl create secret docker-registry`
+/// (whose body kubectl sends as protobuf) is stored as a `kubernetes.io/dockerconfigjson` Secret
+/// holding the docker config, and a Secret of that type whose data is no docker config is
+/// refused without its contents being quoted.
+pub fn docker_registry_secrets_are_made_and_checked(up: &Kube) {
+    up.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "--docker-server=registry.example.com:5000",
+        "--docker-username=puller",
+        "--docker-password=conformance-s3cr3t",
+    ]);
+    let secret = up.get("secret", "regcred").expect("the secret");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let encoded = secret["data"][".dockerconfigjson"]
+        .as_str()
+        .expect("the docker config");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    let config: serde_json::Value = serde_json::from_slice(&decoded).expect("JSON");
+    assert_eq!(
+        config["auths"]["registry.example.com:5000"]["username"],
+        "puller"
+    );
+
+    let refused = up.kubectl_fails(
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: broken\n\
+             type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{\"auths\": nope'\n",
+        ),
+    );
+    assert!(
+        refused.contains(
+            "Secret \"broken\" is invalid: data[.dockerconfigjson]: Invalid value: \
+             \"<secret contents redacted>\": "
+        ),
+        "{refused}"
+    );
+    assert!(!refused.contains("nope"), "{refused}");
+    assert!(up.get("secret", "broken").is_none());
+}
