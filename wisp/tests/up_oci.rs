@@ -37,7 +37,7 @@ fn push(sample: &str, reference: &str) -> String {
         .to_owned()
 }
 
-fn up_with(registry: &TestRegistry, dir: Option<tempfile::TempDir>) -> Up {
+fn up_with(registry: &TestRegistry, dir: Option<cluster::Stopped>) -> Up {
     let flags = [
         "--insecure-registry",
         registry.host(),
