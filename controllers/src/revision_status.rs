@@ -87,22 +87,12 @@ pub(crate) fn next(
                 .as_deref()
                 .unwrap_or("the component cannot run")
         );
-        conditions::set(
-            &mut next.conditions,
-            Condition::new(CONTAINER_HEALTHY, ConditionStatus::False).because(
-                report.reason.as_deref().unwrap_or("ContainerUnhealthy"),
-                message,
-            ),
+        container_failed(
+            &mut next,
+            report.reason.as_deref().unwrap_or("ContainerUnhealthy"),
+            &message,
             now,
         );
-        if conditions::get(&next.conditions, RESOURCES_AVAILABLE).is_none() {
-            conditions::set(
-                &mut next.conditions,
-                Condition::new(RESOURCES_AVAILABLE, ConditionStatus::Unknown),
-                now,
-            );
-        }
-        next.container_statuses.clear();
     } else if ready.len() == nodes.ready.len()
         || (was_ready(current, generation) && !ready.is_empty())
     {
@@ -162,6 +152,14 @@ pub(crate) fn pin_failed(
 ) -> RevisionStatus {
     let mut next = current.clone();
     next.observed_generation = generation;
+    container_failed(&mut next, reason, message, now);
+    conditions::set_ready(&mut next.conditions, DEPENDENTS, now);
+    next
+}
+
+/// `ContainerHealthy=False` with `reason` and `message`, `ResourcesAvailable` Unknown unless
+/// already known, and no container status: a failure whether a node or the pin reported it.
+fn container_failed(next: &mut RevisionStatus, reason: &str, message: &str, now: &str) {
     conditions::set(
         &mut next.conditions,
         Condition::new(CONTAINER_HEALTHY, ConditionStatus::False).because(reason, message),
@@ -175,8 +173,6 @@ pub(crate) fn pin_failed(
         );
     }
     next.container_statuses.clear();
-    conditions::set_ready(&mut next.conditions, DEPENDENTS, now);
-    next
 }
 
 fn was_ready(status: &RevisionStatus, generation: Option<i64>) -> bool {
