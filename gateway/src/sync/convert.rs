@@ -96,17 +96,30 @@ pub fn convert(revision: &Revision, image_base_dir: &Path) -> Result<Converted, 
 /// [`wisp_api::nodes::PINNED_IMAGE_KEY`]), else the `REPO@sha256:…` Knative's own controller
 /// writes into `containerStatuses[].imageDigest` (a node joined to a cluster with Knative).
 fn pinned_image(revision: &Revision) -> Option<&str> {
+    annotation_or_image_digest(revision, wisp_api::nodes::PINNED_IMAGE_KEY, |digest| {
+        digest.contains("@sha256:")
+    })
+}
+
+/// The status annotation `key`, else the first container's `imageDigest` when `fits` it: a pin
+/// (`REPO@sha256:…`) and the bytes' digest share that field on revisions written before either
+/// annotation.
+fn annotation_or_image_digest<'a>(
+    revision: &'a Revision,
+    key: &str,
+    fits: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
     let status = revision.status.as_ref()?;
     status
         .annotations
-        .get(wisp_api::nodes::PINNED_IMAGE_KEY)
+        .get(key)
         .or_else(|| {
             status
                 .container_statuses
                 .first()?
                 .image_digest
                 .as_ref()
-                .filter(|digest| digest.contains("@sha256:"))
+                .filter(|digest| fits(digest))
         })
         .map(String::as_str)
 }
@@ -130,18 +143,10 @@ pub fn awaiting_pin(revision: &Revision) -> bool {
 /// The digest recorded for the revision's bytes: the annotation the first node wrote, else the
 /// `imageDigest` of a revision from before it was written.
 fn recorded_digest(revision: &Revision) -> Option<wisp_runtime::Digest> {
-    let status = revision.status.as_ref()?;
-    let text = status
-        .annotations
-        .get(wisp_api::nodes::RECORDED_DIGEST_KEY)
-        .or_else(|| {
-            status
-                .container_statuses
-                .first()?
-                .image_digest
-                .as_ref()
-                // Knative's `REPO@sha256:…` pins an image, not the component's bytes.
-                .filter(|digest| !digest.contains('@'))
+    // Knative's `REPO@sha256:…` pins an image, not the component's bytes.
+    let text =
+        annotation_or_image_digest(revision, wisp_api::nodes::RECORDED_DIGEST_KEY, |digest| {
+            !digest.contains('@')
         })?;
     let digest = wisp_runtime::Digest::parse(text);
     if digest.is_none() {
