@@ -1,7 +1,7 @@
 //! End to end: each sample behaves as documented when served by the reference host,
 //! `wasmtime serve -S cli` (found via `$WASMTIME` or PATH). Without a wasmtime CLI the test
-//! fails under CI (`CI` set, as CI services and `.ci/run` do), naming the install command, so a
-//! CI run can never pass without having run it; elsewhere it prints that it skipped and why.
+//! fails naming the install command (`scripts/test-deps`, run by the README's test command,
+//! installs it), so no run passes without having served the samples.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,7 +19,7 @@ fn find_wasmtime() -> Result<PathBuf, String> {
         return if path.is_file() {
             Ok(path)
         } else {
-            // Asked for explicitly: a wrong path is an error even outside CI.
+            // Asked for explicitly: a wrong path is an error, not a search of PATH.
             panic!("$WASMTIME is {} but there is no file there", path.display())
         };
     }
@@ -31,24 +31,9 @@ fn find_wasmtime() -> Result<PathBuf, String> {
         })
 }
 
-/// CI services set `CI` (to `true` or `1`); `.ci/run` sets it too.
-fn on_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The wasmtime CLI; under CI its absence fails the test, elsewhere the test is skipped with a
-/// line the test harness does not swallow.
-fn wasmtime_or_skip(test: &str) -> Option<PathBuf> {
-    match find_wasmtime() {
-        Ok(path) => Some(path),
-        Err(why) if on_ci() => panic!("{why} (CI is set, so this test must run)"),
-        Err(why) => {
-            // Straight to the process's stderr, past the harness's capture of `eprintln!`, so
-            // the skip shows in a normal `cargo test` run.
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-            None
-        }
-    }
+/// The wasmtime CLI; its absence fails the test with the command that installs it.
+fn wasmtime() -> PathBuf {
+    find_wasmtime().unwrap_or_else(|why| panic!("{why} (scripts/test-deps installs it)"))
 }
 
 /// A `wasmtime serve` process on an ephemeral loopback port, killed on drop.
@@ -200,9 +185,7 @@ fn json_u128(json: &str, key: &str) -> u128 {
 
 #[test]
 fn samples_behave_under_wasmtime_serve() {
-    let Some(wasmtime) = wasmtime_or_skip("samples_behave_under_wasmtime_serve") else {
-        return;
-    };
+    let wasmtime = wasmtime();
 
     for component in [wisp_samples::HELLO, wisp_samples::HELLO_WASI] {
         let server = Server::start(&wasmtime, component, &[]);
