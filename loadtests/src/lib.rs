@@ -22,6 +22,7 @@ pub mod manifests;
 pub mod one_shot;
 pub mod peers;
 pub mod record;
+pub mod registry;
 pub mod report;
 pub mod report_html;
 pub mod runner;

@@ -124,9 +124,14 @@ enum BenchCase {
         seconds: u64,
     },
     /// Cold starts through `wisp up`: N Services at zero replicas, each hit once, then again warm.
+    /// Also, when docker-registry is installed: the same from a local registry, and create →
+    /// Ready for a component pulled the first time beside one from a file and cached ones.
     ColdStart {
         #[arg(long, default_value_t = 1000)]
         services: usize,
+        /// Rounds of the create → Ready case (four Services each).
+        #[arg(long, default_value_t = 10)]
+        registry_rounds: usize,
     },
     /// A burst of concurrent requests against a Service at zero replicas, through `wisp up`.
     Burst {
@@ -274,7 +279,10 @@ fn main() -> anyhow::Result<()> {
                     report::machine_line()
                 )
             }
-            BenchCase::ColdStart { services } => cases::scale::cold_starts(services)?,
+            BenchCase::ColdStart {
+                services,
+                registry_rounds,
+            } => cases::scale::cold_starts(services, registry_rounds)?,
             BenchCase::Burst {
                 requests,
                 container_concurrency,

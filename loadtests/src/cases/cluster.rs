@@ -97,6 +97,47 @@ impl Cluster {
         create_services(&self.client, services, in_flight).await
     }
 
+    /// Creates `service` and returns how long it took from the create to the Service's Ready
+    /// condition, followed by a watch opened before the create; fails if it turns Ready=False.
+    pub async fn time_to_ready(&self, service: &ServiceManifest) -> anyhow::Result<Duration> {
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", service.name));
+        let mut events = std::pin::pin!(watcher(services_api(&self.client), config));
+        // The initial (empty) list is done before the create: the watch then resumes from its
+        // resourceVersion, so no change after the create can be missed.
+        loop {
+            match events.try_next().await? {
+                Some(watcher::Event::InitDone) => break,
+                Some(_) => continue,
+                None => bail!(
+                    "the watch on Service {} ended before it began",
+                    service.name
+                ),
+            }
+        }
+        let started = Instant::now();
+        self.create(std::slice::from_ref(service), 1).await?;
+        let follow = async {
+            while let Some(event) = events.try_next().await? {
+                let (watcher::Event::Apply(object) | watcher::Event::InitApply(object)) = event
+                else {
+                    continue;
+                };
+                match ready_condition(&object) {
+                    Some(("True", _)) => return Ok(started.elapsed()),
+                    Some(("False", message)) => {
+                        bail!("Service {} failed: {message}", service.name)
+                    }
+                    _ => {}
+                }
+            }
+            bail!("the watch on Service {} ended", service.name)
+        };
+        match tokio::time::timeout(READY_TIMEOUT, follow).await {
+            Ok(outcome) => outcome,
+            Err(_) => bail!("Service {} not Ready after {READY_TIMEOUT:?}", service.name),
+        }
+    }
+
     /// Waits until `count` Services of `default` are Ready ([`wait_services_ready`]).
     pub async fn wait_ready(&self, count: usize) -> anyhow::Result<()> {
         wait_services_ready(&self.client, count).await
@@ -269,16 +310,22 @@ pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client
 }
 
 fn is_ready(service: &DynamicObject) -> bool {
-    service
+    matches!(ready_condition(service), Some(("True", _)))
+}
+
+/// The status of a Service's Ready condition, with its reason and message.
+fn ready_condition(service: &DynamicObject) -> Option<(&str, String)> {
+    let condition = service
         .data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|conditions| {
-            conditions.iter().any(|condition| {
-                condition.get("type").and_then(Value::as_str) == Some("Ready")
-                    && condition.get("status").and_then(Value::as_str) == Some("True")
-            })
-        })
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|condition| condition.get("type").and_then(Value::as_str) == Some("Ready"))?;
+    let text = |key: &str| condition.get(key).and_then(Value::as_str).unwrap_or("");
+    Some((
+        condition.get("status")?.as_str()?,
+        format!("{}: {}", text("reason"), text("message")),
+    ))
 }
 
 /// CPU time a process has used (user + system), from `/proc/<pid>/stat`.

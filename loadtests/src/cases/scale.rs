@@ -6,11 +6,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use anyhow::bail;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 
 use crate::manifests::ServiceManifest;
 use crate::one_shot::{self, Outcome};
 use crate::peers;
+use crate::registry::{self, LocalRegistry};
 use crate::report;
 use crate::target::Target;
 
@@ -26,20 +29,19 @@ fn cluster_at_zero(
     runtime: &tokio::runtime::Runtime,
     services: &[ServiceManifest],
     instances: usize,
+    extra_flags: &[String],
 ) -> anyhow::Result<Cluster> {
     let wisp = wisp_binary()?;
     let instances = (instances + 16).to_string();
+    let mut flags = vec![
+        "--max-instances",
+        &instances,
+        "--allocatable-memory",
+        "4096Gi",
+    ];
+    flags.extend(extra_flags.iter().map(String::as_str));
     runtime.block_on(async {
-        let cluster = Cluster::start(
-            &wisp,
-            &[
-                "--max-instances",
-                &instances,
-                "--allocatable-memory",
-                "4096Gi",
-            ],
-        )
-        .await?;
+        let cluster = Cluster::start(&wisp, &flags).await?;
         // Knative's default initial scale is 1; this lets a new revision start at zero.
         cluster
             .configure_autoscaler(&[("allow-zero-initial-scale", "true")])
@@ -50,50 +52,282 @@ fn cluster_at_zero(
     })
 }
 
-pub fn cold_starts(services: usize) -> anyhow::Result<String> {
-    let manifests: Vec<ServiceManifest> = (0..services)
-        .map(|i| {
-            ServiceManifest::new(format!("hello-{i:05}"), wisp_samples::HELLO)
-                .autoscaling("initial-scale", "0")
+pub fn cold_starts(services: usize, registry_rounds: usize) -> anyhow::Result<String> {
+    let wisp = wisp_binary()?;
+    let scratch = Scratch::new("cold-start")?;
+    // The registry case runs when docker-registry is there; its rows say why when it is not.
+    let registry = registry::locate().and_then(|binary| {
+        LocalRegistry::start(&binary).map_err(|error| {
+            // One line: it goes into table rows.
+            format!("docker-registry failed: {error:#}").replace('\n', " ")
         })
+    });
+    let image = match &registry {
+        Ok(registry) => Ok(format!("{}/bench/hello:v1", registry.host())),
+        Err(missing) => Err(missing.clone()),
+    };
+    if let Ok(registry) = &registry {
+        registry.push(
+            &wisp,
+            std::path::Path::new(wisp_samples::HELLO),
+            "bench/hello",
+            "v1",
+        )?;
+    }
+    let at_zero = |name: String, component: &str| {
+        ServiceManifest::new(name, component).autoscaling("initial-scale", "0")
+    };
+    let file_services: Vec<ServiceManifest> = (0..services)
+        .map(|i| at_zero(format!("hello-{i:05}"), wisp_samples::HELLO))
         .collect();
+    let registry_services: Vec<ServiceManifest> = match &image {
+        Ok(image) => (0..services)
+            .map(|i| at_zero(format!("oci-{i:05}"), image))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let all: Vec<ServiceManifest> = file_services
+        .iter()
+        .chain(&registry_services)
+        .cloned()
+        .collect();
+    let flags: Vec<String> = match &registry {
+        // A registry on loopback is a private address to the node's source policy.
+        Ok(registry) => vec![
+            "--insecure-registry".into(),
+            registry.host().to_owned(),
+            "--allow-private-networks".into(),
+            // The create → Ready case's components of their own.
+            "--allow-path".into(),
+            scratch.dir.display().to_string(),
+        ],
+        Err(_) => Vec::new(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let cluster = cluster_at_zero(&runtime, &manifests, services)?;
-    let hosts: Vec<String> = manifests.iter().map(|m| service_host(&m.name)).collect();
+    let cluster = cluster_at_zero(&runtime, &all, all.len(), &flags)?;
+
     let before = runtime.block_on(cluster.cold_starts())?;
-    let (cold, warm) = runtime.block_on(one_shot::pairs(cluster.gateway(), &hosts, "/"));
+    let (cold, warm) = runtime.block_on(one_shot::pairs(
+        cluster.gateway(),
+        &hosts(&file_services),
+        "/",
+    ));
+    let registry_pairs = (!registry_services.is_empty()).then(|| {
+        runtime.block_on(one_shot::pairs(
+            cluster.gateway(),
+            &hosts(&registry_services),
+            "/",
+        ))
+    });
     let after = runtime.block_on(cluster.cold_starts())?;
-    let proof = every_first_request_was_cold(&manifests, &before, &after)?;
+    let proof = every_first_request_was_cold(&all, &before, &after)?;
     let peer = match wasmtime() {
         Ok(path) => {
             let peer = peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?;
             let target = Target::parse(&format!("{}/", peer.url))?;
-            let same_host: Vec<String> = hosts.iter().map(|_| target.host.clone()).collect();
+            let same_host: Vec<String> =
+                file_services.iter().map(|_| target.host.clone()).collect();
             Ok(runtime.block_on(one_shot::sequence(target.addr, &same_host, "/")))
         }
         Err(missing) => Err(missing),
     };
+    let to_ready = match &registry {
+        Ok(registry) => Ok(runtime.block_on(times_to_ready(
+            &cluster,
+            registry,
+            &wisp,
+            &scratch,
+            registry_rounds,
+        ))?),
+        Err(missing) => Err(missing.clone()),
+    };
 
     let mut out = format!(
-        "{services} Services of hello, each at zero replicas, each hit twice in turn (a cold start, then warm) over one keep-alive connection; {}\n\n",
+        "{services} Services of hello from a file and {} naming it in a local registry by tag (`{}`), each at zero replicas, each hit twice in turn (a cold start, then warm) over one keep-alive connection; {}\n\n",
+        registry_services.len(),
+        image.as_deref().unwrap_or("no registry"),
         report::machine_line()
     );
+    let registry_row = |pick: fn(&(Outcome, Outcome)) -> &Outcome| match (&registry_pairs, &image) {
+        (Some(pairs), _) => Ok(pick(pairs)),
+        (None, Err(missing)) => Err(missing.clone()),
+        (None, Ok(_)) => Err("no Services".to_owned()),
+    };
     out.push_str(&table(&[
-        ("wisp up: first request (cold start)", Ok(&cold)),
-        ("wisp up: second request (warm)", Ok(&warm)),
+        (
+            "wisp up, image a file: first request (cold start)",
+            Ok(&cold),
+        ),
+        ("wisp up, image a file: second request (warm)", Ok(&warm)),
+        (
+            "wisp up, image from the registry: first request (cold start)",
+            registry_row(|pairs| &pairs.0),
+        ),
+        (
+            "wisp up, image from the registry: second request (warm)",
+            registry_row(|pairs| &pairs.1),
+        ),
         (
             "wasmtime serve -S cli: same sequence (no scale to zero)",
             peer.as_ref().map_err(Clone::clone),
         ),
     ]));
     out.push_str(&format!(
-        "\ncold start costs over warm: p50 {}, p99 {}\n\n{proof}\n",
+        "\ncold start costs over warm (file): p50 {}, p99 {}\n\n{proof}\n",
         difference(&cold, &warm, 0.5),
         difference(&cold, &warm, 0.99)
     ));
+    out.push_str(&format!(
+        "\nFrom create to Ready, one Service at a time, {registry_rounds} rounds; each round a new component (the hello with a custom section of its own, so new bytes to pull and compile), first as a file and from the registry, then each again (cached):\n\n"
+    ));
+    out.push_str(&ready_table(&to_ready));
     Ok(out)
+}
+
+fn hosts(services: &[ServiceManifest]) -> Vec<String> {
+    services.iter().map(|m| service_host(&m.name)).collect()
+}
+
+/// The create → Ready times of each round's four Services, by case.
+#[derive(Default)]
+struct TimesToReady {
+    file_new: Vec<Duration>,
+    registry_new: Vec<Duration>,
+    registry_cached: Vec<Duration>,
+    file_cached: Vec<Duration>,
+}
+
+/// `rounds` rounds of four Services created one at a time, each timed from create to Ready:
+/// a component never seen as a file (compiled, not pulled), another never seen pushed and
+/// named by tag (pinned, pulled and compiled), then a second Service of each (nothing to pull
+/// or compile). Both new components are the hello with a mark of their own, so the file and the
+/// registry case compile the same amount of code and differ only by the pull.
+async fn times_to_ready(
+    cluster: &Cluster,
+    registry: &LocalRegistry,
+    wisp: &std::path::Path,
+    scratch: &Scratch,
+    rounds: usize,
+) -> anyhow::Result<TimesToReady> {
+    let hello = std::fs::read(wisp_samples::HELLO)
+        .with_context(|| format!("cannot read {}", wisp_samples::HELLO))?;
+    let mut times = TimesToReady::default();
+    for round in 0..rounds {
+        let file = scratch.dir.join(format!("hello-file-{round}.wasm"));
+        std::fs::write(
+            &file,
+            registry::distinct_component(&hello, &format!("file {round}")),
+        )
+        .with_context(|| format!("cannot write {}", file.display()))?;
+        let pushed = scratch.dir.join(format!("hello-pushed-{round}.wasm"));
+        std::fs::write(
+            &pushed,
+            registry::distinct_component(&hello, &format!("pushed {round}")),
+        )
+        .with_context(|| format!("cannot write {}", pushed.display()))?;
+        // A repository per round, so the access log tells each round's downloads apart.
+        let repository = format!("bench/fresh-{round}");
+        registry.push(wisp, &pushed, &repository, "v1")?;
+        let file = file.display().to_string();
+        let image = format!("{}/{repository}:v1", registry.host());
+        let service = |case: &str, component: &str| {
+            ServiceManifest::new(format!("ready-{case}-{round:03}"), component)
+                .autoscaling("initial-scale", "0")
+        };
+        times
+            .file_new
+            .push(cluster.time_to_ready(&service("file-new", &file)).await?);
+        times
+            .registry_new
+            .push(cluster.time_to_ready(&service("oci-new", &image)).await?);
+        let first_pull = registry.blob_fetches(&repository);
+        times.registry_cached.push(
+            cluster
+                .time_to_ready(&service("oci-cached", &image))
+                .await?,
+        );
+        let cached_pull = registry.blob_fetches(&repository) - first_pull;
+        if first_pull == 0 || cached_pull != 0 {
+            bail!(
+                "the registry's access log shows {first_pull} blob downloads from {repository} for the first Service and {cached_pull} for the second: the rows would not be a first and a cached pull"
+            );
+        }
+        times.file_cached.push(
+            cluster
+                .time_to_ready(&service("file-cached", &file))
+                .await?,
+        );
+    }
+    Ok(times)
+}
+
+fn ready_table(times: &Result<TimesToReady, String>) -> String {
+    let names = [
+        "new component, a file (compiled)",
+        "new component, from the registry by tag (pinned, first pull, compiled)",
+        "same component again, from the registry by tag (pinned, blob cached)",
+        "same component again, a file",
+    ];
+    let mut out =
+        String::from("| case | Services | min | p50 | max |\n|---|---:|---:|---:|---:|\n");
+    let times = match times {
+        Ok(times) => times,
+        Err(missing) => {
+            for name in names {
+                out.push_str(&format!("| {name} | — | — | — | {missing} |\n"));
+            }
+            return out;
+        }
+    };
+    let cases = [
+        &times.file_new,
+        &times.registry_new,
+        &times.registry_cached,
+        &times.file_cached,
+    ];
+    for (name, samples) in names.into_iter().zip(cases) {
+        let mut samples = samples.clone();
+        samples.sort();
+        let at = |q: f64| {
+            samples
+                .get((samples.len().saturating_sub(1) as f64 * q).round() as usize)
+                .map(|d| report::micros(d.as_micros() as u64))
+                .unwrap_or_else(|| "—".into())
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            samples.len(),
+            at(0.0),
+            at(0.5),
+            at(1.0)
+        ));
+    }
+    out.push_str(&format!(
+        "\n*the first pull costs over a new file (median of the per-round differences): {}*\n",
+        median_difference(&times.registry_new, &times.file_new)
+    ));
+    out.push_str(&format!(
+        "\nthe registry's access log, read after each Service was Ready: each round's first Service downloaded its component's blobs, the second downloaded none ({} rounds)\n",
+        times.file_new.len()
+    ));
+    out
+}
+
+/// The median of `a[i] - b[i]`, signed.
+fn median_difference(a: &[Duration], b: &[Duration]) -> String {
+    let mut differences: Vec<i128> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| a.as_micros() as i128 - b.as_micros() as i128)
+        .collect();
+    differences.sort();
+    match differences.get(differences.len() / 2) {
+        None => "—".into(),
+        Some(d) if *d >= 0 => report::micros(*d as u64),
+        Some(d) => format!("-{}", report::micros(d.unsigned_abs() as u64)),
+    }
 }
 
 /// Checks with the data plane's own counter (`wisp_revision_cold_starts_total`) that each
@@ -143,7 +377,7 @@ pub fn burst(requests: usize, container_concurrency: u32, rounds: usize) -> anyh
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let cluster = cluster_at_zero(&runtime, &services, requests * rounds)?;
+    let cluster = cluster_at_zero(&runtime, &services, requests * rounds, &[])?;
     let gateway_addr: SocketAddr = cluster.gateway();
     let wasmtime_serve = match wasmtime() {
         Ok(path) => Ok(peers::start_wasmtime_serve(&path, wisp_samples::HELLO)?),

@@ -1,5 +1,5 @@
-//! `bench api` at toy sizes against the real `wisp api-server`: every count in the report adds
-//! up. Speed is never asserted here.
+//! Benchmark cases at toy sizes against real `wisp` processes: every count in their reports adds
+//! up and every proof they print holds. Speed is never asserted here.
 
 mod common;
 
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::wisp_binary;
 use wisp_loadtests::cases::api::{self, PAGE_SIZE, Settings};
+use wisp_loadtests::cases::scale;
 
 #[test]
 fn api_bench_counts_add_up() {
@@ -54,4 +55,28 @@ fn api_bench_counts_add_up() {
         "{compared}"
     );
     assert!(compared.contains("1.00× (the reference)"), "{compared}");
+}
+
+/// `bench cold-start` with its registry case (a real docker-registry, installed by
+/// scripts/test-deps): every first request was a cold start by the data plane's own counter, and
+/// the registry's access log shows one download per new component and none for a cached one
+/// (the case fails itself otherwise).
+#[test]
+fn cold_start_bench_proves_its_cold_starts_and_its_pulls() {
+    let report = scale::cold_starts(3, 1).expect("bench cold-start");
+    assert!(
+        report.contains("0 → 1 for each of the 6 Services"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the second downloaded none (1 rounds)"),
+        "{report}"
+    );
+    for row in [
+        "| wisp up, image from the registry: first request (cold start) | 3 | 0 | 0 |",
+        "| new component, from the registry by tag (pinned, first pull, compiled) | 1 |",
+        "| same component again, from the registry by tag (pinned, blob cached) | 1 |",
+    ] {
+        assert!(report.contains(row), "no row {row:?} in\n{report}");
+    }
 }
