@@ -91,7 +91,10 @@ pub fn cold_starts(services: usize, registry_rounds: usize) -> anyhow::Result<St
         .chain(&registry_services)
         .cloned()
         .collect();
-    let flags: Vec<String> = match &registry {
+    // Every Service holds a replica for a while after its cold start (until the autoscaler's
+    // window lets it go): room for all of them, so none waits for another's to be let go.
+    let mut flags = vec!["--max-replicas".to_owned(), (all.len() + 16).to_string()];
+    flags.extend(match &registry {
         // A registry on loopback is a private address to the node's source policy.
         Ok(registry) => vec![
             "--insecure-registry".into(),
@@ -102,7 +105,7 @@ pub fn cold_starts(services: usize, registry_rounds: usize) -> anyhow::Result<St
             scratch.dir.display().to_string(),
         ],
         Err(_) => Vec::new(),
-    };
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
