@@ -25,6 +25,7 @@
 //! Registries are reached over HTTPS (rustls with ring, the system's trust store) except those
 //! listed in [`RegistrySettings::insecure_registries`], reached over plain HTTP.
 
+mod bounded;
 mod cache;
 pub mod component;
 mod credentials;

@@ -72,13 +72,15 @@ impl Puller {
         })?;
         let session = LazySession::new(&self.registry, reference, credentials);
         let mut manifest_digest = reference_digest;
+        // Known once an index names the manifest: it is then refused unasked when too large.
+        let mut manifest_size = None;
         let mut depth = 0;
         let (config, layers) = loop {
             let bytes = self
                 .blob(&manifest_digest, async {
                     session
                         .get()?
-                        .manifest(Some(manifest_digest))
+                        .manifest_sized(Some(manifest_digest), manifest_size)
                         .await
                         .map(|(bytes, _)| bytes)
                 })
@@ -98,6 +100,7 @@ impl Puller {
                             reference: reference.to_string(),
                             found: layout::describe_platforms(&manifests),
                         })?;
+                    manifest_size = Some(chosen.size);
                     manifest_digest =
                         layout::descriptor_digest(chosen).ok_or_else(|| OciError::Registry {
                             reference: reference.to_string(),
@@ -131,6 +134,7 @@ impl Puller {
                 what: format!("layer {layer_digest}"),
                 size: choice.layer.size.to_string(),
                 limit,
+                advice: crate::error::TOO_LARGE_BLOB,
             });
         }
         let bytes = self
