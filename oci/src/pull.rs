@@ -75,7 +75,10 @@ impl Puller {
         // Known once an index names the manifest: it is then refused unasked when too large.
         let mut manifest_size = None;
         let mut depth = 0;
+        // Every blob this pull reads or stores stays in the cache until it is done.
+        let mut holds = Vec::new();
         let (config, layers) = loop {
+            holds.push(self.cache.hold(manifest_digest));
             let bytes = self
                 .blob(&manifest_digest, async {
                     session
@@ -137,6 +140,7 @@ impl Puller {
                 advice: crate::error::TOO_LARGE_BLOB,
             });
         }
+        holds.push(self.cache.hold(layer_digest));
         let bytes = self
             .blob(&layer_digest, async {
                 session

@@ -788,3 +788,72 @@ async fn a_blob_that_does_not_match_its_digest_is_refused_and_not_cached() {
     );
     assert!(!BlobCache::new(cache.path()).path(&layer).exists());
 }
+
+/// Bytes of blobs a cache directory holds.
+fn cached_bytes(cache: &std::path::Path) -> u64 {
+    std::fs::read_dir(cache.join("sha256"))
+        .map(|listing| {
+            listing
+                .map(|entry| entry.unwrap().metadata().unwrap().len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_bounded_cache_evicts_the_least_recently_pulled_and_pulls_it_again() {
+    let test_registry = TestRegistry::start();
+    let registry = registry_for(&test_registry);
+    let (first, second) = (component("first"), component("second"));
+    let first_tag = reference(&test_registry, "lru/first:v1");
+    let second_tag = reference(&test_registry, "lru/second:v1");
+    let first_pin = first_tag.pinned(push(&registry, &first_tag, first.clone()).await);
+    let second_pin = second_tag.pinned(push(&registry, &second_tag, second.clone()).await);
+    // What each pull keeps (its manifest and its layer), measured in unbounded caches.
+    let mut sizes = Vec::new();
+    for pin in [&first_pin, &second_pin] {
+        let unbounded = tempfile::tempdir().unwrap();
+        puller(&registry, &unbounded)
+            .pull(pin, &Credentials::Anonymous)
+            .await
+            .unwrap();
+        sizes.push(cached_bytes(unbounded.path()));
+    }
+    // Room for either pull's blobs, never both.
+    let budget = sizes[0].max(sizes[1]);
+    assert!(sizes[0] + sizes[1] > budget);
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = Puller::new(registry.clone(), BlobCache::with_budget(dir.path(), budget));
+    let first_layer = format!("/v2/lru/first/blobs/{}", Digest::of(&first));
+    let gets_before = test_registry.requests("GET", &first_layer);
+
+    bounded
+        .pull(&first_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    bounded
+        .pull(&first_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(
+        test_registry.requests("GET", &first_layer),
+        gets_before + 1,
+        "a cached pull asks nothing"
+    );
+    bounded
+        .pull(&second_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert!(cached_bytes(dir.path()) <= budget);
+    assert!(!bounded.cache().path(&Digest::of(&first)).exists());
+    assert!(bounded.cache().path(&Digest::of(&second)).exists());
+
+    let pulled = bounded
+        .pull(&first_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes, first);
+    assert_eq!(test_registry.requests("GET", &first_layer), gets_before + 2);
+    assert!(cached_bytes(dir.path()) <= budget);
+    assert!(bounded.cache().path(&Digest::of(&first)).exists());
+}
