@@ -464,6 +464,16 @@ fn a_bearer_token_registry_takes_wisp_push_and_serves_services_with_a_pull_secre
     serves(&up, "bearer", HELLO);
     let revision = up.wait_ready("revision", "bearer-00001");
     assert_eq!(pin_of(&revision).0, format!("{host}/tokens/app@{digest}"));
+    // The resolution and the node's pull traded the Secret's credentials for pull tokens.
+    assert!(
+        tokens.requests().contains(&token_server::TokenRequest {
+            user: Some(USER.to_owned()),
+            scopes: vec!["repository:tokens/app:pull".to_owned()],
+            status: 200,
+        }),
+        "{:?}",
+        tokens.requests()
+    );
 
     let (reason, message) = unhealthy(&up, "bearer-anonymous-00001");
     assert_eq!(reason, "ImagePullBackOff");
