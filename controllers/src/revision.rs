@@ -9,18 +9,18 @@
 //! Revision as it is created, and already retries with backoff; Knative pins in its Revision
 //! reconciler for the same reasons.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::Revision;
 
 use super::backoff::{self, Backoff};
-use super::image_pin::{self, Plan};
+use super::image_pin::{self, PinFailures, Plan};
 use super::image_resolver::{self, Pinned, Resolver};
 use super::nodes::{self, Nodes};
 use super::{Error, RESYNC, log_outcome, meta, revision_status};
@@ -30,32 +30,37 @@ struct Context {
     backoff: Backoff,
     nodes: Nodes,
     resolver: Resolver,
-    /// Consecutive failed pins per Revision uid, for the backoff of the next attempt.
-    pin_failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive failed pins per Revision, for the backoff of the next attempt.
+    pin_failures: Mutex<PinFailures>,
+    /// The controller's own view of every Revision, to prune the failures of deleted ones
+    /// (a deletion reaches no reconcile).
+    revisions: Store<Revision>,
 }
 
 /// Runs the controller until the future is dropped.
 pub(super) async fn run(client: Client, registry: wisp_oci::Registry) {
     let (nodes, node_changes) = nodes::watch(client.clone());
+    let controller = Controller::new(
+        Api::<Revision>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
         nodes,
         resolver: Resolver::new(registry),
-        pin_failures: Mutex::new(HashMap::new()),
+        pin_failures: Mutex::new(PinFailures::default()),
+        revisions: controller.store(),
     });
-    Controller::new(
-        Api::<Revision>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(super::controller_config())
-    .reconcile_all_on(node_changes)
-    .run(reconcile, error_policy, context)
-    .for_each(|outcome| {
-        log_outcome("Revision", outcome);
-        futures::future::ready(())
-    })
-    .await;
+    controller
+        .with_config(super::controller_config())
+        .reconcile_all_on(node_changes)
+        .run(reconcile, error_policy, context)
+        .for_each(|outcome| {
+            log_outcome("Revision", outcome);
+            futures::future::ready(())
+        })
+        .await;
 }
 
 fn error_policy(revision: Arc<Revision>, error: &Error, context: Arc<Context>) -> Action {
@@ -73,6 +78,7 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
     let mut current = stored.clone();
     let mut retry_pin = None;
     let mut pin_failure = None;
+    context.prune_pin_failures();
     if let Plan::Pin(image) = image_pin::plan(revision.as_ref()) {
         let credentials =
             image_resolver::pull_credentials(&context.client, &namespace, &revision, &image).await;
@@ -83,7 +89,7 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
         {
             Pinned::Pin(pin) => {
                 current = image_pin::pinned(&current, &pin);
-                context.pin_attempts(revision.as_ref(), true);
+                context.pin_failures().forget(revision.as_ref());
             }
             Pinned::Failed {
                 reason,
@@ -97,7 +103,7 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
                     %message,
                     "cannot pin the revision's image"
                 );
-                let failures = context.pin_attempts(revision.as_ref(), false);
+                let failures = context.pin_failures().failed(revision.as_ref());
                 retry_pin = retry.then(|| backoff::delay(failures, false));
                 pin_failure = Some((reason, message));
             }
@@ -130,19 +136,24 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
 }
 
 impl Context {
-    /// Counts a failed pin of `revision` (returning how many in a row) or forgets them.
-    fn pin_attempts(&self, revision: &Revision, succeeded: bool) -> u32 {
-        let key = revision.uid().unwrap_or_else(|| revision.name_any());
-        let mut failures = self
-            .pin_failures
+    fn pin_failures(&self) -> std::sync::MutexGuard<'_, PinFailures> {
+        // Every update leaves the map consistent; a panic elsewhere cannot corrupt it.
+        self.pin_failures
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if succeeded {
-            failures.remove(&key);
-            return 0;
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets the failed pins of Revisions deleted since (the map holds failing Revisions
+    /// only, so this is a handful of lookups at most).
+    fn prune_pin_failures(&self) {
+        let mut failures = self.pin_failures();
+        if failures.is_empty() {
+            return;
         }
-        let count = failures.entry(key).or_insert(0);
-        *count = count.saturating_add(1);
-        *count
+        failures.prune(|namespace, name| {
+            self.revisions
+                .get(&ObjectRef::new(name).within(namespace))
+                .and_then(|revision| revision.uid())
+        });
     }
 }

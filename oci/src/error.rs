@@ -17,7 +17,7 @@ pub enum ErrorKind {
     Unauthorized,
     /// No answer from the registry: refused connection, DNS, TLS, timeout.
     Unreachable,
-    /// Bytes did not hash to the digest that named them.
+    /// Bytes did not hash to the digest (or were not of the size) that named them.
     DigestMismatch,
     /// The image is not a wasm component in a layout wisp accepts.
     NotWasmComponent,
@@ -73,6 +73,11 @@ impl ErrorKind {
     }
 }
 
+/// What to do about a layer (or config) over its limit.
+pub(crate) const TOO_LARGE_BLOB: &str = "wisp runs components up to this size (the runtime's component size cap): publish a smaller component";
+/// What to do about a manifest over its limit.
+pub(crate) const TOO_LARGE_MANIFEST: &str = "a component's manifest is a few hundred bytes and registries store none this large: check that the reference names a wasm component in the registry meant";
+
 /// A failure to resolve, pull or push an image. Every message names the reference, the
 /// registry, what it answered and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -119,17 +124,28 @@ pub enum OciError {
         actual: String,
     },
     #[error(
+        "{reference}: {registry} sent {actual} for the {what}, which its descriptor gives as {expected} bytes; the registry or something between serves corrupt or substituted content, so it was not used"
+    )]
+    SizeMismatch {
+        reference: String,
+        registry: String,
+        what: String,
+        expected: u64,
+        actual: String,
+    },
+    #[error(
         "{reference} is not a wasm component wisp can run: {found}; wisp runs the CNCF wasm OCI artifact (config application/vnd.wasm.config.v0+json with exactly one application/wasm layer, as `wisp push` and `wkg oci push` write it), an image whose only layer is application/vnd.wasm.content.layer.v1+wasm, or a single-layer image whose layer is the .wasm file; an image index needs an entry for platform wasip2, wasm or wasip1"
     )]
     NotWasmComponent { reference: String, found: String },
-    #[error(
-        "{reference}: the {what} is {size} bytes, over the limit of {limit} bytes; raise the limit (the component size cap) or publish a smaller component"
-    )]
+    #[error("{reference}: the {what} is {size} bytes, over the limit of {limit} bytes; {advice}")]
     TooLarge {
         reference: String,
         what: String,
         size: String,
         limit: u64,
+        /// What to do, which depends on what was too large: [`TOO_LARGE_BLOB`] or
+        /// [`TOO_LARGE_MANIFEST`].
+        advice: &'static str,
     },
     #[error(
         "{reference}: {registry} answered {answer}; check the registry's health and logs, then try again"
@@ -153,12 +169,41 @@ impl OciError {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Unauthorized { .. } => ErrorKind::Unauthorized,
             Self::Unreachable { .. } => ErrorKind::Unreachable,
-            Self::DigestMismatch { .. } => ErrorKind::DigestMismatch,
+            Self::DigestMismatch { .. } | Self::SizeMismatch { .. } => ErrorKind::DigestMismatch,
             Self::NotWasmComponent { .. } => ErrorKind::NotWasmComponent,
             Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::Registry { .. } => ErrorKind::RegistryError,
             Self::Cache { .. } => ErrorKind::Cache,
         }
+    }
+}
+
+/// What a registry's answer with an error `status` and `body` means, as oci-client reads its
+/// own: 401 is unauthorized, a client error with the distribution API's error envelope carries
+/// its codes, anything else its status and text.
+pub(crate) fn status_error(
+    status: http::StatusCode,
+    body: &[u8],
+    url: &str,
+) -> oci_client::errors::OciDistributionError {
+    use oci_client::errors::{OciDistributionError as E, OciEnvelope};
+    if status == http::StatusCode::UNAUTHORIZED {
+        return E::UnauthorizedError {
+            url: url.to_owned(),
+        };
+    }
+    if status.is_client_error()
+        && let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body)
+    {
+        return E::RegistryError {
+            envelope,
+            url: url.to_owned(),
+        };
+    }
+    E::ServerError {
+        code: status.as_u16(),
+        url: url.to_owned(),
+        message: String::from_utf8_lossy(body).into_owned(),
     }
 }
 
@@ -268,7 +313,7 @@ impl Context<'_> {
         }
     }
 
-    fn request_failed(&self, error: &reqwest_oci::Error) -> OciError {
+    pub(crate) fn request_failed(&self, error: &reqwest_oci::Error) -> OciError {
         let mut cause = error.to_string();
         let mut source = error.source();
         while let Some(inner) = source {

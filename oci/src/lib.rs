@@ -12,8 +12,9 @@
 //!   `application/vnd.wasm.config.v0+json`, one `application/wasm` layer), the older
 //!   `application/vnd.wasm.content.layer.v1+wasm` layer and an ordinary single-layer image whose
 //!   layer is the `.wasm` are accepted, anything else refused naming the media types found.
-//!   Every blob is checked against its digest and a size limit, kept in a [`BlobCache`] by
-//!   digest (verified again whenever read) and fetched once however many pull it at once.
+//!   Every blob is checked against its digest and a size limit known before its bytes arrive,
+//!   kept in a [`BlobCache`] by digest (verified again whenever read; the least recently used
+//!   evicted beyond its budget) and fetched once however many pull it at once.
 //! - [`Session::push_blob`] / [`Session::push_manifest`] and [`component::artifact`]: what
 //!   `wisp push` publishes.
 //! - [`Credentials`] (anonymous, basic, bearer; `Debug` hides secrets) and [`DockerConfig`],
@@ -25,6 +26,7 @@
 //! Registries are reached over HTTPS (rustls with ring, the system's trust store) except those
 //! listed in [`RegistrySettings::insecure_registries`], reached over plain HTTP.
 
+mod bounded;
 mod cache;
 pub mod component;
 mod credentials;
@@ -35,7 +37,7 @@ mod pull;
 mod reference;
 mod registry;
 
-pub use cache::BlobCache;
+pub use cache::{BlobCache, DEFAULT_IMAGE_CACHE_BYTES};
 pub use credentials::{Credentials, DockerConfig, DockerConfigError};
 pub use digest::Digest;
 pub use error::{ErrorKind, OciError};

@@ -72,13 +72,18 @@ impl Puller {
         })?;
         let session = LazySession::new(&self.registry, reference, credentials);
         let mut manifest_digest = reference_digest;
+        // Known once an index names the manifest: it is then refused unasked when too large.
+        let mut manifest_size = None;
         let mut depth = 0;
+        // Every blob this pull reads or stores stays in the cache until it is done.
+        let mut holds = Vec::new();
         let (config, layers) = loop {
+            holds.push(self.cache.hold(manifest_digest));
             let bytes = self
                 .blob(&manifest_digest, async {
                     session
                         .get()?
-                        .manifest(Some(manifest_digest))
+                        .manifest_sized(Some(manifest_digest), manifest_size)
                         .await
                         .map(|(bytes, _)| bytes)
                 })
@@ -98,6 +103,7 @@ impl Puller {
                             reference: reference.to_string(),
                             found: layout::describe_platforms(&manifests),
                         })?;
+                    manifest_size = Some(chosen.size);
                     manifest_digest =
                         layout::descriptor_digest(chosen).ok_or_else(|| OciError::Registry {
                             reference: reference.to_string(),
@@ -131,8 +137,10 @@ impl Puller {
                 what: format!("layer {layer_digest}"),
                 size: choice.layer.size.to_string(),
                 limit,
+                advice: crate::error::TOO_LARGE_BLOB,
             });
         }
+        holds.push(self.cache.hold(layer_digest));
         let bytes = self
             .blob(&layer_digest, async {
                 session

@@ -1,17 +1,16 @@
 //! Talking to one registry: resolving tags, fetching manifests and blobs within size limits
 //! and verified against their digests, and pushing.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
 
+use crate::bounded::{BoundedBuffer, Bounds, Overrun, Stop};
 use crate::credentials::Credentials;
 use crate::digest::Digest;
-use crate::error::{Context, OciError};
+use crate::error::{Context, OciError, TOO_LARGE_BLOB, TOO_LARGE_MANIFEST, status_error};
 use crate::layout::{self, Descriptor};
 use crate::reference::ImageReference;
 
@@ -80,6 +79,12 @@ impl Registry {
     ) -> Result<Session, OciError> {
         // reqwest is built without a crypto provider of its own; wisp uses ring everywhere.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let user_agent = concat!("wisp/", env!("CARGO_PKG_VERSION"));
+        let setup_failed = |error: String| OciError::Registry {
+            reference: reference.to_string(),
+            registry: reference.registry().to_owned(),
+            answer: format!("nothing: the HTTP client could not be set up ({error})"),
+        };
         let config = oci_client::client::ClientConfig {
             protocol: oci_client::client::ClientProtocol::HttpsExcept(
                 self.settings.insecure_registries.clone(),
@@ -87,21 +92,37 @@ impl Registry {
             platform_resolver: None,
             connect_timeout: Some(self.settings.connect_timeout),
             read_timeout: Some(self.settings.read_timeout),
-            user_agent: concat!("wisp/", env!("CARGO_PKG_VERSION")),
+            user_agent,
             ..Default::default()
         };
-        let client = oci_client::Client::try_from(config).map_err(|error| OciError::Registry {
-            reference: reference.to_string(),
-            registry: reference.registry().to_owned(),
-            answer: format!("nothing: the HTTP client could not be set up ({error})"),
-        })?;
+        let client = oci_client::Client::try_from(config)
+            .map_err(|error| setup_failed(error.to_string()))?;
+        // Reads go through a client of wisp's own, so their bounds hold before the bytes
+        // arrive (oci-client reads manifests and error answers whole); oci-client still finds
+        // the way through the registry's authentication and pushes.
+        let http = reqwest_oci::Client::builder()
+            .connect_timeout(self.settings.connect_timeout)
+            .read_timeout(self.settings.read_timeout)
+            .user_agent(user_agent)
+            .build()
+            .map_err(|error| setup_failed(error.to_string()))?;
+        let insecure = self.is_insecure(reference.registry());
+        let client_reference = reference.to_client();
         Ok(Session {
             client,
+            http,
             auth: credentials.to_client(),
+            authorization: tokio::sync::OnceCell::new(),
             credentials: credentials.clone(),
             reference: reference.clone(),
             reference_text: reference.to_string(),
-            insecure: self.is_insecure(reference.registry()),
+            base_url: format!(
+                "{}://{}/v2/{}",
+                if insecure { "http" } else { "https" },
+                client_reference.resolve_registry(),
+                client_reference.repository()
+            ),
+            insecure,
             settings: self.settings.clone(),
         })
     }
@@ -120,13 +141,30 @@ impl Registry {
     }
 }
 
+/// How one download is read.
+struct Read {
+    bounds: Bounds,
+    /// Stop at the first bytes when they are not the wasm magic.
+    must_be_wasm: bool,
+    /// What to do when it is too large.
+    advice: &'static str,
+}
+
+/// The most of an error answer's body read: enough for the distribution API's error envelope.
+const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+
 /// One reference's registry, one set of credentials: tokens are fetched once and reused.
 pub struct Session {
     client: oci_client::Client,
+    http: reqwest_oci::Client,
     auth: oci_client::secrets::RegistryAuth,
+    /// The `Authorization` header of reads, found once per session.
+    authorization: tokio::sync::OnceCell<Option<http::HeaderValue>>,
     credentials: Credentials,
     reference: ImageReference,
     reference_text: String,
+    /// `SCHEME://REGISTRY/v2/REPOSITORY`.
+    base_url: String,
     insecure: bool,
     settings: Arc<RegistrySettings>,
 }
@@ -151,19 +189,60 @@ impl Session {
         &self.reference_text
     }
 
-    /// The digest of the manifest the reference's tag names.
-    pub async fn resolve(&self) -> Result<Digest, OciError> {
-        let what = format!("manifest {}", self.tag_or_digest());
-        let text = self
-            .client
-            .fetch_manifest_digest(&self.reference.to_client(), &self.auth)
-            .await
-            .map_err(|error| self.context(what.clone()).classify(error))?;
-        Digest::parse(&text).ok_or_else(|| OciError::Registry {
+    fn digest_mismatch(&self, what: String, expected: Digest, actual: Digest) -> OciError {
+        OciError::DigestMismatch {
             reference: self.reference.to_string(),
             registry: self.reference.registry().to_owned(),
-            answer: format!("the digest {text:?} for the {what}, which is not a sha256 digest"),
-        })
+            what,
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        }
+    }
+
+    fn overrun(
+        &self,
+        what: String,
+        limit: u64,
+        advice: &'static str,
+        overrun: Overrun,
+    ) -> OciError {
+        match overrun {
+            Overrun::TooLarge { size } => OciError::TooLarge {
+                reference: self.reference.to_string(),
+                what,
+                size,
+                limit,
+                advice,
+            },
+            Overrun::SizeMismatch { expected, actual } => OciError::SizeMismatch {
+                reference: self.reference.to_string(),
+                registry: self.reference.registry().to_owned(),
+                what,
+                expected,
+                actual,
+            },
+        }
+    }
+
+    /// The digest of the manifest the reference's tag names: the registry's
+    /// `Docker-Content-Digest` on a HEAD, else the digest of the manifest itself.
+    pub async fn resolve(&self) -> Result<Digest, OciError> {
+        let what = format!("manifest {}", self.tag_or_digest());
+        let url = self.manifest_url(self.reference.tag().unwrap_or(crate::DEFAULT_TAG));
+        let response = self
+            .send(http::Method::HEAD, &url, Some(&manifest_accept()), &what)
+            .await?;
+        if response.status().is_success()
+            && let Some(digest) = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|value| value.to_str().ok())
+                .and_then(Digest::parse)
+        {
+            return Ok(digest);
+        }
+        // A HEAD has no body to say what went wrong; the GET does, and gives the digest too.
+        self.manifest(None).await.map(|(_, digest)| digest)
     }
 
     fn tag_or_digest(&self) -> String {
@@ -177,45 +256,60 @@ impl Session {
     /// The manifest `digest` (or, with `None`, the one the reference names), verified and
     /// within the manifest size limit.
     pub async fn manifest(&self, digest: Option<Digest>) -> Result<(Bytes, Digest), OciError> {
-        let reference = match digest {
-            Some(digest) => self.reference.pinned(digest),
-            None => self.reference.clone(),
-        };
-        let what = match digest.or(reference.digest()) {
+        self.manifest_sized(digest, None).await
+    }
+
+    /// Like [`Session::manifest`], for a manifest an index's descriptor gives as `size` bytes:
+    /// over the limit, it is refused without asking the registry; any other size is refused.
+    pub async fn manifest_sized(
+        &self,
+        digest: Option<Digest>,
+        size: Option<u64>,
+    ) -> Result<(Bytes, Digest), OciError> {
+        let expected = digest.or(self.reference.digest());
+        let what = match expected {
             Some(digest) => format!("manifest {digest}"),
             None => format!("manifest {}", self.tag_or_digest()),
         };
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&reference.to_client(), &self.auth, &layout::MANIFEST_TYPES)
-            .await
-            .map_err(|error| self.context(what.clone()).classify(error))?;
-        if bytes.len() as u64 > self.settings.max_manifest_bytes {
-            return Err(OciError::TooLarge {
-                reference: self.reference.to_string(),
-                what,
-                size: bytes.len().to_string(),
-                limit: self.settings.max_manifest_bytes,
-            });
-        }
+        let name = match expected {
+            Some(digest) => digest.to_string(),
+            None => self
+                .reference
+                .tag()
+                .unwrap_or(crate::DEFAULT_TAG)
+                .to_owned(),
+        };
+        let limit = self.settings.max_manifest_bytes;
+        let bounds = Bounds {
+            limit,
+            expected: size,
+        };
+        let bytes = self
+            .download(
+                &self.manifest_url(&name),
+                Some(&manifest_accept()),
+                Read {
+                    bounds,
+                    must_be_wasm: false,
+                    advice: TOO_LARGE_MANIFEST,
+                },
+                &what,
+            )
+            .await?;
         let actual = Digest::of(&bytes);
-        if let Some(expected) = reference.digest()
+        if let Some(expected) = expected
             && expected != actual
         {
-            return Err(OciError::DigestMismatch {
-                reference: self.reference.to_string(),
-                registry: self.reference.registry().to_owned(),
-                what,
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
+            return Err(self.digest_mismatch(what, expected, actual));
         }
         Ok((bytes, actual))
     }
 
-    /// The blob `descriptor` names, verified against its digest; no more than `limit` bytes
-    /// are ever held. With `must_be_wasm`, the download stops at the first bytes when they are
-    /// not the wasm magic.
+    /// The blob `descriptor` names, verified against its digest and size; no more than
+    /// `limit` bytes are ever held. With `must_be_wasm`, the download stops at the first bytes
+    /// when they are not the wasm magic. Only the digest names what is fetched: a manifest's
+    /// `urls` would send the request (and nothing else) to another host, which wisp never
+    /// wants.
     pub async fn blob(
         &self,
         descriptor: &Descriptor,
@@ -231,53 +325,172 @@ impl Session {
                 descriptor.digest
             ),
         })?;
-        let too_large = |size: String| OciError::TooLarge {
-            reference: self.reference.to_string(),
-            what: what.clone(),
-            size,
+        let bounds = Bounds {
             limit,
+            expected: Some(descriptor.size),
         };
-        if descriptor.size > limit {
-            return Err(too_large(descriptor.size.to_string()));
-        }
-        // Only the digest goes to oci-client: a manifest's `urls` would send the request (and
-        // nothing else) to another host, which wisp never wants.
-        let target = oci_client::manifest::OciDescriptor {
-            media_type: descriptor.media_type.clone(),
-            digest: descriptor.digest.clone(),
-            size: i64::try_from(descriptor.size).unwrap_or(i64::MAX),
-            ..Default::default()
-        };
-        let mut sink = CappedSink::new(limit, must_be_wasm, descriptor.size);
-        let result = self
-            .client
-            .pull_blob(&self.reference.to_client(), &target, &mut sink)
-            .await;
-        if sink.exceeded {
-            return Err(too_large(format!("more than {limit}")));
-        }
-        if sink.not_wasm {
-            return Err(OciError::NotWasmComponent {
-                reference: self.reference.to_string(),
-                found: format!(
-                    "its only layer ({}) does not start with the wasm magic bytes",
-                    descriptor.media_type
-                ),
-            });
-        }
-        result.map_err(|error| self.context(what.clone()).classify(error))?;
-        let bytes = Bytes::from(sink.bytes);
+        let url = format!("{}/blobs/{expected}", self.base_url);
+        let bytes = self
+            .download(
+                &url,
+                None,
+                Read {
+                    bounds,
+                    must_be_wasm,
+                    advice: TOO_LARGE_BLOB,
+                },
+                &what,
+            )
+            .await
+            .map_err(|error| match error {
+                OciError::NotWasmComponent { reference, .. } => OciError::NotWasmComponent {
+                    reference,
+                    found: format!(
+                        "its only layer ({}) does not start with the wasm magic bytes",
+                        descriptor.media_type
+                    ),
+                },
+                error => error,
+            })?;
         let actual = Digest::of(&bytes);
         if actual != expected {
-            return Err(OciError::DigestMismatch {
-                reference: self.reference.to_string(),
-                registry: self.reference.registry().to_owned(),
-                what,
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
+            return Err(self.digest_mismatch(what, expected, actual));
         }
         Ok(bytes)
+    }
+
+    fn manifest_url(&self, tag_or_digest: &str) -> String {
+        format!("{}/manifests/{tag_or_digest}", self.base_url)
+    }
+
+    /// A GET of `url` read within `bounds`: refused by a descriptor's size before asking, by
+    /// the answer's `Content-Length` before reading, else stopped at the bound.
+    async fn download(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        read: Read,
+        what: &str,
+    ) -> Result<Bytes, OciError> {
+        let Read {
+            bounds,
+            must_be_wasm,
+            advice,
+        } = read;
+        let limit = bounds.limit;
+        let overrun = |overrun| self.overrun(what.to_owned(), limit, advice, overrun);
+        bounds.check_descriptor().map_err(overrun)?;
+        let mut response = self.send(http::Method::GET, url, accept, what).await?;
+        if !response.status().is_success() {
+            return Err(self.refusal(response, url, what).await);
+        }
+        let content_length = response.content_length();
+        bounds.check_announced(content_length).map_err(overrun)?;
+        let mut buffer = BoundedBuffer::new(bounds, must_be_wasm, content_length);
+        let stopped = |stop: Stop| match stop {
+            Stop::Overrun(over) => overrun(over),
+            Stop::NotWasm => OciError::NotWasmComponent {
+                reference: self.reference.to_string(),
+                found: format!("the {what} does not start with the wasm magic bytes"),
+            },
+        };
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| self.context(what.to_owned()).request_failed(&error))?
+        {
+            buffer.accept(&chunk).map_err(stopped)?;
+        }
+        buffer.finish().map(Bytes::from).map_err(stopped)
+    }
+
+    /// Sends a read with the session's authorization; transport failures are errors, any
+    /// answer is returned.
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        accept: Option<&str>,
+        what: &str,
+    ) -> Result<reqwest_oci::Response, OciError> {
+        let mut request = self.http.request(method, url);
+        if let Some(accept) = accept {
+            request = request.header(http::header::ACCEPT, accept);
+        }
+        if let Some(authorization) = self.authorization(what).await? {
+            request = request.header(http::header::AUTHORIZATION, authorization.clone());
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| self.context(what.to_owned()).request_failed(&error))
+    }
+
+    /// The `Authorization` of reads: a bearer token when the registry's challenge sends
+    /// clients to a token realm (oci-client trades the credentials for one, scoped to pull
+    /// this repository), else the basic credentials, else nothing.
+    async fn authorization(&self, what: &str) -> Result<Option<&http::HeaderValue>, OciError> {
+        self.authorization
+            .get_or_try_init(|| async {
+                let token = self
+                    .client
+                    .auth(
+                        &self.reference.to_client(),
+                        &self.auth,
+                        oci_client::RegistryOperation::Pull,
+                    )
+                    .await
+                    .map_err(|error| self.context(what.to_owned()).classify(error))?;
+                let value = match (token, &self.credentials) {
+                    (Some(token), _) => Some(format!("Bearer {token}")),
+                    (None, Credentials::Basic { username, password }) => Some(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("{username}:{password}"))
+                    )),
+                    (None, _) => None,
+                };
+                value
+                    .map(|value| {
+                        let mut header = http::HeaderValue::from_str(&value).map_err(|_| {
+                            OciError::Unauthorized {
+                                reference: self.reference.to_string(),
+                                registry: self.reference.registry().to_owned(),
+                                repository: self.reference.repository().to_owned(),
+                                credentials: self.credentials.describe(),
+                                answer: "nothing: the credentials or the token the registry \
+                                         gave hold characters an HTTP header cannot carry"
+                                    .to_owned(),
+                            }
+                        })?;
+                        header.set_sensitive(true);
+                        Ok(header)
+                    })
+                    .transpose()
+            })
+            .await
+            .map(Option::as_ref)
+    }
+
+    /// What an answer with an error status means, from at most the first
+    /// `MAX_ERROR_BODY_BYTES` of its body.
+    async fn refusal(
+        &self,
+        mut response: reqwest_oci::Response,
+        url: &str,
+        what: &str,
+    ) -> OciError {
+        let status = response.status();
+        let mut body = Vec::new();
+        while (body.len() as u64) < MAX_ERROR_BODY_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        body.truncate(usize::try_from(MAX_ERROR_BODY_BYTES).unwrap_or(usize::MAX));
+        self.context(what.to_owned())
+            .classify(status_error(status, &body, url))
     }
 
     /// Uploads a blob unless the repository has it already; returns its digest.
@@ -350,88 +563,14 @@ fn http_header(value: &str) -> Option<http::HeaderValue> {
     http::HeaderValue::from_str(value).ok()
 }
 
-/// A buffer that refuses to grow past a limit, and optionally refuses bytes that do not begin
-/// with the wasm magic; refusing aborts the download.
-struct CappedSink {
-    bytes: Vec<u8>,
-    limit: u64,
-    must_be_wasm: bool,
-    exceeded: bool,
-    not_wasm: bool,
-}
-
-impl CappedSink {
-    fn new(limit: u64, must_be_wasm: bool, expected_size: u64) -> Self {
-        let capacity = usize::try_from(expected_size.min(limit)).unwrap_or(0);
-        Self {
-            bytes: Vec::with_capacity(capacity),
-            limit,
-            must_be_wasm,
-            exceeded: false,
-            not_wasm: false,
-        }
-    }
-
-    fn accept(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.bytes.len() as u64 + buf.len() as u64 > self.limit {
-            self.exceeded = true;
-            return Err(std::io::Error::other("the blob is over the size limit"));
-        }
-        self.bytes.extend_from_slice(buf);
-        if self.must_be_wasm {
-            let seen = self.bytes.len().min(4);
-            if self.bytes[..seen] != b"\0asm"[..seen] {
-                self.not_wasm = true;
-                return Err(std::io::Error::other("the blob is not wasm"));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl AsyncWrite for CappedSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        Poll::Ready(this.accept(buf).map(|()| buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
+/// The manifest media types wisp reads, for `Accept`.
+fn manifest_accept() -> String {
+    layout::MANIFEST_TYPES.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_sink_stops_at_its_limit() {
-        let mut sink = CappedSink::new(5, false, 0);
-        sink.accept(b"abc").unwrap();
-        sink.accept(b"de").unwrap();
-        assert!(sink.accept(b"f").is_err());
-        assert!(sink.exceeded);
-        assert_eq!(sink.bytes, b"abcde");
-    }
-
-    #[test]
-    fn the_sink_refuses_non_wasm_at_the_first_bytes() {
-        let mut sink = CappedSink::new(100, true, 0);
-        sink.accept(b"\0a").unwrap();
-        sink.accept(b"sm\x0d\0").unwrap();
-        assert!(!sink.not_wasm);
-        let mut sink = CappedSink::new(100, true, 0);
-        assert!(sink.accept(b"\x1f\x8b").is_err());
-        assert!(sink.not_wasm);
-    }
 
     #[test]
     fn only_listed_registries_are_insecure() {

@@ -3,6 +3,8 @@
 
 #[path = "support/registry.rs"]
 mod support;
+#[path = "support/token_server.rs"]
+mod token_server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use bytes::Bytes;
 use support::TestRegistry;
+use token_server::{TokenRequest, TokenServer};
 use wisp_oci::component::{self, Artifact};
 use wisp_oci::layout::{self, Descriptor, Layout, Platform};
 use wisp_oci::{
@@ -234,6 +237,143 @@ async fn basic_auth_refuses_anonymous_pulls_and_accepts_dockerconfigjson_credent
         .await
         .unwrap();
     assert_eq!(pulled.bytes, component("private"));
+}
+
+#[tokio::test]
+async fn bearer_tokens_from_the_realm_push_and_pull_for_the_right_user_only() {
+    let tokens = TokenServer::start("alice", "s3cret");
+    let test_registry = TestRegistry::start_with_auth_config(&tokens.registry_auth_config());
+    let host = test_registry.host().to_owned();
+    let registry = registry_for(&test_registry);
+    let tagged = reference(&test_registry, "private/hello:v1");
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let secret = format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#);
+    let credentials = DockerConfig::parse(secret.as_bytes())
+        .unwrap()
+        .credentials_for(&tagged);
+    assert!(matches!(credentials, Credentials::Basic { .. }));
+    let bytes = component("bearer");
+
+    // Anonymous: the realm hands out a token granting nothing, and the registry refuses it.
+    let error = registry
+        .session(&tagged, &Credentials::Anonymous)
+        .unwrap()
+        .push_artifact(&artifact(bytes.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    let anonymous = tokens.requests();
+    assert_eq!(
+        anonymous.first(),
+        Some(&TokenRequest {
+            user: None,
+            scopes: vec!["repository:private/hello:pull,push".to_owned()],
+            status: 200,
+        })
+    );
+    assert!(
+        anonymous
+            .iter()
+            .all(|request| request.user.is_none() && request.status == 200),
+        "{anonymous:?}"
+    );
+
+    let pushed = registry
+        .session(&tagged, &credentials)
+        .unwrap()
+        .push_artifact(&artifact(bytes.clone()))
+        .await
+        .unwrap();
+    assert!(
+        tokens.requests().contains(&TokenRequest {
+            user: Some("alice".to_owned()),
+            scopes: vec!["repository:private/hello:pull,push".to_owned()],
+            status: 200,
+        }),
+        "{:?}",
+        tokens.requests()
+    );
+
+    let error = registry
+        .resolve(&tagged, &Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("{tagged}: {host} refused access anonymously"))
+            && message.contains("imagePullSecret"),
+        "{message}"
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let error = puller(&registry, &cache)
+        .pull(&tagged.pinned(pushed), &Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+
+    // A wrong password is refused by the realm itself, as Docker Hub does.
+    let wrong = Credentials::Basic {
+        username: "alice".into(),
+        password: "wrong".into(),
+    };
+    let error = registry.resolve(&tagged, &wrong).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{tagged}: {host} refused access as user \"alice\""
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("wrong"), "{message}");
+    assert!(
+        tokens.requests().contains(&TokenRequest {
+            user: Some("alice".to_owned()),
+            scopes: vec!["repository:private/hello:pull".to_owned()],
+            status: 401,
+        }),
+        "{:?}",
+        tokens.requests()
+    );
+    let error = registry
+        .session(&tagged, &wrong)
+        .unwrap()
+        .push_artifact(&artifact(component("intruder")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    assert!(
+        error.to_string().contains("incorrect username or password"),
+        "{error}"
+    );
+
+    // The right user: by tag, then by digest into an empty cache.
+    assert_eq!(
+        registry.resolve(&tagged, &credentials).await.unwrap(),
+        pushed
+    );
+    let pulled = puller(&registry, &cache)
+        .pull(&tagged.pinned(pushed), &credentials)
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes, bytes);
+    let by_digest = ImageReference::parse(&format!("{host}/private/hello@{pushed}")).unwrap();
+    let fresh_cache = tempfile::tempdir().unwrap();
+    let pulled = puller(&registry, &fresh_cache)
+        .pull(&by_digest, &credentials)
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes, bytes);
+    assert!(
+        tokens.requests().contains(&TokenRequest {
+            user: Some("alice".to_owned()),
+            scopes: vec!["repository:private/hello:pull".to_owned()],
+            status: 200,
+        }),
+        "{:?}",
+        tokens.requests()
+    );
 }
 
 #[tokio::test]
@@ -647,4 +787,73 @@ async fn a_blob_that_does_not_match_its_digest_is_refused_and_not_cached() {
         "{message}"
     );
     assert!(!BlobCache::new(cache.path()).path(&layer).exists());
+}
+
+/// Bytes of blobs a cache directory holds.
+fn cached_bytes(cache: &std::path::Path) -> u64 {
+    std::fs::read_dir(cache.join("sha256"))
+        .map(|listing| {
+            listing
+                .map(|entry| entry.unwrap().metadata().unwrap().len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_bounded_cache_evicts_the_least_recently_pulled_and_pulls_it_again() {
+    let test_registry = TestRegistry::start();
+    let registry = registry_for(&test_registry);
+    let (first, second) = (component("first"), component("second"));
+    let first_tag = reference(&test_registry, "lru/first:v1");
+    let second_tag = reference(&test_registry, "lru/second:v1");
+    let first_pin = first_tag.pinned(push(&registry, &first_tag, first.clone()).await);
+    let second_pin = second_tag.pinned(push(&registry, &second_tag, second.clone()).await);
+    // What each pull keeps (its manifest and its layer), measured in unbounded caches.
+    let mut sizes = Vec::new();
+    for pin in [&first_pin, &second_pin] {
+        let unbounded = tempfile::tempdir().unwrap();
+        puller(&registry, &unbounded)
+            .pull(pin, &Credentials::Anonymous)
+            .await
+            .unwrap();
+        sizes.push(cached_bytes(unbounded.path()));
+    }
+    // Room for either pull's blobs, never both.
+    let budget = sizes[0].max(sizes[1]);
+    assert!(sizes[0] + sizes[1] > budget);
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = Puller::new(registry.clone(), BlobCache::with_budget(dir.path(), budget));
+    let first_layer = format!("/v2/lru/first/blobs/{}", Digest::of(&first));
+    let gets_before = test_registry.requests("GET", &first_layer);
+
+    bounded
+        .pull(&first_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    bounded
+        .pull(&first_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(
+        test_registry.requests("GET", &first_layer),
+        gets_before + 1,
+        "a cached pull asks nothing"
+    );
+    bounded
+        .pull(&second_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert!(cached_bytes(dir.path()) <= budget);
+    assert!(!bounded.cache().path(&Digest::of(&first)).exists());
+    assert!(bounded.cache().path(&Digest::of(&second)).exists());
+
+    let pulled = bounded
+        .pull(&first_pin, &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes, first);
+    assert_eq!(test_registry.requests("GET", &first_layer), gets_before + 2);
+    assert!(cached_bytes(dir.path()) <= budget);
+    assert!(bounded.cache().path(&Digest::of(&first)).exists());
 }

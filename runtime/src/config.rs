@@ -46,6 +46,9 @@ pub struct RuntimeConfig {
     /// Bytes the on-disk compile cache may hold; the least recently used entries go when a
     /// new one is written.
     pub cache_max_bytes: u64,
+    /// Bytes of pulled registry blobs (manifests and layers) kept on disk; the least recently
+    /// used go when a new one would not fit.
+    pub image_cache_max_bytes: u64,
 }
 
 /// The machine's cores, for defaults that scale with it.
@@ -86,6 +89,7 @@ impl Default for RuntimeConfig {
             max_concurrent_compiles: default_concurrent_compiles(),
             compiled_memory_budget: DEFAULT_COMPILED_MEMORY_BUDGET,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            image_cache_max_bytes: wisp_oci::DEFAULT_IMAGE_CACHE_BYTES,
         }
     }
 }

@@ -70,7 +70,7 @@ impl Runtime {
                 max_layer_bytes: config.max_component_bytes,
                 ..Default::default()
             }),
-            wisp_oci::BlobCache::new(blob_dir),
+            wisp_oci::BlobCache::with_budget(blob_dir, config.image_cache_max_bytes),
         );
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
         Ok(Self {

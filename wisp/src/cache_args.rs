@@ -1,5 +1,5 @@
 //! The compile-cache flags every command that runs components shares (`--cache-dir`,
-//! `--no-cache`, `--cache-max-size`), so `wisp run` and `wisp serve` read them, and default them, the same way.
+//! `--no-cache`, `--cache-max-size`, `--image-cache-size`), so `wisp run` and `wisp serve` read them, and default them, the same way.
 
 use std::path::PathBuf;
 
@@ -15,6 +15,12 @@ pub struct CacheArgs {
     /// removed when a new one is written, e.g. 10Gi.
     #[arg(long, value_name = "BYTES", value_parser = crate::cli_values::memory, default_value = "4Gi")]
     cache_max_size: u64,
+    /// Most bytes of images pulled from registries (manifests and components) kept on disk
+    /// beside the compile cache; the least recently used are removed when a new one would not
+    /// fit, never one a pull in progress is using. A component larger than this still runs,
+    /// without being kept.
+    #[arg(long, value_name = "BYTES", value_parser = crate::cli_values::memory, default_value = "10Gi")]
+    image_cache_size: u64,
 }
 
 impl CacheArgs {
@@ -30,6 +36,11 @@ impl CacheArgs {
 }
 
 impl CacheArgs {
+    /// `RuntimeConfig::image_cache_max_bytes`.
+    pub fn image_cache_bytes(&self) -> u64 {
+        self.image_cache_size
+    }
+
     /// `RuntimeConfig::cache_max_bytes`.
     pub fn max_bytes(&self) -> u64 {
         self.cache_max_size
@@ -42,4 +53,29 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("wisp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Probe {
+        #[command(flatten)]
+        cache: CacheArgs,
+    }
+
+    #[test]
+    fn the_image_cache_defaults_to_the_oci_default_and_takes_quantities() {
+        let default = Probe::try_parse_from(["probe"]).unwrap();
+        assert_eq!(
+            default.cache.image_cache_bytes(),
+            wisp_oci::DEFAULT_IMAGE_CACHE_BYTES
+        );
+        let set = Probe::try_parse_from(["probe", "--image-cache-size", "512Mi"]).unwrap();
+        assert_eq!(set.cache.image_cache_bytes(), 512 * 1024 * 1024);
+        assert!(Probe::try_parse_from(["probe", "--image-cache-size", "lots"]).is_err());
+    }
 }

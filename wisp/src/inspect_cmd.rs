@@ -46,9 +46,10 @@ async fn describe(
     let _ = writeln!(out, "reference: {reference}");
     let _ = writeln!(out, "pinned: {pinned}");
     let mut digest = pinned.digest();
+    let mut size = None;
     let mut depth = 0;
     let (config, layers) = loop {
-        let (bytes, manifest_digest) = session.manifest(digest).await?;
+        let (bytes, manifest_digest) = session.manifest_sized(digest, size).await?;
         let manifest = Manifest::parse(&bytes).map_err(|problem| {
             anyhow::anyhow!("{reference}: manifest {manifest_digest}: {problem}")
         })?;
@@ -82,6 +83,7 @@ async fn describe(
                         )
                     })?;
                 let _ = writeln!(out, "  follows: {}", chosen.digest);
+                size = Some(chosen.size);
                 digest = Some(layout::descriptor_digest(chosen).ok_or_else(|| {
                     anyhow::anyhow!(
                         "{reference}: the index names {:?}, not a sha256 digest",

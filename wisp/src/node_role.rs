@@ -89,6 +89,12 @@ pub struct NodeArgs {
     /// removed when a new one is written, e.g. 10Gi.
     #[arg(long, value_name = "BYTES", value_parser = cli_values::memory, default_value = "4Gi")]
     pub cache_max_size: u64,
+    /// Most bytes of images pulled from registries (manifests and components) kept on disk
+    /// beside the compile cache; the least recently used are removed when a new one would not
+    /// fit, never one a pull in progress is using. A component larger than this still runs,
+    /// without being kept.
+    #[arg(long, value_name = "BYTES", value_parser = cli_values::memory, default_value = "10Gi")]
+    pub image_cache_size: u64,
     #[command(flatten)]
     pub sources: crate::source_args::SourceArgs,
     #[command(flatten)]
@@ -155,6 +161,7 @@ impl Bound {
             max_memory_per_instance: args.max_memory_per_instance.max(wisp_runtime::MIB),
             cache_dir: args.cache_dir.clone().or(default_cache_dir),
             cache_max_bytes: args.cache_max_size,
+            image_cache_max_bytes: args.image_cache_size,
             sources: args.sources.policy(&image_base_dir)?,
             ..RuntimeConfig::default()
         }))?;

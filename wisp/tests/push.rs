@@ -413,3 +413,32 @@ async fn wisp_run_serves_a_pushed_component_and_keeps_serving_it_from_the_cache(
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_component_larger_than_the_image_cache_runs_without_being_kept() {
+    let registry = TestRegistry::start();
+    let host = registry.host().to_owned();
+    let tagged = format!("{host}/big:v1");
+    let manifest = push(wisp_samples::HELLO, &tagged, &["--insecure"]);
+    let layer = Digest::of(&std::fs::read(wisp_samples::HELLO).expect("the hello sample"));
+    let cache = tempfile::tempdir().unwrap();
+
+    // Room for the manifest (a few hundred bytes), not for the component.
+    let run = common::WispRun::start_with_cache(
+        &tagged,
+        cache.path(),
+        &["--insecure-registry", &host, "--image-cache-size", "2Ki"],
+    );
+    let response = common::client().get(run.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "Hello from wisp!\n");
+    let blobs = BlobCache::new(cache.path().join("oci"));
+    assert!(blobs.path(&manifest).exists());
+    assert!(!blobs.path(&layer).exists());
+    assert!(
+        run.logs()
+            .contains("a pulled blob is larger than the whole image cache"),
+        "{}",
+        run.logs()
+    );
+}

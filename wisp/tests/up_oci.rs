@@ -7,6 +7,8 @@ mod cluster;
 mod common;
 #[path = "../../oci/tests/support/registry.rs"]
 mod registry_support;
+#[path = "../../oci/tests/support/token_server.rs"]
+mod token_server;
 
 use std::process::Command;
 
@@ -266,9 +268,48 @@ fn ksvc_with_secrets(name: &str, image: &str, secrets: &[&str]) -> String {
     yaml
 }
 
+/// `wisp push COMPONENT REF --insecure --username USER --password-stdin`; returns the digest.
+fn push_as(sample: &str, reference: &str, user: &str, password: &str) -> String {
+    use std::io::Write as _;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
+        .args([
+            "push",
+            &image(sample),
+            reference,
+            "--insecure",
+            "--username",
+            user,
+        ])
+        .arg("--password-stdin")
+        .env("WISP_LOG", "warn")
+        .env("DOCKER_CONFIG", "/nonexistent-wisp-test-docker-config")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wisp push runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("password written");
+    let output = child.wait_with_output().expect("wisp push ends");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .strip_prefix("digest: ")
+        .expect("the digest")
+        .to_owned()
+}
+
 #[test]
 fn image_pull_secrets_give_credentials_to_the_resolution_and_the_pulls() {
-    use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
 
     const USER: &str = "puller";
@@ -276,46 +317,14 @@ fn image_pull_secrets_give_credentials_to_the_resolution_and_the_pulls() {
     let registry = TestRegistry::start_with_basic_auth(USER, PASSWORD);
     let host = registry.host().to_owned();
     let tagged = format!("{host}/private/app:v1");
-    let push_private = |sample: &str, reference: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wisp"))
-            .args([
-                "push",
-                &image(sample),
-                reference,
-                "--insecure",
-                "--username",
-                USER,
-            ])
-            .arg("--password-stdin")
-            .env("WISP_LOG", "warn")
-            .env("DOCKER_CONFIG", "/nonexistent-wisp-test-docker-config")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("wisp push runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(PASSWORD.as_bytes())
-            .expect("password written");
-        let output = child.wait_with_output().expect("wisp push ends");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .trim_end()
-            .strip_prefix("digest: ")
-            .expect("the digest")
-            .to_owned()
-    };
+    let push_private = |sample: &str, reference: &str| push_as(sample, reference, USER, PASSWORD);
     let digest = push_private("hello", &tagged);
-    // Only ever pulled anonymously: the node's blob cache cannot answer for the registry.
-    let echo_digest = push_private("echo", &format!("{host}/private/other:v1"));
-    let echo_by_digest = format!("{host}/private/other@{echo_digest}");
+    // Only ever pulled anonymously: the node's blob cache cannot answer for the registry. The
+    // tests of this file share one cache directory and blobs are cached by digest alone, so
+    // this is a sample no other test pushes (an `echo` pushed elsewhere in the same second
+    // has the same manifest digest, and the cache would serve it).
+    let other_digest = push_private("hello-wasi", &format!("{host}/private/other:v1"));
+    let other_by_digest = format!("{host}/private/other@{other_digest}");
     let by_digest = format!("{host}/private/app@{digest}");
 
     let up = up_with(&registry, None);
@@ -340,7 +349,11 @@ fn image_pull_secrets_give_credentials_to_the_resolution_and_the_pulls() {
     ));
     // By digest the controller asks the registry nothing: the node's pull needs the secret.
     up.apply(&ksvc_with_secrets("pinned", &by_digest, &["regcred"]));
-    up.apply(&ksvc_with_secrets("pinned-anonymous", &echo_by_digest, &[]));
+    up.apply(&ksvc_with_secrets(
+        "pinned-anonymous",
+        &other_by_digest,
+        &[],
+    ));
     serves(&up, "authorized", HELLO);
     serves(&up, "pinned", HELLO);
     let authorized = up.wait_ready("revision", "authorized-00001");
@@ -414,5 +427,62 @@ fn image_pull_secrets_give_credentials_to_the_resolution_and_the_pulls() {
         let metadata = std::fs::metadata(up.data_dir().join(name)).expect("the store's file");
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "{name}");
     }
+    assert!(!up.process.logs().contains(PASSWORD));
+}
+
+#[test]
+fn a_bearer_token_registry_takes_wisp_push_and_serves_services_with_a_pull_secret() {
+    const USER: &str = "tokenuser";
+    const PASSWORD: &str = "token-s3cr3t";
+    let tokens = token_server::TokenServer::start(USER, PASSWORD);
+    let registry = TestRegistry::start_with_auth_config(&tokens.registry_auth_config());
+    let host = registry.host().to_owned();
+    let tagged = format!("{host}/tokens/app:v1");
+    let digest = push_as("hello", &tagged, USER, PASSWORD);
+    assert!(
+        tokens.requests().contains(&token_server::TokenRequest {
+            user: Some(USER.to_owned()),
+            scopes: vec!["repository:tokens/app:pull,push".to_owned()],
+            status: 200,
+        }),
+        "{:?}",
+        tokens.requests()
+    );
+
+    let up = up_with(&registry, None);
+    up.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "tokencred",
+        &format!("--docker-server={host}"),
+        &format!("--docker-username={USER}"),
+        &format!("--docker-password={PASSWORD}"),
+    ]);
+    up.apply(&ksvc_with_secrets("bearer", &tagged, &["tokencred"]));
+    up.apply(&ksvc_with_secrets("bearer-anonymous", &tagged, &[]));
+    serves(&up, "bearer", HELLO);
+    let revision = up.wait_ready("revision", "bearer-00001");
+    assert_eq!(pin_of(&revision).0, format!("{host}/tokens/app@{digest}"));
+    // The resolution and the node's pull traded the Secret's credentials for pull tokens.
+    assert!(
+        tokens.requests().contains(&token_server::TokenRequest {
+            user: Some(USER.to_owned()),
+            scopes: vec!["repository:tokens/app:pull".to_owned()],
+            status: 200,
+        }),
+        "{:?}",
+        tokens.requests()
+    );
+
+    let (reason, message) = unhealthy(&up, "bearer-anonymous-00001");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        message.starts_with(&format!(
+            "Unable to fetch image \"{tagged}\": failed to resolve image to digest: {tagged}: \
+             {host} refused access anonymously (it answered: "
+        )),
+        "{message}"
+    );
     assert!(!up.process.logs().contains(PASSWORD));
 }

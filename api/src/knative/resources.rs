@@ -169,6 +169,17 @@ impl RevisionObjectSpec {
     pub fn typed(&self) -> Result<serving::RevisionSpec, serde_json::Error> {
         serde_json::from_value(Value::Object(self.fields.clone()))
     }
+
+    /// `containers[0].image` as written: read in place, without converting (and copying) the
+    /// whole spec as [`RevisionObjectSpec::typed`] does, since it is asked of every Revision
+    /// on every pass.
+    pub fn image(&self) -> Option<&str> {
+        self.fields
+            .get("containers")?
+            .get(0)?
+            .get("image")?
+            .as_str()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,4 +242,29 @@ pub struct RouteStatus {
     /// Knative's `status.annotations`; wisp's nodes report here (see [`crate::nodes`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_is_the_first_containers_as_written() {
+        let spec = |value: Value| RevisionObjectSpec {
+            fields: match value {
+                Value::Object(fields) => fields,
+                _ => Map::new(),
+            },
+        };
+        let two = spec(serde_json::json!({
+            "containers": [{"image": " registry.example/a:v1 "}, {"image": "b.wasm"}]
+        }));
+        assert_eq!(two.image(), Some(" registry.example/a:v1 "));
+        assert_eq!(spec(serde_json::json!({"containers": []})).image(), None);
+        assert_eq!(
+            spec(serde_json::json!({"containers": [{"image": 7}]})).image(),
+            None
+        );
+        assert_eq!(spec(serde_json::json!({})).image(), None);
+    }
 }

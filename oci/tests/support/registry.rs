@@ -1,5 +1,6 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (the CNCF distribution registry
-//! 2.8) on loopback, storing into a temporary directory, optionally behind basic auth. Killed
+//! 2.8) on loopback, storing into a temporary directory, optionally behind basic auth or bearer
+//! tokens. Killed
 //! and its storage removed on drop. Shared by `oci/tests/` and `wisp/tests/` (by `#[path]`).
 
 #![allow(dead_code)]
@@ -22,15 +23,21 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// A registry anyone may read and write.
     pub fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, None)
     }
 
     /// A registry that requires `username`/`password` (basic auth, bcrypt htpasswd).
     pub fn start_with_basic_auth(username: &str, password: &str) -> Self {
-        Self::launch(Some((username, password)))
+        Self::launch(Some((username, password)), None)
     }
 
-    fn launch(auth: Option<(&str, &str)>) -> Self {
+    /// A registry with the given `auth:` section of its config, such as the bearer-token
+    /// one `TokenServer::registry_auth_config` writes.
+    pub fn start_with_auth_config(auth: &str) -> Self {
+        Self::launch(None, Some(auth))
+    }
+
+    fn launch(basic: Option<(&str, &str)>, auth_config: Option<&str>) -> Self {
         let binary = which_registry();
         let dir = tempfile::tempdir().expect("a temporary directory for the registry");
         let storage = dir.path().join("storage");
@@ -39,13 +46,16 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: wisp-test-secret\n",
             storage.display()
         );
-        if let Some((username, password)) = auth {
+        if let Some((username, password)) = basic {
             let htpasswd = dir.path().join("htpasswd");
             write_htpasswd(&htpasswd, username, password);
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: wisp-test\n    path: {}\n",
                 htpasswd.display()
             ));
+        }
+        if let Some(auth_config) = auth_config {
+            config.push_str(auth_config);
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("the registry's config");
