@@ -128,14 +128,7 @@ fn annotation_or_image_digest<'a>(
 /// it before then, so that every node (and every restart) pulls the one digest the leader
 /// resolved, never a tag pushed again in between.
 pub fn awaiting_pin(revision: &Revision) -> bool {
-    let image = revision
-        .spec
-        .fields
-        .get("containers")
-        .and_then(|containers| containers.get(0))
-        .and_then(|container| container.get("image"))
-        .and_then(|image| image.as_str())
-        .map(str::trim);
+    let image = revision.spec.image().map(str::trim);
     image.is_some_and(|image| wisp_oci::classify(image) == wisp_oci::ImageSource::Registry)
         && pinned_image(revision).is_none()
 }
