@@ -211,13 +211,18 @@ async fn sync_revision(
     loop {
         let current = desired.borrow_and_update().clone();
         let Some(revision) = current else {
-            if shared.data_plane.remove_revision(&key).await {
+            if Box::pin(shared.data_plane.remove_revision(&key)).await {
                 tracing::info!(revision = %key, "revision removed");
             }
             shared.stop_serving(&key);
             return;
         };
-        let retry = reconcile(&shared, &key, &revision, &mut last, &mut backoff).await;
+        // One task per revision waits here for most of its life, holding whatever its future
+        // holds: the attempt's state machine is boxed for the attempt's length only (kept in
+        // the task it made each task ~21 KB), and the revision is not kept past it (the channel
+        // has it).
+        let retry = Box::pin(reconcile(&shared, &key, &revision, &mut last, &mut backoff)).await;
+        drop(revision);
         attempted.send_replace(true);
         tokio::select! {
             changed = desired.changed() => {
