@@ -2,6 +2,7 @@
 //!
 //! It parses arguments and composes the library crates; the behaviour lives in those crates.
 
+mod allocator;
 mod api_limits_args;
 mod api_server_cmd;
 mod autoscaler_cmd;
@@ -30,12 +31,6 @@ mod webhook_args;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Every request allocates and frees many small buffers (headers, body chunks, wasmtime's
-/// per-call state) on one thread and often frees them on another; glibc's malloc spent a tenth of
-/// the request path on that, mimalloc's thread-local pages a fraction of it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code for input the user must fix (a bad component, manifest or argument), as clap uses
 /// for bad arguments.
@@ -83,6 +78,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
