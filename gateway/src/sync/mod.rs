@@ -122,7 +122,7 @@ struct Shared {
     client: kube::Client,
     options: SyncOptions,
     /// The latest Revision objects the watcher saw: status writes start from them.
-    revisions: Mutex<HashMap<RevisionKey, Revision>>,
+    revisions: Mutex<HashMap<RevisionKey, Arc<Revision>>>,
     /// Revisions the data plane serves, with what their Pods show.
     serving: Mutex<BTreeMap<RevisionKey, Serving>>,
     /// Woken when a revision starts or stops serving: routes waiting for it may be ready now.
@@ -142,13 +142,13 @@ struct Serving {
 }
 
 impl Shared {
-    fn cache(&self, key: &RevisionKey, revision: Option<&Revision>) {
+    fn cache(&self, key: &RevisionKey, revision: Option<&Arc<Revision>>) {
         let mut revisions = self
             .revisions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match revision {
-            Some(revision) => revisions.insert(key.clone(), revision.clone()),
+            Some(revision) => revisions.insert(key.clone(), Arc::clone(revision)),
             None => revisions.remove(key),
         };
     }
@@ -158,7 +158,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
-            .cloned()
+            .map(|revision| Revision::clone(revision))
     }
 
     fn start_serving(&self, key: &RevisionKey, serving: Serving) {

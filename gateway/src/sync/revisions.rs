@@ -98,7 +98,8 @@ pub(super) async fn run(shared: Arc<Shared>, loaded: watch::Sender<bool>) {
 /// The per-revision tasks and the channels that feed them.
 #[derive(Default)]
 struct Tasks {
-    desired: HashMap<RevisionKey, watch::Sender<Option<Revision>>>,
+    /// One copy of each Revision, shared by its task and [`Shared`]'s cache.
+    desired: HashMap<RevisionKey, watch::Sender<Option<Arc<Revision>>>>,
     /// Set by the revision's current task once its first attempt is over.
     attempted: HashMap<RevisionKey, watch::Receiver<bool>>,
     ids: HashMap<Id, RevisionKey>,
@@ -129,6 +130,7 @@ impl Tasks {
 
     /// Hands the latest object (`None`: deleted) to the revision's task, starting one if needed.
     fn desire(&mut self, shared: &Arc<Shared>, key: RevisionKey, revision: Option<Revision>) {
+        let revision = revision.map(Arc::new);
         shared.cache(&key, revision.as_ref());
         match self.desired.get(&key) {
             Some(sender) => {
@@ -147,7 +149,7 @@ impl Tasks {
         &mut self,
         shared: &Arc<Shared>,
         key: RevisionKey,
-        receiver: watch::Receiver<Option<Revision>>,
+        receiver: watch::Receiver<Option<Arc<Revision>>>,
     ) {
         let (attempted, attempted_receiver) = watch::channel(false);
         let handle = self.set.spawn(sync_revision(
@@ -202,7 +204,7 @@ struct Retry {
 async fn sync_revision(
     shared: Arc<Shared>,
     key: RevisionKey,
-    mut desired: watch::Receiver<Option<Revision>>,
+    mut desired: watch::Receiver<Option<Arc<Revision>>>,
     attempted: watch::Sender<bool>,
 ) {
     let mut last: Option<Attempt> = None;
@@ -219,10 +221,8 @@ async fn sync_revision(
         };
         // One task per revision waits here for most of its life, holding whatever its future
         // holds: the attempt's state machine is boxed for the attempt's length only (kept in
-        // the task it made each task ~21 KB), and the revision is not kept past it (the channel
-        // has it).
+        // the task it made each task ~21 KB).
         let retry = Box::pin(reconcile(&shared, &key, &revision, &mut last, &mut backoff)).await;
-        drop(revision);
         attempted.send_replace(true);
         tokio::select! {
             changed = desired.changed() => {
