@@ -180,11 +180,35 @@ impl Shared {
         }
     }
 
-    fn serving(&self) -> BTreeMap<RevisionKey, Serving> {
-        self.serving
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// Each serving revision's replica counts on this node, and the serving revisions that
+    /// have ready replicas (the only ones with Pods). Read in one pass under the lock, copying
+    /// only what has replicas: once a second, over every revision a node serves (10,000 at
+    /// zero cost this loop a few percent of a core when it copied them all).
+    fn replica_counts(
+        &self,
+    ) -> (
+        BTreeMap<RevisionKey, status::Replicas>,
+        BTreeMap<RevisionKey, Serving>,
+    ) {
+        let node_name = &self.options.node_name;
+        let serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = BTreeMap::new();
+        let mut with_replicas = BTreeMap::new();
+        for (key, entry) in serving.iter() {
+            let Some(state) = self.data_plane.revision_state(key) else {
+                continue;
+            };
+            let replicas = status::Replicas {
+                actual: i32::try_from(state.ready_replicas).unwrap_or(i32::MAX),
+                desired: state.desired_replicas,
+                capped: state.capped(node_name),
+            };
+            if replicas.actual > 0 {
+                with_replicas.insert(key.clone(), entry.clone());
+            }
+            counts.insert(key.clone(), replicas);
+        }
+        (counts, with_replicas)
     }
 }
 

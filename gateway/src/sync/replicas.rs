@@ -36,23 +36,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut node = NodeStatus::new(shared.options.status_interval);
     loop {
         interval.tick().await;
-        let serving = shared.serving();
-        let node_name = &shared.options.node_name;
-        let counts: BTreeMap<RevisionKey, Replicas> = serving
-            .keys()
-            .filter_map(|key| {
-                let state = shared.data_plane.revision_state(key)?;
-                let replicas = Replicas {
-                    actual: i32::try_from(state.ready_replicas).unwrap_or(i32::MAX),
-                    desired: state.desired_replicas,
-                    capped: state.capped(node_name),
-                };
-                Some((key.clone(), replicas))
-            })
-            .collect();
+        let (counts, with_replicas) = shared.replica_counts();
         // Pods first: a reader who sees actualReplicas N finds N Pods. A revision whose Pods
         // could not be written keeps its old counts until they are.
-        let unsynced = pods.sync(&shared, &serving, &counts).await;
+        let unsynced = pods.sync(&shared, &with_replicas, &counts).await;
         let synced: BTreeMap<RevisionKey, Replicas> = counts
             .into_iter()
             .filter(|(key, _)| !unsynced.contains(key))
@@ -165,9 +152,9 @@ impl Pods {
         }
     }
 
-    /// Creates and deletes Pods until each serving revision has one per ready replica.
-    /// Returns the revisions whose Pods are not as counted (a write failed, or this node's
-    /// Pods could not be listed).
+    /// Creates and deletes Pods until each serving revision has one per ready replica
+    /// (`with_replicas`: the serving revisions that have any). Returns the revisions whose Pods
+    /// are not as counted (a write failed, or this node's Pods could not be listed).
     async fn sync(
         &mut self,
         shared: &Shared,
@@ -189,6 +176,7 @@ impl Pods {
         self.relist_in -= 1;
         let ready: BTreeMap<RevisionKey, u32> = counts
             .iter()
+            .filter(|(key, _)| serving.contains_key(*key))
             .map(|(key, counts)| (key.clone(), u32::try_from(counts.actual).unwrap_or(0)))
             .collect();
         let node = &shared.options.node_name;
