@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod create_to_ready;
 pub mod gateway;
 pub mod guests;
 pub mod isolation;

@@ -1,14 +1,13 @@
 //! Scaling from zero through `wisp up` (Services created through its API, all Ready at zero
 //! replicas first): many cold starts (each Service hit once while at zero replicas, then again
-//! warm), and a burst of concurrent requests on a Service at zero — each beside the same
-//! requests to `wasmtime serve`, which has no zero to start from.
+//! warm; with a local registry, as many again naming it, and create → Ready for pulls in
+//! [`super::create_to_ready`]), and a burst of concurrent requests on a Service at zero — each
+//! beside the same requests to `wasmtime serve`, which has no zero to start from.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use std::time::Duration;
-
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::manifests::ServiceManifest;
 use crate::one_shot::{self, Outcome};
@@ -18,6 +17,7 @@ use crate::report;
 use crate::target::Target;
 
 use super::cluster::Cluster;
+use super::create_to_ready;
 use super::{Scratch, require_open_files, service_host, wasmtime, wisp_binary};
 
 /// Creates at once while the Services are made.
@@ -137,7 +137,7 @@ pub fn cold_starts(services: usize, registry_rounds: usize) -> anyhow::Result<St
         Err(missing) => Err(missing),
     };
     let to_ready = match &registry {
-        Ok(registry) => Ok(runtime.block_on(times_to_ready(
+        Ok(registry) => Ok(runtime.block_on(create_to_ready::times_to_ready(
             &cluster,
             registry,
             &wisp,
@@ -185,152 +185,12 @@ pub fn cold_starts(services: usize, registry_rounds: usize) -> anyhow::Result<St
     out.push_str(&format!(
         "\nFrom create to Ready, one Service at a time, {registry_rounds} rounds; each round a new component (the hello with a custom section of its own, so new bytes to pull and compile), first as a file and from the registry, then each again (cached):\n\n"
     ));
-    out.push_str(&ready_table(&to_ready));
+    out.push_str(&create_to_ready::ready_table(&to_ready));
     Ok(out)
 }
 
 fn hosts(services: &[ServiceManifest]) -> Vec<String> {
     services.iter().map(|m| service_host(&m.name)).collect()
-}
-
-/// The create → Ready times of each round's four Services, by case.
-#[derive(Default)]
-struct TimesToReady {
-    file_new: Vec<Duration>,
-    registry_new: Vec<Duration>,
-    registry_cached: Vec<Duration>,
-    file_cached: Vec<Duration>,
-}
-
-/// `rounds` rounds of four Services created one at a time, each timed from create to Ready:
-/// a component never seen as a file (compiled, not pulled), another never seen pushed and
-/// named by tag (pinned, pulled and compiled), then a second Service of each (nothing to pull
-/// or compile). Both new components are the hello with a mark of their own, so the file and the
-/// registry case compile the same amount of code and differ only by the pull.
-async fn times_to_ready(
-    cluster: &Cluster,
-    registry: &LocalRegistry,
-    wisp: &std::path::Path,
-    scratch: &Scratch,
-    rounds: usize,
-) -> anyhow::Result<TimesToReady> {
-    let hello = std::fs::read(wisp_samples::HELLO)
-        .with_context(|| format!("cannot read {}", wisp_samples::HELLO))?;
-    let mut times = TimesToReady::default();
-    for round in 0..rounds {
-        let file = scratch.dir.join(format!("hello-file-{round}.wasm"));
-        std::fs::write(
-            &file,
-            registry::distinct_component(&hello, &format!("file {round}")),
-        )
-        .with_context(|| format!("cannot write {}", file.display()))?;
-        let pushed = scratch.dir.join(format!("hello-pushed-{round}.wasm"));
-        std::fs::write(
-            &pushed,
-            registry::distinct_component(&hello, &format!("pushed {round}")),
-        )
-        .with_context(|| format!("cannot write {}", pushed.display()))?;
-        // A repository per round, so the access log tells each round's downloads apart.
-        let repository = format!("bench/fresh-{round}");
-        registry.push(wisp, &pushed, &repository, "v1")?;
-        let file = file.display().to_string();
-        let image = format!("{}/{repository}:v1", registry.host());
-        let service = |case: &str, component: &str| {
-            ServiceManifest::new(format!("ready-{case}-{round:03}"), component)
-                .autoscaling("initial-scale", "0")
-        };
-        times
-            .file_new
-            .push(cluster.time_to_ready(&service("file-new", &file)).await?);
-        times
-            .registry_new
-            .push(cluster.time_to_ready(&service("oci-new", &image)).await?);
-        let first_pull = registry.blob_fetches(&repository);
-        times.registry_cached.push(
-            cluster
-                .time_to_ready(&service("oci-cached", &image))
-                .await?,
-        );
-        let cached_pull = registry.blob_fetches(&repository) - first_pull;
-        if first_pull == 0 || cached_pull != 0 {
-            bail!(
-                "the registry's access log shows {first_pull} blob downloads from {repository} for the first Service and {cached_pull} for the second: the rows would not be a first and a cached pull"
-            );
-        }
-        times.file_cached.push(
-            cluster
-                .time_to_ready(&service("file-cached", &file))
-                .await?,
-        );
-    }
-    Ok(times)
-}
-
-fn ready_table(times: &Result<TimesToReady, String>) -> String {
-    let names = [
-        "new component, a file (compiled)",
-        "new component, from the registry by tag (pinned, first pull, compiled)",
-        "same component again, from the registry by tag (pinned, blob cached)",
-        "same component again, a file",
-    ];
-    let mut out =
-        String::from("| case | Services | min | p50 | max |\n|---|---:|---:|---:|---:|\n");
-    let times = match times {
-        Ok(times) => times,
-        Err(missing) => {
-            for name in names {
-                out.push_str(&format!("| {name} | — | — | — | {missing} |\n"));
-            }
-            return out;
-        }
-    };
-    let cases = [
-        &times.file_new,
-        &times.registry_new,
-        &times.registry_cached,
-        &times.file_cached,
-    ];
-    for (name, samples) in names.into_iter().zip(cases) {
-        let mut samples = samples.clone();
-        samples.sort();
-        let at = |q: f64| {
-            samples
-                .get((samples.len().saturating_sub(1) as f64 * q).round() as usize)
-                .map(|d| report::micros(d.as_micros() as u64))
-                .unwrap_or_else(|| "—".into())
-        };
-        out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} |\n",
-            samples.len(),
-            at(0.0),
-            at(0.5),
-            at(1.0)
-        ));
-    }
-    out.push_str(&format!(
-        "\n*the first pull costs over a new file (median of the per-round differences): {}*\n",
-        median_difference(&times.registry_new, &times.file_new)
-    ));
-    out.push_str(&format!(
-        "\nthe registry's access log, read after each Service was Ready: each round's first Service downloaded its component's blobs, the second downloaded none ({} rounds)\n",
-        times.file_new.len()
-    ));
-    out
-}
-
-/// The median of `a[i] - b[i]`, signed.
-fn median_difference(a: &[Duration], b: &[Duration]) -> String {
-    let mut differences: Vec<i128> = a
-        .iter()
-        .zip(b)
-        .map(|(a, b)| a.as_micros() as i128 - b.as_micros() as i128)
-        .collect();
-    differences.sort();
-    match differences.get(differences.len() / 2) {
-        None => "—".into(),
-        Some(d) if *d >= 0 => report::micros(*d as u64),
-        Some(d) => format!("-{}", report::micros(d.unsigned_abs() as u64)),
-    }
 }
 
 /// Checks with the data plane's own counter (`wisp_revision_cold_starts_total`) that each
