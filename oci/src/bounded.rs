@@ -82,11 +82,14 @@ impl Bounds {
     }
 
     /// How much room to reserve up front: what is expected, within the limit, and never more
-    /// than a modest amount on the word of an unverified header.
+    /// than a modest amount on anyone's word before the bytes come. A descriptor's size is the
+    /// registry's word too (it wrote the manifest): a manifest claiming a 512 MiB layer must not
+    /// make every pull of it reserve 512 MiB before one byte arrives; the buffer grows as they do.
     pub fn capacity(&self, content_length: Option<u64>) -> usize {
         const UNVERIFIED_RESERVE: u64 = 1024 * 1024;
+        const DESCRIBED_RESERVE: u64 = 16 * 1024 * 1024;
         let hint = match self.expected {
-            Some(expected) => expected,
+            Some(expected) => expected.min(DESCRIBED_RESERVE),
             None => content_length.unwrap_or(0).min(UNVERIFIED_RESERVE),
         };
         usize::try_from(hint.min(self.limit)).unwrap_or(0)
@@ -244,5 +247,10 @@ mod tests {
         assert_eq!(bounds.capacity(Some(1 << 29)), 1024 * 1024);
         assert_eq!(DESCRIBED.capacity(Some(1 << 29)), 3);
         assert_eq!(CAPPED.capacity(Some(4)), 4);
+        let claimed = Bounds {
+            limit: 1 << 30,
+            expected: Some(1 << 29),
+        };
+        assert_eq!(claimed.capacity(Some(1 << 29)), 16 * 1024 * 1024);
     }
 }
