@@ -18,7 +18,7 @@ use wisp_api::knative::{Configuration, ConfigurationStatus, Revision, RevisionOb
 
 use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by};
-use super::revision_cache::{self, RevisionCache};
+use super::revision_cache::{RevisionCache, RevisionChanges};
 use super::{Error, RESYNC, log_outcome};
 
 /// What the reconciler shares across reconciles.
@@ -29,9 +29,13 @@ struct Context {
     revisions: RevisionCache,
 }
 
-/// Runs the controller until the future is dropped.
-pub(super) async fn run(client: Client) {
-    let (revisions, revision_changes) = revision_cache::watch(client.clone());
+/// Runs the controller until the future is dropped. `revisions` is the cache (shared with the
+/// Route controller) whose significant changes arrive on `revision_changes`.
+pub(super) async fn run(
+    client: Client,
+    revisions: RevisionCache,
+    revision_changes: RevisionChanges,
+) {
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),

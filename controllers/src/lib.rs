@@ -75,11 +75,14 @@ pub struct Settings {
 /// kube-runtime with its default backoff.
 pub async fn run(client: kube::Client, settings: Settings) {
     let registry = wisp_oci::Registry::new(settings.registry);
+    let (revisions, [for_configurations, for_routes], watch_revisions) =
+        revision_cache::watch(client.clone());
     futures::join!(
+        watch_revisions,
         service::run(client.clone()),
-        configuration::run(client.clone()),
+        configuration::run(client.clone(), revisions.clone(), for_configurations),
         revision::run(client.clone(), registry),
-        route::run(client.clone()),
+        route::run(client.clone(), revisions, for_routes),
         node_lifecycle::run(client),
     );
 }

@@ -13,7 +13,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::{Stream, StreamExt};
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -53,13 +54,25 @@ impl RevisionCache {
     }
 }
 
-/// The cache, and the stream that fills it and yields each significant change (poll it, e.g.
-/// as a controller's trigger, or the cache stays empty).
-pub(super) fn watch(
+/// Significant changes, as one controller receives them.
+pub(super) type RevisionChanges = mpsc::Receiver<Result<Revision, watcher::Error>>;
+
+/// Changes waiting for a slow controller before the watch waits for it.
+const PENDING_CHANGES: usize = 256;
+
+/// The cache, one stream of its significant changes per controller (`N` of them, e.g. as each
+/// controller's trigger), and the future that runs the one watch behind them all: poll it as
+/// long as the controllers run, or the cache stays empty and the streams silent.
+///
+/// One watch for all: each watch of every Revision is one more copy of them all in memory and
+/// one more encoding of every Revision event by the API server (10,000 Services make 40,000
+/// such events and hold 10,000 Revisions).
+pub(super) fn watch<const N: usize>(
     client: Client,
 ) -> (
     RevisionCache,
-    impl Stream<Item = Result<Revision, watcher::Error>> + Send + 'static,
+    [RevisionChanges; N],
+    impl Future<Output = ()> + Send + 'static,
 ) {
     let (store, writer) = reflector::store::<Revision>();
     let index = Arc::new(Mutex::new(ByConfiguration::default()));
@@ -75,6 +88,12 @@ pub(super) fn watch(
         }
         futures::future::ready(significance.admit(event))
     });
+    let mut senders = Vec::with_capacity(N);
+    let receivers = std::array::from_fn(|_| {
+        let (sender, receiver) = mpsc::channel(PENDING_CHANGES);
+        senders.push(sender);
+        receiver
+    });
     let ready = StoreReady::of(&store);
     (
         RevisionCache {
@@ -82,8 +101,29 @@ pub(super) fn watch(
             ready,
             index,
         },
-        changes,
+        receivers,
+        fan_out(changes, senders),
     )
+}
+
+/// Passes each change to every controller; a watch error is logged here (the watcher retries
+/// with backoff), once rather than by each controller.
+async fn fan_out(
+    changes: impl Stream<Item = Result<Revision, watcher::Error>>,
+    mut senders: Vec<mpsc::Sender<Result<Revision, watcher::Error>>>,
+) {
+    let mut changes = std::pin::pin!(changes);
+    while let Some(change) = changes.next().await {
+        match change {
+            Ok(revision) => {
+                for sender in &mut senders {
+                    // A controller that stopped has dropped its stream: the others go on.
+                    let _ = sender.send(Ok(revision.clone())).await;
+                }
+            }
+            Err(error) => tracing::warn!("watching Revisions: {error}; retrying"),
+        }
+    }
 }
 
 fn lock(index: &Mutex<ByConfiguration>) -> std::sync::MutexGuard<'_, ByConfiguration> {

@@ -32,7 +32,7 @@ use super::backoff::Backoff;
 use super::domain::{cluster_local_url, domain_from, route_url, tag_url};
 use super::meta;
 use super::nodes::{self, Nodes};
-use super::revision_cache::{self, RevisionCache};
+use super::revision_cache::{RevisionCache, RevisionChanges};
 use super::revision_status::NodeView;
 use super::route_index::RouteIndex;
 use super::store_ready::StoreReady;
@@ -66,8 +66,13 @@ struct Context {
     nodes: Nodes,
 }
 
-/// Runs the controller until the future is dropped.
-pub(super) async fn run(client: Client) {
+/// Runs the controller until the future is dropped. `revisions` is the cache (shared with the
+/// Configuration controller) whose significant changes arrive on `revision_changes`.
+pub(super) async fn run(
+    client: Client,
+    revisions: RevisionCache,
+    revision_changes: RevisionChanges,
+) {
     let (domains, domain_writer) = reflector::store::<ConfigMap>();
     let domain_config =
         watcher::Config::default().fields(&format!("metadata.name={CONFIG_DOMAIN}"));
@@ -108,7 +113,6 @@ pub(super) async fn run(client: Client) {
         .with_config(super::controller_config());
     let by_configuration = index.clone();
     let by_revision = index.clone();
-    let (revisions, revision_changes) = revision_cache::watch(client.clone());
     let (nodes, node_changes) = nodes::watch(client.clone());
     let context = Arc::new(Context {
         client: client.clone(),
