@@ -24,7 +24,7 @@ const CAP: Duration = Duration::from_secs(60);
 const CONFLICT: Duration = Duration::from_millis(100);
 
 /// The delay before the retry that follows `failures` consecutive failures (1 = the first).
-pub(super) fn delay(failures: u32, conflict: bool) -> Duration {
+fn delay(failures: u32, conflict: bool) -> Duration {
     if conflict {
         return CONFLICT;
     }
