@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::child_name;
@@ -25,6 +26,9 @@ use super::{Error, RESYNC, log_outcome};
 struct Context {
     client: Client,
     backoff: Backoff,
+    /// Every Configuration (the controller's own cache), to forget the failures of deleted
+    /// ones.
+    configurations: Store<Configuration>,
     /// Every Revision, kept by the watch that also triggers this controller.
     revisions: RevisionCache,
 }
@@ -36,23 +40,25 @@ pub(super) async fn run(
     revisions: RevisionCache,
     revision_changes: RevisionChanges,
 ) {
+    let controller = Controller::new(
+        Api::<Configuration>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
+        configurations: controller.store(),
         revisions,
     });
-    Controller::new(
-        Api::<Configuration>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns_stream(revision_changes)
-    .with_config(super::controller_config())
-    .run(reconcile, error_policy, context)
-    .for_each(|outcome| {
-        log_outcome("Configuration", outcome);
-        futures::future::ready(())
-    })
-    .await;
+    controller
+        .owns_stream(revision_changes)
+        .with_config(super::controller_config())
+        .run(reconcile, error_policy, context)
+        .for_each(|outcome| {
+            log_outcome("Configuration", outcome);
+            futures::future::ready(())
+        })
+        .await;
 }
 
 fn error_policy(cfg: Arc<Configuration>, error: &Error, context: Arc<Context>) -> Action {
@@ -60,6 +66,7 @@ fn error_policy(cfg: Arc<Configuration>, error: &Error, context: Arc<Context>) -
 }
 
 async fn reconcile(cfg: Arc<Configuration>, context: Arc<Context>) -> Result<Action, Error> {
+    context.backoff.forget_deleted(&context.configurations);
     let action = reconcile_configuration(&cfg, &context).await?;
     context.backoff.succeeded(cfg.as_ref());
     Ok(action)

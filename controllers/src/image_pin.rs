@@ -6,10 +6,8 @@
 //! itself after a restart), and the Revision would run different bytes on different nodes.
 //! One writer, once, and every node and restart pulls what it wrote.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-
-use kube::ResourceExt as _;
 
 use wisp_api::knative::{Revision, RevisionStatus};
 use wisp_api::nodes::PINNED_IMAGE_KEY;
@@ -100,59 +98,6 @@ fn image(revision: &Revision) -> Option<String> {
     revision.spec.image().map(|image| image.trim().to_owned())
 }
 
-/// Consecutive failed pins per Revision, for the backoff of the next attempt. Keyed by uid, so
-/// a Revision deleted and created again under its name starts afresh; forgotten when the
-/// Revision is pinned and pruned once it is gone, so the map holds only Revisions that exist
-/// and still fail.
-#[derive(Debug, Default)]
-pub(crate) struct PinFailures {
-    by_uid: HashMap<String, Failures>,
-}
-
-#[derive(Debug)]
-struct Failures {
-    namespace: String,
-    name: String,
-    count: u32,
-}
-
-impl PinFailures {
-    /// Counts one more failed pin of `revision`; returns how many in a row.
-    pub(crate) fn failed(&mut self, revision: &Revision) -> u32 {
-        let entry = self
-            .by_uid
-            .entry(uid_of(revision))
-            .or_insert_with(|| Failures {
-                namespace: revision.namespace().unwrap_or_default(),
-                name: revision.name_any(),
-                count: 0,
-            });
-        entry.count = entry.count.saturating_add(1);
-        entry.count
-    }
-
-    /// Forgets `revision`'s failures: it is pinned, or needs no pin.
-    pub(crate) fn forget(&mut self, revision: &Revision) {
-        self.by_uid.remove(&uid_of(revision));
-    }
-
-    /// Drops the failures of Revisions that no longer exist: `live` gives the uid of the
-    /// Revision now at a namespace and name, if there is one.
-    pub(crate) fn prune(&mut self, live: impl Fn(&str, &str) -> Option<String>) {
-        self.by_uid.retain(|uid, failures| {
-            live(&failures.namespace, &failures.name).as_deref() == Some(uid.as_str())
-        });
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.by_uid.is_empty()
-    }
-}
-
-fn uid_of(revision: &Revision) -> String {
-    revision.uid().unwrap_or_else(|| revision.name_any())
-}
-
 /// How a registry image gets its pin.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Pinning {
@@ -206,39 +151,6 @@ mod tests {
 
     fn defaults() -> ResolutionSettings {
         ResolutionSettings::from_config_map(None).0
-    }
-
-    fn revision_with_uid(name: &str, uid: &str) -> Revision {
-        let mut revision = revision("registry.example/app:v1", None);
-        revision.metadata.name = Some(name.to_owned());
-        revision.metadata.uid = Some(uid.to_owned());
-        revision
-    }
-
-    #[test]
-    fn failed_pins_are_counted_per_uid_forgotten_when_pinned_and_pruned_when_gone() {
-        let mut failures = PinFailures::default();
-        let (a, b) = (
-            revision_with_uid("a", "uid-a"),
-            revision_with_uid("b", "uid-b"),
-        );
-        assert_eq!(failures.failed(&a), 1);
-        assert_eq!(failures.failed(&a), 2);
-        assert_eq!(failures.failed(&b), 1);
-        failures.forget(&a);
-        assert_eq!(failures.failed(&a), 1);
-
-        // b is deleted; a is deleted and created again under its name (another uid).
-        failures.prune(|namespace, name| {
-            assert_eq!(namespace, "default");
-            (name == "a").then(|| "uid-a2".to_owned())
-        });
-        assert!(failures.is_empty());
-
-        let a2 = revision_with_uid("a", "uid-a2");
-        assert_eq!(failures.failed(&a2), 1);
-        failures.prune(|_, name| (name == "a").then(|| "uid-a2".to_owned()));
-        assert_eq!(failures.failed(&a2), 2);
     }
 
     #[test]

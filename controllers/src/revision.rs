@@ -9,18 +9,18 @@
 //! Revision as it is created, and already retries with backoff; Knative pins in its Revision
 //! reconciler for the same reasons.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::Revision;
 
-use super::backoff::{self, Backoff};
-use super::image_pin::{self, PinFailures, Plan};
+use super::backoff::Backoff;
+use super::image_pin::{self, Plan};
 use super::image_resolver::{self, Pinned, Resolver};
 use super::nodes::{self, Nodes};
 use super::{Error, RESYNC, log_outcome, meta, revision_status};
@@ -30,9 +30,11 @@ struct Context {
     backoff: Backoff,
     nodes: Nodes,
     resolver: Resolver,
-    /// Consecutive failed pins per Revision, for the backoff of the next attempt.
-    pin_failures: Mutex<PinFailures>,
-    /// The controller's own view of every Revision, to prune the failures of deleted ones
+    /// Consecutive failed pins per Revision, for the wait before the next attempt. Apart from
+    /// `backoff`: a failed pin is a successful reconcile (it writes the failure into the
+    /// status), which resets `backoff`, while the pin's own wait keeps growing.
+    pin_backoff: Backoff,
+    /// The controller's own view of every Revision, to forget the failures of deleted ones
     /// (a deletion reaches no reconcile).
     revisions: Store<Revision>,
 }
@@ -49,7 +51,7 @@ pub(super) async fn run(client: Client, registry: wisp_oci::Registry) {
         backoff: Backoff::default(),
         nodes,
         resolver: Resolver::new(registry),
-        pin_failures: Mutex::new(PinFailures::default()),
+        pin_backoff: Backoff::default(),
         revisions: controller.store(),
     });
     controller
@@ -68,6 +70,8 @@ fn error_policy(revision: Arc<Revision>, error: &Error, context: Arc<Context>) -
 }
 
 async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Action, Error> {
+    context.backoff.forget_deleted(&context.revisions);
+    context.pin_backoff.forget_deleted(&context.revisions);
     if revision.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -78,7 +82,6 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
     let mut current = stored.clone();
     let mut retry_pin = None;
     let mut pin_failure = None;
-    context.prune_pin_failures();
     if let Plan::Pin(image) = image_pin::plan(revision.as_ref()) {
         let credentials =
             image_resolver::pull_credentials(&context.client, &namespace, &revision, &image).await;
@@ -89,7 +92,7 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
         {
             Pinned::Pin(pin) => {
                 current = image_pin::pinned(&current, &pin);
-                context.pin_failures().forget(revision.as_ref());
+                context.pin_backoff.succeeded(revision.as_ref());
             }
             Pinned::Failed {
                 reason,
@@ -103,8 +106,8 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
                     %message,
                     "cannot pin the revision's image"
                 );
-                let failures = context.pin_failures().failed(revision.as_ref());
-                retry_pin = retry.then(|| backoff::delay(failures, false));
+                let wait = context.pin_backoff.next_retry(revision.as_ref());
+                retry_pin = retry.then_some(wait);
                 pin_failure = Some((reason, message));
             }
         }
@@ -133,27 +136,4 @@ async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Act
     }
     context.backoff.succeeded(revision.as_ref());
     Ok(Action::requeue(retry_pin.unwrap_or(RESYNC)))
-}
-
-impl Context {
-    fn pin_failures(&self) -> std::sync::MutexGuard<'_, PinFailures> {
-        // Every update leaves the map consistent; a panic elsewhere cannot corrupt it.
-        self.pin_failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Forgets the failed pins of Revisions deleted since (the map holds failing Revisions
-    /// only, so this is a handful of lookups at most).
-    fn prune_pin_failures(&self) {
-        let mut failures = self.pin_failures();
-        if failures.is_empty() {
-            return;
-        }
-        failures.prune(|namespace, name| {
-            self.revisions
-                .get(&ObjectRef::new(name).within(namespace))
-                .and_then(|revision| revision.uid())
-        });
-    }
 }

@@ -168,6 +168,7 @@ fn error_policy(route: Arc<Route>, error: &Error, context: Arc<Context>) -> Acti
 }
 
 async fn reconcile(route: Arc<Route>, context: Arc<Context>) -> Result<Action, Error> {
+    context.backoff.forget_deleted(&context.routes);
     let action = reconcile_route(&route, &context).await?;
     context.backoff.succeeded(route.as_ref());
     Ok(action)

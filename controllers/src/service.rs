@@ -27,6 +27,8 @@ use super::{Error, RESYNC, log_outcome};
 struct Context {
     client: Client,
     backoff: Backoff,
+    /// Every Service (the controller's own cache), to forget the failures of deleted ones.
+    services: Store<Service>,
     /// Every Configuration and Route, from the watches that also trigger this controller: a
     /// reconcile reads its children here instead of asking the API server each time.
     configurations: Store<Configuration>,
@@ -51,25 +53,27 @@ pub(super) async fn run(client: Client) {
     .default_backoff()
     .reflect(route_writer)
     .touched_objects();
+    let controller = Controller::new(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
+        services: controller.store(),
         configurations,
         routes,
     });
-    Controller::new(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(super::controller_config())
-    .owns_stream(configuration_changes)
-    .owns_stream(route_changes)
-    .run(reconcile, error_policy, context)
-    .for_each(|outcome| {
-        log_outcome("Service", outcome);
-        futures::future::ready(())
-    })
-    .await;
+    controller
+        .with_config(super::controller_config())
+        .owns_stream(configuration_changes)
+        .owns_stream(route_changes)
+        .run(reconcile, error_policy, context)
+        .for_each(|outcome| {
+            log_outcome("Service", outcome);
+            futures::future::ready(())
+        })
+        .await;
 }
 
 fn error_policy(svc: Arc<Service>, error: &Error, context: Arc<Context>) -> Action {
@@ -77,6 +81,7 @@ fn error_policy(svc: Arc<Service>, error: &Error, context: Arc<Context>) -> Acti
 }
 
 async fn reconcile(svc: Arc<Service>, context: Arc<Context>) -> Result<Action, Error> {
+    context.backoff.forget_deleted(&context.services);
     let action = reconcile_service(&svc, &context).await?;
     context.backoff.succeeded(svc.as_ref());
     Ok(action)

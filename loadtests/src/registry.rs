@@ -1,100 +1,42 @@
 //! A real OCI registry for benchmarks: Debian's `docker-registry` (the CNCF distribution
 //! registry) on loopback, storing into a temporary directory, with components published to it
-//! by `wisp push`. Killed, and its storage removed, on drop.
+//! by `wisp push` (the registry is `wisp-local-registry`'s). Killed, and its storage removed,
+//! on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, bail};
-
-use crate::peers;
-
-/// How long the registry may take to say where it listens.
-const START_DEADLINE: Duration = Duration::from_secs(30);
+use wisp_local_registry::{Access, RegistryProcess};
 
 /// The registry binary, or why there is none (for a benchmark row).
 pub fn locate() -> Result<PathBuf, String> {
-    peers::locate("DOCKER_REGISTRY", "docker-registry", None).ok_or_else(|| {
+    wisp_local_registry::locate().map_err(|_| {
         "missing: docker-registry (scripts/test-deps installs Debian's package; or set $DOCKER_REGISTRY)"
             .into()
     })
 }
 
 pub struct LocalRegistry {
-    child: Child,
-    /// Holds the storage and the log until drop.
-    dir: tempfile::TempDir,
-    host: String,
+    process: RegistryProcess,
 }
 
 impl LocalRegistry {
-    /// Starts `binary` on `127.0.0.1:0` (it binds a free port itself and logs it, so nothing
-    /// races between choosing a port and binding it).
+    /// Starts `binary` on a free loopback port, open to anyone.
     pub fn start(binary: &Path) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir().context("cannot create a directory for the registry")?;
-        let storage = dir.path().join("storage");
-        std::fs::create_dir_all(&storage)
-            .with_context(|| format!("cannot create {}", storage.display()))?;
-        // The access log stays on: it is how a case shows which pulls really fetched a blob.
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n  secret: wisp-bench-secret\n",
-            storage.display()
-        );
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-        let log = dir.path().join("registry.log");
-        let log_file = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut registry = Self {
-            child,
-            dir,
-            host: String::new(),
-        };
-        registry.host = registry.wait_for_address()?;
-        Ok(registry)
-    }
-
-    fn wait_for_address(&mut self) -> anyhow::Result<String> {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let log = self.log();
-            if let Some(host) = listening_address(&log) {
-                return Ok(host.to_owned());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!("docker-registry exited ({status}) before listening:\n{log}");
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "docker-registry did not say where it listens within {START_DEADLINE:?}:\n{log}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(Self {
+            process: RegistryProcess::start(binary, Access::Anyone)?,
+        })
     }
 
     /// `127.0.0.1:PORT`: the registry part of image references, and what to list as insecure.
     pub fn host(&self) -> &str {
-        &self.host
+        self.process.host()
     }
 
     /// How many blob downloads (`GET /v2/REPOSITORY/blobs/…`) the access log shows.
     pub fn blob_fetches(&self, repository: &str) -> usize {
-        count_blob_fetches(&self.log(), repository)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+        count_blob_fetches(&self.process.log(), repository)
     }
 
     /// Publishes `component` as `HOST/repository:tag` with `wisp push`; returns the digest
@@ -106,7 +48,7 @@ impl LocalRegistry {
         repository: &str,
         tag: &str,
     ) -> anyhow::Result<String> {
-        let reference = format!("{}/{repository}:{tag}", self.host);
+        let reference = format!("{}/{repository}:{tag}", self.host());
         let output = Command::new(wisp)
             .arg("push")
             .arg(component)
@@ -126,23 +68,6 @@ impl LocalRegistry {
             .map(str::to_owned)
             .with_context(|| format!("wisp push {reference} printed no `digest: sha256:…` line"))
     }
-}
-
-impl Drop for LocalRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the registry's `listening on ADDR` log line.
-fn listening_address(log: &str) -> Option<&str> {
-    let start = log.find("listening on ")? + "listening on ".len();
-    let rest = &log[start..];
-    let end = rest
-        .find(|c: char| c == '"' || c.is_whitespace())
-        .unwrap_or(rest.len());
-    Some(&rest[..end]).filter(|address| !address.is_empty())
 }
 
 fn count_blob_fetches(log: &str, repository: &str) -> usize {
@@ -174,13 +99,6 @@ pub fn distinct_component(component: &[u8], mark: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_address_is_read_from_the_registry_log_line() {
-        let log = "time=\"2026-12-07T01:00:00Z\" level=info msg=\"listening on 127.0.0.1:41234\" go.version=go1.22\n";
-        assert_eq!(listening_address(log), Some("127.0.0.1:41234"));
-        assert_eq!(listening_address("level=info msg=\"starting\"\n"), None);
-    }
 
     #[test]
     fn blob_downloads_are_counted_per_repository_from_the_access_log() {

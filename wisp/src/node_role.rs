@@ -28,6 +28,7 @@ use wisp_gateway::health::{Health, Phase};
 use wisp_gateway::sync::SyncOptions;
 use wisp_runtime::{Runtime, RuntimeConfig};
 
+use crate::cache_args::CacheLimits;
 use crate::guest_runtime::GuestRuntime;
 use crate::server_args::ServerArgs;
 use crate::{cli_values, host_memory, listen};
@@ -85,16 +86,8 @@ pub struct NodeArgs {
     /// The gateway's and metrics port's connection limits, and the trusted proxies.
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Most bytes the compile cache directory holds; the least recently used entries are
-    /// removed when a new one is written, e.g. 10Gi.
-    #[arg(long, value_name = "BYTES", value_parser = cli_values::memory, default_value = "4Gi")]
-    pub cache_max_size: u64,
-    /// Most bytes of images pulled from registries (manifests and components) kept on disk
-    /// beside the compile cache; the least recently used are removed when a new one would not
-    /// fit, never one a pull in progress is using. A component larger than this still runs,
-    /// without being kept.
-    #[arg(long, value_name = "BYTES", value_parser = cli_values::memory, default_value = "10Gi")]
-    pub image_cache_size: u64,
+    #[command(flatten)]
+    pub cache_limits: CacheLimits,
     #[command(flatten)]
     pub sources: crate::source_args::SourceArgs,
     #[command(flatten)]
@@ -160,8 +153,8 @@ impl Bound {
             max_instances: args.max_instances,
             max_memory_per_instance: args.max_memory_per_instance.max(wisp_runtime::MIB),
             cache_dir: args.cache_dir.clone().or(default_cache_dir),
-            cache_max_bytes: args.cache_max_size,
-            image_cache_max_bytes: args.image_cache_size,
+            cache_max_bytes: args.cache_limits.compile_cache_bytes(),
+            image_cache_max_bytes: args.cache_limits.image_cache_bytes(),
             sources: args.sources.policy(&image_base_dir)?,
             ..RuntimeConfig::default()
         }))?;
@@ -323,7 +316,28 @@ pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Probe {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    #[test]
+    fn the_node_takes_the_cache_limits_but_not_no_cache() {
+        let node = Probe::try_parse_from(["probe", "--cache-max-size", "1Gi"])
+            .unwrap()
+            .node;
+        assert_eq!(node.cache_limits.compile_cache_bytes(), 1024 * 1024 * 1024);
+        assert_eq!(
+            node.cache_limits.image_cache_bytes(),
+            wisp_oci::DEFAULT_IMAGE_CACHE_BYTES
+        );
+        assert!(Probe::try_parse_from(["probe", "--no-cache"]).is_err());
+    }
 
     #[test]
     fn the_node_advertises_a_reachable_address() {

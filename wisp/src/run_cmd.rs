@@ -108,8 +108,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_instances: args.max_instances,
         max_memory_per_instance: args.memory.max(wisp_runtime::MIB),
         cache_dir,
-        cache_max_bytes: args.cache.max_bytes(),
-        image_cache_max_bytes: args.cache.image_cache_bytes(),
+        cache_max_bytes: args.cache.limits.compile_cache_bytes(),
+        image_cache_max_bytes: args.cache.limits.image_cache_bytes(),
         // The operator named the component on the command line: any path or URL.
         sources: SourcePolicy::trusting(),
         insecure_registries: args.registries.insecure_registry.clone(),

@@ -104,8 +104,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_instances: args.max_instances,
         max_memory_per_instance: largest_limit.max(wisp_runtime::MIB),
         cache_dir: args.cache.dir(),
-        cache_max_bytes: args.cache.max_bytes(),
-        image_cache_max_bytes: args.cache.image_cache_bytes(),
+        cache_max_bytes: args.cache.limits.compile_cache_bytes(),
+        image_cache_max_bytes: args.cache.limits.image_cache_bytes(),
         sources: settings.sources.clone(),
         ..RuntimeConfig::default()
     }))?;
