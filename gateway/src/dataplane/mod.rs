@@ -44,7 +44,7 @@ pub use error::DataPlaneError;
 pub use node::{
     DEFAULT_MAX_REPLICAS, NodeCapacity, NodeUsage, Unschedulable, default_max_replicas_per_revision,
 };
-pub use status::RevisionState;
+pub use status::{ReplicaCounts, RevisionState};
 
 use crate::metrics::{CompiledTotals, DataPlaneMetrics, NodeLabels, NodeMetrics};
 use crate::routing::{Domain, RouteConfig, RouteError, RouteTable, Router};
@@ -320,6 +320,14 @@ impl DataPlane {
     /// The revision's state now, if it is here.
     pub fn revision_state(&self, key: &RevisionKey) -> Option<RevisionState> {
         self.entry(key).map(|entry| entry.state())
+    }
+
+    /// The revision's replica counts now, if it is here: the part of
+    /// [`DataPlane::revision_state`] its status takes, without copying anything.
+    pub fn replica_counts(&self, key: &RevisionKey) -> Option<ReplicaCounts> {
+        self.read_revisions()
+            .get(&key.namespace, &key.name)
+            .map(|entry| entry.replica_counts())
     }
 
     /// One second of the autoscaler's loop at the clock's current time, then the metrics that

@@ -16,7 +16,7 @@ use wisp_runtime::{PreparedComponent, ReplicaIdentity, ReplicaLimits};
 use super::backend::ReplicaBackend;
 use super::config::RevisionConfig;
 use super::node::{NodeCapacity, Unschedulable};
-use super::status::RevisionState;
+use super::status::{ReplicaCounts, RevisionState};
 use crate::metrics::{
     AutoscalerView, DataPlaneMetrics, NodeMetrics, RevisionLabels, RevisionMetrics,
 };
@@ -338,6 +338,16 @@ impl RevisionEntry {
         self.throttler.update_backends(std::iter::empty());
         self.ready.store(0, Ordering::Release);
         *lock(&self.unschedulable) = None;
+    }
+
+    pub(crate) fn replica_counts(&self) -> ReplicaCounts {
+        let view = self.autoscaler.view();
+        ReplicaCounts {
+            desired: view.desired_scale,
+            wanted: view.replicas,
+            ready: self.ready(),
+            unschedulable: self.unschedulable(),
+        }
     }
 
     pub(crate) fn state(&self) -> RevisionState {

@@ -3,6 +3,8 @@
 
 use wisp_api::revision_key::RevisionKey;
 
+use super::node::Unschedulable;
+
 /// A point-in-time view of one revision in the data plane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevisionState {
@@ -35,11 +37,39 @@ impl RevisionState {
     /// Revision's `ReplicasScheduled=False` condition).
     pub fn capped(&self, node: &str) -> Option<String> {
         let reason = self.unschedulable.as_deref()?;
-        Some(format!(
-            "node {node} runs {} of the {} replicas the revision wants: {reason}",
-            self.ready_replicas, self.wanted_replicas
+        Some(capped_message(
+            node,
+            self.ready_replicas,
+            self.wanted_replicas,
+            reason,
         ))
     }
+}
+
+/// The numbers a revision's status takes from the data plane, read without copying any
+/// string: the sync compares them every status interval, for every revision the node serves,
+/// to find the few that changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaCounts {
+    /// As [`RevisionState::desired_replicas`].
+    pub desired: i32,
+    /// As [`RevisionState::wanted_replicas`].
+    pub wanted: u32,
+    /// As [`RevisionState::ready_replicas`].
+    pub ready: u32,
+    pub unschedulable: Option<Unschedulable>,
+}
+
+impl ReplicaCounts {
+    /// As [`RevisionState::capped`].
+    pub fn capped(&self, node: &str) -> Option<String> {
+        let reason = self.unschedulable?;
+        Some(capped_message(node, self.ready, self.wanted, reason))
+    }
+}
+
+fn capped_message(node: &str, ready: u32, wanted: u32, reason: impl std::fmt::Display) -> String {
+    format!("node {node} runs {ready} of the {wanted} replicas the revision wants: {reason}")
 }
 
 #[cfg(test)]
@@ -70,6 +100,27 @@ mod tests {
                 "node n1 runs 5 of the 2000000000 replicas the revision wants: the node runs at \
                  most 5 replicas"
             )
+        );
+    }
+
+    #[test]
+    fn counts_say_capped_as_the_full_state_does() {
+        let mut counts = ReplicaCounts {
+            desired: 3,
+            wanted: 3,
+            ready: 1,
+            unschedulable: None,
+        };
+        assert_eq!(counts.capped("n1"), None);
+        let reason = Unschedulable::RevisionCap {
+            max_replicas_per_revision: 1,
+        };
+        counts.unschedulable = Some(reason);
+        assert_eq!(
+            counts.capped("n1"),
+            Some(format!(
+                "node n1 runs 1 of the 3 replicas the revision wants: {reason}"
+            ))
         );
     }
 }

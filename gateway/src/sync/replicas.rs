@@ -34,17 +34,28 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut replicas = ReplicaStatus::default();
     let mut pods = Pods::new(shared.options.status_interval);
     let mut node = NodeStatus::new(shared.options.status_interval);
+    // What the last pass read, once everything it read is written: until something changes,
+    // or the Pods are due to be listed again, there is nothing to do.
+    let mut written: Option<super::ReplicaSnapshot> = None;
     loop {
         interval.tick().await;
-        let (counts, with_replicas) = shared.replica_counts();
-        // Pods first: a reader who sees actualReplicas N finds N Pods. A revision whose Pods
-        // could not be written keeps its old counts until they are.
-        let unsynced = pods.sync(&shared, &with_replicas, &counts).await;
-        let synced: BTreeMap<RevisionKey, Replicas> = counts
-            .into_iter()
-            .filter(|(key, _)| !unsynced.contains(key))
-            .collect();
-        replicas.sync(&shared, &synced).await;
+        let unchanged_since = written.as_ref().filter(|_| !pods.relist_due());
+        match shared.replica_counts(unchanged_since) {
+            None => pods.skip_tick(),
+            Some(pass) => {
+                // Pods first: a reader who sees actualReplicas N finds N Pods. A revision whose
+                // Pods could not be written keeps its old counts until they are.
+                let unsynced = pods.sync(&shared, &pass.with_replicas, &pass.counts).await;
+                let complete = unsynced.is_empty();
+                let synced: BTreeMap<RevisionKey, Replicas> = pass
+                    .counts
+                    .into_iter()
+                    .filter(|(key, _)| !unsynced.contains(key))
+                    .collect();
+                let all_written = replicas.sync(&shared, &synced).await;
+                written = (complete && all_written).then_some(pass.snapshot);
+            }
+        }
         node.sync(&shared).await;
     }
 }
@@ -56,13 +67,15 @@ struct ReplicaStatus {
 }
 
 impl ReplicaStatus {
-    async fn sync(&mut self, shared: &Shared, counts: &BTreeMap<RevisionKey, Replicas>) {
+    /// Writes the counts that differ from those last written; whether all of them were.
+    async fn sync(&mut self, shared: &Shared, counts: &BTreeMap<RevisionKey, Replicas>) -> bool {
         self.written.retain(|key, _| counts.contains_key(key));
         let changed: Vec<(RevisionKey, Replicas)> = counts
             .iter()
             .filter(|(key, count)| self.written.get(*key) != Some(*count))
             .map(|(key, count)| (key.clone(), count.clone()))
             .collect();
+        let wanted = changed.len();
         let written: Vec<(RevisionKey, Replicas)> = futures::stream::iter(changed)
             .map(|(key, count)| async move {
                 write_replicas(shared, &key, &count)
@@ -73,7 +86,9 @@ impl ReplicaStatus {
             .filter_map(std::future::ready)
             .collect()
             .await;
+        let all_written = written.len() == wanted;
         self.written.extend(written);
+        all_written
     }
 }
 
@@ -150,6 +165,16 @@ impl Pods {
             existing: BTreeMap::new(),
             log: Log::default(),
         }
+    }
+
+    /// Whether this tick lists the Pods again (so it must not be skipped).
+    fn relist_due(&self) -> bool {
+        self.relist_in == 0
+    }
+
+    /// A tick with nothing to sync: it still counts towards the next list.
+    fn skip_tick(&mut self) {
+        self.relist_in = self.relist_in.saturating_sub(1);
     }
 
     /// Creates and deletes Pods until each serving revision has one per ready replica
