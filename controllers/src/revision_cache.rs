@@ -14,7 +14,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::channel::mpsc;
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -55,10 +55,7 @@ impl RevisionCache {
 }
 
 /// Significant changes, as one controller receives them.
-pub(super) type RevisionChanges = mpsc::Receiver<Result<Revision, watcher::Error>>;
-
-/// Changes waiting for a slow controller before the watch waits for it.
-const PENDING_CHANGES: usize = 256;
+pub(super) type RevisionChanges = mpsc::UnboundedReceiver<Result<Revision, watcher::Error>>;
 
 /// The cache, one stream of its significant changes per controller (`N` of them, e.g. as each
 /// controller's trigger), and the future that runs the one watch behind them all: poll it as
@@ -66,7 +63,9 @@ const PENDING_CHANGES: usize = 256;
 ///
 /// One watch for all: each watch of every Revision is one more copy of them all in memory and
 /// one more encoding of every Revision event by the API server (10,000 Services make 40,000
-/// such events and hold 10,000 Revisions).
+/// such events and hold 10,000 Revisions). The streams are unbounded: a controller at its
+/// concurrency limit stops reading its triggers, and a bounded stream would then stop the
+/// watch, and with it the cache and the other controller.
 pub(super) fn watch<const N: usize>(
     client: Client,
 ) -> (
@@ -90,7 +89,7 @@ pub(super) fn watch<const N: usize>(
     });
     let mut senders = Vec::with_capacity(N);
     let receivers = std::array::from_fn(|_| {
-        let (sender, receiver) = mpsc::channel(PENDING_CHANGES);
+        let (sender, receiver) = mpsc::unbounded();
         senders.push(sender);
         receiver
     });
@@ -110,15 +109,15 @@ pub(super) fn watch<const N: usize>(
 /// with backoff), once rather than by each controller.
 async fn fan_out(
     changes: impl Stream<Item = Result<Revision, watcher::Error>>,
-    mut senders: Vec<mpsc::Sender<Result<Revision, watcher::Error>>>,
+    senders: Vec<mpsc::UnboundedSender<Result<Revision, watcher::Error>>>,
 ) {
     let mut changes = std::pin::pin!(changes);
     while let Some(change) = changes.next().await {
         match change {
             Ok(revision) => {
-                for sender in &mut senders {
+                for sender in &senders {
                     // A controller that stopped has dropped its stream: the others go on.
-                    let _ = sender.send(Ok(revision.clone())).await;
+                    let _ = sender.unbounded_send(Ok(revision.clone()));
                 }
             }
             Err(error) => tracing::warn!("watching Revisions: {error}; retrying"),
