@@ -322,6 +322,15 @@ impl DataPlane {
         self.entry(key).map(|entry| entry.state())
     }
 
+    /// Whether the revision is here (applied and not removed). Cheaper than
+    /// [`DataPlane::revision_state`], which copies its names and spells its digest: the route
+    /// sync asks this for every routed revision each time it rebuilds the table.
+    pub fn has_revision(&self, key: &RevisionKey) -> bool {
+        self.read_revisions()
+            .get(&key.namespace, &key.name)
+            .is_some()
+    }
+
     /// The revision's replica counts now, if it is here: the part of
     /// [`DataPlane::revision_state`] its status takes, without copying anything.
     pub fn replica_counts(&self, key: &RevisionKey) -> Option<ReplicaCounts> {

@@ -161,8 +161,7 @@ impl Table {
             let key = (config.namespace.clone(), config.name.clone());
             let problem = self.problems.get(&key).cloned();
             if problem.is_none()
-                && !revisions_of(&config)
-                    .all(|revision| shared.data_plane.revision_state(&revision).is_some())
+                && !revisions_of(&config).all(|revision| shared.data_plane.has_revision(&revision))
             {
                 continue;
             }
@@ -211,8 +210,8 @@ impl Table {
         wanted
             .into_iter()
             .map(|config| {
-                let loaded = revisions_of(&config)
-                    .all(|revision| shared.data_plane.revision_state(&revision).is_some());
+                let loaded =
+                    revisions_of(&config).all(|revision| shared.data_plane.has_revision(&revision));
                 let serving = programmed.get(&(config.namespace.as_str(), config.name.as_str()));
                 match serving {
                     Some(serving) if !loaded => (*serving).clone(),
