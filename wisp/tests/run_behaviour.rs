@@ -247,10 +247,19 @@ async fn without_address_space_for_the_pool_wisp_falls_back_to_on_demand_allocat
 
 /// `wisp run` takes `wasmtime serve`'s reuse flags: with `--max-instance-reuse-count 2` an
 /// instance serves two requests in turn (the `counter` sample answers how many its instance
-/// served), and `Server-Timing` says which instance each request got.
+/// served), and `Server-Timing` says which instance each request got. The idle timeout is long
+/// so that a pause on a loaded machine cannot retire the instance between two requests.
 #[tokio::test]
 async fn reuse_flags_are_wasmtime_serves() {
-    let wisp = WispRun::start(wisp_samples::COUNTER, &["--max-instance-reuse-count", "2"]);
+    let wisp = WispRun::start(
+        wisp_samples::COUNTER,
+        &[
+            "--max-instance-reuse-count",
+            "2",
+            "--idle-instance-timeout",
+            "120s",
+        ],
+    );
     let mut seen = Vec::new();
     for _ in 0..4 {
         let response = client().get(wisp.url("/")).send().await.unwrap();

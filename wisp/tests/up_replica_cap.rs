@@ -7,23 +7,12 @@
 mod cluster;
 mod common;
 
-use cluster::{Up, condition, condition_of, image, ksvc};
+use cluster::{Up, condition, condition_of, image, ksvc, with_annotations};
 
 /// Peak resident memory `wisp up` may reach in this test: the API server, the controllers and a
 /// node running six replicas of `hello`, nowhere near what even a millionth of two billion
 /// replicas would take.
 const PEAK_RSS_BOUND: u64 = 512 * 1024 * 1024;
-
-fn with_annotations(manifest: &str, annotations: &[(&str, &str)]) -> String {
-    let lines: String = annotations
-        .iter()
-        .map(|(key, value)| format!("        {key}: \"{value}\"\n"))
-        .collect();
-    manifest.replace(
-        "  template:\n    spec:",
-        &format!("  template:\n    metadata:\n      annotations:\n{lines}    spec:"),
-    )
-}
 
 #[test]
 fn a_service_demanding_billions_of_replicas_runs_its_share_and_its_revision_says_why() {

@@ -197,7 +197,8 @@ fn reused_instances_keep_the_contract_request_after_request() {
         let manifest = service(name, name).replace(
             "  template:\n    spec:",
             "  template:\n    metadata:\n      annotations:\n        \
-             wisp.dev/max-instance-reuse-count: \"8\"\n    spec:",
+             wisp.dev/max-instance-reuse-count: \"8\"\n        \
+             wisp.dev/idle-instance-timeout: \"120s\"\n    spec:",
         );
         up.apply(&manifest);
     }

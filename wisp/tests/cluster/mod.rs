@@ -574,3 +574,17 @@ pub fn ksvc(name: &str, image: &str) -> String {
          spec:\n  template:\n    spec:\n      containers:\n      - image: {image}\n"
     )
 }
+
+/// `manifest` (a Service from [`ksvc`]) with `annotations` on its revision template.
+pub fn with_annotations(manifest: &str, annotations: &[(&str, &str)]) -> String {
+    let lines: String = annotations
+        .iter()
+        .map(|(key, value)| format!("        {key}: \"{value}\"\n"))
+        .collect();
+    let annotated = manifest.replace(
+        "  template:\n    spec:",
+        &format!("  template:\n    metadata:\n      annotations:\n{lines}    spec:"),
+    );
+    assert_ne!(annotated, manifest, "the template has no spec to annotate");
+    annotated
+}

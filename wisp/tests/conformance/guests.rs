@@ -3,20 +3,15 @@
 //! served beside WASIp2 ones. `counter` and `p3-counter` answer how many requests their instance
 //! has taken, so an answer shows whether state carried over.
 
-use crate::cluster::{Kube, image, ksvc};
+use crate::cluster::{Kube, image, ksvc, with_annotations};
 
 use super::api::WEBHOOK_DENIED;
 
-fn with_annotation(manifest: &str, key: &str, value: &str) -> String {
-    let annotated = manifest.replace(
-        "  template:\n    spec:",
-        &format!(
-            "  template:\n    metadata:\n      annotations:\n        {key}: \"{value}\"\n    spec:"
-        ),
-    );
-    assert_ne!(annotated, manifest, "the template has no spec to annotate");
-    annotated
-}
+/// How long an idle instance is kept in these cases: far longer than the gap between two of a
+/// case's requests on a loaded machine. With wasmtime's default of 1 s, the requests that
+/// haproxy alternates between two nodes could each find their node's instance already retired,
+/// and reuse would not show.
+const KEEP_IDLE: (&str, &str) = ("wisp.dev/idle-instance-timeout", "120s");
 
 /// Answers of `n` requests in turn, as numbers.
 fn counts(up: &Kube, service: &str, n: usize) -> Vec<u32> {
@@ -36,10 +31,9 @@ fn counts(up: &Kube, service: &str, n: usize) -> Vec<u32> {
 /// (on each node the balancer sends them to); a bad value is refused with the field and the fix.
 pub fn instance_reuse_is_the_revisions_choice(up: &Kube) {
     up.apply(&ksvc("fresh", &image("counter")));
-    up.apply(&with_annotation(
+    up.apply(&with_annotations(
         &ksvc("kept", &image("counter")),
-        "wisp.dev/max-instance-reuse-count",
-        "3",
+        &[("wisp.dev/max-instance-reuse-count", "3"), KEEP_IDLE],
     ));
     up.wait_ready("ksvc", "fresh");
     let revision = up.wait_ready("ksvc", "kept");
@@ -60,10 +54,9 @@ pub fn instance_reuse_is_the_revisions_choice(up: &Kube) {
         "no instance was reused: {kept:?}"
     );
 
-    let zero = with_annotation(
+    let zero = with_annotations(
         &ksvc("bad", &image("counter")),
-        "wisp.dev/max-instance-reuse-count",
-        "0",
+        &[("wisp.dev/max-instance-reuse-count", "0")],
     );
     let error = up.kubectl_fails(&["apply", "-f", "-"], Some(&zero));
     assert!(error.contains(WEBHOOK_DENIED), "{error}");
@@ -74,10 +67,9 @@ pub fn instance_reuse_is_the_revisions_choice(up: &Kube) {
         ),
         "{error}"
     );
-    let typo = with_annotation(
+    let typo = with_annotations(
         &ksvc("bad", &image("counter")),
-        "wisp.dev/max-instances",
-        "2",
+        &[("wisp.dev/max-instances", "2")],
     );
     let error = up.kubectl_fails(&["apply", "-f", "-"], Some(&typo));
     assert!(error.contains("unknown wisp annotation"), "{error}");
@@ -85,9 +77,13 @@ pub fn instance_reuse_is_the_revisions_choice(up: &Kube) {
 }
 
 /// A WASIp3 component (spin-sdk 7) applied with kubectl serves like any other, with its
-/// instances reused by default and many requests at once on one instance.
+/// instances reused by default (only the idle timeout is lengthened, see [`KEEP_IDLE`]) and many
+/// requests at once on one instance.
 pub fn a_wasip3_component_serves(up: &Kube) {
-    up.apply(&ksvc("async", &image("p3-counter")));
+    up.apply(&with_annotations(
+        &ksvc("async", &image("p3-counter")),
+        &[KEEP_IDLE],
+    ));
     up.wait_ready("ksvc", "async");
     let first = counts(up, "async", 3);
     assert!(first.iter().any(|n| *n >= 2), "not reused: {first:?}");
