@@ -2,7 +2,8 @@
 //! and the autoscaler composed into one request path.
 //!
 //! The control plane feeds it through a typed interface — [`DataPlane::apply_revision`],
-//! [`DataPlane::remove_revision`], [`DataPlane::set_routes`] — and reads
+//! [`DataPlane::remove_revision`], [`DataPlane::set_routes`] (or [`DataPlane::update_routes`],
+//! route by route) — and reads
 //! [`DataPlane::revision_state`] back for Revision status. Requests enter through
 //! [`DataPlane::handle`] (served on a listener by [`DataPlane::serve`]).
 //!
@@ -24,9 +25,9 @@ mod handler;
 mod node;
 mod registry;
 mod revision;
+mod route_set;
 mod status;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -44,12 +45,14 @@ pub use error::DataPlaneError;
 pub use node::{
     DEFAULT_MAX_REPLICAS, NodeCapacity, NodeUsage, Unschedulable, default_max_replicas_per_revision,
 };
+pub use route_set::RouteChange;
 pub use status::{ReplicaCounts, RevisionState};
 
 use crate::metrics::{CompiledTotals, DataPlaneMetrics, NodeLabels, NodeMetrics};
 use crate::routing::{Domain, RouteConfig, RouteError, RouteTable, Router};
 use registry::Registry;
 use revision::{EntryParts, RevisionEntry};
+use route_set::RouteSet;
 
 /// Whether `entry` already runs `config`: the same spec, and the recorded bytes when a digest
 /// is recorded.
@@ -72,7 +75,7 @@ struct Inner {
     autoscaler: Arc<Autoscaler>,
     router: Router,
     domain: RwLock<Domain>,
-    routes: Mutex<Vec<RouteConfig>>,
+    routes: Mutex<RouteSet>,
     /// Serialises configuration changes (revisions, routes, domain) so each sees the others
     /// whole; the request path never takes it.
     control: tokio::sync::Mutex<()>,
@@ -94,9 +97,11 @@ impl DataPlane {
         let domain = config.domain.clone();
         Self {
             inner: Arc::new(Inner {
-                router: Router::new(RouteTable::build(domain.clone(), []).table),
+                router: Router::new(
+                    RouteTable::build(domain.clone(), Vec::<RouteConfig>::new()).table,
+                ),
                 domain: RwLock::new(domain),
-                routes: Mutex::new(Vec::new()),
+                routes: Mutex::new(RouteSet::default()),
                 control: tokio::sync::Mutex::new(()),
                 revisions: RwLock::new(Registry::default()),
                 config,
@@ -276,7 +281,25 @@ impl DataPlane {
     /// unreachable for the autoscaler (they scale to zero whatever their min-scale).
     pub async fn set_routes(&self, routes: Vec<RouteConfig>) -> Vec<RouteError> {
         let _control = self.inner.control.lock().await;
-        self.publish_routes(routes)
+        let mut flipped = Vec::new();
+        let mut problems = self.route_set().replace_all(routes, &mut flipped);
+        problems.extend(self.publish_routes(&flipped));
+        problems
+    }
+
+    /// Changes only the routes `changes` name; the table is published whole as
+    /// [`DataPlane::set_routes`] does. Returns the problems of the whole new table (a change
+    /// can make a host conflict with a route it did not name).
+    pub async fn update_routes(&self, changes: Vec<RouteChange>) -> Vec<RouteError> {
+        let _control = self.inner.control.lock().await;
+        let mut flipped = Vec::new();
+        {
+            let mut routes = self.route_set();
+            for change in changes {
+                routes.apply(change, &mut flipped);
+            }
+        }
+        self.publish_routes(&flipped)
     }
 
     /// Changes the domain (`config-domain`) and rebuilds the route table for it.
@@ -287,25 +310,28 @@ impl DataPlane {
             .domain
             .write()
             .unwrap_or_else(PoisonError::into_inner) = domain;
-        let routes = self
-            .inner
+        self.publish_routes(&[])
+    }
+
+    fn route_set(&self) -> std::sync::MutexGuard<'_, RouteSet> {
+        self.inner
             .routes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        self.publish_routes(routes)
     }
 
-    /// Builds and swaps in the table for `routes`; the caller holds the control lock.
-    fn publish_routes(&self, routes: Vec<RouteConfig>) -> Vec<RouteError> {
-        let built = RouteTable::build(self.domain(), routes.clone());
-        self.inner.router.replace(built.table);
-        *self
-            .inner
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = routes;
-        self.update_reachability();
+    /// Builds and swaps in the table for the routes held, then tells the autoscaler about the
+    /// revisions in `flipped`, whose reachability changed; the caller holds the control lock.
+    fn publish_routes(&self, flipped: &[RevisionKey]) -> Vec<RouteError> {
+        let built = RouteTable::build(self.domain(), self.route_set().configs());
+        let old = self.inner.router.replace(built.table);
+        // The old table's ten thousand hosts are freed here rather than under the set's lock.
+        drop(old);
+        for key in flipped {
+            if let Some(entry) = self.entry(key) {
+                self.set_reachability(&entry, self.reachability(key));
+            }
+        }
         built.problems
     }
 
@@ -443,71 +469,39 @@ impl DataPlane {
     }
 
     fn reachability(&self, key: &RevisionKey) -> Reachability {
-        let routes = self
-            .inner
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let routed = routes.iter().any(|route| {
-            route.namespace == key.namespace
-                && route
-                    .traffic
-                    .iter()
-                    .any(|target| target.revision == key.name)
-        });
-        if routed {
+        if self.route_set().is_routed(&key.namespace, &key.name) {
             Reachability::Reachable
         } else {
             Reachability::Unreachable
         }
     }
 
-    fn update_reachability(&self) {
-        let routed: HashSet<(String, String)> = self
+    /// Tells the autoscaler that `entry` is now `reachability`, if that is news.
+    fn set_reachability(&self, entry: &RevisionEntry, reachability: Reachability) {
+        if entry.reachability() == reachability {
+            return;
+        }
+        let key = entry.key();
+        let spec = RevisionSpec {
+            annotations: entry.annotations(),
+            container_concurrency: entry.config.container_concurrency,
+            reachability,
+        };
+        // The annotations were accepted when the revision was applied; should the cluster
+        // configuration reject them now, the revision keeps its previous spec (until its next
+        // apply or reachability change).
+        match self
             .inner
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .flat_map(|route| {
-                route
-                    .traffic
-                    .iter()
-                    .map(|t| (route.namespace.clone(), t.revision.clone()))
-            })
-            .collect();
-        let entries: Vec<Arc<RevisionEntry>> = self.read_revisions().entries().cloned().collect();
-        for entry in entries {
-            let key = entry.key();
-            let reachable = routed.contains(&(key.namespace.clone(), key.name.clone()));
-            let reachability = if reachable {
-                Reachability::Reachable
-            } else {
-                Reachability::Unreachable
-            };
-            if entry.reachability() == reachability {
-                continue;
-            }
-            let spec = RevisionSpec {
-                annotations: entry.annotations(),
-                container_concurrency: entry.config.container_concurrency,
-                reachability,
-            };
-            // The annotations were accepted when the revision was applied; should the cluster
-            // configuration reject them now, the revision keeps its previous spec.
-            match self
-                .inner
-                .autoscaler
-                .register(key.clone(), spec, entry.ready())
-            {
-                Ok(_) => entry.set_reachability(reachability),
-                Err(error) => tracing::warn!(
-                    namespace = %key.namespace,
-                    revision = %key.name,
-                    %error,
-                    "cannot update whether the revision is routed"
-                ),
-            }
+            .autoscaler
+            .register(key.clone(), spec, entry.ready())
+        {
+            Ok(_) => entry.set_reachability(reachability),
+            Err(error) => tracing::warn!(
+                namespace = %key.namespace,
+                revision = %key.name,
+                %error,
+                "cannot update whether the revision is routed"
+            ),
         }
     }
 

@@ -7,6 +7,7 @@
 //! request time. Between two claims of the same kind the earlier route in (namespace, name)
 //! order wins, so the outcome does not depend on the order configurations arrived in.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
@@ -97,16 +98,25 @@ pub struct Built {
 impl RouteTable {
     /// Builds the table for `domain`: invalid routes are skipped, conflicting hosts resolved as
     /// the module documentation says, and both reported in [`Built::problems`].
-    pub fn build(domain: Domain, routes: impl IntoIterator<Item = RouteConfig>) -> Built {
-        let mut routes: Vec<RouteConfig> = routes.into_iter().collect();
-        routes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    /// Takes the routes owned or borrowed: the data plane builds from the routes it keeps,
+    /// without a copy of each.
+    pub fn build<R: Borrow<RouteConfig>>(
+        domain: Domain,
+        routes: impl IntoIterator<Item = R>,
+    ) -> Built {
+        let mut routes: Vec<R> = routes.into_iter().collect();
+        // Already in order when built from the data plane's routes; sorting them is one pass.
+        routes.sort_by(|a, b| {
+            let (a, b) = (a.borrow(), b.borrow());
+            (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+        });
         let mut problems = Vec::new();
-        let mut hosts = HashMap::new();
+        let mut hosts = HashMap::with_capacity(routes.len());
         let mut valid = Vec::with_capacity(routes.len());
         let mut previous: Option<(&str, &str)> = None;
 
         // Pass 1: route hosts, which take precedence over any tag host.
-        for route in &routes {
+        for route in routes.iter().map(Borrow::borrow) {
             let key = (route.namespace.as_str(), route.name.as_str());
             if previous == Some(key) {
                 problems.push(route.error(RouteProblem::DuplicateRoute(route.name.clone())));
@@ -166,9 +176,9 @@ impl RouteTable {
 
     /// Like [`RouteTable::build`], but any problem fails the whole build; for callers (tests,
     /// a static manifest file) that want all or nothing.
-    pub fn try_build(
+    pub fn try_build<R: Borrow<RouteConfig>>(
         domain: Domain,
-        routes: impl IntoIterator<Item = RouteConfig>,
+        routes: impl IntoIterator<Item = R>,
     ) -> Result<Self, RouteError> {
         let built = Self::build(domain, routes);
         match built.problems.into_iter().next() {

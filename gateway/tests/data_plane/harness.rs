@@ -16,7 +16,9 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 use wisp_api::revision_key::RevisionKey;
 use wisp_autoscaler::{ManualClock, Timestamp};
-use wisp_gateway::dataplane::{DataPlane, DataPlaneConfig, RevisionConfig, RevisionState};
+use wisp_gateway::dataplane::{
+    DataPlane, DataPlaneConfig, RevisionConfig, RevisionState, RouteChange,
+};
 use wisp_gateway::routing::{RouteConfig, TrafficTarget};
 use wisp_runtime::{MIB, Runtime, RuntimeConfig};
 
@@ -42,7 +44,6 @@ pub struct Plane {
     pub clock: Arc<ManualClock>,
     pub addr: SocketAddr,
     client: Client<HttpConnector, Empty<Bytes>>,
-    routes: std::sync::Mutex<Vec<RouteConfig>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -96,7 +97,6 @@ impl Plane {
             clock,
             addr,
             client,
-            routes: std::sync::Mutex::new(Vec::new()),
             _stop: stop,
         }
     }
@@ -139,15 +139,12 @@ impl Plane {
         seconds
     }
 
-    /// Adds or replaces one route, keeping the others.
+    /// Adds or replaces one route, keeping the others (as the node's route sync does).
     pub async fn add_route(&self, route: RouteConfig) {
-        let routes = {
-            let mut routes = self.routes.lock().expect("routes");
-            routes.retain(|r| !(r.namespace == route.namespace && r.name == route.name));
-            routes.push(route);
-            routes.clone()
-        };
-        let problems = self.data_plane.set_routes(routes).await;
+        let problems = self
+            .data_plane
+            .update_routes(vec![RouteChange::Set(route)])
+            .await;
         assert!(problems.is_empty(), "route problems: {problems:?}");
     }
 

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::StatusCode;
+use wisp_gateway::dataplane::RouteChange;
 use wisp_gateway::routing::{RouteConfig, TrafficTarget};
 
-use crate::harness::{NS, Plane, host, revision};
+use crate::harness::{NS, Plane, annotated, host, revision};
 
 fn revision_of(body: &str) -> String {
     body.lines()
@@ -196,4 +197,67 @@ async fn h2c_requests_are_routed_by_authority() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"Hello from wisp!\n");
+}
+
+/// A revision no route names is unreachable: it goes to zero whatever its min-scale, and back
+/// to its min-scale once a route names it again, whether the routes change one at a time
+/// (`update_routes`, as a node's route sync feeds them) or all at once (`set_routes`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrouted_revision_goes_to_zero_whatever_its_min_scale() {
+    let plane = Plane::start().await;
+    let key = plane
+        .serve(annotated(
+            revision("kept", wisp_samples::HELLO),
+            &[("min-scale", "2")],
+        ))
+        .await;
+    let route = RouteConfig::new(NS, "kept", vec![TrafficTarget::new(&key.name, 100)]);
+    let at_min_scale = || async {
+        plane.advance(1);
+        plane
+            .wait_for(&key, "min-scale's two replicas", |s| s.ready_replicas == 2)
+            .await;
+    };
+    at_min_scale().await;
+
+    // A second route naming it too: removing one of the two leaves it routed.
+    plane
+        .add_route(RouteConfig::new(
+            NS,
+            "also",
+            vec![TrafficTarget::new(&key.name, 100)],
+        ))
+        .await;
+    let problems = plane
+        .data_plane
+        .update_routes(vec![RouteChange::Remove {
+            namespace: NS.into(),
+            name: "also".into(),
+        }])
+        .await;
+    assert!(problems.is_empty(), "{problems:?}");
+    plane.advance(120);
+    plane
+        .wait_for(&key, "still at min-scale", |s| s.ready_replicas == 2)
+        .await;
+
+    let problems = plane
+        .data_plane
+        .update_routes(vec![RouteChange::Remove {
+            namespace: NS.into(),
+            name: "kept".into(),
+        }])
+        .await;
+    assert!(problems.is_empty(), "{problems:?}");
+    plane.idle_until_zero(&key).await;
+
+    plane.add_route(route.clone()).await;
+    at_min_scale().await;
+
+    let problems = plane.data_plane.set_routes(Vec::new()).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    plane.idle_until_zero(&key).await;
+    let problems = plane.data_plane.set_routes(vec![route]).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    at_min_scale().await;
 }
