@@ -155,11 +155,22 @@ impl Cluster {
     /// A Route to `revision`, IngressReady (and Ready) True when `ingress_ready`: as stored
     /// by a data plane before a restart.
     async fn route_with(&self, name: &str, revision: &str, ingress_ready: bool) {
+        let traffic = json!([{"revisionName": revision, "percent": 100}]);
+        self.route_with_traffic(name, traffic, ingress_ready).await;
+    }
+
+    /// A Route whose spec and status.traffic are `traffic`.
+    async fn route_with_traffic(
+        &self,
+        name: &str,
+        traffic: serde_json::Value,
+        ingress_ready: bool,
+    ) {
         let route: Route = serde_json::from_value(json!({
             "apiVersion": "serving.knative.dev/v1",
             "kind": "Route",
             "metadata": {"name": name, "namespace": NS},
-            "spec": {"traffic": [{"revisionName": revision, "percent": 100}]},
+            "spec": {"traffic": traffic},
         }))
         .expect("route");
         self.routes()
@@ -186,13 +197,24 @@ impl Cluster {
         ];
         conditions.extend(ingress.as_array().cloned().unwrap_or_default());
         let status = json!({"status": {
-            "traffic": [{"revisionName": revision, "percent": 100}],
+            "traffic": traffic,
             "conditions": conditions,
         }});
         self.routes()
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
             .await
             .expect("route status");
+    }
+
+    /// Waits until the sync has taken in every Route event so far: it reports on a new Route
+    /// `name` only after it received the events before it, its own reports' echoes included.
+    /// Without this, an echo could make a Route look changed and hide what a test checks.
+    async fn barrier(&self, routes: &Api<Route>, name: &str, revision: &str) {
+        self.route_to(name, revision).await;
+        eventually(&format!("the barrier route {name} is reported"), || async {
+            serves(&routes.get(name).await.ok()?).then_some(())
+        })
+        .await;
     }
 
     async fn config_map(&self, name: &str, data: &[(&str, &str)]) {
@@ -279,6 +301,16 @@ fn report_of(revision: &Revision) -> Option<RevisionReport> {
 
 fn ready_of(revision: &Revision) -> RevisionReport {
     report_of(revision).expect("the node's report")
+}
+
+/// This node's report on the route.
+fn route_report(route: &Route) -> Option<RouteReport> {
+    let text = route
+        .status
+        .as_ref()?
+        .annotations
+        .get(&nodes::report_key(NODE))?;
+    serde_json::from_str(text).ok()
 }
 
 /// Whether this node reports serving the route's current traffic.
@@ -427,6 +459,65 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
             .revision_state(&key)
             .is_none()
             .then_some(())
+    })
+    .await;
+    cluster.stop().await;
+}
+
+/// The sync looks at a Route again when something it depends on changes, not only the Route
+/// itself: a Route that names a revision before the revision exists is served and reported
+/// once it loads; a Route whose tag host another Route's own host takes reports the conflict,
+/// and reports clean once that Route is deleted, though nothing of its own changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_are_reported_again_when_their_revisions_or_neighbours_change() {
+    let hello = Path::new(wisp_samples::HELLO);
+    let cluster = Cluster::start(hello.parent().expect("samples dir")).await;
+    let image = hello.file_name().unwrap().to_str().unwrap();
+    let routes = cluster.routes();
+
+    // Programmed before its revision exists (the gateway answers 503, not 404), so only the
+    // revision's arrival can bring the report.
+    cluster.route_to("late", "late-00001").await;
+    eventually("the route is programmed", || async {
+        (cluster.get("late.default.localhost").await.0 == StatusCode::SERVICE_UNAVAILABLE)
+            .then_some(())
+    })
+    .await;
+    cluster.create_revision("late-00001", image).await;
+    eventually("the route that came first is reported", || async {
+        serves(&routes.get("late").await.ok()?).then_some(())
+    })
+    .await;
+    assert_eq!(
+        cluster.get("late.default.localhost").await.0,
+        StatusCode::OK
+    );
+
+    // Route `b` tags its revision `a`: its tag host is `a-b.default.localhost`.
+    let tagged = json!([{"revisionName": "late-00001", "percent": 100, "tag": "a"}]);
+    cluster.route_with_traffic("b", tagged, false).await;
+    eventually("the tagged route is reported", || async {
+        serves(&routes.get("b").await.ok()?).then_some(())
+    })
+    .await;
+    cluster.barrier(&routes, "after-b", "late-00001").await;
+    // Route `a-b` claims the same host as its own, and wins it.
+    cluster.route_to("a-b", "late-00001").await;
+    let problem = eventually("the conflict is reported on `b`", || async {
+        route_report(&routes.get("b").await.ok()?)?.problem
+    })
+    .await;
+    assert!(problem.contains("a-b.default.localhost"), "{problem}");
+    cluster
+        .barrier(&routes, "after-conflict", "late-00001")
+        .await;
+
+    routes
+        .delete("a-b", &DeleteParams::default())
+        .await
+        .expect("delete a-b");
+    eventually("`b` reports clean again", || async {
+        serves(&routes.get("b").await.ok()?).then_some(())
     })
     .await;
     cluster.stop().await;

@@ -1,9 +1,13 @@
-//! Routes: the gateway's table is every Route's `status.traffic`, rebuilt at most every
+//! Routes: the gateway's table is every Route's `status.traffic`, republished at most every
 //! [`DEBOUNCE`] however many Routes change; once the gateway serves a Route's current traffic
 //! (and has every revision it names), this node reports so in the Route's `status.annotations`
 //! (the Route controller sets `IngressReady` once every Ready node did).
+//!
+//! Each sync looks only at the Routes that changed since the last one (and those waiting for a
+//! revision, when what is served changed): with 10,000 Routes, going over all of them every
+//! 50 ms during an apply was the node's largest cost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +20,10 @@ use tokio::time::Instant;
 use wisp_api::knative::Route;
 
 use super::Shared;
-use super::route_table::{RouteKey, revisions_of, route_config, route_configs, route_key};
+use super::route_table::{RouteKey, revisions_of, route_config, route_key};
 use super::status;
 use super::write::write_status;
+use crate::dataplane::RouteChange;
 use crate::routing::RouteConfig;
 
 /// How long changes are gathered before the table is rebuilt: a burst of Route updates (a
@@ -66,18 +71,11 @@ pub(super) async fn run(
                             continue;
                         }
                         Some(Ok(Event::InitDone)) => {
-                            table.routes = listing.take().unwrap_or_default();
-                            table.reported.clear();
+                            table.relisted(listing.take().unwrap_or_default());
                             listed = true;
                         }
-                        Some(Ok(Event::Apply(route))) => {
-                            table.routes.insert(route_key(&route), route);
-                        }
-                        Some(Ok(Event::Delete(route))) => {
-                            let key = route_key(&route);
-                            table.reported.remove(&key);
-                            table.routes.remove(&key);
-                        }
+                        Some(Ok(Event::Apply(route))) => table.applied(route),
+                        Some(Ok(Event::Delete(route))) => table.deleted(&route),
                         Some(Err(error)) => {
                             tracing::warn!(%error, "watching Routes");
                             continue;
@@ -86,12 +84,15 @@ pub(super) async fn run(
                     due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
                 }
                 () = shared.serving_changed.notified() => {
-                    due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
+                    if table.serving_changed() {
+                        due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
+                    }
                 }
                 // A failed or deleted revision changes no serving state: the table must still
                 // be synced once the revisions are in.
                 () = revisions_in(&mut revisions_loaded), if !revisions_ready => {
                     revisions_ready = true;
+                    table.serving_changed();
                     due.get_or_insert_with(Instant::now);
                 }
                 () = sleep_until(due) => {
@@ -127,111 +128,193 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// The Routes seen and what the gateway was last given.
+/// The Routes seen, what the gateway was given, and what is left to look at.
 #[derive(Default)]
 struct Table {
     routes: HashMap<RouteKey, Route>,
-    programmed: Option<Vec<RouteConfig>>,
+    /// The route the gateway serves for each Route.
+    programmed: HashMap<RouteKey, RouteConfig>,
     /// Why the gateway left a route (or one of its hosts) out, by route.
     problems: HashMap<RouteKey, String>,
     /// Routes whose stored status was seen to carry this node's report: the resourceVersion
     /// it was seen at, and the problem reported.
     reported: HashMap<RouteKey, (Option<String>, Option<String>)>,
+    /// Routes to look at on the next sync: changed, or their report not through yet.
+    dirty: HashSet<RouteKey>,
+    /// Routes whose traffic names a revision this node has not loaded: looked at again
+    /// whenever what the node serves changes.
+    waiting: HashSet<RouteKey>,
 }
 
 impl Table {
-    /// Programs the gateway when the table changed, then reports on each Route. Returns
-    /// whether every report got through.
+    fn applied(&mut self, route: Route) {
+        let key = route_key(&route);
+        self.dirty.insert(key.clone());
+        self.routes.insert(key, route);
+    }
+
+    fn deleted(&mut self, route: &Route) {
+        let key = route_key(route);
+        self.reported.remove(&key);
+        self.routes.remove(&key);
+        self.dirty.insert(key);
+    }
+
+    /// A fresh list replaces every Route: each old and each new one is looked at.
+    fn relisted(&mut self, routes: HashMap<RouteKey, Route>) {
+        self.dirty.extend(self.programmed.keys().cloned());
+        self.dirty.extend(routes.keys().cloned());
+        self.routes = routes;
+        self.reported.clear();
+    }
+
+    /// The node's revisions changed: the Routes waiting for one are looked at again. Returns
+    /// whether any is waiting.
+    fn serving_changed(&mut self) -> bool {
+        self.dirty.extend(self.waiting.iter().cloned());
+        !self.waiting.is_empty()
+    }
+
+    /// Programs the gateway with the changed Routes, then reports on each. Returns whether
+    /// every report got through (those that did not are looked at again next time).
     async fn sync(&mut self, shared: &Shared) -> bool {
-        let configs = self.adoptable(shared, route_configs(self.routes.values()));
-        if self.programmed.as_ref() != Some(&configs) {
-            let problems = shared.data_plane.set_routes(configs.clone()).await;
-            self.problems = problems
+        let dirty: Vec<RouteKey> = self.dirty.drain().collect();
+        let changes: Vec<RouteChange> = dirty
+            .iter()
+            .filter_map(|key| self.adopt(shared, key))
+            .collect();
+        let mut to_report: HashSet<RouteKey> = dirty.into_iter().collect();
+        if !changes.is_empty() {
+            let problems: HashMap<RouteKey, String> = shared
+                .data_plane
+                .update_routes(changes)
+                .await
                 .into_iter()
                 .map(|error| {
                     tracing::warn!(%error, "route not served as asked");
                     ((error.namespace, error.name), error.problem.to_string())
                 })
                 .collect();
-            self.programmed = Some(configs.clone());
+            // A change can give a problem to, or take one from, a Route it did not name (two
+            // Routes claiming one host): those are reported on too.
+            to_report.extend(
+                problems
+                    .iter()
+                    .filter(|(key, problem)| self.problems.get(*key) != Some(problem))
+                    .map(|(key, _)| key.clone()),
+            );
+            to_report.extend(
+                self.problems
+                    .keys()
+                    .filter(|key| !problems.contains_key(*key))
+                    .cloned(),
+            );
+            self.problems = problems;
+        }
+        let writes: Vec<Write> = to_report
+            .into_iter()
+            .filter_map(|key| self.write_for(shared, key))
+            .collect();
+        let failed: Vec<RouteKey> = futures::stream::iter(writes)
+            .map(|write| async move {
+                let key = write.key.clone();
+                (!report(shared, write).await).then_some(key)
+            })
+            .buffer_unordered(CONCURRENT_WRITES)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        let all_through = failed.is_empty();
+        self.dirty.extend(failed);
+        all_through
+    }
+
+    /// What the gateway should now serve for Route `key`, if that changed. A node moves a
+    /// route to a new revision only once it can serve it, so no node answers for a revision it
+    /// does not have during a rollout. (The controllers move traffic only to revisions every
+    /// Ready node loaded; this covers the moments a watch event arrives before the revision is
+    /// applied here.) A new route is served at once, its requests waiting for the revision.
+    fn adopt(&mut self, shared: &Shared, key: &RouteKey) -> Option<RouteChange> {
+        let Some(wanted) = self.routes.get(key).and_then(route_config) else {
+            self.waiting.remove(key);
+            return self.programmed.remove(key).map(|_| RouteChange::Remove {
+                namespace: key.0.clone(),
+                name: key.1.clone(),
+            });
+        };
+        let loaded = all_loaded(shared, &wanted);
+        if loaded {
+            self.waiting.remove(key);
+        } else {
+            self.waiting.insert(key.clone());
+        }
+        match self.programmed.get(key) {
+            Some(serving) if !loaded || *serving == wanted => None,
+            _ => {
+                self.programmed.insert(key.clone(), wanted.clone());
+                Some(RouteChange::Set(wanted))
+            }
+        }
+    }
+
+    /// The status write Route `key` needs, if any: none while it waits for a revision (unless
+    /// it has a problem to report), or when its stored status already says it.
+    fn write_for(&mut self, shared: &Shared, key: RouteKey) -> Option<Write> {
+        let config = self.programmed.get(&key)?;
+        let problem = self.problems.get(&key).cloned();
+        if problem.is_none() && !all_loaded(shared, config) {
+            return None;
+        }
+        let route = self.routes.get(&key)?;
+        // Skip the API call when the stored status already says it; and skip even the check
+        // (a JSON encoding per Route) for a Route unchanged since it last said it.
+        let version = route.metadata.resource_version.clone();
+        if self.reported.get(&key) == Some(&(version.clone(), problem.clone())) {
+            return None;
         }
         let node = shared.options.node_name.as_str();
-        let mut writes: Vec<(RouteConfig, Option<String>, Option<Route>)> = Vec::new();
-        for config in configs {
-            let key = (config.namespace.clone(), config.name.clone());
-            let problem = self.problems.get(&key).cloned();
-            if problem.is_none()
-                && !revisions_of(&config).all(|revision| shared.data_plane.has_revision(&revision))
-            {
-                continue;
-            }
-            let Some(route) = self.routes.get(&key) else {
-                continue;
-            };
-            // Skip the API call when the stored status already says it; and skip even the
-            // check (a JSON encoding per Route) for a Route unchanged since it last said it.
-            let version = route.metadata.resource_version.clone();
-            if self.reported.get(&key) == Some(&(version.clone(), problem.clone())) {
-                continue;
-            }
-            let reported = route
-                .status
-                .as_ref()
-                .is_some_and(|current| status::route_reported(current, node, problem.as_deref()));
-            if reported {
-                self.reported.insert(key, (version, problem));
-            } else {
-                writes.push((config, problem, Some(route.clone())));
-            }
+        let reported = route
+            .status
+            .as_ref()
+            .is_some_and(|current| status::route_reported(current, node, problem.as_deref()));
+        if reported {
+            self.reported.insert(key, (version, problem));
+            return None;
         }
-        futures::stream::iter(writes)
-            .map(|(config, problem, cached)| report(shared, config, problem, cached))
-            .buffer_unordered(CONCURRENT_WRITES)
-            .fold(true, |all, reported| std::future::ready(all && reported))
-            .await
+        Some(Write {
+            config: config.clone(),
+            cached: route.clone(),
+            problem,
+            key,
+        })
     }
 }
 
-impl Table {
-    /// `wanted` with each route whose traffic names a revision this node has not loaded kept
-    /// at what the gateway serves now: a node moves a route to a new revision only once it
-    /// can serve it, so no node answers for a revision it does not have during a rollout. (The
-    /// controllers move traffic only to revisions every Ready node loaded; this covers the
-    /// moments a watch event arrives before the revision is applied here.)
-    fn adoptable(&self, shared: &Shared, wanted: Vec<RouteConfig>) -> Vec<RouteConfig> {
-        // Indexed once per rebuild: a search of the programmed list per route made a rebuild
-        // quadratic in the number of Routes (most of a 10,000-Service apply's CPU).
-        let programmed: HashMap<(&str, &str), &RouteConfig> = self
-            .programmed
-            .iter()
-            .flatten()
-            .map(|old| ((old.namespace.as_str(), old.name.as_str()), old))
-            .collect();
-        wanted
-            .into_iter()
-            .map(|config| {
-                let loaded =
-                    revisions_of(&config).all(|revision| shared.data_plane.has_revision(&revision));
-                let serving = programmed.get(&(config.namespace.as_str(), config.name.as_str()));
-                match serving {
-                    Some(serving) if !loaded => (*serving).clone(),
-                    _ => config,
-                }
-            })
-            .collect()
-    }
+/// Whether this node has loaded every revision `config` sends traffic to.
+fn all_loaded(shared: &Shared, config: &RouteConfig) -> bool {
+    revisions_of(config).all(|revision| shared.data_plane.has_revision(&revision))
+}
+
+/// A report to write on a Route's status.
+struct Write {
+    key: RouteKey,
+    config: RouteConfig,
+    problem: Option<String>,
+    /// The Route as last seen, tried first.
+    cached: Route,
 }
 
 /// Writes `IngressReady` on a Route whose stored `status.traffic` is still what was programmed.
 /// Returns whether the stored status now says it (or needs nothing from this table).
-async fn report(
-    shared: &Shared,
-    config: RouteConfig,
-    problem: Option<String>,
-    cached: Option<Route>,
-) -> bool {
+async fn report(shared: &Shared, write: Write) -> bool {
+    let Write {
+        config,
+        problem,
+        cached,
+        ..
+    } = write;
     let api: Api<Route> = Api::namespaced(shared.client.clone(), &config.namespace);
-    let result = write_status(&api, &config.name, cached, |route: &Route| {
+    let result = write_status(&api, &config.name, Some(cached), |route: &Route| {
         if route_config(route).as_ref() != Some(&config) {
             // The Route controller moved on; the next table rebuild reports on the new traffic.
             return None;
