@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::api::PostParams;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::child_name;
 use wisp_api::knative::condition_types::READY;
@@ -20,38 +20,42 @@ use wisp_api::knative::{Configuration, ConfigurationStatus, Revision, RevisionOb
 use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by};
 use super::revision_cache::{RevisionCache, RevisionChanges};
+use super::shared_watch::Changes;
 use super::{Error, RESYNC, log_outcome};
 
 /// What the reconciler shares across reconciles.
 struct Context {
     client: Client,
     backoff: Backoff,
-    /// Every Configuration (the controller's own cache), to forget the failures of deleted
-    /// ones.
+    /// Every Configuration (the shared cache), to forget the failures of deleted ones.
     configurations: Store<Configuration>,
     /// Every Revision, kept by the watch that also triggers this controller.
     revisions: RevisionCache,
 }
 
-/// Runs the controller until the future is dropped. `revisions` is the cache (shared with the
-/// Route controller) whose significant changes arrive on `revision_changes`.
-pub(super) async fn run(
-    client: Client,
-    revisions: RevisionCache,
-    revision_changes: RevisionChanges,
-) {
-    let controller = Controller::new(
-        Api::<Configuration>::all(client.clone()),
-        watcher::Config::default(),
+/// The caches this controller reads, shared with the others, and its streams of their changes.
+pub(super) struct Watched {
+    pub configurations: Store<Configuration>,
+    pub configuration_changes: Changes<Configuration>,
+    pub revisions: RevisionCache,
+    /// The significant changes of `revisions`.
+    pub revision_changes: RevisionChanges,
+}
+
+/// Runs the controller until the future is dropped.
+pub(super) async fn run(client: Client, watched: Watched) {
+    let controller = Controller::for_stream(
+        watched.configuration_changes,
+        watched.configurations.clone(),
     );
     let context = Arc::new(Context {
         client: client.clone(),
         backoff: Backoff::default(),
-        configurations: controller.store(),
-        revisions,
+        configurations: watched.configurations,
+        revisions: watched.revisions,
     });
     controller
-        .owns_stream(revision_changes)
+        .owns_stream(watched.revision_changes)
         .with_config(super::controller_config())
         .run(reconcile, error_policy, context)
         .for_each(|outcome| {

@@ -31,6 +31,7 @@ mod revision_status;
 mod route;
 mod route_index;
 mod service;
+mod shared_watch;
 mod store_ready;
 
 /// Why a reconcile failed; logged and retried with backoff.
@@ -75,14 +76,46 @@ pub struct Settings {
 /// kube-runtime with its default backoff.
 pub async fn run(client: kube::Client, settings: Settings) {
     let registry = wisp_oci::Registry::new(settings.registry);
-    let (revisions, [for_configurations, for_routes], watch_revisions) =
+    let (revisions, [revisions_for_configurations, revisions_for_routes], watch_revisions) =
         revision_cache::watch(client.clone());
+    let (
+        configurations,
+        [
+            configurations_for_themselves,
+            configurations_for_services,
+            configurations_for_routes,
+        ],
+        watch_configurations,
+    ) = shared_watch::watch_all(kube::Api::<wisp_api::knative::Configuration>::all(
+        client.clone(),
+    ));
     futures::join!(
         watch_revisions,
-        service::run(client.clone()),
-        configuration::run(client.clone(), revisions.clone(), for_configurations),
+        watch_configurations,
+        service::run(
+            client.clone(),
+            configurations.store.clone(),
+            configurations_for_services
+        ),
+        configuration::run(
+            client.clone(),
+            configuration::Watched {
+                configurations: configurations.store.clone(),
+                configuration_changes: configurations_for_themselves,
+                revisions: revisions.clone(),
+                revision_changes: revisions_for_configurations,
+            }
+        ),
         revision::run(client.clone(), registry),
-        route::run(client.clone(), revisions, for_routes),
+        route::run(
+            client.clone(),
+            route::Watched {
+                configurations,
+                configuration_changes: configurations_for_routes,
+                revisions,
+                revision_changes: revisions_for_routes,
+            }
+        ),
         node_lifecycle::run(client),
     );
 }

@@ -13,14 +13,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::channel::mpsc;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use wisp_api::knative::Revision;
 use wisp_api::knative::labels;
 
+use super::shared_watch::{Changes, channels, fan_out};
 use super::store_ready::StoreReady;
 
 /// Every Revision (the reflector's store) with an index of them by configuration.
@@ -40,6 +40,11 @@ impl RevisionCache {
         self.ready.wait().await;
     }
 
+    /// Revision `name` of `namespace`, if the cache has it.
+    pub(super) fn get(&self, namespace: &str, name: &str) -> Option<Arc<Revision>> {
+        self.store.get(&ObjectRef::new(name).within(namespace))
+    }
+
     /// The revisions in `namespace` labelled as made by `configuration`.
     pub(super) fn of_configuration(
         &self,
@@ -55,17 +60,14 @@ impl RevisionCache {
 }
 
 /// Significant changes, as one controller receives them.
-pub(super) type RevisionChanges = mpsc::UnboundedReceiver<Result<Revision, watcher::Error>>;
+pub(super) type RevisionChanges = Changes<Revision>;
 
 /// The cache, one stream of its significant changes per controller (`N` of them, e.g. as each
 /// controller's trigger), and the future that runs the one watch behind them all: poll it as
 /// long as the controllers run, or the cache stays empty and the streams silent.
 ///
-/// One watch for all: each watch of every Revision is one more copy of them all in memory and
-/// one more encoding of every Revision event by the API server (10,000 Services make 40,000
-/// such events and hold 10,000 Revisions). The streams are unbounded: a controller at its
-/// concurrency limit stops reading its triggers, and a bounded stream would then stop the
-/// watch, and with it the cache and the other controller.
+/// One watch for all, as [`super::shared_watch`] says why (10,000 Services make 40,000
+/// Revision events and hold 10,000 Revisions); unbounded streams for the same reason.
 pub(super) fn watch<const N: usize>(
     client: Client,
 ) -> (
@@ -87,12 +89,7 @@ pub(super) fn watch<const N: usize>(
         }
         futures::future::ready(significance.admit(event))
     });
-    let mut senders = Vec::with_capacity(N);
-    let receivers = std::array::from_fn(|_| {
-        let (sender, receiver) = mpsc::unbounded();
-        senders.push(sender);
-        receiver
-    });
+    let (senders, receivers) = channels();
     let ready = StoreReady::of(&store);
     (
         RevisionCache {
@@ -101,28 +98,8 @@ pub(super) fn watch<const N: usize>(
             index,
         },
         receivers,
-        fan_out(changes, senders),
+        fan_out("Revision".to_owned(), changes, senders),
     )
-}
-
-/// Passes each change to every controller; a watch error is logged here (the watcher retries
-/// with backoff), once rather than by each controller.
-async fn fan_out(
-    changes: impl Stream<Item = Result<Revision, watcher::Error>>,
-    senders: Vec<mpsc::UnboundedSender<Result<Revision, watcher::Error>>>,
-) {
-    let mut changes = std::pin::pin!(changes);
-    while let Some(change) = changes.next().await {
-        match change {
-            Ok(revision) => {
-                for sender in &senders {
-                    // A controller that stopped has dropped its stream: the others go on.
-                    let _ = sender.unbounded_send(Ok(revision.clone()));
-                }
-            }
-            Err(error) => tracing::warn!("watching Revisions: {error}; retrying"),
-        }
-    }
 }
 
 fn lock(index: &Mutex<ByConfiguration>) -> std::sync::MutexGuard<'_, ByConfiguration> {

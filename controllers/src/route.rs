@@ -35,6 +35,7 @@ use super::nodes::{self, Nodes};
 use super::revision_cache::{RevisionCache, RevisionChanges};
 use super::revision_status::NodeView;
 use super::route_index::RouteIndex;
+use super::shared_watch::{Changes, Shared};
 use super::store_ready::StoreReady;
 use super::{Error, RESYNC, log_outcome};
 
@@ -62,17 +63,31 @@ struct Context {
     domains_listed: StoreReady,
     /// Every Revision, kept by the watch that also triggers this controller.
     revisions: RevisionCache,
+    /// Every Configuration (the shared cache), read instead of asking the API server on each
+    /// reconcile: its changes trigger the Routes that follow it, after the store has them.
+    configurations: Store<Configuration>,
+    configurations_listed: StoreReady,
     /// The wisp nodes: `IngressReady` waits for every Ready one.
     nodes: Nodes,
 }
 
-/// Runs the controller until the future is dropped. `revisions` is the cache (shared with the
-/// Configuration controller) whose significant changes arrive on `revision_changes`.
-pub(super) async fn run(
-    client: Client,
-    revisions: RevisionCache,
-    revision_changes: RevisionChanges,
-) {
+/// The caches this controller reads, shared with the others, and its streams of their changes.
+pub(super) struct Watched {
+    pub configurations: Shared<Configuration>,
+    pub configuration_changes: Changes<Configuration>,
+    pub revisions: RevisionCache,
+    /// The significant changes of `revisions`.
+    pub revision_changes: RevisionChanges,
+}
+
+/// Runs the controller until the future is dropped.
+pub(super) async fn run(client: Client, watched: Watched) {
+    let Watched {
+        configurations,
+        configuration_changes,
+        revisions,
+        revision_changes,
+    } = watched;
     let (domains, domain_writer) = reflector::store::<ConfigMap>();
     let domain_config =
         watcher::Config::default().fields(&format!("metadata.name={CONFIG_DOMAIN}"));
@@ -122,16 +137,14 @@ pub(super) async fn run(
         domains_listed: StoreReady::of(&domains),
         domains,
         revisions,
+        configurations_listed: configurations.listed,
+        configurations: configurations.store,
         nodes,
     });
     controller
-        .watches(
-            Api::<Configuration>::all(client.clone()),
-            watcher::Config::default(),
-            move |cfg| {
-                by_configuration.following(&cfg.namespace().unwrap_or_default(), &cfg.name_any())
-            },
-        )
+        .watches_stream(configuration_changes, move |cfg| {
+            by_configuration.following(&cfg.namespace().unwrap_or_default(), &cfg.name_any())
+        })
         .watches_stream(revision_changes, move |revision| {
             by_revision.concerning_revision(
                 &revision.namespace().unwrap_or_default(),
@@ -181,21 +194,28 @@ async fn reconcile_route(route: &Route, context: &Context) -> Result<Action, Err
     let namespace = meta::namespace(route)?;
     let name = route.name_any();
     let client = &context.client;
-    let configurations: Api<Configuration> = Api::namespaced(client.clone(), &namespace);
-    let revisions: Api<Revision> = Api::namespaced(client.clone(), &namespace);
 
+    // Before their first list, the caches would call every configuration and revision missing.
+    context.configurations_listed.wait().await;
+    context.revisions.wait_until_ready().await;
     let mut config_views = BTreeMap::new();
     let mut revision_views = BTreeMap::new();
     for target in &route.spec.traffic {
         if let Some(cfg_name) = followed_configuration(target, &name) {
             if !config_views.contains_key(cfg_name) {
-                let view = configurations.get_opt(cfg_name).await?.map(|c| view_of(&c));
+                let view = context
+                    .configurations
+                    .get(&ObjectRef::new(cfg_name).within(&namespace))
+                    .map(|c| view_of(&c));
                 config_views.insert(cfg_name.to_owned(), view);
             }
         } else if let Some(revision) = target.revision_name.as_deref()
             && !revision_views.contains_key(revision)
         {
-            let view = revisions.get_opt(revision).await?.map(|r| ready_of(&r));
+            let view = context
+                .revisions
+                .get(&namespace, revision)
+                .map(|r| ready_of(&r));
             revision_views.insert(revision.to_owned(), view);
         }
     }
@@ -264,7 +284,7 @@ async fn label_routing_states(
     }
     for name in routed(old_traffic).chain(routed(new_traffic)) {
         if !current.contains_key(name)
-            && let Some(revision) = revisions.get_opt(name).await?
+            && let Some(revision) = context.revisions.get(namespace, name)
         {
             let state = revision.labels().get(labels::ROUTING_STATE).cloned();
             current.insert(name.to_owned(), state);

@@ -21,6 +21,7 @@ use wisp_api::knative::{
 
 use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by, propagated};
+use super::shared_watch::Changes;
 use super::{Error, RESYNC, log_outcome};
 
 /// What the reconciler shares across reconciles.
@@ -35,16 +36,13 @@ struct Context {
     routes: Store<Route>,
 }
 
-/// Runs the controller until the future is dropped.
-pub(super) async fn run(client: Client) {
-    let (configurations, configuration_writer) = reflector::store::<Configuration>();
-    let configuration_changes = watcher(
-        Api::<Configuration>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(configuration_writer)
-    .touched_objects();
+/// Runs the controller until the future is dropped. `configurations` is the shared cache
+/// whose changes arrive on `configuration_changes`.
+pub(super) async fn run(
+    client: Client,
+    configurations: Store<Configuration>,
+    configuration_changes: Changes<Configuration>,
+) {
     let (routes, route_writer) = reflector::store::<Route>();
     let route_changes = watcher(
         Api::<Route>::all(client.clone()),

@@ -40,6 +40,14 @@ impl StoreReady {
         Self { listed }
     }
 
+    /// Follows a flag its sender sets once the store had its first list: for a store that a
+    /// kube-runtime `Controller` also waits on. Two tasks waiting on one store's readiness
+    /// is the trap this module exists for (only the last to poll is woken), and a
+    /// `Controller` whose reader is the store always waits on it.
+    pub(crate) fn following(listed: watch::Receiver<bool>) -> Self {
+        Self { listed }
+    }
+
     /// Waits for the first full list; returns at once after it, and also when the store's
     /// writer is gone (the controller is stopping: it reads what it has).
     pub(crate) async fn wait(&self) {
