@@ -313,10 +313,12 @@ pub fn a_deleted_replica_pod_is_confirmed_by_its_node_and_made_again(up: &Kube) 
         .to_owned();
     let uid = pods[0]["metadata"]["uid"].as_str().unwrap_or("").to_owned();
     up.kubectl(&["delete", "pod", &name, "--wait=false"]);
-    let again = up.wait_for("pod", &name, "was made again", |pod| {
+    // A Pod is made, then its status written (a genuine API server sets a new Pod's phase to
+    // Pending whatever it is given), so the new Pod may be seen Pending first.
+    up.wait_for("pod", &name, "was made again and runs", |pod| {
         pod["metadata"]["uid"].as_str() != Some(uid.as_str())
             && pod["metadata"].get("deletionTimestamp").is_none()
+            && pod["status"]["phase"] == "Running"
     });
-    assert_eq!(again["status"]["phase"], "Running", "{again}");
     assert_eq!(up.http_get(&up.host("kept"), "/").0, 200);
 }
