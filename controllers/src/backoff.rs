@@ -4,7 +4,9 @@
 //!
 //! The counts are kept per object (by uid) only while it fails: a success forgets them, and so
 //! does [`Backoff::forget_deleted`] once the object is gone (a deletion reaches no reconcile,
-//! so without it every object deleted while failing would stay in the map for good).
+//! so without it every object deleted while failing would stay in the map for good). Every
+//! reconcile calls [`Backoff::forget_deleted_when_grown`], which walks the map only when it
+//! has doubled since its last walk.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -36,7 +38,14 @@ fn delay(failures: u32, conflict: bool) -> Duration {
 /// Keyed by uid, so an object deleted and created again under its name starts afresh.
 #[derive(Default)]
 pub(super) struct Backoff {
-    by_uid: Mutex<HashMap<String, Failures>>,
+    failing: Mutex<Failing>,
+}
+
+#[derive(Default)]
+struct Failing {
+    by_uid: HashMap<String, Failures>,
+    /// How many entries the last pruning kept.
+    kept: usize,
 }
 
 /// One failing object's count, with where it lives, to find out whether it still exists.
@@ -50,7 +59,11 @@ struct Failures {
 impl Backoff {
     /// Forgets `object`'s failures.
     pub(super) fn succeeded<K: Resource>(&self, object: &K) {
-        self.lock().remove(&uid_of(object));
+        let mut failing = self.lock();
+        failing.by_uid.remove(&uid_of(object));
+        // So that after an outage ends the next walk comes as soon as the map doubles from
+        // what is left, not from what was failing during the outage.
+        failing.kept = failing.kept.min(failing.by_uid.len());
     }
 
     /// Logs the failure of `object` and says when to retry it (the controllers' error policy).
@@ -94,34 +107,58 @@ impl Backoff {
         });
     }
 
+    /// [`Backoff::forget_deleted`] once the map has doubled since the last pruning (what each
+    /// reconcile calls). Pruning on every reconcile walked every failing object each time:
+    /// with the API server down and 10,000 objects failing, 10,000 reconciles a minute each
+    /// looked up 10,000 entries. Now each entry costs a constant share of a walk, and the
+    /// entries of deleted objects stay fewer than the live failing ones the last walk kept
+    /// (so the map holds less than twice what is failing).
+    pub(super) fn forget_deleted_when_grown<K>(&self, store: &Store<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        if self.grown() {
+            self.forget_deleted(store);
+        }
+    }
+
+    fn grown(&self) -> bool {
+        let failing = self.lock();
+        !failing.by_uid.is_empty() && failing.by_uid.len() >= 2 * failing.kept
+    }
+
     /// Drops the failures of objects that no longer exist: `live` gives the uid of the object
     /// now at a namespace and name, if there is one.
     fn prune(&self, live: impl Fn(&str, &str) -> Option<String>) {
-        let mut by_uid = self.lock();
-        if by_uid.is_empty() {
+        let mut failing = self.lock();
+        if failing.by_uid.is_empty() {
             return;
         }
-        by_uid.retain(|uid, failures| {
+        failing.by_uid.retain(|uid, failures| {
             live(&failures.namespace, &failures.name).as_deref() == Some(uid.as_str())
         });
+        failing.kept = failing.by_uid.len();
     }
 
     /// Counts one more failure of `object`; returns how many in a row.
     fn count_failure<K: Resource>(&self, object: &K) -> u32 {
-        let mut by_uid = self.lock();
-        let failures = by_uid.entry(uid_of(object)).or_insert_with(|| Failures {
-            namespace: object.meta().namespace.clone().unwrap_or_default(),
-            name: object.meta().name.clone().unwrap_or_default(),
-            count: 0,
-        });
+        let mut failing = self.lock();
+        let failures = failing
+            .by_uid
+            .entry(uid_of(object))
+            .or_insert_with(|| Failures {
+                namespace: object.meta().namespace.clone().unwrap_or_default(),
+                name: object.meta().name.clone().unwrap_or_default(),
+                count: 0,
+            });
         failures.count = failures.count.saturating_add(1);
         failures.count
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Failures>> {
+    fn lock(&self) -> MutexGuard<'_, Failing> {
         // A panic elsewhere while holding the lock leaves only counters behind; they are
         // still usable.
-        self.by_uid.lock().unwrap_or_else(PoisonError::into_inner)
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -166,7 +203,11 @@ mod tests {
     }
 
     fn count(backoff: &Backoff, uid: &str) -> Option<u32> {
-        backoff.lock().get(uid).map(|failures| failures.count)
+        backoff
+            .lock()
+            .by_uid
+            .get(uid)
+            .map(|failures| failures.count)
     }
 
     #[test]
@@ -239,7 +280,7 @@ mod tests {
             assert_eq!(namespace, "ns");
             (name == "a").then(|| "uid-a2".to_owned())
         });
-        assert!(backoff.lock().is_empty());
+        assert!(backoff.lock().by_uid.is_empty());
 
         let a2 = revision("a", "uid-a2");
         assert_eq!(backoff.next_retry(&a2), Duration::from_millis(500));
@@ -273,5 +314,39 @@ mod tests {
             backoff.failed(&recreated, &unavailable()),
             Action::requeue(FIRST)
         );
+    }
+
+    #[test]
+    fn pruning_on_reconcile_waits_until_the_failures_have_doubled() {
+        let backoff = Backoff::default();
+        let (store, mut writer) = reflector::store::<Revision>();
+        let failing: Vec<Revision> = (0..4)
+            .map(|i| revision(&format!("r{i}"), &format!("uid-{i}")))
+            .collect();
+        for revision in &failing {
+            writer.apply_watcher_event(&Event::Apply(revision.clone()));
+            backoff.failed(revision, &unavailable());
+        }
+        backoff.forget_deleted_when_grown(&store);
+        assert_eq!(backoff.lock().kept, 4, "the first walk keeps all four");
+
+        // One deleted: not walked for yet, the map has not grown.
+        writer.apply_watcher_event(&Event::Delete(failing[0].clone()));
+        backoff.forget_deleted_when_grown(&store);
+        assert_eq!(count(&backoff, "uid-0"), Some(1));
+
+        // Four more failing: eight entries, twice what the last walk kept.
+        for i in 4..8 {
+            let revision = revision(&format!("r{i}"), &format!("uid-{i}"));
+            writer.apply_watcher_event(&Event::Apply(revision.clone()));
+            backoff.failed(&revision, &unavailable());
+        }
+        backoff.forget_deleted_when_grown(&store);
+        assert_eq!(
+            count(&backoff, "uid-0"),
+            None,
+            "walked, and the deleted one went"
+        );
+        assert_eq!(backoff.lock().kept, 7);
     }
 }

@@ -70,7 +70,9 @@ fn error_policy(cfg: Arc<Configuration>, error: &Error, context: Arc<Context>) -
 }
 
 async fn reconcile(cfg: Arc<Configuration>, context: Arc<Context>) -> Result<Action, Error> {
-    context.backoff.forget_deleted(&context.configurations);
+    context
+        .backoff
+        .forget_deleted_when_grown(&context.configurations);
     let action = reconcile_configuration(&cfg, &context).await?;
     context.backoff.succeeded(cfg.as_ref());
     Ok(action)

@@ -89,13 +89,27 @@ pub async fn run(client: kube::Client, settings: Settings) {
     ) = shared_watch::watch_all(kube::Api::<wisp_api::knative::Configuration>::all(
         client.clone(),
     ));
+    // The Route controller's mappers read this index, kept from the shared Route watch.
+    let route_index = std::sync::Arc::new(route_index::RouteIndex::default());
+    let (routes, [routes_for_themselves, routes_for_services], watch_routes) = {
+        let index = route_index.clone();
+        shared_watch::watch_all_observing(
+            kube::Api::<wisp_api::knative::Route>::all(client.clone()),
+            move |event| index.observe(event),
+        )
+    };
     futures::join!(
         watch_revisions,
         watch_configurations,
+        watch_routes,
         service::run(
             client.clone(),
-            configurations.store.clone(),
-            configurations_for_services
+            service::Watched {
+                configurations: configurations.store.clone(),
+                configuration_changes: configurations_for_services,
+                routes: routes.store.clone(),
+                route_changes: routes_for_services,
+            }
         ),
         configuration::run(
             client.clone(),
@@ -110,6 +124,9 @@ pub async fn run(client: kube::Client, settings: Settings) {
         route::run(
             client.clone(),
             route::Watched {
+                routes: routes.store,
+                route_changes: routes_for_themselves,
+                route_index,
                 configurations,
                 configuration_changes: configurations_for_routes,
                 revisions,

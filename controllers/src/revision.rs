@@ -70,8 +70,12 @@ fn error_policy(revision: Arc<Revision>, error: &Error, context: Arc<Context>) -
 }
 
 async fn reconcile(revision: Arc<Revision>, context: Arc<Context>) -> Result<Action, Error> {
-    context.backoff.forget_deleted(&context.revisions);
-    context.pin_backoff.forget_deleted(&context.revisions);
+    context
+        .backoff
+        .forget_deleted_when_grown(&context.revisions);
+    context
+        .pin_backoff
+        .forget_deleted_when_grown(&context.revisions);
     if revision.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -73,6 +73,10 @@ struct Context {
 
 /// The caches this controller reads, shared with the others, and its streams of their changes.
 pub(super) struct Watched {
+    pub routes: Store<Route>,
+    pub route_changes: Changes<Route>,
+    /// Kept from the same watch as `routes`.
+    pub route_index: Arc<RouteIndex>,
     pub configurations: Shared<Configuration>,
     pub configuration_changes: Changes<Configuration>,
     pub revisions: RevisionCache,
@@ -83,6 +87,9 @@ pub(super) struct Watched {
 /// Runs the controller until the future is dropped.
 pub(super) async fn run(client: Client, watched: Watched) {
     let Watched {
+        routes,
+        route_changes,
+        route_index: index,
         configurations,
         configuration_changes,
         revisions,
@@ -107,23 +114,6 @@ pub(super) async fn run(client: Client, watched: Watched) {
         futures::future::ready(change.ok().map(|_| ()))
     });
 
-    // The controller's own Route watch also keeps the index its mappers read.
-    let index = Arc::new(RouteIndex::default());
-    let (routes, route_writer) = reflector::store::<Route>();
-    let route_changes = {
-        let index = index.clone();
-        watcher(
-            Api::<Route>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map_ok(move |event| {
-            index.observe(&event);
-            event
-        })
-        .reflect(route_writer)
-        .applied_objects()
-    };
     let controller = Controller::for_stream(route_changes, routes.clone())
         .with_config(super::controller_config());
     let by_configuration = index.clone();
@@ -181,7 +171,7 @@ fn error_policy(route: Arc<Route>, error: &Error, context: Arc<Context>) -> Acti
 }
 
 async fn reconcile(route: Arc<Route>, context: Arc<Context>) -> Result<Action, Error> {
-    context.backoff.forget_deleted(&context.routes);
+    context.backoff.forget_deleted_when_grown(&context.routes);
     let action = reconcile_route(&route, &context).await?;
     context.backoff.succeeded(route.as_ref());
     Ok(action)

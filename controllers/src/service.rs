@@ -9,8 +9,8 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use wisp_api::knative::condition_types::{CONFIGURATIONS_READY, READY, ROUTES_READY};
 use wisp_api::knative::conditions::{self, Condition, ConditionStatus};
@@ -30,27 +30,29 @@ struct Context {
     backoff: Backoff,
     /// Every Service (the controller's own cache), to forget the failures of deleted ones.
     services: Store<Service>,
-    /// Every Configuration and Route, from the watches that also trigger this controller: a
-    /// reconcile reads its children here instead of asking the API server each time.
+    /// Every Configuration and Route, from the shared watches that also trigger this
+    /// controller: a reconcile reads its children here instead of asking the API server.
     configurations: Store<Configuration>,
     routes: Store<Route>,
 }
 
-/// Runs the controller until the future is dropped. `configurations` is the shared cache
-/// whose changes arrive on `configuration_changes`.
-pub(super) async fn run(
-    client: Client,
-    configurations: Store<Configuration>,
-    configuration_changes: Changes<Configuration>,
-) {
-    let (routes, route_writer) = reflector::store::<Route>();
-    let route_changes = watcher(
-        Api::<Route>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(route_writer)
-    .touched_objects();
+/// The caches of the Service's children, shared with the other controllers, and its streams of
+/// their changes.
+pub(super) struct Watched {
+    pub configurations: Store<Configuration>,
+    pub configuration_changes: Changes<Configuration>,
+    pub routes: Store<Route>,
+    pub route_changes: Changes<Route>,
+}
+
+/// Runs the controller until the future is dropped.
+pub(super) async fn run(client: Client, watched: Watched) {
+    let Watched {
+        configurations,
+        configuration_changes,
+        routes,
+        route_changes,
+    } = watched;
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
@@ -79,7 +81,7 @@ fn error_policy(svc: Arc<Service>, error: &Error, context: Arc<Context>) -> Acti
 }
 
 async fn reconcile(svc: Arc<Service>, context: Arc<Context>) -> Result<Action, Error> {
-    context.backoff.forget_deleted(&context.services);
+    context.backoff.forget_deleted_when_grown(&context.services);
     let action = reconcile_service(&svc, &context).await?;
     context.backoff.succeeded(svc.as_ref());
     Ok(action)

@@ -52,20 +52,37 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
+    watch_all_observing(api, |_| {})
+}
+
+/// [`watch_all`], with `observe` shown every watch event (relists included) before the store
+/// takes it: for an index kept beside the store.
+pub(super) fn watch_all_observing<K, const N: usize>(
+    api: Api<K>,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (
+    Shared<K>,
+    [Changes<K>; N],
+    impl Future<Output = ()> + Send + 'static,
+)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
     let (store, writer) = reflector::store::<K>();
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let (listed_sender, listed) = watch::channel(false);
     // The reflector has applied an event to the store by the time it passes it on.
-    let changes = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .inspect_ok(move |event| {
-        if matches!(event, watcher::Event::InitDone) {
-            listed_sender.send_replace(true);
-        }
-    })
-    .touched_objects();
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .inspect_ok(observe);
+    let changes = reflector::reflector(writer, events)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                listed_sender.send_replace(true);
+            }
+        })
+        .touched_objects();
     let (senders, receivers) = channels();
     let shared = Shared {
         store,
