@@ -28,6 +28,7 @@ mod revision;
 mod route_set;
 mod status;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -76,6 +77,8 @@ struct Inner {
     router: Router,
     domain: RwLock<Domain>,
     routes: Mutex<RouteSet>,
+    /// Revisions whose new reachability the autoscaler refused; tried again on each publish.
+    refused_reachability: Mutex<HashSet<RevisionKey>>,
     /// Serialises configuration changes (revisions, routes, domain) so each sees the others
     /// whole; the request path never takes it.
     control: tokio::sync::Mutex<()>,
@@ -102,6 +105,7 @@ impl DataPlane {
                 ),
                 domain: RwLock::new(domain),
                 routes: Mutex::new(RouteSet::default()),
+                refused_reachability: Mutex::new(HashSet::new()),
                 control: tokio::sync::Mutex::new(()),
                 revisions: RwLock::new(Registry::default()),
                 config,
@@ -324,12 +328,15 @@ impl DataPlane {
     /// revisions in `flipped`, whose reachability changed; the caller holds the control lock.
     fn publish_routes(&self, flipped: &[RevisionKey]) -> Vec<RouteError> {
         let built = RouteTable::build(self.domain(), self.route_set().configs());
-        let old = self.inner.router.replace(built.table);
-        // The old table's ten thousand hosts are freed here rather than under the set's lock.
-        drop(old);
-        for key in flipped {
-            if let Some(entry) = self.entry(key) {
-                self.set_reachability(&entry, self.reachability(key));
+        self.inner.router.replace(built.table);
+        let refused: Vec<RevisionKey> = std::mem::take(&mut *self.refused_reachability())
+            .into_iter()
+            .collect();
+        for key in flipped.iter().chain(&refused) {
+            if let Some(entry) = self.entry(key)
+                && !self.set_reachability(&entry, self.reachability(key))
+            {
+                self.refused_reachability().insert(key.clone());
             }
         }
         built.problems
@@ -345,24 +352,34 @@ impl DataPlane {
 
     /// The revision's state now, if it is here.
     pub fn revision_state(&self, key: &RevisionKey) -> Option<RevisionState> {
+        // Not under the registry's lock: a revision's state takes its autoscaler's and
+        // throttler's locks.
         self.entry(key).map(|entry| entry.state())
     }
 
     /// Whether the revision is here (applied and not removed). Cheaper than
     /// [`DataPlane::revision_state`], which copies its names and spells its digest: the route
-    /// sync asks this for every routed revision each time it rebuilds the table.
+    /// sync asks this for every revision a changed route names.
     pub fn has_revision(&self, key: &RevisionKey) -> bool {
-        self.read_revisions()
-            .get(&key.namespace, &key.name)
-            .is_some()
+        self.with_entry(key, |_| ()).is_some()
     }
 
     /// The revision's replica counts now, if it is here: the part of
     /// [`DataPlane::revision_state`] its status takes, without copying anything.
     pub fn replica_counts(&self, key: &RevisionKey) -> Option<ReplicaCounts> {
+        self.with_entry(key, RevisionEntry::replica_counts)
+    }
+
+    /// `read` of the revision's entry, under the registry's read lock: for the questions the
+    /// sync asks thousands of times a second, without the `Arc` clone of [`DataPlane::entry`].
+    fn with_entry<T>(
+        &self,
+        key: &RevisionKey,
+        read: impl FnOnce(&RevisionEntry) -> T,
+    ) -> Option<T> {
         self.read_revisions()
             .get(&key.namespace, &key.name)
-            .map(|entry| entry.replica_counts())
+            .map(|entry| read(entry))
     }
 
     /// One second of the autoscaler's loop at the clock's current time, then the metrics that
@@ -476,10 +493,11 @@ impl DataPlane {
         }
     }
 
-    /// Tells the autoscaler that `entry` is now `reachability`, if that is news.
-    fn set_reachability(&self, entry: &RevisionEntry, reachability: Reachability) {
+    /// Tells the autoscaler that `entry` is now `reachability`, if that is news. Returns
+    /// whether the autoscaler has it (false: it refused, see below).
+    fn set_reachability(&self, entry: &RevisionEntry, reachability: Reachability) -> bool {
         if entry.reachability() == reachability {
-            return;
+            return true;
         }
         let key = entry.key();
         let spec = RevisionSpec {
@@ -488,21 +506,34 @@ impl DataPlane {
             reachability,
         };
         // The annotations were accepted when the revision was applied; should the cluster
-        // configuration reject them now, the revision keeps its previous spec (until its next
-        // apply or reachability change).
+        // configuration reject them now, the revision keeps its previous spec, and the next
+        // publish of the routes tries again.
         match self
             .inner
             .autoscaler
             .register(key.clone(), spec, entry.ready())
         {
-            Ok(_) => entry.set_reachability(reachability),
-            Err(error) => tracing::warn!(
-                namespace = %key.namespace,
-                revision = %key.name,
-                %error,
-                "cannot update whether the revision is routed"
-            ),
+            Ok(_) => {
+                entry.set_reachability(reachability);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(
+                    namespace = %key.namespace,
+                    revision = %key.name,
+                    %error,
+                    "cannot update whether the revision is routed"
+                );
+                false
+            }
         }
+    }
+
+    fn refused_reachability(&self) -> std::sync::MutexGuard<'_, HashSet<RevisionKey>> {
+        self.inner
+            .refused_reachability
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn entry(&self, key: &RevisionKey) -> Option<Arc<RevisionEntry>> {

@@ -108,30 +108,42 @@ impl RouteSet {
             {
                 continue;
             }
-            let revisions = self.routed.entry(config.namespace.clone()).or_default();
-            match step {
+            let flip = match step {
                 Step::Up => {
-                    let count = revisions.entry(target.revision.clone()).or_insert(0);
+                    let count = self
+                        .routed
+                        .entry(config.namespace.clone())
+                        .or_default()
+                        .entry(target.revision.clone())
+                        .or_insert(0);
                     *count += 1;
-                    if *count == 1 {
-                        flipped.push(RevisionKey::new(&config.namespace, &target.revision));
-                    }
+                    *count == 1
                 }
-                Step::Down => {
-                    let Some(count) = revisions.get_mut(&target.revision) else {
-                        continue;
-                    };
-                    *count -= 1;
-                    if *count == 0 {
-                        revisions.remove(&target.revision);
-                        flipped.push(RevisionKey::new(&config.namespace, &target.revision));
-                    }
-                }
-            }
-            if revisions.is_empty() {
-                self.routed.remove(&config.namespace);
+                Step::Down => self.count_down(&config.namespace, &target.revision),
+            };
+            if flip {
+                flipped.push(RevisionKey::new(&config.namespace, &target.revision));
             }
         }
+    }
+
+    /// One route fewer names `revision`; returns whether none does now.
+    fn count_down(&mut self, namespace: &str, revision: &str) -> bool {
+        let Some(revisions) = self.routed.get_mut(namespace) else {
+            return false;
+        };
+        let Some(count) = revisions.get_mut(revision) else {
+            return false;
+        };
+        *count -= 1;
+        if *count > 0 {
+            return false;
+        }
+        revisions.remove(revision);
+        if revisions.is_empty() {
+            self.routed.remove(namespace);
+        }
+        true
     }
 }
 

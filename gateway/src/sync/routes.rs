@@ -266,6 +266,11 @@ impl Table {
             return None;
         }
         let route = self.routes.get(&key)?;
+        // The Route moved on while this node keeps serving its old traffic (waiting for a
+        // revision): nothing to say until it serves the new traffic.
+        if route_config(route).as_ref() != Some(config) {
+            return None;
+        }
         // Skip the API call when the stored status already says it; and skip even the check
         // (a JSON encoding per Route) for a Route unchanged since it last said it.
         let version = route.metadata.resource_version.clone();
@@ -316,7 +321,7 @@ async fn report(shared: &Shared, write: Write) -> bool {
     let api: Api<Route> = Api::namespaced(shared.client.clone(), &config.namespace);
     let result = write_status(&api, &config.name, Some(cached), |route: &Route| {
         if route_config(route).as_ref() != Some(&config) {
-            // The Route controller moved on; the next table rebuild reports on the new traffic.
+            // The Route controller moved on; its event makes the Route looked at again.
             return None;
         }
         let current = route.status.clone().unwrap_or_default();

@@ -140,8 +140,8 @@ pub fn route_served(status: &RouteStatus, node: &str, problem: Option<&str>) -> 
     next
 }
 
-/// Whether `status` already carries what [`route_served`] would write: checked for every Route
-/// on every table rebuild, so without copying the status.
+/// Whether `status` already carries what [`route_served`] would write: checked for each Route
+/// the route sync looks at, so without copying the status.
 pub fn route_reported(status: &RouteStatus, node: &str, problem: Option<&str>) -> bool {
     status
         .annotations
