@@ -9,12 +9,10 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use wisp_local_registry::{Access, RegistryProcess};
 
-/// The registry binary, or why there is none (for a benchmark row).
+/// The registry binary, or why there is none (for a benchmark row: the launcher's own words,
+/// which name what to install).
 pub fn locate() -> Result<PathBuf, String> {
-    wisp_local_registry::locate().map_err(|_| {
-        "missing: docker-registry (scripts/test-deps installs Debian's package; or set $DOCKER_REGISTRY)"
-            .into()
-    })
+    wisp_local_registry::locate().map_err(|error| format!("missing: {error}"))
 }
 
 pub struct LocalRegistry {
