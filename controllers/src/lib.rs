@@ -86,14 +86,15 @@ pub async fn run(client: kube::Client, settings: Settings) {
             configurations_for_routes,
         ],
         watch_configurations,
-    ) = shared_watch::watch_all(kube::Api::<wisp_api::knative::Configuration>::all(
-        client.clone(),
-    ));
+    ) = shared_watch::watch_all(
+        kube::Api::<wisp_api::knative::Configuration>::all(client.clone()),
+        |_| {},
+    );
     // The Route controller's mappers read this index, kept from the shared Route watch.
     let route_index = std::sync::Arc::new(route_index::RouteIndex::default());
     let (routes, [routes_for_themselves, routes_for_services], watch_routes) = {
         let index = route_index.clone();
-        shared_watch::watch_all_observing(
+        shared_watch::watch_all(
             kube::Api::<wisp_api::knative::Route>::all(client.clone()),
             move |event| index.observe(event),
         )

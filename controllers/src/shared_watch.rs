@@ -36,28 +36,14 @@ where
 
 /// Every `K` (the store, filled by the one watch) and `N` streams of the objects it saw
 /// applied or deleted, one per controller; and the future that runs the watch: poll it as
-/// long as the controllers run, or the store stays empty and the streams silent.
+/// long as the controllers run, or the store stays empty and the streams silent. `observe` is
+/// shown every watch event (relists included) before the store takes it, for an index kept
+/// beside the store.
 ///
 /// The streams are unbounded: a controller at its concurrency limit stops reading its
 /// triggers, and a bounded stream would then stop the watch, and with it the store and every
 /// other controller.
 pub(super) fn watch_all<K, const N: usize>(
-    api: Api<K>,
-) -> (
-    Shared<K>,
-    [Changes<K>; N],
-    impl Future<Output = ()> + Send + 'static,
-)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
-{
-    watch_all_observing(api, |_| {})
-}
-
-/// [`watch_all`], with `observe` shown every watch event (relists included) before the store
-/// takes it: for an index kept beside the store.
-pub(super) fn watch_all_observing<K, const N: usize>(
     api: Api<K>,
     observe: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> (
