@@ -4,7 +4,7 @@
 //! rebuild that scanned every route per revision was quadratic.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use wisp_api::revision_key::RevisionKey;
 
@@ -100,29 +100,29 @@ impl RouteSet {
     }
 
     fn count(&mut self, config: &RouteConfig, step: Step, flipped: &mut Vec<RevisionKey>) {
-        for (index, target) in config.traffic.iter().enumerate() {
-            // A revision named by several entries of one route counts once.
-            if config.traffic[..index]
-                .iter()
-                .any(|earlier| earlier.revision == target.revision)
-            {
-                continue;
-            }
+        // A revision named by several entries of one route counts once. A set, not a search
+        // of the earlier entries: a Route's traffic block has no bound of its own.
+        let revisions: BTreeSet<&str> = config
+            .traffic
+            .iter()
+            .map(|target| target.revision.as_str())
+            .collect();
+        for revision in revisions {
             let flip = match step {
                 Step::Up => {
                     let count = self
                         .routed
                         .entry(config.namespace.clone())
                         .or_default()
-                        .entry(target.revision.clone())
+                        .entry(revision.to_owned())
                         .or_insert(0);
                     *count += 1;
                     *count == 1
                 }
-                Step::Down => self.count_down(&config.namespace, &target.revision),
+                Step::Down => self.count_down(&config.namespace, revision),
             };
             if flip {
-                flipped.push(RevisionKey::new(&config.namespace, &target.revision));
+                flipped.push(RevisionKey::new(&config.namespace, revision));
             }
         }
     }
