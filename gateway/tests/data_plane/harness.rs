@@ -148,6 +148,18 @@ impl Plane {
         assert!(problems.is_empty(), "route problems: {problems:?}");
     }
 
+    /// Stops serving the route `name`, keeping the others.
+    pub async fn remove_route(&self, name: &str) {
+        let problems = self
+            .data_plane
+            .update_routes(vec![RouteChange::Remove {
+                namespace: NS.into(),
+                name: name.into(),
+            }])
+            .await;
+        assert!(problems.is_empty(), "route problems: {problems:?}");
+    }
+
     pub fn state(&self, key: &RevisionKey) -> RevisionState {
         self.data_plane
             .revision_state(key)

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::StatusCode;
-use wisp_gateway::dataplane::RouteChange;
 use wisp_gateway::routing::{RouteConfig, TrafficTarget};
 
 use crate::harness::{NS, Plane, annotated, host, revision};
@@ -228,14 +227,7 @@ async fn an_unrouted_revision_goes_to_zero_whatever_its_min_scale() {
             vec![TrafficTarget::new(&key.name, 100)],
         ))
         .await;
-    let problems = plane
-        .data_plane
-        .update_routes(vec![RouteChange::Remove {
-            namespace: NS.into(),
-            name: "also".into(),
-        }])
-        .await;
-    assert!(problems.is_empty(), "{problems:?}");
+    plane.remove_route("also").await;
     // Two minutes on: the autoscaler's decision (made by `advance` itself, not later by the
     // scaler task) still holds min-scale's two; unrouted, it would be zero by now.
     plane.advance(120);
@@ -246,14 +238,7 @@ async fn an_unrouted_revision_goes_to_zero_whatever_its_min_scale() {
         "{state:?}"
     );
 
-    let problems = plane
-        .data_plane
-        .update_routes(vec![RouteChange::Remove {
-            namespace: NS.into(),
-            name: "kept".into(),
-        }])
-        .await;
-    assert!(problems.is_empty(), "{problems:?}");
+    plane.remove_route("kept").await;
     plane.idle_until_zero(&key).await;
 
     plane.add_route(route.clone()).await;
