@@ -145,8 +145,9 @@ impl DataPlane {
             }
         };
         let queued = arrived.elapsed();
-        if cold {
-            metrics.cold_start(queued);
+        let cold_wait = cold.then(|| entry.cold_start_wait(arrived, queued));
+        if let Some(wait) = cold_wait {
+            metrics.cold_start(wait);
         }
         let response = lease
             .backend()
@@ -169,7 +170,7 @@ impl DataPlane {
             metrics.observe_failure(reason);
         }
         let (mut parts, body) = response.into_parts();
-        prepend_queue_timing(&mut parts.headers, queued);
+        prepend_queue_timing(&mut parts.headers, queued, cold_wait);
         Response::from_parts(parts, GatewayBody::new(body, Some(lease), Some(in_flight)))
     }
 }
@@ -231,7 +232,7 @@ fn throttle_error_response(
 /// A response the gateway writes itself, with the time it queued as its only timing.
 fn gateway_response(status: StatusCode, text: String, queued: Duration) -> Response<GatewayBody> {
     let mut response = plain_response(status, text);
-    prepend_queue_timing(response.headers_mut(), queued);
+    prepend_queue_timing(response.headers_mut(), queued, None);
     response.map(GatewayBody::plain)
 }
 
@@ -251,8 +252,13 @@ impl WithRetryAfter for Response<GatewayBody> {
 
 /// `Server-Timing: queue;dur=…` first, then the replica's own entries (wait, instantiate,
 /// handler), as one header value.
-fn prepend_queue_timing(headers: &mut http::HeaderMap, queued: Duration) {
-    let queue = format!("queue;dur={:.3}", queued.as_secs_f64() * 1e3);
+/// `queue` is the whole wait in the activator; `cold`, on a request that arrived while the
+/// revision had no replica, the part of it spent waiting for one to start.
+fn prepend_queue_timing(headers: &mut http::HeaderMap, queued: Duration, cold: Option<Duration>) {
+    let mut queue = format!("queue;dur={:.3}", queued.as_secs_f64() * 1e3);
+    if let Some(cold) = cold {
+        queue.push_str(&format!(", cold;dur={:.3}", cold.as_secs_f64() * 1e3));
+    }
     let value = match headers.get(SERVER_TIMING).and_then(|v| v.to_str().ok()) {
         Some(rest) if !rest.is_empty() => format!("{queue}, {rest}"),
         _ => queue,
@@ -284,14 +290,21 @@ mod tests {
             SERVER_TIMING,
             HeaderValue::from_static("wait;dur=0.001, instantiate;dur=0.020, handler;dur=0.100"),
         );
-        prepend_queue_timing(&mut headers, Duration::from_micros(1500));
+        prepend_queue_timing(&mut headers, Duration::from_micros(1500), None);
         assert_eq!(
             headers[SERVER_TIMING],
             "queue;dur=1.500, wait;dur=0.001, instantiate;dur=0.020, handler;dur=0.100"
         );
         let mut empty = http::HeaderMap::new();
-        prepend_queue_timing(&mut empty, Duration::ZERO);
+        prepend_queue_timing(&mut empty, Duration::ZERO, None);
         assert_eq!(empty[SERVER_TIMING], "queue;dur=0.000");
+        let mut cold = http::HeaderMap::new();
+        prepend_queue_timing(
+            &mut cold,
+            Duration::from_micros(2500),
+            Some(Duration::from_micros(300)),
+        );
+        assert_eq!(cold[SERVER_TIMING], "queue;dur=2.500, cold;dur=0.300");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use wisp_activator::{Backend, DemandHooks, Throttler, ThrottlerConfig};
@@ -43,6 +43,9 @@ pub(crate) struct RevisionEntry {
     replicas: Mutex<Vec<ReplicaBackend>>,
     /// `replicas.len()`, readable on the request path without the lock.
     ready: AtomicU32,
+    /// When the revision last went from no replica to some: where a cold start's wait ends. A
+    /// request that waits on past it waits for a busy replica's capacity, not for a start.
+    serving_since: Mutex<Option<Instant>>,
     /// The current annotations: the one part of a revision that may change.
     annotations: Mutex<BTreeMap<String, String>>,
     /// Whether a route sends it traffic, as last told to the autoscaler.
@@ -152,6 +155,7 @@ impl RevisionEntry {
             max_replicas,
             replicas: Mutex::new(Vec::new()),
             ready: AtomicU32::new(0),
+            serving_since: Mutex::new(None),
             unschedulable: Mutex::new(None),
             scaler: Mutex::new(None),
         })
@@ -179,6 +183,14 @@ impl RevisionEntry {
 
     pub(crate) fn ready(&self) -> u32 {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// How much of a cold request's `queued` time it spent waiting for the revision's first
+    /// replica to start (the rest it queued behind busy replicas).
+    pub(crate) fn cold_start_wait(&self, arrived: Instant, queued: Duration) -> Duration {
+        lock(&self.serving_since)
+            .map_or(queued, |since| since.saturating_duration_since(arrived))
+            .min(queued)
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -257,6 +269,7 @@ impl RevisionEntry {
         let mut replicas = lock(&self.replicas);
         let mut short = None;
         let changed = replicas.len() != target;
+        let was_empty = replicas.is_empty();
         if replicas.len() < target {
             while replicas.len() < target {
                 if replicas.len() >= self.max_replicas {
@@ -297,6 +310,9 @@ impl RevisionEntry {
             }
         }
         let ready = u32::try_from(replicas.len()).unwrap_or(u32::MAX);
+        if was_empty && ready > 0 {
+            *lock(&self.serving_since) = Some(Instant::now());
+        }
         self.ready.store(ready, Ordering::Release);
         self.note_schedulability(short);
         if changed {

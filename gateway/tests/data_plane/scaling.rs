@@ -8,7 +8,7 @@ use http::StatusCode;
 use wisp_gateway::dataplane::DataPlaneConfig;
 use wisp_runtime::MIB;
 
-use crate::harness::{Options, Plane, annotated, host, revision, series};
+use crate::harness::{Answer, Options, Plane, annotated, host, revision, series};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_at_zero_answers_its_first_request_and_counts_a_cold_start() {
@@ -48,6 +48,103 @@ async fn a_revision_at_zero_answers_its_first_request_and_counts_a_cold_start() 
         series(&metrics, "wisp_autoscaler_actual_replicas", "hello-00001"),
         Some(1.0)
     );
+}
+
+/// A request that arrives while its revision has no replica waits for one to start (its cold
+/// start), and may then wait again, behind a busy replica. Only the first wait is the cold
+/// start's, in the metric and in Server-Timing's `cold`; `queue` has both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_is_the_wait_for_a_replica_not_the_queue_behind_a_busy_one() {
+    let mut data_plane = DataPlaneConfig::new(32 * MIB);
+    data_plane.default_memory_limit = 16 * MIB;
+    let plane = Arc::new(
+        Plane::start_with(Options {
+            data_plane,
+            max_instances: 100,
+        })
+        .await,
+    );
+    let mut config = annotated(
+        revision("single", wisp_samples::SLEEP),
+        &[("max-scale", "1")],
+    );
+    config.container_concurrency = 1;
+    let key = plane.serve_at_zero(config).await;
+    // A revision holding the whole node keeps the other at zero, its requests queued, until
+    // it goes: both requests below are certain to arrive at zero.
+    let hog = plane
+        .serve(annotated(
+            revision("hog", wisp_samples::HELLO),
+            &[("min-scale", "2"), ("initial-scale", "2")],
+        ))
+        .await;
+    plane
+        .wait_for(&hog, "the node full", |s| s.ready_replicas == 2)
+        .await;
+
+    let send = || {
+        let plane = plane.clone();
+        tokio::spawn(async move { plane.get(&host("single"), "/?ms=1500").await })
+    };
+    let first = send();
+    plane
+        .wait_for(&key, "the first request queued", |s| s.queued == 1)
+        .await;
+    let second = send();
+    plane
+        .wait_for(&key, "both requests queued", |s| s.queued == 2)
+        .await;
+    assert_eq!(plane.state(&key).ready_replicas, 0);
+    assert!(plane.data_plane.remove_revision(&hog).await);
+    let first = first.await.expect("first request");
+    let second = second.await.expect("second request");
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+
+    let (first_cold, second_cold) = (timing(&first, "cold"), timing(&second, "cold"));
+    // Both waits for the replica end when it starts; the second began later.
+    assert!(
+        second_cold <= first_cold,
+        "cold waits: first {first_cold} ms, second {second_cold} ms"
+    );
+    // The one replica takes one request at a time: the second queued on behind the first's
+    // 1.5 s, and that part is not its cold start.
+    let second_queue = timing(&second, "queue");
+    assert!(
+        second_queue >= second_cold + 1500.0 - 0.002,
+        "second request: queue {second_queue} ms, cold {second_cold} ms"
+    );
+    let metrics = plane.metrics();
+    assert_eq!(
+        series(&metrics, "wisp_revision_cold_starts_total", "single-00001"),
+        Some(2.0),
+        "{metrics}"
+    );
+    let recorded = series(
+        &metrics,
+        "wisp_revision_cold_start_duration_seconds_sum",
+        "single-00001",
+    )
+    .unwrap_or(f64::NAN);
+    let from_headers = (first_cold + second_cold) / 1e3;
+    assert!(
+        (recorded - from_headers).abs() < 1e-5,
+        "the metric's cold-start wait ({recorded} s) is not the headers' ({from_headers} s)"
+    );
+}
+
+/// One `Server-Timing` entry's duration in milliseconds.
+fn timing(answer: &Answer, name: &str) -> f64 {
+    let header = answer
+        .headers
+        .get("server-timing")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    header
+        .split(", ")
+        .find_map(|entry| entry.strip_prefix(&format!("{name};dur=")))
+        .and_then(|duration| duration.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in Server-Timing: {header:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
