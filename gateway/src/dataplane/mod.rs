@@ -47,6 +47,7 @@ pub use node::{
     DEFAULT_MAX_REPLICAS, NodeCapacity, NodeUsage, Unschedulable, default_max_replicas_per_revision,
 };
 pub use route_set::RouteChange;
+use status::CountsVersion;
 pub use status::{ReplicaCounts, RevisionState};
 
 use crate::metrics::{CompiledTotals, DataPlaneMetrics, NodeLabels, NodeMetrics};
@@ -86,6 +87,7 @@ struct Inner {
     metrics: Arc<DataPlaneMetrics>,
     node: Arc<NodeCapacity>,
     node_metrics: NodeMetrics,
+    counts_version: Arc<CountsVersion>,
 }
 
 impl DataPlane {
@@ -114,6 +116,7 @@ impl DataPlane {
                 metrics,
                 node,
                 node_metrics,
+                counts_version: Arc::default(),
             }),
         }
     }
@@ -210,11 +213,13 @@ impl DataPlane {
             autoscaler: handle,
             node: self.inner.node.clone(),
             node_metrics: self.inner.node_metrics.clone(),
+            counts_version: self.inner.counts_version.clone(),
             config,
         });
         entry.start_scaler();
         // Published before the old one closes, so new requests never find the revision gone.
         let displaced = self.write_revisions().insert(entry.clone());
+        self.inner.counts_version.moved();
         if let Some(old) = displaced {
             old.close();
             if old.labels != entry.labels {
@@ -271,6 +276,7 @@ impl DataPlane {
         let removed = self.write_revisions().remove(key);
         match removed {
             Some(entry) => {
+                self.inner.counts_version.moved();
                 entry.close();
                 self.inner.autoscaler.unregister(entry.key());
                 self.inner.metrics.remove_revision(&entry.labels);
@@ -366,6 +372,12 @@ impl DataPlane {
 
     /// The revision's replica counts now, if it is here: the part of
     /// [`DataPlane::revision_state`] its status takes, without copying anything.
+    /// Read before [`DataPlane::replica_counts`]: while it returns what it did before the last
+    /// reads, none of those counts has changed since.
+    pub fn replica_counts_version(&self) -> u64 {
+        self.inner.counts_version.get()
+    }
+
     pub fn replica_counts(&self, key: &RevisionKey) -> Option<ReplicaCounts> {
         self.with_entry(key, RevisionEntry::replica_counts)
     }

@@ -16,7 +16,7 @@ use wisp_runtime::{PreparedComponent, ReplicaIdentity, ReplicaLimits};
 use super::backend::ReplicaBackend;
 use super::config::RevisionConfig;
 use super::node::{NodeCapacity, Unschedulable};
-use super::status::{ReplicaCounts, RevisionState};
+use super::status::{CountsVersion, ReplicaCounts, RevisionState};
 use crate::metrics::{
     AutoscalerView, DataPlaneMetrics, NodeMetrics, RevisionLabels, RevisionMetrics,
 };
@@ -37,6 +37,7 @@ pub(crate) struct RevisionEntry {
     pub(crate) metrics: RevisionMetrics,
     node: Arc<NodeCapacity>,
     node_metrics: NodeMetrics,
+    counts_version: Arc<CountsVersion>,
     /// Replicas this revision may hold on the node.
     max_replicas: usize,
     /// Replicas taking requests, oldest first.
@@ -89,6 +90,7 @@ pub(crate) struct EntryParts<'a> {
     pub node: Arc<NodeCapacity>,
     pub node_metrics: NodeMetrics,
     pub reachability: Reachability,
+    pub counts_version: Arc<CountsVersion>,
 }
 
 impl RevisionEntry {
@@ -105,6 +107,7 @@ impl RevisionEntry {
             node,
             node_metrics,
             reachability,
+            counts_version,
         } = parts;
         let timeout = config.timeout.min(MAX_REVISION_TIMEOUT);
         let throttler = Throttler::new(
@@ -152,6 +155,7 @@ impl RevisionEntry {
             metrics,
             node,
             node_metrics,
+            counts_version,
             max_replicas,
             replicas: Mutex::new(Vec::new()),
             ready: AtomicU32::new(0),
@@ -235,6 +239,7 @@ impl RevisionEntry {
     fn apply(&self, view: &RevisionView) -> bool {
         self.throttler.set_activator_in_path(view.activator_in_path);
         let short = self.scale_to(view.replicas);
+        self.counts_version.moved();
         self.refresh_metrics();
         let usage = self.node.usage();
         self.node_metrics.set_replicas(usage.replicas);
@@ -354,6 +359,7 @@ impl RevisionEntry {
         self.throttler.update_backends(std::iter::empty());
         self.ready.store(0, Ordering::Release);
         *lock(&self.unschedulable) = None;
+        self.counts_version.moved();
     }
 
     pub(crate) fn replica_counts(&self) -> ReplicaCounts {

@@ -1,6 +1,8 @@
 //! What the data plane reports about a revision: for the control plane's Revision status
 //! (`actualReplicas`, `desiredReplicas`, `imageDigest`, conditions) and for tests and tools.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wisp_api::revision_key::RevisionKey;
 
 use super::node::Unschedulable;
@@ -122,5 +124,22 @@ mod tests {
                 "node n1 runs 1 of the 3 replicas the revision wants: {reason}"
             ))
         );
+    }
+}
+
+/// Moves on after any revision's [`ReplicaCounts`] may have changed (a decision applied, a
+/// revision added, replaced or removed). The sync reads it before the counts: while it stays
+/// where it was, no count moved, and thousands of idle revisions need not be read again.
+#[derive(Debug, Default)]
+pub(crate) struct CountsVersion(AtomicU64);
+
+impl CountsVersion {
+    /// After the change is visible to readers of the counts.
+    pub(crate) fn moved(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
     }
 }

@@ -42,7 +42,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use wisp_api::knative::Revision;
 use wisp_api::revision_key::RevisionKey;
 
-use crate::dataplane::{DataPlane, ReplicaCounts};
+use crate::dataplane::DataPlane;
 use crate::health::Health;
 
 /// Pause before a watch whose stream ended is started again.
@@ -189,17 +189,18 @@ impl Shared {
     /// Each serving revision's replica counts on this node, and the serving revisions that
     /// have ready replicas (the only ones with Pods), read in one pass under the lock — or
     /// `None` when nothing changed since `unchanged_since` was read. Once a second over every
-    /// revision a node serves: with 10,000 serving, building the maps each time kept a few
-    /// percent of a core busy while nothing happened, so they are built only on a change.
+    /// revision a node serves: with 10,000 serving, even reading each revision's counts to
+    /// compare them kept a percent of a core busy while nothing happened, so the versions of
+    /// the serving set and of the data plane's counts decide, and the counts are read only
+    /// after a change.
     fn replica_counts(&self, unchanged_since: Option<&ReplicaSnapshot>) -> Option<ReplicaPass> {
+        // The counts' version before the counts: a change racing this read moves it on, and
+        // the next pass reads again.
+        let counts_version = self.data_plane.replica_counts_version();
         let serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = ReplicaSnapshot {
-            generation: serving.generation,
-            counts: serving
-                .revisions
-                .keys()
-                .map(|key| self.data_plane.replica_counts(key))
-                .collect(),
+            serving: serving.generation,
+            counts: counts_version,
         };
         if unchanged_since == Some(&snapshot) {
             return None;
@@ -207,8 +208,8 @@ impl Shared {
         let node_name = &self.options.node_name;
         let mut counts = BTreeMap::new();
         let mut with_replicas = BTreeMap::new();
-        for ((key, entry), read) in serving.revisions.iter().zip(&snapshot.counts) {
-            let Some(read) = read else {
+        for (key, entry) in &serving.revisions {
+            let Some(read) = self.data_plane.replica_counts(key) else {
                 continue;
             };
             let replicas = status::Replicas {
@@ -236,13 +237,13 @@ struct ServingSet {
     generation: u64,
 }
 
-/// What a replica pass read, compared whole with the next pass's read: equal means the
-/// serving set and every revision's counts are as they were.
+/// The versions a replica pass read under: equal at the next pass means the serving set and
+/// every revision's counts are as they were.
 #[derive(Debug, PartialEq)]
 struct ReplicaSnapshot {
-    generation: u64,
-    /// Per serving revision, in the set's order (`None`: not in the data plane yet).
-    counts: Vec<Option<ReplicaCounts>>,
+    serving: u64,
+    /// [`DataPlane::replica_counts_version`].
+    counts: u64,
 }
 
 /// One replica pass's input: each serving revision's counts as its status spells them, and

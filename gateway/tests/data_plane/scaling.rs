@@ -373,3 +373,51 @@ async fn the_activator_leaves_the_path_only_with_spare_burst_capacity() {
     assert!(state.activator_in_path, "{state:?}");
     assert_eq!(plane.get(&host("direct"), "/").await.status, StatusCode::OK);
 }
+
+/// The node's status sync reads every revision's counts only when this version has moved: it
+/// must move with every change of a revision's counts, and stay put while revisions idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_counts_version_moves_with_the_counts_and_only_with_them() {
+    let plane = Plane::start().await;
+    let version = || plane.data_plane.replica_counts_version();
+    let before_apply = version();
+    let key = plane.serve(revision("counted", wisp_samples::HELLO)).await;
+    assert_ne!(version(), before_apply, "a revision added");
+    plane.idle_until_zero(&key).await;
+
+    let at_zero = version();
+    let counts = plane.data_plane.replica_counts(&key);
+    plane.advance(30);
+    assert_eq!(
+        plane.data_plane.replica_counts(&key),
+        counts,
+        "idle at zero"
+    );
+    assert_eq!(version(), at_zero, "nothing changed while idle at zero");
+
+    assert_eq!(
+        plane.get(&host("counted"), "/").await.status,
+        StatusCode::OK
+    );
+    let started = version();
+    assert_ne!(started, at_zero, "a cold start");
+    assert_eq!(
+        plane
+            .data_plane
+            .replica_counts(&key)
+            .map(|counts| counts.ready),
+        Some(1)
+    );
+    plane.advance(1);
+    let one_replica = version();
+    plane.advance(5);
+    assert_eq!(
+        version(),
+        one_replica,
+        "nothing changed with one idle replica"
+    );
+
+    assert!(plane.data_plane.remove_revision(&key).await);
+    assert_ne!(version(), one_replica, "a revision removed");
+    assert_eq!(plane.data_plane.replica_counts(&key), None);
+}
