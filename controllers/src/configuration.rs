@@ -20,6 +20,7 @@ use wisp_api::knative::{Configuration, ConfigurationStatus, Revision, RevisionOb
 use super::backoff::Backoff;
 use super::meta::{self, controller_reference, is_controlled_by};
 use super::revision_cache::{RevisionCache, RevisionChanges};
+use super::route::PENDING;
 use super::shared_watch::Changes;
 use super::{Error, RESYNC, log_outcome};
 
@@ -88,7 +89,15 @@ async fn reconcile_configuration(cfg: &Configuration, context: &Context) -> Resu
     let revisions: Api<Revision> = Api::namespaced(client.clone(), &namespace);
     let wanted = revision_name(cfg);
 
-    let created = match revisions.get_opt(&wanted).await? {
+    // The cache first: a Configuration is reconciled on every change of its revisions, and
+    // asking the API server each time was most of the GETs of a Service's creation. Only a
+    // revision the cache lacks (new, or the cache behind) is asked for before it is created.
+    context.revisions.wait_until_ready().await;
+    let existing = match context.revisions.get(&namespace, &wanted) {
+        Some(cached) => Some(cached),
+        None => revisions.get_opt(&wanted).await?.map(Arc::new),
+    };
+    let created = match existing {
         Some(existing) if is_controlled_by(&existing.metadata, &uid) => {
             Created::Revision(state_of(&existing))
         }
@@ -110,7 +119,6 @@ async fn reconcile_configuration(cfg: &Configuration, context: &Context) -> Resu
         }
     };
 
-    context.revisions.wait_until_ready().await;
     let owned: Vec<RevisionState> = context
         .revisions
         .of_configuration(&namespace, &cfg.name_any())
@@ -172,7 +180,10 @@ pub(super) fn desired_revision(cfg: &Configuration, name: &str) -> Result<Revisi
             labels.insert(labels::SERVICE_UID.to_owned(), service_uid.clone());
         }
     }
+    // As Knative's: routes label it `active` once they send it traffic.
+    labels.insert(labels::ROUTING_STATE.to_owned(), PENDING.to_owned());
     let mut annotations = template.metadata.annotations.clone();
+    annotations.insert(labels::ROUTING_STATE_MODIFIED.to_owned(), meta::now());
     let cfg_annotations = cfg.annotations();
     if let Some(creator) = cfg_annotations
         .get(labels::LAST_MODIFIER)
@@ -392,6 +403,10 @@ mod tests {
         assert!(
             !labels.contains_key("juicy"),
             "the Configuration's own labels stay on it"
+        );
+        assert_eq!(
+            labels.get(labels::ROUTING_STATE).map(String::as_str),
+            Some(PENDING)
         );
         let annotations = revision.annotations();
         assert_eq!(

@@ -33,6 +33,7 @@ mod route_index;
 mod service;
 mod shared_watch;
 mod store_ready;
+mod written_labels;
 
 /// Why a reconcile failed; logged and retried with backoff.
 #[derive(Debug, thiserror::Error)]

@@ -37,12 +37,16 @@ use super::revision_status::NodeView;
 use super::route_index::RouteIndex;
 use super::shared_watch::{Changes, Shared};
 use super::store_ready::StoreReady;
+use super::written_labels::WrittenLabels;
 use super::{Error, RESYNC, log_outcome};
 
 /// How long a reconcile waits for the first list of `config-domain` before using the default
 /// domain (the ConfigMap's arrival re-reconciles every Route anyway).
 const DOMAIN_WAIT: Duration = Duration::from_secs(5);
 
+/// `serving.knative.dev/routingState` of a revision created and not routed to yet (Knative's
+/// `RoutingStatePending`): it becomes `active` once a route sends it traffic.
+pub(super) const PENDING: &str = "pending";
 /// `serving.knative.dev/routingState` of a revision some route sends traffic to.
 pub(super) const ACTIVE: &str = "active";
 /// `serving.knative.dev/routingState` of a revision no route sends traffic to.
@@ -69,6 +73,8 @@ struct Context {
     configurations_listed: StoreReady,
     /// The wisp nodes: `IngressReady` waits for every Ready one.
     nodes: Nodes,
+    /// Routing-state labels written that the revision cache may not show yet.
+    written_labels: WrittenLabels,
 }
 
 /// The caches this controller reads, shared with the others, and its streams of their changes.
@@ -130,6 +136,7 @@ pub(super) async fn run(client: Client, watched: Watched) {
         configurations_listed: configurations.listed,
         configurations: configurations.store,
         nodes,
+        written_labels: WrittenLabels::default(),
     });
     controller
         .watches_stream(configuration_changes, move |cfg| {
@@ -265,19 +272,34 @@ async fn label_routing_states(
 ) -> Result<(), Error> {
     let revisions: Api<Revision> = Api::namespaced(context.client.clone(), namespace);
     let mut current: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // The cached resourceVersion each state was read at, which a label written is decided over.
+    let mut versions: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut read = |revision: &Revision| {
+        let name = revision.name_any();
+        let version = revision.metadata.resource_version.clone();
+        let state = context.written_labels.state(
+            namespace,
+            &name,
+            revision.labels().get(labels::ROUTING_STATE).cloned(),
+            version.as_deref(),
+        );
+        current.insert(name.clone(), state);
+        versions.insert(name, version);
+    };
     context.revisions.wait_until_ready().await;
+    let mut followed: BTreeSet<String> = BTreeSet::new();
     for cfg in referenced_configurations(route) {
         for revision in context.revisions.of_configuration(namespace, &cfg) {
-            let state = revision.labels().get(labels::ROUTING_STATE).cloned();
-            current.insert(revision.name_any(), state);
+            followed.insert(revision.name_any());
+            read(&revision);
         }
     }
     for name in routed(old_traffic).chain(routed(new_traffic)) {
-        if !current.contains_key(name)
+        if !followed.contains(name)
             && let Some(revision) = context.revisions.get(namespace, name)
         {
-            let state = revision.labels().get(labels::ROUTING_STATE).cloned();
-            current.insert(name.to_owned(), state);
+            followed.insert(name.to_owned());
+            read(&revision);
         }
     }
     let mut active: BTreeSet<String> = routed(new_traffic).map(str::to_owned).collect();
@@ -315,6 +337,10 @@ async fn label_routing_states(
         revisions
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        let over_version = versions.get(&name).cloned().flatten();
+        context
+            .written_labels
+            .wrote(namespace, &name, state, over_version);
     }
     Ok(())
 }
@@ -325,7 +351,9 @@ fn routed(traffic: &[TrafficTarget]) -> impl Iterator<Item = &str> {
 }
 
 /// The routing-state labels to write: revisions in `active` become `active`, the others
-/// `reserve`; revisions already labelled so are left alone.
+/// `reserve`, except `pending` ones, which wait to be routed (as in Knative: a new revision
+/// goes from `pending` to `active` in one write, not through `reserve` while it starts);
+/// revisions already labelled so are left alone.
 pub(super) fn routing_changes(
     current: &BTreeMap<String, Option<String>>,
     active: &BTreeSet<String>,
@@ -335,6 +363,8 @@ pub(super) fn routing_changes(
         .filter_map(|(name, state)| {
             let wanted = if active.contains(name) {
                 ACTIVE
+            } else if state.as_deref() == Some(PENDING) {
+                return None;
             } else {
                 RESERVE
             };
@@ -947,14 +977,22 @@ mod tests {
             ("hello-00002".to_owned(), None),
             ("hello-00003".to_owned(), Some(RESERVE.to_owned())),
             ("hello-00004".to_owned(), Some(ACTIVE.to_owned())),
+            ("hello-00005".to_owned(), Some(PENDING.to_owned())),
+            ("hello-00006".to_owned(), Some(PENDING.to_owned())),
         ]);
-        let active = BTreeSet::from(["hello-00001".to_owned(), "hello-00002".to_owned()]);
+        let active = BTreeSet::from([
+            "hello-00001".to_owned(),
+            "hello-00002".to_owned(),
+            "hello-00006".to_owned(),
+        ]);
         assert_eq!(
             routing_changes(&current, &active),
             [
                 ("hello-00002".to_owned(), ACTIVE),
-                ("hello-00004".to_owned(), RESERVE)
-            ]
+                ("hello-00004".to_owned(), RESERVE),
+                ("hello-00006".to_owned(), ACTIVE),
+            ],
+            "a pending revision stays pending until it is routed"
         );
     }
 
