@@ -2,7 +2,7 @@
 //! and metrics, and the task that applies the autoscaler's decisions to the node.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,9 @@ pub(crate) struct RevisionEntry {
     node: Arc<NodeCapacity>,
     node_metrics: NodeMetrics,
     counts_version: Arc<CountsVersion>,
+    /// The counts as the last applied decision left them: the version moves only when they
+    /// change (a decision often changes only what the counts leave out).
+    applied_counts: Mutex<Option<ReplicaCounts>>,
     /// Replicas this revision may hold on the node.
     max_replicas: usize,
     /// Replicas taking requests, oldest first.
@@ -47,6 +50,10 @@ pub(crate) struct RevisionEntry {
     /// When the revision last went from no replica to some: where a cold start's wait ends. A
     /// request that waits on past it waits for a busy replica's capacity, not for a start.
     serving_since: Mutex<Option<Instant>>,
+    /// The last refresh of the sampled metrics found the revision at rest: no replica, none
+    /// wanted, nothing queued or observed. Until a request comes or a decision is applied
+    /// (which refreshes), refreshing again would write the same values.
+    at_rest: AtomicBool,
     /// The current annotations: the one part of a revision that may change.
     annotations: Mutex<BTreeMap<String, String>>,
     /// Whether a route sends it traffic, as last told to the autoscaler.
@@ -156,10 +163,12 @@ impl RevisionEntry {
             node,
             node_metrics,
             counts_version,
+            applied_counts: Mutex::new(None),
             max_replicas,
             replicas: Mutex::new(Vec::new()),
             ready: AtomicU32::new(0),
             serving_since: Mutex::new(None),
+            at_rest: AtomicBool::new(false),
             unschedulable: Mutex::new(None),
             scaler: Mutex::new(None),
         })
@@ -239,7 +248,13 @@ impl RevisionEntry {
     fn apply(&self, view: &RevisionView) -> bool {
         self.throttler.set_activator_in_path(view.activator_in_path);
         let short = self.scale_to(view.replicas);
-        self.counts_version.moved();
+        // After the change is visible. A decision published after `view` is read here, or
+        // by the apply it wakes, so no change goes without a move.
+        let counts = self.replica_counts();
+        let changed = lock(&self.applied_counts).replace(counts) != Some(counts);
+        if changed {
+            self.counts_version.moved();
+        }
         self.refresh_metrics();
         let usage = self.node.usage();
         self.node_metrics.set_replicas(usage.replicas);
@@ -252,7 +267,8 @@ impl RevisionEntry {
     pub(crate) fn refresh_metrics(&self) {
         let status = self.autoscaler.status();
         let view = status.view;
-        self.metrics.set_replicas(view.desired_scale, self.ready());
+        let ready = self.ready();
+        self.metrics.set_replicas(view.desired_scale, ready);
         let (stable, panic) = status.observed.map_or((0.0, 0.0), |o| (o.stable, o.panic));
         self.metrics.set_autoscaler_view(AutoscalerView {
             panicking: view.panicking,
@@ -260,7 +276,24 @@ impl RevisionEntry {
             panic,
             excess_burst_capacity: i64::from(view.excess_burst_capacity),
         });
-        self.metrics.set_queue_depth(self.throttler.stats().queued);
+        let queued = self.throttler.stats().queued;
+        self.metrics.set_queue_depth(queued);
+        let at_rest = ready == 0
+            && view.replicas == 0
+            && !view.panicking
+            && stable == 0.0
+            && panic == 0.0
+            && queued == 0;
+        self.at_rest.store(at_rest, Ordering::Release);
+    }
+
+    /// Whether the periodic refresh may pass this revision by: at rest at its last refresh,
+    /// and still without a replica or a request. A request at zero pokes the autoscaler, whose
+    /// decision is applied and refreshes the metrics itself.
+    pub(crate) fn metrics_at_rest(&self) -> bool {
+        self.at_rest.load(Ordering::Acquire)
+            && self.ready() == 0
+            && self.metrics.requests_in_flight() == 0
     }
 
     /// Starts or stops replicas until `target` are ready (or the node is full, or the revision

@@ -257,6 +257,11 @@ impl RevisionMetrics {
         self.in_flight.dec();
     }
 
+    /// Requests in flight now, as the gauge shows them.
+    pub fn requests_in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
     /// Counts a request in flight until the returned guard is dropped, so a request whose
     /// future is cancelled (client gone, timeout) still leaves the gauge.
     pub fn in_flight(&self) -> InFlight {

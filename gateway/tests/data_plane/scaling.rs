@@ -376,6 +376,9 @@ async fn the_activator_leaves_the_path_only_with_spare_burst_capacity() {
 
 /// The node's status sync reads every revision's counts only when this version has moved: it
 /// must move with every change of a revision's counts, and stay put while revisions idle.
+/// (The scaler task moves it just after a change is visible, so a read right after seeing the
+/// change may come before that one move: a still revision is allowed one, where a version
+/// moved by every step would move at least once per evaluation.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_counts_version_moves_with_the_counts_and_only_with_them() {
     let plane = Plane::start().await;
@@ -393,14 +396,25 @@ async fn the_replica_counts_version_moves_with_the_counts_and_only_with_them() {
         counts,
         "idle at zero"
     );
-    assert_eq!(version(), at_zero, "nothing changed while idle at zero");
+    assert!(
+        version() - at_zero <= 1,
+        "nothing changed while idle at zero, yet the version moved from {at_zero} to {}",
+        version()
+    );
 
     assert_eq!(
         plane.get(&host("counted"), "/").await.status,
         StatusCode::OK
     );
-    let started = version();
-    assert_ne!(started, at_zero, "a cold start");
+    // The answer may come back before the scaler task has moved the version on.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while version() == at_zero {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the version never moved for a cold start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     assert_eq!(
         plane
             .data_plane
@@ -410,11 +424,11 @@ async fn the_replica_counts_version_moves_with_the_counts_and_only_with_them() {
     );
     plane.advance(1);
     let one_replica = version();
-    plane.advance(5);
-    assert_eq!(
-        version(),
-        one_replica,
-        "nothing changed with one idle replica"
+    plane.advance(10);
+    assert!(
+        version() - one_replica <= 1,
+        "nothing changed with one idle replica, yet the version moved from {one_replica} to {}",
+        version()
     );
 
     assert!(plane.data_plane.remove_revision(&key).await);
