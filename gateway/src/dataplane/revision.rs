@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -64,17 +64,30 @@ pub(crate) struct RevisionEntry {
 }
 
 /// Forwards the activator's demand events to the autoscaler.
-struct AutoscalerDemand(RevisionHandle);
+struct AutoscalerDemand {
+    handle: RevisionHandle,
+    entry: Weak<RevisionEntry>,
+}
 
 impl DemandHooks for AutoscalerDemand {
     fn request_entered(&self) {
-        self.0.request_started();
+        self.handle.request_started();
     }
     fn request_left(&self) {
-        self.0.request_finished();
+        self.handle.request_finished();
     }
     fn poke(&self) {
-        self.0.poke();
+        self.handle.poke();
+        // The decision the poke made is applied here, on the request's own thread, while the
+        // revision has no replica: waiting for the scaler task to be scheduled cost a burst
+        // from zero milliseconds on a node busy accepting that burst's connections. The task
+        // applies it again after, finding nothing left to do.
+        if let Some(entry) = self.entry.upgrade()
+            && entry.ready() == 0
+            && entry.scaling()
+        {
+            entry.apply(&entry.autoscaler.view());
+        }
     }
 }
 
@@ -117,16 +130,23 @@ impl RevisionEntry {
             counts_version,
         } = parts;
         let timeout = config.timeout.min(MAX_REVISION_TIMEOUT);
-        let throttler = Throttler::new(
-            ThrottlerConfig {
-                container_concurrency: config.container_concurrency,
-                max_queue,
-                timeout,
-                activator_in_path: true,
-                seed: None,
-            },
-            AutoscalerDemand(autoscaler.clone()),
-        );
+        let container_concurrency = config.container_concurrency;
+        let demand = autoscaler.clone();
+        let throttler = move |entry: &Weak<RevisionEntry>| {
+            Throttler::new(
+                ThrottlerConfig {
+                    container_concurrency,
+                    max_queue,
+                    timeout,
+                    activator_in_path: true,
+                    seed: None,
+                },
+                AutoscalerDemand {
+                    handle: demand,
+                    entry: entry.clone(),
+                },
+            )
+        };
         let identity = ReplicaIdentity {
             service: config.service.clone(),
             configuration: config.configuration.clone(),
@@ -149,7 +169,8 @@ impl RevisionEntry {
             config.key.name.clone(),
         );
         let metrics = metrics.revision(&labels);
-        Arc::new(Self {
+        Arc::new_cyclic(|entry| Self {
+            throttler: throttler(entry),
             annotations: Mutex::new(config.annotations.clone()),
             reachability: Mutex::new(reachability),
             config,
@@ -157,7 +178,6 @@ impl RevisionEntry {
             prepared,
             identity,
             limits,
-            throttler,
             autoscaler,
             metrics,
             node,
@@ -208,6 +228,11 @@ impl RevisionEntry {
 
     pub(crate) fn timeout(&self) -> Duration {
         self.limits.timeout
+    }
+
+    /// Whether the scaler runs: started, and not closed (a closed revision starts nothing).
+    fn scaling(&self) -> bool {
+        lock(&self.scaler).is_some()
     }
 
     pub(crate) fn unschedulable(&self) -> Option<Unschedulable> {
