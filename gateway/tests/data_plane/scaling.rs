@@ -8,7 +8,9 @@ use http::StatusCode;
 use wisp_gateway::dataplane::DataPlaneConfig;
 use wisp_runtime::MIB;
 
-use crate::harness::{Answer, Options, Plane, annotated, host, revision, series};
+use wisp_gateway::routing::{RouteConfig, TrafficTarget};
+
+use crate::harness::{Answer, NS, Options, Plane, annotated, host, revision, series};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_at_zero_answers_its_first_request_and_counts_a_cold_start() {
@@ -434,4 +436,54 @@ async fn the_replica_counts_version_moves_with_the_counts_and_only_with_them() {
     assert!(plane.data_plane.remove_revision(&key).await);
     assert_ne!(version(), one_replica, "a revision removed");
     assert_eq!(plane.data_plane.replica_counts(&key), None);
+}
+
+/// A request at zero starts its revision's replica itself: the autoscaler's decision is applied
+/// on the request's thread, not only by the scaler task, so a burst from zero waits for no task
+/// to be scheduled. Here the scaler task never runs at all (its runtime is gone), and the
+/// request is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_at_zero_starts_a_replica_without_the_scaler_task() {
+    let mut data_plane = DataPlaneConfig::new(4096 * MIB);
+    data_plane.autoscaler.allow_zero_initial_scale = true;
+    let plane = Plane::start_with(Options {
+        data_plane,
+        max_instances: 100,
+    })
+    .await;
+    let mut config = annotated(
+        revision("inline", wisp_samples::HELLO),
+        &[("initial-scale", "0")],
+    );
+    config.timeout = std::time::Duration::from_secs(10);
+    let key = config.key.clone();
+    let service = config.service.clone();
+    // Applied from a runtime of its own, dropped at once: the scaler task spawned there is
+    // dropped with it before it can apply anything.
+    let applying = plane.data_plane.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(applying.apply_revision(config))
+            .map(drop)
+            .map_err(|error| error.to_string())
+    })
+    .join()
+    .expect("apply thread")
+    .expect("apply revision");
+    plane
+        .add_route(RouteConfig::new(
+            NS,
+            service,
+            vec![TrafficTarget::new(&key.name, 100)],
+        ))
+        .await;
+    assert_eq!(plane.state(&key).ready_replicas, 0, "initial scale 0");
+
+    let answer = plane.get(&host("inline"), "/").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(plane.state(&key).ready_replicas, 1);
 }
