@@ -64,6 +64,18 @@ impl Plane {
         Self::start_with(Options::default()).await
     }
 
+    /// A plane on a node of `node_memory`, each replica reserving `replica_memory`, with at
+    /// most `max_instances` instances at once.
+    pub async fn start_sized(node_memory: u64, replica_memory: u64, max_instances: u32) -> Self {
+        let mut data_plane = DataPlaneConfig::new(node_memory);
+        data_plane.default_memory_limit = replica_memory;
+        Self::start_with(Options {
+            data_plane,
+            max_instances,
+        })
+        .await
+    }
+
     pub async fn start_with(options: Options) -> Self {
         let runtime = Runtime::new(RuntimeConfig {
             max_instances: options.max_instances,

@@ -57,15 +57,7 @@ async fn a_revision_at_zero_answers_its_first_request_and_counts_a_cold_start() 
 /// start's, in the metric and in Server-Timing's `cold`; `queue` has both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_start_is_the_wait_for_a_replica_not_the_queue_behind_a_busy_one() {
-    let mut data_plane = DataPlaneConfig::new(32 * MIB);
-    data_plane.default_memory_limit = 16 * MIB;
-    let plane = Arc::new(
-        Plane::start_with(Options {
-            data_plane,
-            max_instances: 100,
-        })
-        .await,
-    );
+    let plane = Arc::new(Plane::start_sized(32 * MIB, 16 * MIB, 100).await);
     let mut config = annotated(
         revision("single", wisp_samples::SLEEP),
         &[("max-scale", "1")],
@@ -151,15 +143,7 @@ fn timing(answer: &Answer, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_500_from_zero_all_succeeds_and_scales_to_fifty() {
-    let mut data_plane = DataPlaneConfig::new(4096 * MIB);
-    data_plane.default_memory_limit = 16 * MIB;
-    let plane = Arc::new(
-        Plane::start_with(Options {
-            data_plane,
-            max_instances: 600,
-        })
-        .await,
-    );
+    let plane = Arc::new(Plane::start_sized(4096 * MIB, 16 * MIB, 600).await);
     let mut config = annotated(
         revision("burst", wisp_samples::SLEEP),
         &[("target-utilization-percentage", "100")],
@@ -248,15 +232,7 @@ async fn idle_revisions_reach_zero_after_window_and_grace_and_start_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steady_stream_through_scale_cycles_loses_nothing() {
-    let mut data_plane = DataPlaneConfig::new(4096 * MIB);
-    data_plane.default_memory_limit = 16 * MIB;
-    let plane = Arc::new(
-        Plane::start_with(Options {
-            data_plane,
-            max_instances: 100,
-        })
-        .await,
-    );
+    let plane = Arc::new(Plane::start_sized(4096 * MIB, 16 * MIB, 100).await);
     let mut config = annotated(
         revision("cycle", wisp_samples::SLEEP),
         &[("target-utilization-percentage", "100")],
