@@ -6,9 +6,10 @@
 //! writes then conflicted and were read and written again.
 //!
 //! A written label stands in for the cached one only while the cache still holds the version
-//! the label was decided on. Once the cache moves past it (the patch arrived, or someone else
-//! wrote), the cache is the truth again. Entries also expire: an expired one costs at most a
-//! redundant patch, never a wrong label.
+//! the label was decided on. Once the cache shows another version, the cache is read again: it
+//! may be the patch, someone else's label, or a write made before the patch and seen after it
+//! (a status write), which costs one redundant patch. Entries also expire. Either way a
+//! stand-in costs at most a redundant patch, never a wrong label.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -64,8 +65,11 @@ impl WrittenLabels {
         cached_version: Option<&str>,
         now: Instant,
     ) -> Option<String> {
-        let key = (namespace.to_owned(), revision.to_owned());
         let mut entries = lock(&self.entries);
+        if entries.by_revision.is_empty() {
+            return cached;
+        }
+        let key = (namespace.to_owned(), revision.to_owned());
         let standing = entries.by_revision.get(&key).map(|written| {
             written.over_version.as_deref() == cached_version
                 && now.duration_since(written.at) < EXPIRY

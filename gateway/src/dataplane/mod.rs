@@ -370,14 +370,14 @@ impl DataPlane {
         self.with_entry(key, |_| ()).is_some()
     }
 
-    /// The revision's replica counts now, if it is here: the part of
-    /// [`DataPlane::revision_state`] its status takes, without copying anything.
     /// Read before [`DataPlane::replica_counts`]: while it returns what it did before the last
     /// reads, none of those counts has changed since.
     pub fn replica_counts_version(&self) -> u64 {
         self.inner.counts_version.get()
     }
 
+    /// The revision's replica counts now, if it is here: the part of
+    /// [`DataPlane::revision_state`] its status takes, without copying anything.
     pub fn replica_counts(&self, key: &RevisionKey) -> Option<ReplicaCounts> {
         self.with_entry(key, RevisionEntry::replica_counts)
     }

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use wisp_activator::{Backend, DemandHooks, Throttler, ThrottlerConfig};
 use wisp_api::instance_reuse::InstanceReuse;
 use wisp_api::revision_key::RevisionKey;
-use wisp_autoscaler::{Reachability, RevisionHandle, RevisionView};
+use wisp_autoscaler::{Reachability, RevisionHandle};
 use wisp_runtime::{PreparedComponent, ReplicaIdentity, ReplicaLimits};
 
 use super::backend::ReplicaBackend;
@@ -61,7 +61,15 @@ pub(crate) struct RevisionEntry {
     /// Why the revision has fewer replicas than the autoscaler wants, while it does.
     unschedulable: Mutex<Option<Unschedulable>>,
     scaler: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises applying decisions, and says whether the revision was closed.
+    applying: Mutex<Closed>,
+    /// Serialises refreshing the sampled metrics.
+    refreshing: Mutex<()>,
 }
+
+/// Whether [`RevisionEntry::close`] ran: a closed revision starts no replica.
+#[derive(Default)]
+struct Closed(bool);
 
 /// Forwards the activator's demand events to the autoscaler.
 struct AutoscalerDemand {
@@ -84,9 +92,8 @@ impl DemandHooks for AutoscalerDemand {
         // applies it again after, finding nothing left to do.
         if let Some(entry) = self.entry.upgrade()
             && entry.ready() == 0
-            && entry.scaling()
         {
-            entry.apply(&entry.autoscaler.view());
+            entry.apply();
         }
     }
 }
@@ -191,6 +198,8 @@ impl RevisionEntry {
             at_rest: AtomicBool::new(false),
             unschedulable: Mutex::new(None),
             scaler: Mutex::new(None),
+            applying: Mutex::new(Closed::default()),
+            refreshing: Mutex::new(()),
         })
     }
 
@@ -230,11 +239,6 @@ impl RevisionEntry {
         self.limits.timeout
     }
 
-    /// Whether the scaler runs: started, and not closed (a closed revision starts nothing).
-    fn scaling(&self) -> bool {
-        lock(&self.scaler).is_some()
-    }
-
     pub(crate) fn unschedulable(&self) -> Option<Unschedulable> {
         *lock(&self.unschedulable)
     }
@@ -242,7 +246,7 @@ impl RevisionEntry {
     /// Applies the autoscaler's current decision (the initial scale) now, so the revision
     /// has its replicas when it is published, then starts the task that applies later ones.
     pub(crate) fn start_scaler(self: &Arc<Self>) {
-        self.apply(&self.autoscaler.view());
+        self.apply();
         let entry = self.clone();
         let task = tokio::spawn(async move { entry.run_scaler().await });
         if let Some(previous) = lock(&self.scaler).replace(task) {
@@ -254,8 +258,8 @@ impl RevisionEntry {
         let mut views = self.autoscaler.subscribe();
         let mut freed = self.node.subscribe_freed();
         loop {
-            let view = *views.borrow_and_update();
-            let short = self.apply(&view);
+            views.borrow_and_update();
+            let short = self.apply();
             if short {
                 // Short of room on the node: try again when a replica anywhere gives memory back.
                 tokio::select! {
@@ -268,9 +272,17 @@ impl RevisionEntry {
         }
     }
 
-    /// Applies one decision: the activator's mode, then the replica count. Returns whether the
-    /// node could not admit every replica wanted.
-    fn apply(&self, view: &RevisionView) -> bool {
+    /// Applies the autoscaler's newest decision: the activator's mode, then the replica count.
+    /// Returns whether the node could not admit every replica wanted.
+    fn apply(&self) -> bool {
+        // One applier at a time, each reading the newest decision under the lock: the scaler
+        // task and a request's poke both apply, and whichever comes last must not apply an
+        // older decision than the other did. A closed revision applies nothing.
+        let closed = lock(&self.applying);
+        if closed.0 {
+            return false;
+        }
+        let view = self.autoscaler.view();
         self.throttler.set_activator_in_path(view.activator_in_path);
         let short = self.scale_to(view.replicas);
         // After the change is visible. A decision published after `view` is read here, or
@@ -290,6 +302,9 @@ impl RevisionEntry {
     /// Refreshes the revision's scaling series and the node's (after every decision, and every
     /// autoscaler step, since the observed values change without the decision changing).
     pub(crate) fn refresh_metrics(&self) {
+        // The periodic refresh and an apply's may run at once: one at a time, so the last
+        // reads the newest status and the at-rest mark is never left from an older one.
+        let _refreshing = lock(&self.refreshing);
         let status = self.autoscaler.status();
         let view = status.view;
         let ready = self.ready();
@@ -409,6 +424,9 @@ impl RevisionEntry {
     /// Takes the revision out of service: queued requests fail (503), replicas drain, the
     /// scaler stops.
     pub(crate) fn close(&self) {
+        // Held to the end: an apply under way finishes first, and none starts after.
+        let mut applying = lock(&self.applying);
+        applying.0 = true;
         if let Some(task) = lock(&self.scaler).take() {
             task.abort();
         }

@@ -199,8 +199,8 @@ impl Shared {
         let counts_version = self.data_plane.replica_counts_version();
         let serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = ReplicaSnapshot {
-            serving: serving.generation,
-            counts: counts_version,
+            serving_generation: serving.generation,
+            counts_version,
         };
         if unchanged_since == Some(&snapshot) {
             return None;
@@ -241,9 +241,9 @@ struct ServingSet {
 /// every revision's counts are as they were.
 #[derive(Debug, PartialEq)]
 struct ReplicaSnapshot {
-    serving: u64,
+    serving_generation: u64,
     /// [`DataPlane::replica_counts_version`].
-    counts: u64,
+    counts_version: u64,
 }
 
 /// One replica pass's input: each serving revision's counts as its status spells them, and
