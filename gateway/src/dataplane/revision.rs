@@ -38,9 +38,6 @@ pub(crate) struct RevisionEntry {
     node: Arc<NodeCapacity>,
     node_metrics: NodeMetrics,
     counts_version: Arc<CountsVersion>,
-    /// The counts as the last applied decision left them: the version moves only when they
-    /// change (a decision often changes only what the counts leave out).
-    applied_counts: Mutex<Option<ReplicaCounts>>,
     /// Replicas this revision may hold on the node.
     max_replicas: usize,
     /// Replicas taking requests, oldest first.
@@ -61,15 +58,21 @@ pub(crate) struct RevisionEntry {
     /// Why the revision has fewer replicas than the autoscaler wants, while it does.
     unschedulable: Mutex<Option<Unschedulable>>,
     scaler: Mutex<Option<JoinHandle<()>>>,
-    /// Serialises applying decisions, and says whether the revision was closed.
-    applying: Mutex<Closed>,
+    /// Serialises applying decisions, with what the last one left.
+    applying: Mutex<Applied>,
     /// Serialises refreshing the sampled metrics.
     refreshing: Mutex<()>,
 }
 
-/// Whether [`RevisionEntry::close`] ran: a closed revision starts no replica.
+/// What applying decisions left, kept under the lock that serialises them.
 #[derive(Default)]
-struct Closed(bool);
+struct Applied {
+    /// [`RevisionEntry::close`] ran: a closed revision starts no replica.
+    closed: bool,
+    /// The counts the last decision left: the version moves only when they change (a decision
+    /// often changes only what the counts leave out).
+    counts: Option<ReplicaCounts>,
+}
 
 /// Forwards the activator's demand events to the autoscaler.
 struct AutoscalerDemand {
@@ -190,7 +193,6 @@ impl RevisionEntry {
             node,
             node_metrics,
             counts_version,
-            applied_counts: Mutex::new(None),
             max_replicas,
             replicas: Mutex::new(Vec::new()),
             ready: AtomicU32::new(0),
@@ -198,7 +200,7 @@ impl RevisionEntry {
             at_rest: AtomicBool::new(false),
             unschedulable: Mutex::new(None),
             scaler: Mutex::new(None),
-            applying: Mutex::new(Closed::default()),
+            applying: Mutex::new(Applied::default()),
             refreshing: Mutex::new(()),
         })
     }
@@ -278,8 +280,8 @@ impl RevisionEntry {
         // One applier at a time, each reading the newest decision under the lock: the scaler
         // task and a request's poke both apply, and whichever comes last must not apply an
         // older decision than the other did. A closed revision applies nothing.
-        let closed = lock(&self.applying);
-        if closed.0 {
+        let mut applied = lock(&self.applying);
+        if applied.closed {
             return false;
         }
         let view = self.autoscaler.view();
@@ -288,8 +290,7 @@ impl RevisionEntry {
         // After the change is visible. A decision published after `view` is read here, or
         // by the apply it wakes, so no change goes without a move.
         let counts = self.replica_counts();
-        let changed = lock(&self.applied_counts).replace(counts) != Some(counts);
-        if changed {
+        if applied.counts.replace(counts) != Some(counts) {
             self.counts_version.moved();
         }
         self.refresh_metrics();
@@ -425,8 +426,8 @@ impl RevisionEntry {
     /// scaler stops.
     pub(crate) fn close(&self) {
         // Held to the end: an apply under way finishes first, and none starts after.
-        let mut applying = lock(&self.applying);
-        applying.0 = true;
+        let mut applied = lock(&self.applying);
+        applied.closed = true;
         if let Some(task) = lock(&self.scaler).take() {
             task.abort();
         }
