@@ -83,7 +83,9 @@ pub const PINNED_IMAGE_KEY: &str = "wisp.dev/pinned-image";
 /// How far a node got with a revision's component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RevisionState {
-    /// Being fetched, compiled or probed.
+    /// Being fetched, compiled or probed. Nodes of this version report only an outcome (Ready
+    /// or Failed); earlier ones wrote this first, and the controllers still read it as "not
+    /// reported yet".
     Deploying,
     /// Passed its checks: this node serves it.
     Ready,

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -332,9 +333,32 @@ async fn a_revision_becomes_ready_and_serves_once_routed() {
     let hello = Path::new(wisp_samples::HELLO);
     let cluster = Cluster::start(hello.parent().expect("samples dir")).await;
     let image = hello.file_name().unwrap().to_str().unwrap();
+    let mut versions = cluster
+        .revisions()
+        .watch(&WatchParams::default(), "0")
+        .await
+        .expect("watch revisions")
+        .boxed();
     cluster.create_revision("hello-00001", image).await;
 
     let revision = cluster.settled("hello-00001").await;
+    // The node's first report is the apply's outcome: every version the revision went through
+    // up to it carries no report of this node (a "Deploying" one first was a status write per
+    // revision that said nothing new).
+    let mut reports = Vec::new();
+    while reports.last() != Some(&RevisionState::Ready) {
+        let event = tokio::time::timeout(Duration::from_secs(30), versions.try_next())
+            .await
+            .expect("the revision's versions arrive")
+            .expect("the watch goes on")
+            .expect("the watch is open");
+        if let WatchEvent::Added(version) | WatchEvent::Modified(version) = event
+            && let Some(report) = report_of(&version)
+        {
+            reports.push(report.state);
+        }
+    }
+    assert_eq!(reports, [RevisionState::Ready]);
     let ready = ready_of(&revision);
     assert_eq!(ready.state, RevisionState::Ready, "{ready:?}");
     assert_eq!(ready.container.as_deref(), Some("user-container"));

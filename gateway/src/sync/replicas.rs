@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -93,16 +94,24 @@ impl ReplicaStatus {
 }
 
 /// Writes one revision's counts; whether its status now holds them (written, already there,
-/// or the revision is gone). Conflicts that outlast the attempts count as not written.
+/// or the revision is gone). Conflicts that outlast the attempts count as not written, and so
+/// does a revision this node has not reported on yet: its counts go in on a later pass, after
+/// the apply's outcome.
 async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -> bool {
     let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
+    // Atomic only to keep the future Send; one task reads and writes it.
+    let unreported = AtomicBool::new(false);
     let result = write_status(
         &api,
         &key.name,
         shared.cached(key),
         |revision: &Revision| {
             let current = revision.status.clone().unwrap_or_default();
-            let next = status::replicas(&current, &shared.options.node_name, counts);
+            let Some(next) = status::replicas(&current, &shared.options.node_name, counts) else {
+                unreported.store(true, Ordering::Relaxed);
+                return None;
+            };
+            unreported.store(false, Ordering::Relaxed);
             (next != current).then(|| Revision {
                 status: Some(next),
                 ..revision.clone()
@@ -111,7 +120,7 @@ async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -
     )
     .await;
     match result {
-        Ok(_) => true,
+        Ok(_) => !unreported.load(Ordering::Relaxed),
         Err(error) => {
             tracing::warn!(revision = %key, %error, "cannot write replica counts");
             false

@@ -315,7 +315,6 @@ async fn reconcile(
         Err(failure) => Err(failure),
     };
     let generation = revision.metadata.generation;
-    let stored = revision.status.clone().unwrap_or_default();
     let uid = revision.uid();
     let repeat = last
         .as_ref()
@@ -323,17 +322,11 @@ async fn reconcile(
     if !repeat {
         let outcome = match &converted {
             Err(failure) => Outcome::Failed(failure.clone()),
-            Ok(converted) => {
-                let node = shared.options.node_name.as_str();
-                if !status::reported(&stored, node, generation) {
-                    let container = converted.container_name.as_str();
-                    write_revision_status(shared, revision, |current| {
-                        status::deploying(current, node, generation, container)
-                    })
-                    .await;
-                }
-                apply(shared, key, revision, converted).await
-            }
+            // No report until the apply has an outcome: a "Deploying" report first told the
+            // controllers nothing the absence of one does not (they say the node is still
+            // fetching either way), and cost every new revision a status write, often a
+            // conflicting one, while the Revision controller wrote its first status too.
+            Ok(converted) => apply(shared, key, revision, converted).await,
         };
         *last = Some(Attempt {
             uid,

@@ -27,15 +27,8 @@ pub fn own_report(status: &RevisionStatus, node: &str) -> Option<RevisionReport>
     serde_json::from_str(text).ok()
 }
 
-/// Whether this node already reported on `generation` (Ready or failed): a restart re-applies
-/// every revision, and one it reported on must not flap through `Deploying`.
-pub fn reported(status: &RevisionStatus, node: &str, generation: Option<i64>) -> bool {
-    own_report(status, node)
-        .is_some_and(|r| r.generation == generation && r.state != RevisionState::Deploying)
-}
-
-/// `status` with this node's report changed by `change` (a new report starts as Deploying with
-/// no replicas).
+/// `status` with this node's report changed by `change` (a new report starts with no
+/// replicas).
 fn with_report(
     status: &RevisionStatus,
     node: &str,
@@ -56,23 +49,6 @@ fn with_report(
     let mut next = status.clone();
     next.annotations.insert(report_key(node), encode(&report));
     next
-}
-
-/// The component of `generation` is being fetched and compiled on this node.
-pub fn deploying(
-    status: &RevisionStatus,
-    node: &str,
-    generation: Option<i64>,
-    container: &str,
-) -> RevisionStatus {
-    with_report(status, node, |report| {
-        report.state = RevisionState::Deploying;
-        report.generation = generation;
-        report.container = Some(container.to_owned());
-        report.image_digest = None;
-        report.reason = None;
-        report.message = None;
-    })
 }
 
 /// What `outcome` says of the revision of `generation` on this node.
@@ -122,13 +98,20 @@ pub struct Replicas {
     pub capped: Option<String>,
 }
 
-/// This node's replica counts, and why it runs fewer than wanted, in its report.
-pub fn replicas(status: &RevisionStatus, node: &str, replicas: &Replicas) -> RevisionStatus {
-    with_report(status, node, |report| {
+/// This node's replica counts, and why it runs fewer than wanted, in its report; `None` while
+/// this node has not reported on the revision (its first report is the apply's outcome, and
+/// counts alone would make a report that says nothing of it).
+pub fn replicas(
+    status: &RevisionStatus,
+    node: &str,
+    replicas: &Replicas,
+) -> Option<RevisionStatus> {
+    own_report(status, node)?;
+    Some(with_report(status, node, |report| {
         report.actual = replicas.actual;
         report.desired = replicas.desired;
         report.capped = replicas.capped.clone();
-    })
+    }))
 }
 
 /// `status` with this node's word on the route: it serves the traffic the stored status holds
@@ -163,24 +146,15 @@ mod tests {
     use wisp_api::knative::TrafficTarget;
 
     #[test]
-    fn deploying_then_ready_with_the_digest() {
+    fn a_first_report_is_the_outcome_with_the_digest() {
         let start = RevisionStatus::default();
-        assert!(!reported(&start, "a", Some(1)));
-        let deploying = deploying(&start, "a", Some(1), "user-container");
-        assert_eq!(
-            own_report(&deploying, "a").unwrap().state,
-            RevisionState::Deploying
-        );
-        assert!(!reported(&deploying, "a", Some(1)));
-
         let outcome = Outcome::Ready {
             digest: "sha256:ab".into(),
         };
-        let done = applied(&deploying, "a", Some(1), "user-container", &outcome);
+        let done = applied(&start, "a", Some(1), "user-container", &outcome);
         let report = own_report(&done, "a").unwrap();
         assert_eq!(report.state, RevisionState::Ready);
         assert_eq!(report.image_digest.as_deref(), Some("sha256:ab"));
-        assert!(reported(&done, "a", Some(1)));
         assert_eq!(done.annotations[RECORDED_DIGEST_KEY], "sha256:ab");
         // Another node's bytes never replace the recorded digest.
         let other = Outcome::Ready {
@@ -188,7 +162,10 @@ mod tests {
         };
         let by_b = applied(&done, "b", Some(1), "user-container", &other);
         assert_eq!(by_b.annotations[RECORDED_DIGEST_KEY], "sha256:ab");
-        assert!(!reported(&done, "b", Some(1)), "another node has not");
+        assert_eq!(
+            own_report(&by_b, "b").unwrap().image_digest.as_deref(),
+            Some("sha256:cd")
+        );
         // Applying again (a restart) changes nothing, so nothing is written.
         assert_eq!(
             applied(&done, "a", Some(1), "user-container", &outcome),
@@ -232,19 +209,32 @@ mod tests {
             desired,
             capped: None,
         };
-        let scaled = replicas(&ready, "b", &counts(2, 3));
-        let scaled = replicas(&scaled, "a", &counts(1, 1));
+        let ready = applied(
+            &ready,
+            "a",
+            Some(1),
+            "user-container",
+            &Outcome::Ready {
+                digest: "sha256:0".into(),
+            },
+        );
+        let scaled = replicas(&ready, "b", &counts(2, 3)).unwrap();
+        let scaled = replicas(&scaled, "a", &counts(1, 1)).unwrap();
         let b = own_report(&scaled, "b").unwrap();
         assert_eq!((b.state, b.actual, b.desired), (RevisionState::Ready, 2, 3));
         assert_eq!(own_report(&scaled, "a").unwrap().actual, 1);
+        // A node that has not reported its outcome yet writes no counts: they would make a
+        // report that says nothing of how the apply went.
+        assert_eq!(replicas(&scaled, "c", &counts(1, 1)), None);
         let capped = Replicas {
             capped: Some("node b runs 2 of the 9 replicas the revision wants: …".into()),
             ..counts(2, 9)
         };
-        let report = own_report(&replicas(&scaled, "b", &capped), "b").unwrap();
+        let capped_status = replicas(&scaled, "b", &capped).unwrap();
+        let report = own_report(&capped_status, "b").unwrap();
         assert_eq!(report.capped, capped.capped);
         // Once every wanted replica runs the note goes.
-        let cleared = replicas(&replicas(&scaled, "b", &capped), "b", &counts(9, 9));
+        let cleared = replicas(&capped_status, "b", &counts(9, 9)).unwrap();
         assert_eq!(own_report(&cleared, "b").unwrap().capped, None);
     }
 
