@@ -137,7 +137,7 @@ impl Cluster {
             .expect("create revision");
     }
 
-    /// Waits for this node's report on the revision to leave Deploying; returns the revision.
+    /// Waits for this node's report on the revision (the apply's outcome); returns the revision.
     async fn settled(&self, name: &str) -> Revision {
         let api = self.revisions();
         eventually(&format!("revision {name} settles"), || async {

@@ -35,6 +35,7 @@ mod write;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -88,8 +89,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         data_plane,
         client,
+        report_key: wisp_api::nodes::report_key(&options.node_name),
         options,
         revisions: Mutex::new(HashMap::new()),
+        reports_seen: AtomicU64::new(0),
         serving: Mutex::new(ServingSet::default()),
         serving_changed: Notify::new(),
         share: watch::Sender::new(spread::Share::ALONE),
@@ -121,8 +124,13 @@ struct Shared {
     data_plane: DataPlane,
     client: kube::Client,
     options: SyncOptions,
+    /// This node's key in a Revision's `status.annotations`.
+    report_key: String,
     /// The latest Revision objects the watcher saw: status writes start from them.
     revisions: Mutex<HashMap<RevisionKey, Arc<Revision>>>,
+    /// Moves when the watcher's copy of a revision first shows this node's report: the replica
+    /// pass writes no counts before that report, and reads the counts again once it is there.
+    reports_seen: AtomicU64,
     /// Revisions the data plane serves, with what their Pods show.
     serving: Mutex<ServingSet>,
     /// Woken when a revision starts or stops serving: routes waiting for it may be ready now.
@@ -147,10 +155,17 @@ impl Shared {
             .revisions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match revision {
+        let previous = match revision {
             Some(revision) => revisions.insert(key.clone(), Arc::clone(revision)),
             None => revisions.remove(key),
         };
+        if first_report(
+            previous.as_deref(),
+            revision.map(Arc::as_ref),
+            &self.report_key,
+        ) {
+            self.reports_seen.fetch_add(1, Ordering::Release);
+        }
     }
 
     fn cached(&self, key: &RevisionKey) -> Option<Revision> {
@@ -197,10 +212,12 @@ impl Shared {
         // The counts' version before the counts: a change racing this read moves it on, and
         // the next pass reads again.
         let counts_version = self.data_plane.replica_counts_version();
+        let reports_seen = self.reports_seen.load(Ordering::Acquire);
         let serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
         let snapshot = ReplicaSnapshot {
             serving_generation: serving.generation,
             counts_version,
+            reports_seen,
         };
         if unchanged_since == Some(&snapshot) {
             return None;
@@ -244,6 +261,8 @@ struct ReplicaSnapshot {
     serving_generation: u64,
     /// [`DataPlane::replica_counts_version`].
     counts_version: u64,
+    /// [`Shared::reports_seen`].
+    reports_seen: u64,
 }
 
 /// One replica pass's input: each serving revision's counts as its status spells them, and
@@ -254,7 +273,59 @@ struct ReplicaPass {
     with_replicas: BTreeMap<RevisionKey, Serving>,
 }
 
+/// Whether `next` is the first copy of a revision to carry the report under `report_key`.
+fn first_report(previous: Option<&Revision>, next: Option<&Revision>, report_key: &str) -> bool {
+    let reported = |revision: &Revision| {
+        revision
+            .status
+            .as_ref()
+            .is_some_and(|status| status.annotations.contains_key(report_key))
+    };
+    next.is_some_and(reported) && !previous.is_some_and(reported)
+}
+
 /// Now, as condition timestamps spell it.
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revision(annotations: &[(&str, &str)]) -> Revision {
+        let mut revision: Revision = serde_json::from_value(serde_json::json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Revision",
+            "metadata": {"name": "a-00001", "namespace": "default"},
+            "spec": {"containers": [{"image": "a.wasm"}]},
+        }))
+        .expect("a revision");
+        revision.status = Some(wisp_api::knative::RevisionStatus {
+            annotations: annotations
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+            ..Default::default()
+        });
+        revision
+    }
+
+    #[test]
+    fn only_the_first_copy_with_this_nodes_report_counts_as_a_new_report() {
+        let key = wisp_api::nodes::report_key("a");
+        let other = wisp_api::nodes::report_key("b");
+        let bare = revision(&[]);
+        let by_other = revision(&[(&other, "{}")]);
+        let reported = revision(&[(&key, "{}")]);
+        assert!(
+            first_report(None, Some(&reported), &key),
+            "first seen reported"
+        );
+        assert!(first_report(Some(&bare), Some(&reported), &key));
+        assert!(!first_report(Some(&reported), Some(&reported), &key));
+        assert!(!first_report(Some(&bare), Some(&by_other), &key));
+        assert!(!first_report(Some(&reported), None, &key), "deleted");
+        assert!(!first_report(None, Some(&bare), &key));
+    }
 }

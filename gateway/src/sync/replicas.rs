@@ -68,7 +68,9 @@ struct ReplicaStatus {
 }
 
 impl ReplicaStatus {
-    /// Writes the counts that differ from those last written; whether all of them were.
+    /// Writes the counts that differ from those last written; whether every write that could
+    /// be made was (a revision this node has not reported on yet waits for its report, which
+    /// moves [`super::Shared::reports_seen`] and so brings the counts back to a later pass).
     async fn sync(&mut self, shared: &Shared, counts: &BTreeMap<RevisionKey, Replicas>) -> bool {
         self.written.retain(|key, _| counts.contains_key(key));
         let changed: Vec<(RevisionKey, Replicas)> = counts
@@ -76,28 +78,44 @@ impl ReplicaStatus {
             .filter(|(key, count)| self.written.get(*key) != Some(*count))
             .map(|(key, count)| (key.clone(), count.clone()))
             .collect();
-        let wanted = changed.len();
-        let written: Vec<(RevisionKey, Replicas)> = futures::stream::iter(changed)
+        let outcomes: Vec<(RevisionKey, Replicas, CountsWrite)> = futures::stream::iter(changed)
             .map(|(key, count)| async move {
-                write_replicas(shared, &key, &count)
-                    .await
-                    .then_some((key, count))
+                let outcome = write_replicas(shared, &key, &count).await;
+                (key, count, outcome)
             })
             .buffer_unordered(CONCURRENT_WRITES)
-            .filter_map(std::future::ready)
             .collect()
             .await;
-        let all_written = written.len() == wanted;
-        self.written.extend(written);
+        let mut all_written = true;
+        for (key, count, outcome) in outcomes {
+            match outcome {
+                CountsWrite::Written => {
+                    self.written.insert(key, count);
+                }
+                CountsWrite::Unreported => {
+                    tracing::debug!(revision = %key, "replica counts wait for this node's report");
+                }
+                CountsWrite::Failed => all_written = false,
+            }
+        }
         all_written
     }
 }
 
-/// Writes one revision's counts; whether its status now holds them (written, already there,
-/// or the revision is gone). Conflicts that outlast the attempts count as not written, and so
-/// does a revision this node has not reported on yet: its counts go in on a later pass, after
-/// the apply's outcome.
-async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -> bool {
+/// How writing one revision's counts went.
+#[derive(Debug, PartialEq, Eq)]
+enum CountsWrite {
+    /// The status holds them: written, already there, or the revision is gone.
+    Written,
+    /// This node has not reported on the revision yet (its first report is the apply's
+    /// outcome, and counts alone would make a report that says nothing of it).
+    Unreported,
+    /// The API refused, or conflicts outlasted the attempts: try again on the next pass.
+    Failed,
+}
+
+/// Writes one revision's counts into this node's report.
+async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -> CountsWrite {
     let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
     // Atomic only to keep the future Send; one task reads and writes it.
     let unreported = AtomicBool::new(false);
@@ -120,10 +138,11 @@ async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -
     )
     .await;
     match result {
-        Ok(_) => !unreported.load(Ordering::Relaxed),
+        Ok(_) if unreported.load(Ordering::Relaxed) => CountsWrite::Unreported,
+        Ok(_) => CountsWrite::Written,
         Err(error) => {
             tracing::warn!(revision = %key, %error, "cannot write replica counts");
-            false
+            CountsWrite::Failed
         }
     }
 }

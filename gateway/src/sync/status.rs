@@ -27,8 +27,8 @@ pub fn own_report(status: &RevisionStatus, node: &str) -> Option<RevisionReport>
     serde_json::from_str(text).ok()
 }
 
-/// `status` with this node's report changed by `change` (a new report starts with no
-/// replicas).
+/// `status` with this node's report changed by `change`. A new report starts with no replicas;
+/// its state is a placeholder that [`applied`], the only maker of new reports, sets.
 fn with_report(
     status: &RevisionStatus,
     node: &str,
