@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -114,31 +113,32 @@ enum CountsWrite {
     Failed,
 }
 
-/// Writes one revision's counts into this node's report.
+/// Writes one revision's counts into this node's report. Whether this node reported yet is
+/// read from the watcher's copy, the same copy whose first report moves
+/// [`super::Shared::reports_seen`] and so brings the counts back.
 async fn write_replicas(shared: &Shared, key: &RevisionKey, counts: &Replicas) -> CountsWrite {
+    let node = shared.options.node_name.as_str();
+    let cached = shared.cached(key);
+    let reported = cached
+        .as_ref()
+        .and_then(|revision| revision.status.as_ref())
+        .is_some_and(|status| status::own_report(status, node).is_some());
+    if !reported {
+        return CountsWrite::Unreported;
+    }
     let api: Api<Revision> = Api::namespaced(shared.client.clone(), &key.namespace);
-    // Atomic only to keep the future Send; one task reads and writes it.
-    let unreported = AtomicBool::new(false);
-    let result = write_status(
-        &api,
-        &key.name,
-        shared.cached(key),
-        |revision: &Revision| {
-            let current = revision.status.clone().unwrap_or_default();
-            let Some(next) = status::replicas(&current, &shared.options.node_name, counts) else {
-                unreported.store(true, Ordering::Relaxed);
-                return None;
-            };
-            unreported.store(false, Ordering::Relaxed);
-            (next != current).then(|| Revision {
-                status: Some(next),
-                ..revision.clone()
-            })
-        },
-    )
+    let result = write_status(&api, &key.name, cached, |revision: &Revision| {
+        let current = revision.status.clone().unwrap_or_default();
+        // `None`: the report went since the cached copy (the controller dropped it); the
+        // node's next outcome write makes a new one, and the counts follow it.
+        let next = status::replicas(&current, node, counts)?;
+        (next != current).then(|| Revision {
+            status: Some(next),
+            ..revision.clone()
+        })
+    })
     .await;
     match result {
-        Ok(_) if unreported.load(Ordering::Relaxed) => CountsWrite::Unreported,
         Ok(_) => CountsWrite::Written,
         Err(error) => {
             tracing::warn!(revision = %key, %error, "cannot write replica counts");
