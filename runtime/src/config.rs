@@ -19,9 +19,12 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Where precompiled components are kept across restarts; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
-    /// Linear memory per pool slot kept mapped between instances and reset in place (only where
-    /// the kernel can say which pages are dirty; elsewhere slots are unmapped as usual).
+    /// Linear memory per pool slot kept mapped between instances and reset in place (with
+    /// [`MemoryReset::DirtyPages`], only where the kernel can say which pages are dirty;
+    /// elsewhere slots are unmapped as usual).
     pub keep_resident: u64,
+    /// How a pool slot's linear memory is made pristine for the next instance.
+    pub memory_reset: MemoryReset,
     /// Use the pooling allocator when the address space can be reserved (falls back otherwise).
     pub pooling: bool,
     /// Largest component accepted from a file or URL.
@@ -49,6 +52,24 @@ pub struct RuntimeConfig {
     /// Bytes of pulled registry blobs (manifests and layers) kept on disk; the least recently
     /// used go when a new one would not fit.
     pub image_cache_max_bytes: u64,
+}
+
+/// How a pool slot's linear memory is made pristine again once its instance is gone. Both leave
+/// the next instance exactly the component's initial memory; they differ in what that costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MemoryReset {
+    /// Rewrite only the pages the instance wrote, found with `PAGEMAP_SCAN` (Linux 6.7+), and
+    /// keep them mapped: the next instance takes no page faults for them. Cheapest for guests
+    /// that write little. wasmtime 48 asks the kernel for at most 32 runs of written pages, and
+    /// unmaps the slot past the last run it got, so a guest that writes all over a large heap
+    /// (CPython) faults those pages in again, one copy-on-write fault each, in every instance.
+    #[default]
+    DirtyPages,
+    /// Rewrite the slot's first [`RuntimeConfig::keep_resident`] bytes whole from the
+    /// component's image and keep them mapped; unmap the rest. Costs a copy of that prefix per
+    /// instance, on any kernel, but no page faults inside it however the guest wrote: faster
+    /// for guests that write across a large heap (componentize-py), slower for small ones.
+    WholePrefix,
 }
 
 /// The machine's cores, for defaults that scale with it.
@@ -79,6 +100,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
             keep_resident: 16 * MIB,
+            memory_reset: MemoryReset::default(),
             pooling: true,
             max_component_bytes: 512 * MIB,
             fetch_timeout: Duration::from_secs(120),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::RuntimeConfig;
+use crate::config::{MemoryReset, RuntimeConfig};
 use crate::error::RuntimeError;
 
 /// Which instance allocator the engine ended up with.
@@ -73,17 +73,28 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_memory_size(usize::try_from(config.max_memory_per_instance).unwrap_or(usize::MAX))
-        .pagemap_scan(Enabled::Auto);
-    // Reset a freed slot by rewriting only its dirty pages (found with PAGEMAP_SCAN, Linux 6.7+)
-    // instead of unmapping them: the next instance then takes no page faults, and the machine
-    // no TLB shootdowns, for memory the last one touched. Without PAGEMAP_SCAN the whole
-    // resident prefix would be rewritten on every reset, which costs more than it saves.
-    if PoolingAllocationConfig::is_pagemap_scan_available() {
-        pool.linear_memory_keep_resident(
-            usize::try_from(config.keep_resident).unwrap_or(usize::MAX),
-        )
-        .table_keep_resident(TABLE_KEEP_RESIDENT);
+        .max_memory_size(usize::try_from(config.max_memory_per_instance).unwrap_or(usize::MAX));
+    let keep_resident = usize::try_from(config.keep_resident).unwrap_or(usize::MAX);
+    match config.memory_reset {
+        // Reset a freed slot by rewriting only its dirty pages (found with PAGEMAP_SCAN, Linux
+        // 6.7+) instead of unmapping them: the next instance then takes no page faults, and the
+        // machine no TLB shootdowns, for memory the last one touched. Without PAGEMAP_SCAN the
+        // whole resident prefix would be rewritten on every reset, which costs small guests
+        // more than it saves, so slots are then unmapped as usual.
+        MemoryReset::DirtyPages => {
+            pool.pagemap_scan(Enabled::Auto);
+            if PoolingAllocationConfig::is_pagemap_scan_available() {
+                pool.linear_memory_keep_resident(keep_resident)
+                    .table_keep_resident(TABLE_KEEP_RESIDENT);
+            }
+        }
+        // The operator chose the copy of the whole prefix: no scan, so the copy covers every
+        // page of it however scattered the guest's writes were.
+        MemoryReset::WholePrefix => {
+            pool.pagemap_scan(Enabled::No)
+                .linear_memory_keep_resident(keep_resident)
+                .table_keep_resident(TABLE_KEEP_RESIDENT);
+        }
     }
     pool
 }

@@ -40,8 +40,8 @@ mod world;
 pub use admission::{InstanceSlots, Shed};
 pub use artifact::{Artifact, ArtifactSource, Digest};
 pub use config::{
-    DEFAULT_CACHE_MAX_BYTES, DEFAULT_COMPILED_MEMORY_BUDGET, MIB, ReplicaIdentity, ReplicaLimits,
-    RuntimeConfig, default_concurrent_compiles, default_concurrent_fetches,
+    DEFAULT_CACHE_MAX_BYTES, DEFAULT_COMPILED_MEMORY_BUDGET, MIB, MemoryReset, ReplicaIdentity,
+    ReplicaLimits, RuntimeConfig, default_concurrent_compiles, default_concurrent_fetches,
 };
 pub use engine::AllocatorKind;
 pub use error::RuntimeError;

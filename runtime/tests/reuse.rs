@@ -14,8 +14,8 @@ use http_body_util::{BodyExt, Full};
 use settle::{settled, wait_until};
 use wisp_api::instance_reuse::InstanceReuse;
 use wisp_runtime::{
-    ArtifactSource, MIB, PreparedComponent, Replica, ReplicaIdentity, ReplicaLimits, Runtime,
-    RuntimeConfig,
+    ArtifactSource, MIB, MemoryReset, PreparedComponent, Replica, ReplicaIdentity, ReplicaLimits,
+    Runtime, RuntimeConfig,
 };
 
 struct Answer {
@@ -119,6 +119,40 @@ async fn a_reused_instance_serves_its_count_then_a_fresh_one_takes_over() {
         ])
     );
     assert_eq!(replica.idle_instances(), 1);
+}
+
+/// The whole-prefix reset rewrites the slot's first 16 MiB from the image and unmaps the rest:
+/// each fresh instance still starts from the component's initial memory, whether the last one
+/// wrote inside the prefix or far past it (20 MiB kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_prefix_reset_gives_every_fresh_instance_its_initial_memory() {
+    let runtime = Runtime::new(RuntimeConfig {
+        memory_reset: MemoryReset::WholePrefix,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let fresh = counter(&runtime)
+        .await
+        .start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
+    for path in ["/", "/?keep_kib=64", "/?keep_kib=20480", "/"] {
+        assert_eq!(
+            counts(&fresh, path, 3).await,
+            pairs(&[("1", "fresh"), ("1", "fresh"), ("1", "fresh")]),
+            "{path}"
+        );
+    }
+    let reused = counter(&runtime)
+        .await
+        .start_replica(&ReplicaIdentity::default(), reuse(2, LONG_IDLE));
+    assert_eq!(
+        counts(&reused, "/?keep_kib=20480", 4).await,
+        pairs(&[
+            ("1", "fresh"),
+            ("2", "reused"),
+            ("1", "fresh"),
+            ("2", "reused"),
+        ])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

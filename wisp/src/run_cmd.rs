@@ -52,6 +52,8 @@ pub struct RunArgs {
     #[command(flatten)]
     reuse: ReuseArgs,
     #[command(flatten)]
+    reset: crate::load_args::ResetArgs,
+    #[command(flatten)]
     server: ServerArgs,
 }
 
@@ -113,6 +115,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         // The operator named the component on the command line: any path or URL.
         sources: SourcePolicy::trusting(),
         insecure_registries: args.registries.insecure_registry.clone(),
+        memory_reset: args.reset.memory_reset(),
         ..RuntimeConfig::default()
     })?;
     let source = ArtifactSource::parse(&args.component);
