@@ -3,7 +3,9 @@
 //! same instance settings, measured in interleaved rounds, as ratios. Fresh
 //! instances per request measure instantiation; reused ones measure the HTTP path around the
 //! guest. The goal (issue 18): at least 2× `wasmtime serve` where instances are fresh, 1.3× where
-//! they are reused.
+//! they are reused. The last rows tune how a slot's memory is reset the same way on both sides
+//! (`--memory-reset whole-prefix`, and `wasmtime serve`'s `-O pooling-…` equivalents), so
+//! what the setting buys is not credited to wisp alone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +30,45 @@ pub struct GuestRow {
     /// `--max-instance-reuse-count` on both sides; `None` keeps each side's default.
     pub reuse: Option<u32>,
     pub connections: usize,
+    /// How both sides reset an instance's memory slot.
+    pub reset: SlotReset,
+}
+
+/// How a row's servers reset a pool slot's memory for the next instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotReset {
+    /// Each side's default: wisp rewrites the dirty pages it finds with PAGEMAP_SCAN, `wasmtime
+    /// serve` unmaps the slot.
+    Defaults,
+    /// Both rewrite the first 16 MiB whole and keep it mapped, 1 MiB of tables likewise.
+    WholePrefix,
+}
+
+/// `wasmtime serve`'s flags for what `--memory-reset whole-prefix` does in wisp.
+const WASMTIME_WHOLE_PREFIX: [&str; 6] = [
+    "-O",
+    "pooling-memory-keep-resident=16777216",
+    "-O",
+    "pooling-table-keep-resident=1048576",
+    "-O",
+    "pooling-pagemap-scan=n",
+];
+
+impl SlotReset {
+    /// Flags of `wisp run` and `wisp up`.
+    fn wisp_args(self) -> Vec<String> {
+        match self {
+            Self::Defaults => Vec::new(),
+            Self::WholePrefix => vec!["--memory-reset".into(), "whole-prefix".into()],
+        }
+    }
+
+    fn wasmtime_args(self) -> Vec<String> {
+        match self {
+            Self::Defaults => Vec::new(),
+            Self::WholePrefix => WASMTIME_WHOLE_PREFIX.map(String::from).to_vec(),
+        }
+    }
 }
 
 impl GuestRow {
@@ -55,6 +96,7 @@ pub const ROWS: &[GuestRow] = &[
         wasip3: false,
         reuse: None,
         connections: 64,
+        reset: SlotReset::Defaults,
     },
     GuestRow {
         label: "Rust spin-sdk 7 hello, WASIp3, reused (defaults: 128, 16 at once)",
@@ -62,6 +104,7 @@ pub const ROWS: &[GuestRow] = &[
         wasip3: true,
         reuse: None,
         connections: 64,
+        reset: SlotReset::Defaults,
     },
     GuestRow {
         label: "componentize-py hello, WASIp2, fresh",
@@ -69,6 +112,7 @@ pub const ROWS: &[GuestRow] = &[
         wasip3: false,
         reuse: None,
         connections: 8,
+        reset: SlotReset::Defaults,
     },
     GuestRow {
         label: "componentize-py hello, WASIp2, reuse 128",
@@ -76,6 +120,7 @@ pub const ROWS: &[GuestRow] = &[
         wasip3: false,
         reuse: Some(128),
         connections: 8,
+        reset: SlotReset::Defaults,
     },
     GuestRow {
         label: "ComponentizeJS hello, WASIp2, fresh",
@@ -83,6 +128,7 @@ pub const ROWS: &[GuestRow] = &[
         wasip3: false,
         reuse: None,
         connections: 8,
+        reset: SlotReset::Defaults,
     },
     // The `fetch`-event `js-hello` cannot be reused (StarlingMonkey throws on an instance's second
     // `respondWith`, every other request a 500); `js-hello-handler` is the same hello exporting
@@ -93,6 +139,25 @@ pub const ROWS: &[GuestRow] = &[
         wasip3: false,
         reuse: Some(128),
         connections: 8,
+        reset: SlotReset::Defaults,
+    },
+    // The same Python rows with the slot reset both sides can be told to use for a guest that
+    // writes all over a large heap.
+    GuestRow {
+        label: "componentize-py hello, WASIp2, fresh, whole-prefix reset on both sides",
+        sample: "py-hello",
+        wasip3: false,
+        reuse: None,
+        connections: 8,
+        reset: SlotReset::WholePrefix,
+    },
+    GuestRow {
+        label: "componentize-py hello, WASIp2, reuse 128, whole-prefix reset on both sides",
+        sample: "py-hello",
+        wasip3: false,
+        reuse: Some(128),
+        connections: 8,
+        reset: SlotReset::WholePrefix,
     },
 ];
 
@@ -136,7 +201,9 @@ pub fn run(wisp: &Path, wasmtime: Option<&Path>, settings: &Settings) -> anyhow:
                 return Ok(None);
             };
             let component = component.display().to_string();
-            let peer = peers::start_wisp_run_with(wisp, &component, &cache, &row.reuse_args())
+            let mut args = row.reuse_args();
+            args.extend(row.reset.wisp_args());
+            let peer = peers::start_wisp_run_with(wisp, &component, &cache, &args)
                 .with_context(|| format!("starting wisp run for {}", row.label))?;
             let target = Target::parse(&format!("{}/", peer.url))?;
             measure_row(&target, wasmtime, row, &component, settings)
@@ -149,46 +216,70 @@ pub fn run(wisp: &Path, wasmtime: Option<&Path>, settings: &Settings) -> anyhow:
 }
 
 /// Measures every row through `wisp up`: each guest a Service (kept at one replica, its
-/// instance settings as `wisp.dev/` annotations) behind the gateway.
+/// instance settings as `wisp.dev/` annotations) behind the gateway. The slot reset is a node's
+/// setting, so the rows of each reset get a cluster of their own.
 pub fn run_through_up(
     wisp: &Path,
     wasmtime: Option<&Path>,
     settings: &Settings,
 ) -> anyhow::Result<String> {
-    let services: Vec<(usize, ServiceManifest)> = ROWS
+    let mut measured: Vec<Option<Measured>> = ROWS.iter().map(|_| None).collect();
+    for reset in [SlotReset::Defaults, SlotReset::WholePrefix] {
+        for (index, result) in measure_through_up(wisp, wasmtime, settings, reset)? {
+            measured[index] = Some(result);
+        }
+    }
+    Ok(table(WispPath::Up, &measured, wasmtime.is_some()))
+}
+
+/// The rows with `reset` whose sample was built, each measured through one cluster started
+/// with that reset: (row index, measurement).
+fn measure_through_up(
+    wisp: &Path,
+    wasmtime: Option<&Path>,
+    settings: &Settings,
+    reset: SlotReset,
+) -> anyhow::Result<Vec<(usize, Measured)>> {
+    let services: Vec<(usize, &GuestRow, ServiceManifest)> = ROWS
         .iter()
         .enumerate()
+        .filter(|(_, row)| row.reset == reset)
         .filter_map(|(index, row)| {
             let component = wisp_samples::path(row.sample)?;
-            Some((index, row.service(index, &component.display().to_string())))
+            Some((
+                index,
+                row,
+                row.service(index, &component.display().to_string()),
+            ))
         })
         .collect();
-    let manifests: Vec<ServiceManifest> = services.iter().map(|(_, s)| s.clone()).collect();
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let manifests: Vec<ServiceManifest> = services.iter().map(|(_, _, s)| s.clone()).collect();
+    let flags = reset.wisp_args();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let cluster = runtime.block_on(async {
-        let cluster = Cluster::start(wisp, &[]).await?;
+        let cluster = Cluster::start(wisp, &flags).await?;
         cluster.create(&manifests, manifests.len()).await?;
         cluster.wait_ready(manifests.len()).await?;
         anyhow::Ok(cluster)
     })?;
     let gateway = format!("http://{}", cluster.gateway());
-    let measured = ROWS
+    let measured = services
         .iter()
-        .enumerate()
-        .map(|(index, row)| {
-            let Some((_, service)) = services.iter().find(|(i, _)| *i == index) else {
-                return Ok(None);
-            };
+        .map(|(index, row, service)| {
             let target = gateway_target(&gateway, &service.name)?;
             measure_row(&target, wasmtime, row, &service.component, settings)
                 .with_context(|| format!("measuring {} through wisp up", row.label))
-                .map(Some)
+                .map(|measured| (*index, measured))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     drop(cluster);
-    Ok(table(WispPath::Up, &measured, wasmtime.is_some()))
+    Ok(measured)
 }
 
 impl GuestRow {
@@ -240,6 +331,7 @@ fn measure_row(
     let wasmtime_peer = match wasmtime {
         Some(path) => {
             let mut args = row.reuse_args();
+            args.extend(row.reset.wasmtime_args());
             if row.wasip3 {
                 args.extend(["-S", "p3", "-W", "component-model-async"].map(String::from));
             }
