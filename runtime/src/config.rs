@@ -54,16 +54,20 @@ pub struct RuntimeConfig {
     pub image_cache_max_bytes: u64,
 }
 
-/// How a pool slot's linear memory is made pristine again once its instance is gone. Both leave
+/// How a pool slot's linear memory is made pristine again once its instance is gone. All leave
 /// the next instance exactly the component's initial memory; they differ in what that costs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MemoryReset {
+    /// [`MemoryReset::DirtyPages`] for every component, until the page faults of a
+    /// component's first fresh instances show that it writes all over a large heap: that one
+    /// moves to [`MemoryReset::WholePrefix`] (see `memory_reset`).
+    #[default]
+    Auto,
     /// Rewrite only the pages the instance wrote, found with `PAGEMAP_SCAN` (Linux 6.7+), and
     /// keep them mapped: the next instance takes no page faults for them. Cheapest for guests
     /// that write little. wasmtime 48 asks the kernel for at most 32 runs of written pages, and
     /// unmaps the slot past the last run it got, so a guest that writes all over a large heap
     /// (CPython) faults those pages in again, one copy-on-write fault each, in every instance.
-    #[default]
     DirtyPages,
     /// Rewrite the slot's first [`RuntimeConfig::keep_resident`] bytes whole from the
     /// component's image and keep them mapped; unmap the rest. Costs a copy of that prefix per

@@ -81,15 +81,15 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
         // machine no TLB shootdowns, for memory the last one touched. Without PAGEMAP_SCAN the
         // whole resident prefix would be rewritten on every reset, which costs small guests
         // more than it saves, so slots are then unmapped as usual.
-        MemoryReset::DirtyPages => {
+        MemoryReset::Auto | MemoryReset::DirtyPages => {
             pool.pagemap_scan(Enabled::Auto);
             if PoolingAllocationConfig::is_pagemap_scan_available() {
                 pool.linear_memory_keep_resident(keep_resident)
                     .table_keep_resident(TABLE_KEEP_RESIDENT);
             }
         }
-        // The operator chose the copy of the whole prefix: no scan, so the copy covers every
-        // page of it however scattered the guest's writes were.
+        // No scan: the copy covers every page of the prefix however scattered the guest's
+        // writes were.
         MemoryReset::WholePrefix => {
             pool.pagemap_scan(Enabled::No)
                 .linear_memory_keep_resident(keep_resident)

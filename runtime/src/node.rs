@@ -1,7 +1,7 @@
 //! The runtime of one node: the engine, the compile cache and the linker, shared by every
 //! component and replica the node runs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -10,7 +10,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::admission::InstanceSlots;
 use crate::artifact::{Artifact, ArtifactSource, Digest};
-use crate::config::{ReplicaIdentity, ReplicaLimits, RuntimeConfig};
+use crate::config::{MemoryReset, ReplicaIdentity, ReplicaLimits, RuntimeConfig};
 use crate::cpu_share::CpuShares;
 use crate::disk_cache::DiskCache;
 use crate::engine::{AllocatorKind, EpochTicker, build_engine};
@@ -18,6 +18,7 @@ use crate::error::RuntimeError;
 use crate::host::{Host, proxy_linker};
 use crate::inspect::{WasmKind, classify};
 use crate::loader::{ComponentLease, ComponentLoader, LoadOrigin, Loaded, LoaderStats};
+use crate::memory_reset::{ResetChoice, ResetState, WholePrefixPre};
 use crate::replica::Replica;
 use crate::world::{Linked, World};
 
@@ -40,6 +41,17 @@ struct Inner {
     /// temporary directory removed with the runtime when there is none.
     puller: wisp_oci::Puller,
     _blob_dir: Option<tempfile::TempDir>,
+    _ticker: EpochTicker,
+    /// The second engine, whose slots are rewritten whole, built when a component first needs
+    /// it (`None` when its instance pool could not be reserved).
+    whole_prefix: OnceLock<Option<WholePrefixEngine>>,
+}
+
+/// An engine whose pool slots are reset by rewriting their first 16 MiB whole, with its own
+/// linker and epoch ticker, for the components that write all over a large heap.
+struct WholePrefixEngine {
+    engine: Engine,
+    linker: Linker<Host>,
     _ticker: EpochTicker,
 }
 
@@ -91,6 +103,7 @@ impl Runtime {
                 _blob_dir: temporary_blob_dir,
                 config,
                 _ticker: ticker,
+                whole_prefix: OnceLock::new(),
             }),
         })
     }
@@ -191,19 +204,105 @@ impl Runtime {
         digest: Digest,
         source_name: String,
     ) -> Result<PreparedComponent, RuntimeError> {
-        let pre = self.link(&loaded.component, &source_name)?;
+        let pre = self.link(
+            &self.inner.engine,
+            &self.inner.linker,
+            &loaded.component,
+            &source_name,
+        )?;
+        let pooling = self.inner.allocator == AllocatorKind::Pooling;
+        let reset = match self.inner.config.memory_reset {
+            // Only WASIp2 instances are counted: a WASIp3 one serves many requests at once, and
+            // its toolchains (spin-sdk) build small guests.
+            MemoryReset::Auto if pooling && matches!(pre, Linked::P2(_)) => ResetState::Counting,
+            MemoryReset::WholePrefix if pooling => ResetState::WholePrefix,
+            _ => ResetState::DirtyPages,
+        };
+        let reset = ResetChoice::new(
+            self.clone(),
+            loaded.component.clone(),
+            source_name.clone(),
+            reset,
+        );
         Ok(PreparedComponent {
             runtime: self.clone(),
             digest,
             source_name,
             origin: loaded.origin,
             pre,
+            reset,
             _lease: loaded.lease,
         })
     }
 
-    fn link(&self, component: &Component, source_name: &str) -> Result<Linked, RuntimeError> {
-        let engine = &self.inner.engine;
+    /// `component` (compiled for the node's engine) loaded into the whole-prefix engine, which
+    /// is built on first use. Blocking: it copies the compiled image.
+    pub(crate) fn load_whole_prefix(
+        &self,
+        component: &Component,
+        source_name: &str,
+    ) -> Result<WholePrefixPre, RuntimeError> {
+        let Some(target) = self
+            .inner
+            .whole_prefix
+            .get_or_init(|| self.build_whole_prefix())
+        else {
+            return Err(RuntimeError::Engine(
+                "the whole-prefix engine's instance pool could not be reserved".into(),
+            ));
+        };
+        let image = component
+            .serialize()
+            .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+        // SAFETY: the bytes are this process's own serialization of a component compiled by
+        // an engine with the same compiler settings, just made: nothing else could alter them.
+        let moved = unsafe { Component::deserialize(&target.engine, &image) }
+            .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+        match self.link(&target.engine, &target.linker, &moved, source_name)? {
+            Linked::P2(pre) => Ok(WholePrefixPre {
+                engine: target.engine.clone(),
+                pre,
+            }),
+            Linked::P3(_) => Err(RuntimeError::Engine(
+                "a WASIp3 component keeps the dirty-page reset".into(),
+            )),
+        }
+    }
+
+    fn build_whole_prefix(&self) -> Option<WholePrefixEngine> {
+        let config = RuntimeConfig {
+            memory_reset: MemoryReset::WholePrefix,
+            ..self.inner.config.clone()
+        };
+        let built = build_engine(&config).and_then(|(engine, allocator)| {
+            if allocator != AllocatorKind::Pooling {
+                return Err(RuntimeError::Engine(
+                    "no pooling allocator, so no slots to keep resident".into(),
+                ));
+            }
+            let linker = proxy_linker(&engine)?;
+            Ok((engine, linker))
+        });
+        match built {
+            Ok((engine, linker)) => Some(WholePrefixEngine {
+                _ticker: EpochTicker::start(engine.clone(), config.epoch_tick),
+                engine,
+                linker,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot build the whole-prefix engine");
+                None
+            }
+        }
+    }
+
+    fn link(
+        &self,
+        engine: &Engine,
+        linker: &Linker<Host>,
+        component: &Component,
+        source_name: &str,
+    ) -> Result<Linked, RuntimeError> {
         let component_type = component.component_type();
         let exports: Vec<&str> = component_type
             .exports(engine)
@@ -227,14 +326,13 @@ impl Runtime {
                 },
             });
         }
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(component)
-            .map_err(|error| RuntimeError::Link {
-                source_name: source_name.to_owned(),
-                reason: format!("{error:#}"),
-            })?;
+        let instance_pre =
+            linker
+                .instantiate_pre(component)
+                .map_err(|error| RuntimeError::Link {
+                    source_name: source_name.to_owned(),
+                    reason: format!("{error:#}"),
+                })?;
         let invalid = |reason: String| RuntimeError::Invalid {
             source_name: source_name.to_owned(),
             reason,
@@ -268,6 +366,8 @@ pub struct PreparedComponent {
     source_name: String,
     origin: LoadOrigin,
     pre: Linked,
+    /// How its slots are reset, chosen once for all its replicas.
+    reset: Arc<ResetChoice>,
     /// Keeps the compiled component in the loader's memory while this (or a clone) lives.
     _lease: ComponentLease,
 }
@@ -286,6 +386,11 @@ impl PreparedComponent {
         self.pre.world()
     }
 
+    /// How its instances' memory slots are reset, and whether that is still being chosen.
+    pub fn memory_reset(&self) -> ResetState {
+        self.reset.state()
+    }
+
     /// Whether this preparation compiled, read the disk cache, or found the component in memory.
     pub fn origin(&self) -> LoadOrigin {
         self.origin
@@ -298,6 +403,7 @@ impl PreparedComponent {
         let cpu_share = self.runtime.inner.cpu_shares.of(&revision);
         Replica::new(
             self.pre.clone(),
+            self.reset.clone(),
             identity,
             limits,
             self.runtime.inner.config.max_memory_per_instance,

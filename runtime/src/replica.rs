@@ -25,6 +25,7 @@ use crate::cpu_share::{CpuShare, Fair};
 use crate::gather;
 use crate::host::{Host, MAX_RESOURCES, RESOURCE_TABLE_RESERVATION};
 use crate::limits::{HostMemoryExceeded, InstanceLimiter, MemoryBudget, MemoryRefusal};
+use crate::memory_reset::{CountFaults, ResetChoice};
 use crate::outcome::RequestOutcome;
 use crate::p3_instances::{Job, P3Head, P3Policy, P3Pool, Pick};
 use crate::pool::{Live, ReusePolicy, SerialPool};
@@ -102,6 +103,9 @@ pub struct Replica {
 pub(crate) struct ReplicaInner {
     engine: Engine,
     linked: Linked,
+    /// How the component's slots are reset: its fresh instances are counted while that is
+    /// being chosen, and start in the whole-prefix engine once it is.
+    reset: Arc<ResetChoice>,
     revision: Arc<str>,
     env: Vec<(String, String)>,
     limits: ReplicaLimits,
@@ -125,6 +129,7 @@ pub(crate) struct ReplicaInner {
 impl Replica {
     pub(crate) fn new(
         linked: Linked,
+        reset: Arc<ResetChoice>,
         identity: &ReplicaIdentity,
         limits: ReplicaLimits,
         per_instance_memory: u64,
@@ -159,6 +164,7 @@ impl Replica {
             inner: Arc::new(ReplicaInner {
                 engine: linked.engine().clone(),
                 linked,
+                reset,
                 revision: Arc::from(identity.revision.as_str()),
                 env,
                 memory: MemoryBudget::new(limits.memory),
@@ -258,7 +264,10 @@ impl Replica {
         let Linked::P2(pre) = &self.inner.linked else {
             return guest_fault("the component's world has no request path".into());
         };
-        let pre = pre.clone();
+        let (engine, pre) = match self.inner.reset.whole_prefix() {
+            Some(moved) => (moved.engine.clone(), moved.pre.clone()),
+            None => (self.inner.engine.clone(), pre.clone()),
+        };
         let (guard, instance) = match self.admit(deadline).await {
             Ok(admitted) => admitted,
             Err(shed) => return self.shed_response(&shed),
@@ -267,25 +276,32 @@ impl Replica {
             Instance::Reuse(_) => InstanceUse::Reused,
             Instance::New(_) => InstanceUse::Fresh,
         };
+        let count_faults = instance_use == InstanceUse::Fresh && self.inner.reset.counting();
         let wait = admitted.elapsed();
         let (request, body_exceeded) = limit_body(request, limit);
 
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let instantiated = Arc::new(InstantiatedAt::default());
-        let mut guest: GuestFuture = Box::pin(Fair::new(
-            run_guest(
-                self.inner.clone(),
-                pre,
-                request,
-                sender,
-                request_id.clone(),
-                deadline,
-                instantiated.clone(),
-                guard,
-                instance,
-            ),
-            self.inner.cpu_share.clone(),
-        ));
+        let work = run_guest(
+            self.inner.clone(),
+            (engine, pre),
+            request,
+            sender,
+            request_id.clone(),
+            deadline,
+            instantiated.clone(),
+            guard,
+            instance,
+        );
+        let share = self.inner.cpu_share.clone();
+        let mut guest: GuestFuture = if count_faults {
+            Box::pin(Fair::new(
+                CountFaults::new(work, self.inner.reset.clone()),
+                share,
+            ))
+        } else {
+            Box::pin(Fair::new(work, share))
+        };
         // Run the guest on this task until it sets its response head: a small handler usually
         // finishes right here, with no task spawned and no wake-up across threads. Dropping this
         // future before then (the client left) drops the guest and cancels it.
@@ -494,7 +510,7 @@ impl Replica {
                 }
             }
         };
-        let store = match new_store(inner, request_id) {
+        let store = match new_store(inner, &inner.engine, request_id) {
             Ok(store) => store,
             Err(outcome) => return Err(self.failure_response(outcome, request_id)),
         };
@@ -674,7 +690,7 @@ type HeadSender = tokio::sync::oneshot::Sender<
 #[allow(clippy::too_many_arguments)]
 async fn run_guest(
     replica: Arc<ReplicaInner>,
-    pre: ProxyPre<Host>,
+    (engine, pre): (Engine, ProxyPre<Host>),
     request: Request<LimitedBody<BoxedIncoming>>,
     sender: HeadSender,
     request_id: Arc<str>,
@@ -696,7 +712,7 @@ async fn run_guest(
             store.set_epoch_deadline(1);
             (Running { store, slot }, Some(proxy), served)
         }
-        Instance::New(slot) => match new_store(&replica, &request_id) {
+        Instance::New(slot) => match new_store(&replica, &engine, &request_id) {
             Ok(store) => (Running { store, slot }, None, 1),
             Err(outcome) => return outcome,
         },
@@ -806,10 +822,14 @@ struct Running {
 
 /// A store for one new instance, its resource table charged to the replica, yielding to the
 /// scheduler at every epoch tick.
-fn new_store(replica: &ReplicaInner, request_id: &Arc<str>) -> Result<Store<Host>, GuestOutcome> {
+fn new_store(
+    replica: &ReplicaInner,
+    engine: &Engine,
+    request_id: &Arc<str>,
+) -> Result<Store<Host>, GuestOutcome> {
     let limiter = InstanceLimiter::new(replica.memory.clone(), replica.per_instance_memory);
     let host = Host::new(&replica.env, &replica.revision, request_id, limiter);
-    let mut store = Store::new(&replica.engine, host);
+    let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limiter);
     if let Err(error) = store
         .data_mut()

@@ -32,19 +32,24 @@ pub struct LoadArgs {
 /// How a finished instance's memory is made pristine for the next (`wisp run` takes this too).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ResetArgs {
-    /// How an instance's memory slot is reset for the next instance. Both give every instance the
+    /// How an instance's memory slot is reset for the next instance. All give every instance the
     /// component's initial memory; they differ in cost. `dirty-pages` rewrites only the pages
     /// the instance wrote (cheapest for most guests); `whole-prefix` rewrites the first 16 MiB
     /// of linear memory whole, which is faster for guests that write all over a large heap,
-    /// such as componentize-py's Python (about twice the requests with a fresh instance each)
+    /// such as componentize-py's Python (about twice the requests with a fresh instance each);
+    /// `auto` counts the page faults of each component's first 32 fresh instances and moves the
+    /// components that write all over their heap to `whole-prefix`
     #[arg(long, value_enum, default_value_t)]
     pub memory_reset: MemoryResetChoice,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MemoryResetChoice {
-    /// Rewrite the pages the instance wrote (found with PAGEMAP_SCAN, Linux 6.7+)
+    /// dirty-pages, and whole-prefix for the components whose instances take hundreds of page
+    /// faults
     #[default]
+    Auto,
+    /// Rewrite the pages the instance wrote (found with PAGEMAP_SCAN, Linux 6.7+)
     DirtyPages,
     /// Rewrite the first 16 MiB whole, keep it mapped
     WholePrefix,
@@ -53,6 +58,7 @@ pub enum MemoryResetChoice {
 impl ResetArgs {
     pub fn memory_reset(&self) -> MemoryReset {
         match self.memory_reset {
+            MemoryResetChoice::Auto => MemoryReset::Auto,
             MemoryResetChoice::DirtyPages => MemoryReset::DirtyPages,
             MemoryResetChoice::WholePrefix => MemoryReset::WholePrefix,
         }
@@ -123,8 +129,8 @@ mod tests {
     }
 
     #[test]
-    fn memory_reset_defaults_to_dirty_pages_and_names_the_other_choice() {
-        assert_eq!(reset_from(&[]).unwrap(), MemoryReset::DirtyPages);
+    fn memory_reset_defaults_to_auto_and_names_the_other_choices() {
+        assert_eq!(reset_from(&[]).unwrap(), MemoryReset::Auto);
         assert_eq!(
             reset_from(&["--memory-reset", "whole-prefix"]).unwrap(),
             MemoryReset::WholePrefix
@@ -137,7 +143,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            refused.contains("dirty-pages") && refused.contains("whole-prefix"),
+            ["auto", "dirty-pages", "whole-prefix"]
+                .iter()
+                .all(|choice| refused.contains(choice)),
             "{refused}"
         );
     }

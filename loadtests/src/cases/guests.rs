@@ -37,8 +37,9 @@ pub struct GuestRow {
 /// How a row's servers reset a pool slot's memory for the next instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotReset {
-    /// Each side's default: wisp rewrites the dirty pages it finds with PAGEMAP_SCAN, `wasmtime
-    /// serve` unmaps the slot.
+    /// Each side's default: wisp's `auto` (the dirty pages it finds with PAGEMAP_SCAN are
+    /// rewritten, or the first 16 MiB whole for a component whose fresh instances take hundreds
+    /// of page faults), `wasmtime serve` unmaps the slot.
     Defaults,
     /// Both rewrite the first 16 MiB whole and keep it mapped, 1 MiB of tables likewise.
     WholePrefix,
@@ -141,8 +142,8 @@ pub const ROWS: &[GuestRow] = &[
         connections: 8,
         reset: SlotReset::Defaults,
     },
-    // The same Python rows with the slot reset both sides can be told to use for a guest that
-    // writes all over a large heap.
+    // The same Python rows with the slot reset wisp's `auto` picks for them, given to both
+    // sides: what is left is wisp's own lead.
     GuestRow {
         label: "componentize-py hello, WASIp2, fresh, whole-prefix reset on both sides",
         sample: "py-hello",

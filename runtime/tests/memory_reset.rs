@@ -1,0 +1,109 @@
+//! `--memory-reset auto`, the default: the page faults of a component's first fresh instances
+//! decide how its pool slots are reset. The componentize-py hello writes all over CPython's heap
+//! and moves to the whole-prefix reset; the Rust counter stays with the dirty-page one; every
+//! answer is right before, during and after the move, each from a fresh instance.
+
+mod settle;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use settle::{settled, wait_until};
+use wisp_runtime::{
+    ArtifactSource, MemoryReset, Replica, ReplicaIdentity, ReplicaLimits, ResetState, Runtime,
+    RuntimeConfig,
+};
+
+/// More than the fresh instances counted before the choice (32).
+const ENOUGH_TO_DECIDE: usize = 40;
+
+/// (status, body, instance use from Server-Timing).
+async fn call(replica: &Replica) -> (StatusCode, String, String) {
+    let request = Request::get("/")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = replica.handle(request, "test".into()).await;
+    let status = response.status();
+    let timing = response
+        .headers()
+        .get("server-timing")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let instance = timing
+        .split(", ")
+        .find_map(|metric| metric.strip_prefix("instance;desc="))
+        .unwrap_or("(none)")
+        .to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        instance,
+    )
+}
+
+async fn serve(replica: &Replica, requests: usize, expected_body: &str) {
+    for _ in 0..requests {
+        let (status, body, instance) = call(replica).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, expected_body);
+        assert_eq!(instance, "fresh");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_guest_moves_to_the_whole_prefix_reset() {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let prepared = runtime
+        .prepare(&ArtifactSource::parse(wisp_samples::PY_HELLO))
+        .await
+        .unwrap();
+    assert_eq!(prepared.memory_reset(), ResetState::Counting);
+    let replica = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
+    serve(&replica, ENOUGH_TO_DECIDE, "Hello from wisp!\n").await;
+    wait_until(|| prepared.memory_reset() == ResetState::WholePrefix).await;
+    assert_eq!(prepared.memory_reset(), ResetState::WholePrefix);
+    // Instances now start in the other engine, in replicas old and new.
+    serve(&replica, 5, "Hello from wisp!\n").await;
+    let another = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
+    serve(&another, 5, "Hello from wisp!\n").await;
+    // Instances of both engines gave their memory back.
+    assert_eq!(settled(&replica).await, (0, 0));
+    assert_eq!(settled(&another).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_guest_keeps_the_dirty_page_reset() {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let prepared = runtime
+        .prepare(&ArtifactSource::parse(wisp_samples::COUNTER))
+        .await
+        .unwrap();
+    let replica = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
+    serve(&replica, ENOUGH_TO_DECIDE, "1\n").await;
+    wait_until(|| prepared.memory_reset() != ResetState::Counting).await;
+    assert_eq!(prepared.memory_reset(), ResetState::DirtyPages);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_setting_other_than_auto_is_kept_as_it_is() {
+    for (setting, expected) in [
+        (MemoryReset::DirtyPages, ResetState::DirtyPages),
+        (MemoryReset::WholePrefix, ResetState::WholePrefix),
+    ] {
+        let runtime = Runtime::new(RuntimeConfig {
+            memory_reset: setting,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let prepared = runtime
+            .prepare(&ArtifactSource::parse(wisp_samples::COUNTER))
+            .await
+            .unwrap();
+        assert_eq!(prepared.memory_reset(), expected);
+        let replica = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
+        serve(&replica, ENOUGH_TO_DECIDE, "1\n").await;
+        assert_eq!(prepared.memory_reset(), expected, "{setting:?}");
+    }
+}
