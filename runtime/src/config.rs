@@ -14,7 +14,7 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Most linear memory one instance may grow to; also the pool's per-slot memory size.
     pub max_memory_per_instance: u64,
-    /// How often the single epoch ticker advances the engine's epoch. A busy guest yields to the
+    /// How often each engine's epoch ticker advances its epoch. A busy guest yields to the
     /// scheduler at every tick, so this bounds how late a deadline or a cancel is noticed.
     pub epoch_tick: Duration,
     /// Where precompiled components are kept across restarts; `None` keeps them in memory only.

@@ -1,5 +1,7 @@
-//! The one wasmtime `Engine` of a process: instance pool, copy-on-write memory images, and the
-//! single epoch ticker that gives every running guest its deadline checks.
+//! A node's wasmtime `Engine`: instance pool, copy-on-write memory images, how a pool slot is
+//! reset, and the epoch ticker that gives every guest running in it its deadline checks. A node
+//! has one, and a second whose slots are reset whole once a component needs it
+//! (`memory_reset`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +38,7 @@ const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 /// overcommit limits).
 pub fn build_engine(config: &RuntimeConfig) -> Result<(Engine, AllocatorKind), RuntimeError> {
     if config.pooling {
-        match Engine::new(&engine_config(Some(pool_config(config)))) {
+        match build_pooled_engine(config) {
             Ok(engine) => return Ok((engine, AllocatorKind::Pooling)),
             Err(error) => tracing::warn!(
                 error = %format!("{error:#}"),
@@ -49,6 +51,12 @@ pub fn build_engine(config: &RuntimeConfig) -> Result<(Engine, AllocatorKind), R
     let engine = Engine::new(&engine_config(None))
         .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
     Ok((engine, AllocatorKind::OnDemand))
+}
+
+/// An engine with the pooling allocator, or the error that kept its pool from being reserved.
+pub fn build_pooled_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
+    Engine::new(&engine_config(Some(pool_config(config))))
+        .map_err(|error| RuntimeError::Engine(format!("{error:#}")))
 }
 
 fn engine_config(pool: Option<PoolingAllocationConfig>) -> Config {
@@ -99,7 +107,7 @@ fn pool_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
     pool
 }
 
-/// Advances the engine's epoch at a fixed period from one thread for the whole process (a ticker
+/// Advances an engine's epoch at a fixed period from one thread for all its guests (a ticker
 /// per request was wasmtime's own 100× slowdown, issue 11814). Stops when dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
@@ -127,6 +135,13 @@ impl EpochTicker {
             );
         }
         Self { stop, thread }
+    }
+}
+
+impl EpochTicker {
+    /// Whether its thread started (guests of its engine get deadlines and turns only then).
+    pub fn is_running(&self) -> bool {
+        self.thread.is_some()
     }
 }
 

@@ -2,7 +2,8 @@
 //! `service` worlds, told apart by their exports) with instant start and hard isolation.
 //!
 //! One [`Runtime`] per node holds the wasmtime engine (pooling allocator, copy-on-write memory
-//! images, one epoch ticker), the compile cache (once per digest per process, precompiled images
+//! images, an epoch ticker; a second engine whose pool slots are reset whole for the components
+//! that write all over a large heap, see `memory_reset`), the compile cache (once per digest per process, precompiled images
 //! on disk) and the linker. [`Runtime::prepare`] turns a component reference into a
 //! [`PreparedComponent`]; [`PreparedComponent::start_replica`] makes a [`Replica`], the resource
 //! envelope that serves requests — each WASIp2 request in a fresh instance unless the revision

@@ -5,14 +5,16 @@
 //! (componentize-py's CPython): wasmtime 48 asks the kernel for at most 32 runs of dirty pages
 //! and unmaps the slot past them, so every new instance faults those pages in again, each fault
 //! a copy and a TLB shootdown to the other cores. Such a guest is better served by a second
-//! engine whose slots rewrite their first 16 MiB whole.
+//! engine whose slots rewrite their first `keep_resident` bytes (16 MiB) whole.
 //!
 //! Which one a component needs shows in the page faults its fresh WASIp2 instances take on
 //! their thread: a steady few (Rust and JavaScript hellos: 0 and about 26 a request) or
-//! hundreds (Python hello: about 220). The first [`SAMPLES`] fresh instances are counted; the
-//! median decides, since the first instances in never-used slots fault everything in whatever
-//! the reset. A component that needs it is then loaded into the whole-prefix engine once,
-//! and its replicas start new instances there.
+//! hundreds (Python hello: about 220). [`SAMPLES`] fresh instances that ran to completion in a
+//! slot the component had used before are counted, and their median decides: an instance that
+//! took a slot of its own for the first time (more of the component's instances alive at once
+//! than ever before) faults everything in whatever the reset, so it says nothing. A revision
+//! whose component needs it is then loaded into the whole-prefix engine once, and its replicas
+//! start new instances there.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
-use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -40,8 +41,9 @@ pub(crate) const FAULTS_FOR_WHOLE_PREFIX: u64 = 100;
 pub enum ResetState {
     /// Counting the page faults of its first fresh instances.
     Counting,
-    /// Its slots are reset by rewriting their dirty pages (or, without the pooling allocator,
-    /// its instances' memory is unmapped as they go).
+    /// Its slots are reset by rewriting their dirty pages (unmapped instead where the kernel
+    /// lacks `PAGEMAP_SCAN`, and without the pooling allocator its instances' memory goes with
+    /// them).
     DirtyPages,
     /// It is being loaded into the whole-prefix engine.
     Switching,
@@ -54,12 +56,37 @@ pub enum ResetState {
 pub(crate) struct Calibration {
     samples: Vec<u64>,
     decided: bool,
+    /// Counted instances alive now, and the most ever alive at once: an instance that raises
+    /// the most takes a slot the component has not used before.
+    alive: usize,
+    most_alive: usize,
+}
+
+/// What the count concluded: the reset, and the median faults it was chosen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub reset: MemoryReset,
+    pub median_faults: u64,
 }
 
 impl Calibration {
+    /// A counted instance starts; returns whether its slot is new to the component (its
+    /// faults are then not a sample).
+    pub(crate) fn start(&mut self) -> bool {
+        self.alive += 1;
+        let new_slot = self.alive > self.most_alive;
+        self.most_alive = self.most_alive.max(self.alive);
+        new_slot
+    }
+
+    /// A counted instance is gone (finished or dropped).
+    pub(crate) fn end(&mut self) {
+        self.alive = self.alive.saturating_sub(1);
+    }
+
     /// Records one fresh instance's page faults; returns the choice when this sample completes
     /// the count, and never again after.
-    pub(crate) fn record(&mut self, faults: u64) -> Option<MemoryReset> {
+    pub(crate) fn record(&mut self, faults: u64) -> Option<Decision> {
         if self.decided {
             return None;
         }
@@ -69,12 +96,16 @@ impl Calibration {
         }
         self.decided = true;
         self.samples.sort_unstable();
-        let median = self.samples[self.samples.len() / 2];
+        let median_faults = self.samples[self.samples.len() / 2];
         self.samples = Vec::new();
-        Some(if median >= FAULTS_FOR_WHOLE_PREFIX {
+        let reset = if median_faults >= FAULTS_FOR_WHOLE_PREFIX {
             MemoryReset::WholePrefix
         } else {
             MemoryReset::DirtyPages
+        };
+        Some(Decision {
+            reset,
+            median_faults,
         })
     }
 }
@@ -82,14 +113,19 @@ impl Calibration {
 /// The component as the whole-prefix engine runs it.
 #[derive(Clone)]
 pub(crate) struct WholePrefixPre {
-    pub engine: Engine,
     pub pre: ProxyPre<Host>,
+}
+
+/// What moving the component needs, taken when the count ends so that a replica does not keep
+/// the whole runtime alive.
+struct MoveSource {
+    runtime: Runtime,
+    component: Component,
 }
 
 /// One prepared component's choice, shared by its replicas.
 pub(crate) struct ResetChoice {
-    runtime: Runtime,
-    component: Component,
+    source: Mutex<Option<MoveSource>>,
     source_name: String,
     counting: AtomicBool,
     calibration: Mutex<Calibration>,
@@ -106,11 +142,11 @@ impl ResetChoice {
         source_name: String,
         initial: ResetState,
     ) -> Arc<Self> {
+        let counting = initial == ResetState::Counting;
         Arc::new(Self {
-            runtime,
-            component,
+            source: Mutex::new(counting.then_some(MoveSource { runtime, component })),
             source_name,
-            counting: AtomicBool::new(initial == ResetState::Counting),
+            counting: AtomicBool::new(counting),
             calibration: Mutex::new(Calibration::default()),
             state: Mutex::new(initial),
             whole_prefix: OnceLock::new(),
@@ -135,41 +171,52 @@ impl ResetChoice {
         self.whole_prefix.get()
     }
 
-    /// Records a fresh instance's page faults, and moves the component when the count says so.
-    pub(crate) fn record(self: &Arc<Self>, faults: u64) {
-        let decided = self
-            .calibration
+    fn calibration(&self) -> std::sync::MutexGuard<'_, Calibration> {
+        self.calibration
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .record(faults);
-        match decided {
-            None => {}
-            Some(MemoryReset::WholePrefix) => {
-                self.counting.store(false, Ordering::Relaxed);
+    }
+
+    /// Records a fresh instance's page faults, and moves the component when the count says so.
+    fn record(self: &Arc<Self>, faults: u64) {
+        let Some(decision) = self.calibration().record(faults) else {
+            return;
+        };
+        self.counting.store(false, Ordering::Relaxed);
+        let source = self
+            .source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match (decision.reset, source) {
+            (MemoryReset::WholePrefix, Some(source)) => {
                 self.set_state(ResetState::Switching);
                 let choice = self.clone();
                 // Loading the compiled component into another engine copies its image: off the
                 // request path.
-                tokio::task::spawn_blocking(move || choice.switch());
+                tokio::task::spawn_blocking(move || choice.switch(source, decision));
             }
-            Some(_) => {
-                self.counting.store(false, Ordering::Relaxed);
+            _ => {
                 self.set_state(ResetState::DirtyPages);
+                tracing::debug!(
+                    component = %self.source_name,
+                    median_faults = decision.median_faults,
+                    "its instances write little: their slots keep the dirty-page reset"
+                );
             }
         }
     }
 
-    fn switch(&self) {
-        match self
-            .runtime
-            .load_whole_prefix(&self.component, &self.source_name)
-        {
+    fn switch(&self, source: MoveSource, decision: Decision) {
+        let MoveSource { runtime, component } = source;
+        match runtime.load_whole_prefix(&component, &self.source_name) {
             Ok(loaded) => {
                 let _ = self.whole_prefix.set(loaded);
                 self.set_state(ResetState::WholePrefix);
                 tracing::info!(
                     component = %self.source_name,
-                    "its instances write all over a large heap: new ones start in slots reset \
+                    median_faults = decision.median_faults,
+                    "its fresh instances fault their heap in: new ones start in slots reset \
                      whole (--memory-reset whole-prefix)"
                 );
             }
@@ -178,8 +225,8 @@ impl ResetChoice {
                 tracing::warn!(
                     component = %self.source_name,
                     %error,
-                    "cannot load the component into the whole-prefix engine; its slots keep \
-                     the dirty-page reset"
+                    "cannot move the component to slots reset whole; its slots keep the \
+                     dirty-page reset (pass --memory-reset dirty-pages to not try)"
                 );
             }
         }
@@ -205,26 +252,40 @@ fn thread_minor_faults() -> Option<u64> {
     None
 }
 
-/// A fresh instance's work, counting the page faults its polls take on their threads; the
-/// total goes to the component's choice when the work completes (not when it is dropped
-/// midway: a client that left says nothing about the guest).
-pub(crate) struct CountFaults<F> {
+/// A fresh instance's work, counting the page faults its polls take on their threads. The
+/// total is a sample when the instance's slot was not new to the component and `served` says
+/// the work did what a request does (instantiated and answered); not when it is dropped midway
+/// (a client that left says nothing about the guest).
+pub(crate) struct CountFaults<F, P> {
     inner: Pin<Box<F>>,
     faults: u64,
+    served: P,
+    new_slot: bool,
     choice: Option<Arc<ResetChoice>>,
 }
 
-impl<F> CountFaults<F> {
-    pub(crate) fn new(inner: F, choice: Arc<ResetChoice>) -> Self {
+impl<F, P> CountFaults<F, P> {
+    pub(crate) fn new(inner: F, choice: Arc<ResetChoice>, served: P) -> Self {
+        let new_slot = choice.calibration().start();
         Self {
             inner: Box::pin(inner),
             faults: 0,
+            served,
+            new_slot,
             choice: Some(choice),
         }
     }
 }
 
-impl<F: Future> Future for CountFaults<F> {
+impl<F, P> Drop for CountFaults<F, P> {
+    fn drop(&mut self) {
+        if let Some(choice) = self.choice.take() {
+            choice.calibration().end();
+        }
+    }
+}
+
+impl<F: Future, P: Fn(&F::Output) -> bool + Unpin> Future for CountFaults<F, P> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -233,10 +294,13 @@ impl<F: Future> Future for CountFaults<F> {
         if let (Some(before), Some(after)) = (before, thread_minor_faults()) {
             self.faults += after.saturating_sub(before);
         }
-        if poll.is_ready()
+        if let Poll::Ready(output) = &poll
             && let Some(choice) = self.choice.take()
         {
-            choice.record(self.faults);
+            choice.calibration().end();
+            if !self.new_slot && (self.served)(output) {
+                choice.record(self.faults);
+            }
         }
         poll
     }
@@ -250,7 +314,7 @@ mod tests {
         let mut calibration = Calibration::default();
         samples
             .into_iter()
-            .map(|faults| calibration.record(faults))
+            .map(|faults| calibration.record(faults).map(|decision| decision.reset))
             .collect()
     }
 
@@ -274,11 +338,36 @@ mod tests {
     }
 
     #[test]
-    fn first_instances_in_new_slots_do_not_decide_alone() {
-        // Eight connections at once: eight instances fault a whole new slot in (thousands of
-        // faults), then the slots are reused and the guest's own count shows.
-        let samples = std::iter::repeat_n(4000, 8).chain(std::iter::repeat_n(26, SAMPLES - 8));
-        assert_eq!(decide(samples).last(), Some(&Some(MemoryReset::DirtyPages)));
+    fn instances_in_slots_new_to_the_component_are_told_apart() {
+        let mut calibration = Calibration::default();
+        // A burst of 20 at once: each takes a slot of its own for the first time.
+        let burst: Vec<bool> = (0..20).map(|_| calibration.start()).collect();
+        assert!(burst.iter().all(|new_slot| *new_slot));
+        for _ in 0..20 {
+            calibration.end();
+        }
+        // The next ones reuse those slots, up to as many at once as before.
+        let again: Vec<bool> = (0..20).map(|_| calibration.start()).collect();
+        assert!(again.iter().all(|new_slot| !*new_slot));
+        // One more at once than ever is a new slot again.
+        assert!(calibration.start());
+    }
+
+    #[test]
+    fn the_median_is_the_decisions_reason() {
+        let mut calibration = Calibration::default();
+        let samples = std::iter::repeat_n(30, SAMPLES / 2 - 1)
+            .chain(std::iter::repeat_n(300, SAMPLES / 2 + 1));
+        let decision = samples
+            .filter_map(|faults| calibration.record(faults))
+            .last();
+        assert_eq!(
+            decision,
+            Some(Decision {
+                reset: MemoryReset::WholePrefix,
+                median_faults: 300
+            })
+        );
     }
 
     #[test]
@@ -289,16 +378,27 @@ mod tests {
 
     #[test]
     fn this_threads_faults_are_counted() {
-        let Some(before) = thread_minor_faults() else {
-            return;
-        };
-        // Touch fresh pages: each first write is a fault of this thread.
-        let mut pages = vec![0_u8; 64 * 4096];
-        for page in pages.chunks_mut(4096) {
-            page[0] = 1;
+        const PAGES: usize = 64;
+        let before = thread_minor_faults().expect("getrusage(RUSAGE_THREAD) on Linux");
+        let length = PAGES * 4096;
+        // A fresh anonymous mapping: each page's first write is a fault of this thread.
+        // SAFETY: a private anonymous mapping, written within its length, then unmapped.
+        unsafe {
+            let region = libc::mmap(
+                std::ptr::null_mut(),
+                length,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(region, libc::MAP_FAILED);
+            for page in 0..PAGES {
+                region.cast::<u8>().add(page * 4096).write_volatile(1);
+            }
+            libc::munmap(region, length);
         }
-        std::hint::black_box(&pages);
-        let after = thread_minor_faults().unwrap_or(before);
-        assert!(after > before, "{before} → {after}");
+        let after = thread_minor_faults().expect("getrusage(RUSAGE_THREAD) on Linux");
+        assert!(after >= before + PAGES as u64, "{before} → {after}");
     }
 }

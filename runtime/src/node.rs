@@ -1,5 +1,6 @@
 //! The runtime of one node: the engine, the compile cache and the linker, shared by every
-//! component and replica the node runs.
+//! component and replica the node runs (and the whole-prefix engine, for the components that
+//! need it).
 
 use std::sync::{Arc, OnceLock};
 
@@ -13,7 +14,7 @@ use crate::artifact::{Artifact, ArtifactSource, Digest};
 use crate::config::{MemoryReset, ReplicaIdentity, ReplicaLimits, RuntimeConfig};
 use crate::cpu_share::CpuShares;
 use crate::disk_cache::DiskCache;
-use crate::engine::{AllocatorKind, EpochTicker, build_engine};
+use crate::engine::{AllocatorKind, EpochTicker, build_engine, build_pooled_engine};
 use crate::error::RuntimeError;
 use crate::host::{Host, proxy_linker};
 use crate::inspect::{WasmKind, classify};
@@ -22,7 +23,7 @@ use crate::memory_reset::{ResetChoice, ResetState, WholePrefixPre};
 use crate::replica::Replica;
 use crate::world::{Linked, World};
 
-/// A node's runtime. Cheap to clone; all clones share one engine.
+/// A node's runtime. Cheap to clone; all clones share its engines.
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,
@@ -47,8 +48,8 @@ struct Inner {
     whole_prefix: OnceLock<Option<WholePrefixEngine>>,
 }
 
-/// An engine whose pool slots are reset by rewriting their first 16 MiB whole, with its own
-/// linker and epoch ticker, for the components that write all over a large heap.
+/// An engine whose pool slots are reset by rewriting their first `keep_resident` bytes whole,
+/// with its own linker and epoch ticker, for the components that write all over a large heap.
 struct WholePrefixEngine {
     engine: Engine,
     linker: Linker<Host>,
@@ -248,7 +249,9 @@ impl Runtime {
             .get_or_init(|| self.build_whole_prefix())
         else {
             return Err(RuntimeError::Engine(
-                "the whole-prefix engine's instance pool could not be reserved".into(),
+                "the second instance pool, for slots reset whole, could not be set up (see the \
+                 warning before)"
+                    .into(),
             ));
         };
         let image = component
@@ -259,10 +262,7 @@ impl Runtime {
         let moved = unsafe { Component::deserialize(&target.engine, &image) }
             .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
         match self.link(&target.engine, &target.linker, &moved, source_name)? {
-            Linked::P2(pre) => Ok(WholePrefixPre {
-                engine: target.engine.clone(),
-                pre,
-            }),
+            Linked::P2(pre) => Ok(WholePrefixPre { pre }),
             Linked::P3(_) => Err(RuntimeError::Engine(
                 "a WASIp3 component keeps the dirty-page reset".into(),
             )),
@@ -274,26 +274,42 @@ impl Runtime {
             memory_reset: MemoryReset::WholePrefix,
             ..self.inner.config.clone()
         };
-        let built = build_engine(&config).and_then(|(engine, allocator)| {
-            if allocator != AllocatorKind::Pooling {
-                return Err(RuntimeError::Engine(
-                    "no pooling allocator, so no slots to keep resident".into(),
-                ));
-            }
+        let built = build_pooled_engine(&config).and_then(|engine| {
             let linker = proxy_linker(&engine)?;
             Ok((engine, linker))
         });
-        match built {
-            Ok((engine, linker)) => Some(WholePrefixEngine {
-                _ticker: EpochTicker::start(engine.clone(), config.epoch_tick),
-                engine,
-                linker,
-            }),
+        let (engine, linker) = match built {
+            Ok(built) => built,
             Err(error) => {
-                tracing::warn!(%error, "cannot build the whole-prefix engine");
-                None
+                tracing::warn!(
+                    %error,
+                    "cannot reserve a second instance pool for the components that write all \
+                     over a large heap; they keep the dirty-page reset (lower --max-instances \
+                     or the memory per instance so that two pools fit, or pass \
+                     --memory-reset dirty-pages)"
+                );
+                return None;
             }
-        }
+        };
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        // Without its ticker the engine's guests would have no deadlines.
+        ticker.is_running().then_some(WholePrefixEngine {
+            engine,
+            linker,
+            _ticker: ticker,
+        })
+    }
+
+    /// Memory slots of the whole-prefix engine's pool kept warm for a next instance (none
+    /// before a component has moved there). Shows that moved components run there.
+    #[doc(hidden)]
+    pub fn whole_prefix_warm_slots(&self) -> u32 {
+        self.inner
+            .whole_prefix
+            .get()
+            .and_then(Option::as_ref)
+            .and_then(|target| target.engine.pooling_allocator_metrics())
+            .map_or(0, |metrics| metrics.unused_warm_memories())
     }
 
     fn link(

@@ -264,9 +264,9 @@ impl Replica {
         let Linked::P2(pre) = &self.inner.linked else {
             return guest_fault("the component's world has no request path".into());
         };
-        let (engine, pre) = match self.inner.reset.whole_prefix() {
-            Some(moved) => (moved.engine.clone(), moved.pre.clone()),
-            None => (self.inner.engine.clone(), pre.clone()),
+        let pre = match self.inner.reset.whole_prefix() {
+            Some(moved) => moved.pre.clone(),
+            None => pre.clone(),
         };
         let (guard, instance) = match self.admit(deadline).await {
             Ok(admitted) => admitted,
@@ -284,7 +284,7 @@ impl Replica {
         let instantiated = Arc::new(InstantiatedAt::default());
         let work = run_guest(
             self.inner.clone(),
-            (engine, pre),
+            pre,
             request,
             sender,
             request_id.clone(),
@@ -295,8 +295,9 @@ impl Replica {
         );
         let share = self.inner.cpu_share.clone();
         let mut guest: GuestFuture = if count_faults {
+            let served = |outcome: &GuestOutcome| matches!(outcome, GuestOutcome::Finished);
             Box::pin(Fair::new(
-                CountFaults::new(work, self.inner.reset.clone()),
+                CountFaults::new(work, self.inner.reset.clone(), served),
                 share,
             ))
         } else {
@@ -690,7 +691,7 @@ type HeadSender = tokio::sync::oneshot::Sender<
 #[allow(clippy::too_many_arguments)]
 async fn run_guest(
     replica: Arc<ReplicaInner>,
-    (engine, pre): (Engine, ProxyPre<Host>),
+    pre: ProxyPre<Host>,
     request: Request<LimitedBody<BoxedIncoming>>,
     sender: HeadSender,
     request_id: Arc<str>,
@@ -712,7 +713,8 @@ async fn run_guest(
             store.set_epoch_deadline(1);
             (Running { store, slot }, Some(proxy), served)
         }
-        Instance::New(slot) => match new_store(&replica, &engine, &request_id) {
+        // The store comes from the pre's engine: the node's, or the whole-prefix one.
+        Instance::New(slot) => match new_store(&replica, pre.engine(), &request_id) {
             Ok(store) => (Running { store, slot }, None, 1),
             Err(outcome) => return outcome,
         },

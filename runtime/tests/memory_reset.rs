@@ -64,8 +64,11 @@ async fn a_python_guest_moves_to_the_whole_prefix_reset() {
     serve(&replica, ENOUGH_TO_DECIDE, "Hello from wisp!\n").await;
     wait_until(|| prepared.memory_reset() == ResetState::WholePrefix).await;
     assert_eq!(prepared.memory_reset(), ResetState::WholePrefix);
-    // Instances now start in the other engine, in replicas old and new.
+    assert_eq!(runtime.whole_prefix_warm_slots(), 0);
+    // Instances now start in the other engine, in replicas old and new: its pool keeps their
+    // slots warm.
     serve(&replica, 5, "Hello from wisp!\n").await;
+    assert!(runtime.whole_prefix_warm_slots() > 0);
     let another = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
     serve(&another, 5, "Hello from wisp!\n").await;
     // Instances of both engines gave their memory back.
@@ -84,6 +87,7 @@ async fn a_small_guest_keeps_the_dirty_page_reset() {
     serve(&replica, ENOUGH_TO_DECIDE, "1\n").await;
     wait_until(|| prepared.memory_reset() != ResetState::Counting).await;
     assert_eq!(prepared.memory_reset(), ResetState::DirtyPages);
+    assert_eq!(runtime.whole_prefix_warm_slots(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
