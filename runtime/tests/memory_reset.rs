@@ -3,11 +3,11 @@
 //! and moves to the whole-prefix reset; the Rust counter stays with the dirty-page one; every
 //! answer is right before, during and after the move, each from a fresh instance.
 
+mod answers;
 mod settle;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use answers::call;
+use http::StatusCode;
 use settle::{settled, wait_until};
 use wisp_runtime::{
     ArtifactSource, MemoryReset, Replica, ReplicaIdentity, ReplicaLimits, ResetState, Runtime,
@@ -17,38 +17,12 @@ use wisp_runtime::{
 /// More than the fresh instances counted before the choice (32).
 const ENOUGH_TO_DECIDE: usize = 40;
 
-/// (status, body, instance use from Server-Timing).
-async fn call(replica: &Replica) -> (StatusCode, String, String) {
-    let request = Request::get("/")
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = replica.handle(request, "test".into()).await;
-    let status = response.status();
-    let timing = response
-        .headers()
-        .get("server-timing")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let instance = timing
-        .split(", ")
-        .find_map(|metric| metric.strip_prefix("instance;desc="))
-        .unwrap_or("(none)")
-        .to_owned();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        String::from_utf8_lossy(&body).into_owned(),
-        instance,
-    )
-}
-
 async fn serve(replica: &Replica, requests: usize, expected_body: &str) {
     for _ in 0..requests {
-        let (status, body, instance) = call(replica).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body, expected_body);
-        assert_eq!(instance, "fresh");
+        let answer = call(replica, "/").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body, expected_body);
+        assert_eq!(answer.instance, "fresh");
     }
 }
 

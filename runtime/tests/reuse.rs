@@ -3,51 +3,20 @@
 //! `instance;desc=fresh` or `reused`. Reuse never crosses replicas, never survives a fault, gives
 //! memory back by retiring large instances, and ends when the replica goes.
 
+mod answers;
 mod settle;
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use answers::call;
+use http::StatusCode;
 use settle::{settled, wait_until};
 use wisp_api::instance_reuse::InstanceReuse;
 use wisp_runtime::{
     ArtifactSource, MIB, MemoryReset, PreparedComponent, Replica, ReplicaIdentity, ReplicaLimits,
     Runtime, RuntimeConfig,
 };
-
-struct Answer {
-    status: StatusCode,
-    body: String,
-    instance: String,
-}
-
-async fn call(replica: &Replica, path: &str) -> Answer {
-    let request = Request::get(path)
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = replica.handle(request, "test".into()).await;
-    let status = response.status();
-    let timing = response
-        .headers()
-        .get("server-timing")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let instance = timing
-        .split(", ")
-        .find_map(|metric| metric.strip_prefix("instance;desc="))
-        .unwrap_or("(none)")
-        .to_owned();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        instance,
-    }
-}
 
 /// Serial calls: (counter, instance) of each.
 async fn counts(replica: &Replica, path: &str, n: usize) -> Vec<(String, String)> {
