@@ -58,8 +58,8 @@ pub struct RuntimeConfig {
 /// the next instance exactly the component's initial memory; they differ in what that costs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MemoryReset {
-    /// [`MemoryReset::DirtyPages`] for every component, until the page faults of a
-    /// component's first fresh instances show that it writes all over a large heap: that one
+    /// [`MemoryReset::DirtyPages`] for every component, until the page faults of 32 fresh
+    /// instances of a revision's component show that it writes all over a large heap: that one
     /// moves to [`MemoryReset::WholePrefix`] (see `memory_reset`).
     #[default]
     Auto,

@@ -136,9 +136,7 @@ impl EpochTicker {
         }
         Self { stop, thread }
     }
-}
 
-impl EpochTicker {
     /// Whether its thread started (guests of its engine get deadlines and turns only then).
     pub fn is_running(&self) -> bool {
         self.thread.is_some()

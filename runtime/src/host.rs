@@ -19,6 +19,7 @@ use crate::charged_http::{
 use crate::error::RuntimeError;
 use crate::guest_log::{GuestLog, GuestStream, LogBudget};
 use crate::limits::InstanceLimiter;
+use crate::memory_reset::SlotWatch;
 
 /// Most resources (streams, pollables, header fields, bodies…) one request may hold at once. A
 /// handler uses tens; wasmtime's own default of a million would let a guest hold the host's
@@ -44,6 +45,9 @@ pub struct Host {
     log: Arc<LogBudget>,
     stdout: GuestLog,
     stderr: GuestLog,
+    /// While the slot-reset choice is being made: marks this instance's pool slot as held for
+    /// as long as the store lives (see `memory_reset`).
+    slot_watch: Option<SlotWatch>,
 }
 
 impl Host {
@@ -79,7 +83,12 @@ impl Host {
             log,
             stdout,
             stderr,
+            slot_watch: None,
         }
+    }
+
+    pub(crate) fn watch_slot(&mut self, watch: SlotWatch) {
+        self.slot_watch = Some(watch);
     }
 
     /// Tags what the instance does from now on with the next request it serves (a reused

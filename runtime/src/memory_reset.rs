@@ -1,7 +1,7 @@
 //! Choosing, per component, how its pool slots are reset ([`MemoryReset::Auto`]).
 //!
-//! A slot is reset by rewriting the pages the last instance dirtied, which keeps them mapped
-//! and is cheapest for almost every guest. It fails a guest that writes all over a large heap
+//! Where the kernel has `PAGEMAP_SCAN` (Linux 6.7+), a slot is reset by rewriting the pages the
+//! last instance dirtied, which keeps them mapped and is cheapest for almost every guest. It fails a guest that writes all over a large heap
 //! (componentize-py's CPython): wasmtime 48 asks the kernel for at most 32 runs of dirty pages
 //! and unmaps the slot past them, so every new instance faults those pages in again, each fault
 //! a copy and a TLB shootdown to the other cores. Such a guest is better served by a second
@@ -9,12 +9,14 @@
 //!
 //! Which one a component needs shows in the page faults its fresh WASIp2 instances take on
 //! their thread: a steady few (Rust and JavaScript hellos: 0 and about 26 a request) or
-//! hundreds (Python hello: about 220). [`SAMPLES`] fresh instances that ran to completion in a
-//! slot the component had used before are counted, and their median decides: an instance that
-//! took a slot of its own for the first time (more of the component's instances alive at once
-//! than ever before) faults everything in whatever the reset, so it says nothing. A revision
-//! whose component needs it is then loaded into the whole-prefix engine once, and its replicas
-//! start new instances there.
+//! hundreds (Python hello: about 220). [`SAMPLES`] fresh instances that answered are counted,
+//! and their lower quartile decides. An instance in a slot new to the component faults its
+//! whole heap in whatever the reset, so it says nothing about the reset: one that makes more of
+//! the component's instances alive at once than ever before (their stores, reused ones
+//! included) is not counted, and the quartile tolerates the rest (wasmtime hands each thread
+//! slots from its own shard of the pool first, so a new slot can also come with no rise). A
+//! revision whose component needs it is then loaded into the whole-prefix engine once, and its
+//! replicas start new instances there.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,15 +33,15 @@ use crate::node::Runtime;
 
 /// Fresh instances counted before the choice.
 pub(crate) const SAMPLES: usize = 32;
-/// Median page faults per fresh instance from which the whole-prefix reset pays: its copy of
-/// 16 MiB costs about what 25–50 faults with their TLB shootdowns do, and the guests between
-/// (JavaScript, about 26) measured faster without it.
+/// Page faults per fresh instance (the samples' lower quartile) from which the whole-prefix reset
+/// pays: its copy of 16 MiB costs about what 25–50 faults with their TLB shootdowns do, and the
+/// guests between (JavaScript, about 26) measured faster without it.
 pub(crate) const FAULTS_FOR_WHOLE_PREFIX: u64 = 100;
 
 /// Where a component's choice stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetState {
-    /// Counting the page faults of its first fresh instances.
+    /// Counting the page faults of its fresh instances.
     Counting,
     /// Its slots are reset by rewriting their dirty pages (unmapped instead where the kernel
     /// lacks `PAGEMAP_SCAN`, and without the pooling allocator its instances' memory goes with
@@ -56,22 +58,23 @@ pub enum ResetState {
 pub(crate) struct Calibration {
     samples: Vec<u64>,
     decided: bool,
-    /// Counted instances alive now, and the most ever alive at once: an instance that raises
-    /// the most takes a slot the component has not used before.
+    /// Instances (stores) of the component alive now, and the most ever alive at once: an
+    /// instance that raises the most takes a slot the component has not used before.
     alive: usize,
     most_alive: usize,
 }
 
-/// What the count concluded: the reset, and the median faults it was chosen on.
+/// What the count concluded: the reset, and the faults it was chosen on (the samples' lower
+/// quartile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Decision {
     pub reset: MemoryReset,
-    pub median_faults: u64,
+    pub faults: u64,
 }
 
 impl Calibration {
-    /// A counted instance starts; returns whether its slot is new to the component (its
-    /// faults are then not a sample).
+    /// An instance of the component starts; returns whether its slot is new to the component
+    /// (its faults are then not a sample).
     pub(crate) fn start(&mut self) -> bool {
         self.alive += 1;
         let new_slot = self.alive > self.most_alive;
@@ -79,7 +82,7 @@ impl Calibration {
         new_slot
     }
 
-    /// A counted instance is gone (finished or dropped).
+    /// An instance of the component is gone, and its slot with it.
     pub(crate) fn end(&mut self) {
         self.alive = self.alive.saturating_sub(1);
     }
@@ -96,17 +99,16 @@ impl Calibration {
         }
         self.decided = true;
         self.samples.sort_unstable();
-        let median_faults = self.samples[self.samples.len() / 2];
+        // A sample from a slot new to the component only ever reads high: the lower quartile
+        // holds while three in four samples are such.
+        let faults = self.samples[(self.samples.len() - 1) / 4];
         self.samples = Vec::new();
-        let reset = if median_faults >= FAULTS_FOR_WHOLE_PREFIX {
+        let reset = if faults >= FAULTS_FOR_WHOLE_PREFIX {
             MemoryReset::WholePrefix
         } else {
             MemoryReset::DirtyPages
         };
-        Some(Decision {
-            reset,
-            median_faults,
-        })
+        Some(Decision { reset, faults })
     }
 }
 
@@ -200,7 +202,7 @@ impl ResetChoice {
                 self.set_state(ResetState::DirtyPages);
                 tracing::debug!(
                     component = %self.source_name,
-                    median_faults = decision.median_faults,
+                    faults_per_instance = decision.faults,
                     "its instances write little: their slots keep the dirty-page reset"
                 );
             }
@@ -215,7 +217,7 @@ impl ResetChoice {
                 self.set_state(ResetState::WholePrefix);
                 tracing::info!(
                     component = %self.source_name,
-                    median_faults = decision.median_faults,
+                    faults_per_instance = decision.faults,
                     "its fresh instances fault their heap in: new ones start in slots reset \
                      whole (--memory-reset whole-prefix)"
                 );
@@ -247,40 +249,49 @@ fn thread_minor_faults() -> Option<u64> {
     u64::try_from(usage.ru_minflt).ok()
 }
 
+/// Elsewhere there is no per-thread count: nothing is sampled, and components keep the
+/// dirty-page reset.
 #[cfg(not(target_os = "linux"))]
 fn thread_minor_faults() -> Option<u64> {
     None
 }
 
-/// A fresh instance's work, counting the page faults its polls take on their threads. The
-/// total is a sample when the instance's slot was not new to the component and `served` says
-/// the work did what a request does (instantiated and answered); not when it is dropped midway
-/// (a client that left says nothing about the guest).
+impl ResetChoice {
+    /// Ties a new instance's store to the count: `store` holds the returned watch for its life,
+    /// and the instance's faults are a sample unless its slot is new to the component.
+    pub(crate) fn watch_new_instance(self: &Arc<Self>) -> (SlotWatch, bool) {
+        let new_slot = self.calibration().start();
+        (SlotWatch(self.clone()), !new_slot)
+    }
+}
+
+/// Held by a store of the component while its choice is made; says when its slot is given back.
+pub(crate) struct SlotWatch(Arc<ResetChoice>);
+
+impl Drop for SlotWatch {
+    fn drop(&mut self) {
+        self.0.calibration().end();
+    }
+}
+
+/// A fresh instance's first request, counting the page faults its polls take on their threads.
+/// The total is a sample when `served` says the work did what a request does (instantiated,
+/// handled, answered); not when the work is dropped midway (a client that left says nothing
+/// about the guest), nor when a thread's count could not be read.
 pub(crate) struct CountFaults<F, P> {
     inner: Pin<Box<F>>,
-    faults: u64,
+    faults: Option<u64>,
     served: P,
-    new_slot: bool,
     choice: Option<Arc<ResetChoice>>,
 }
 
 impl<F, P> CountFaults<F, P> {
     pub(crate) fn new(inner: F, choice: Arc<ResetChoice>, served: P) -> Self {
-        let new_slot = choice.calibration().start();
         Self {
             inner: Box::pin(inner),
-            faults: 0,
+            faults: Some(0),
             served,
-            new_slot,
             choice: Some(choice),
-        }
-    }
-}
-
-impl<F, P> Drop for CountFaults<F, P> {
-    fn drop(&mut self) {
-        if let Some(choice) = self.choice.take() {
-            choice.calibration().end();
         }
     }
 }
@@ -291,16 +302,16 @@ impl<F: Future, P: Fn(&F::Output) -> bool + Unpin> Future for CountFaults<F, P> 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let before = thread_minor_faults();
         let poll = self.inner.as_mut().poll(cx);
-        if let (Some(before), Some(after)) = (before, thread_minor_faults()) {
-            self.faults += after.saturating_sub(before);
-        }
+        self.faults = match (self.faults, before, thread_minor_faults()) {
+            (Some(total), Some(before), Some(after)) => Some(total + after.saturating_sub(before)),
+            _ => None,
+        };
         if let Poll::Ready(output) = &poll
             && let Some(choice) = self.choice.take()
+            && let Some(faults) = self.faults
+            && (self.served)(output)
         {
-            choice.calibration().end();
-            if !self.new_slot && (self.served)(output) {
-                choice.record(self.faults);
-            }
+            choice.record(faults);
         }
         poll
     }
@@ -354,10 +365,28 @@ mod tests {
     }
 
     #[test]
-    fn the_median_is_the_decisions_reason() {
+    fn samples_from_new_slots_do_not_move_a_small_guest() {
+        // Up to three in four samples read a whole heap faulted in (a new slot the count did
+        // not tell apart); the guest's own 26 faults still decide.
+        let samples = std::iter::repeat_n(4000, SAMPLES * 3 / 4)
+            .chain(std::iter::repeat_n(26, SAMPLES - SAMPLES * 3 / 4));
         let mut calibration = Calibration::default();
-        let samples = std::iter::repeat_n(30, SAMPLES / 2 - 1)
-            .chain(std::iter::repeat_n(300, SAMPLES / 2 + 1));
+        let decision = samples
+            .filter_map(|faults| calibration.record(faults))
+            .last();
+        assert_eq!(
+            decision,
+            Some(Decision {
+                reset: MemoryReset::DirtyPages,
+                faults: 26
+            })
+        );
+    }
+
+    #[test]
+    fn a_heap_writer_moves_on_its_own_faults() {
+        let samples = std::iter::repeat_n(4000, 4).chain(std::iter::repeat_n(220, SAMPLES - 4));
+        let mut calibration = Calibration::default();
         let decision = samples
             .filter_map(|faults| calibration.record(faults))
             .last();
@@ -365,7 +394,7 @@ mod tests {
             decision,
             Some(Decision {
                 reset: MemoryReset::WholePrefix,
-                median_faults: 300
+                faults: 220
             })
         );
     }

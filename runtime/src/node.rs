@@ -292,8 +292,15 @@ impl Runtime {
             }
         };
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
-        // Without its ticker the engine's guests would have no deadlines.
-        ticker.is_running().then_some(WholePrefixEngine {
+        if !ticker.is_running() {
+            // Its guests would have no deadlines: components stay where they are.
+            tracing::warn!(
+                "cannot start the epoch ticker of the whole-prefix engine; components keep the \
+                 dirty-page reset"
+            );
+            return None;
+        }
+        Some(WholePrefixEngine {
             engine,
             linker,
             _ticker: ticker,

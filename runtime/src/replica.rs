@@ -18,6 +18,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use futures::future::Either;
+
 use crate::admission::{self, InstanceSlots, Shed};
 use crate::body::LimitedBody;
 use crate::config::{ReplicaIdentity, ReplicaLimits};
@@ -276,7 +278,6 @@ impl Replica {
             Instance::Reuse(_) => InstanceUse::Reused,
             Instance::New(_) => InstanceUse::Fresh,
         };
-        let count_faults = instance_use == InstanceUse::Fresh && self.inner.reset.counting();
         let wait = admitted.elapsed();
         let (request, body_exceeded) = limit_body(request, limit);
 
@@ -293,16 +294,7 @@ impl Replica {
             guard,
             instance,
         );
-        let share = self.inner.cpu_share.clone();
-        let mut guest: GuestFuture = if count_faults {
-            let served = |outcome: &GuestOutcome| matches!(outcome, GuestOutcome::Finished);
-            Box::pin(Fair::new(
-                CountFaults::new(work, self.inner.reset.clone(), served),
-                share,
-            ))
-        } else {
-            Box::pin(Fair::new(work, share))
-        };
+        let mut guest: GuestFuture = Box::pin(Fair::new(work, self.inner.cpu_share.clone()));
         // Run the guest on this task until it sets its response head: a small handler usually
         // finishes right here, with no task spawned and no wake-up across threads. Dropping this
         // future before then (the client left) drops the guest and cancels it.
@@ -719,6 +711,13 @@ async fn run_guest(
             Err(outcome) => return outcome,
         },
     };
+    // While the component's slot reset is being chosen, a fresh instance's first request is
+    // counted (see `memory_reset`), its store marking its slot as held for as long as it lives.
+    let counted = (proxy.is_none() && replica.reset.counting()).then(|| {
+        let (watch, sample) = replica.reset.watch_new_instance();
+        running.store.data_mut().watch_slot(watch);
+        sample
+    });
     let store = &mut running.store;
     let responded = Arc::new(AtomicBool::new(false));
     let work = async {
@@ -757,6 +756,16 @@ async fn run_guest(
             .call_handle(&mut *store, incoming, outparam)
             .await?;
         Ok::<_, wasmtime::Error>(ready)
+    };
+    let work = match counted {
+        Some(true) => {
+            let answered = responded.clone();
+            let served = move |result: &wasmtime::Result<_>| {
+                result.is_ok() && answered.load(Ordering::Acquire)
+            };
+            Either::Left(CountFaults::new(work, replica.reset.clone(), served))
+        }
+        _ => Either::Right(work),
     };
     match tokio::time::timeout_at(deadline.into(), work).await {
         Ok(Ok(ready)) => {

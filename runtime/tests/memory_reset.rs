@@ -1,5 +1,5 @@
-//! `--memory-reset auto`, the default: the page faults of a component's first fresh instances
-//! decide how its pool slots are reset. The componentize-py hello writes all over CPython's heap
+//! `--memory-reset auto`, the default: the page faults of 32 fresh instances of a revision's
+//! component decide how its pool slots are reset. The componentize-py hello writes all over CPython's heap
 //! and moves to the whole-prefix reset; the Rust counter stays with the dirty-page one; every
 //! answer is right before, during and after the move, each from a fresh instance.
 
@@ -42,6 +42,8 @@ async fn a_python_guest_moves_to_the_whole_prefix_reset() {
     // Instances now start in the other engine, in replicas old and new: its pool keeps their
     // slots warm.
     serve(&replica, 5, "Hello from wisp!\n").await;
+    // The last instance gives its slot back a moment after its answer.
+    wait_until(|| runtime.whole_prefix_warm_slots() > 0).await;
     assert!(runtime.whole_prefix_warm_slots() > 0);
     let another = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
     serve(&another, 5, "Hello from wisp!\n").await;
