@@ -1,10 +1,11 @@
 //! Choosing, per component, how its pool slots are reset ([`MemoryReset::Auto`]).
 //!
 //! Where the kernel has `PAGEMAP_SCAN` (Linux 6.7+), a slot is reset by rewriting the pages the
-//! last instance dirtied, which keeps them mapped and is cheapest for almost every guest. It fails a guest that writes all over a large heap
-//! (componentize-py's CPython): wasmtime 48 asks the kernel for at most 32 runs of dirty pages
-//! and unmaps the slot past them, so every new instance faults those pages in again, each fault
-//! a copy and a TLB shootdown to the other cores. Such a guest is better served by a second
+//! last instance dirtied, which keeps them mapped and is cheapest for almost every guest. It
+//! fails a guest that writes all over a large heap (componentize-py's CPython): wasmtime 48 asks
+//! the kernel for at most 32 runs of dirty pages and unmaps the slot past them, so every new
+//! instance faults those pages in again, each fault a copy and a TLB shootdown to the other
+//! cores. Such a guest is better served by a second
 //! engine whose slots rewrite their first `keep_resident` bytes (16 MiB) whole.
 //!
 //! Which one a component needs shows in the page faults its fresh WASIp2 instances take on
