@@ -5,8 +5,8 @@
 //! fails a guest that writes all over a large heap (componentize-py's CPython): wasmtime 48 asks
 //! the kernel for at most 32 runs of dirty pages and unmaps the slot past them, so every new
 //! instance faults those pages in again, each fault a copy and a TLB shootdown to the other
-//! cores. Such a guest is better served by a second
-//! engine whose slots rewrite their first `keep_resident` bytes (16 MiB) whole.
+//! cores. Such a guest is better served by a second engine whose slots rewrite their first
+//! `keep_resident` bytes (16 MiB) whole.
 //!
 //! Which one a component needs shows in the page faults its fresh WASIp2 instances take on
 //! their thread: a steady few (Rust and JavaScript hellos: 0 and about 26 a request) or
