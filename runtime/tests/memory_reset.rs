@@ -34,11 +34,12 @@ async fn a_python_guest_moves_to_the_whole_prefix_reset() {
         .await
         .unwrap();
     assert_eq!(prepared.memory_reset(), ResetState::Counting);
+    // No component has moved: the whole-prefix engine does not exist yet.
+    assert_eq!(runtime.whole_prefix_warm_slots(), 0);
     let replica = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
     serve(&replica, ENOUGH_TO_DECIDE, "Hello from wisp!\n").await;
     wait_until(|| prepared.memory_reset() == ResetState::WholePrefix).await;
     assert_eq!(prepared.memory_reset(), ResetState::WholePrefix);
-    assert_eq!(runtime.whole_prefix_warm_slots(), 0);
     // Instances now start in the other engine, in replicas old and new: its pool keeps their
     // slots warm.
     serve(&replica, 5, "Hello from wisp!\n").await;
