@@ -365,39 +365,32 @@ mod tests {
         assert!(calibration.start());
     }
 
-    #[test]
-    fn samples_from_new_slots_do_not_move_a_small_guest() {
-        // Up to three in four samples read a whole heap faulted in (a new slot the count did
-        // not tell apart); the guest's own 26 faults still decide.
-        let samples = std::iter::repeat_n(4000, SAMPLES * 3 / 4)
-            .chain(std::iter::repeat_n(26, SAMPLES - SAMPLES * 3 / 4));
+    fn final_decision(samples: impl IntoIterator<Item = u64>) -> Option<Decision> {
         let mut calibration = Calibration::default();
-        let decision = samples
+        samples
+            .into_iter()
             .filter_map(|faults| calibration.record(faults))
-            .last();
-        assert_eq!(
-            decision,
-            Some(Decision {
-                reset: MemoryReset::DirtyPages,
-                faults: 26
-            })
-        );
+            .last()
     }
 
     #[test]
-    fn a_heap_writer_moves_on_its_own_faults() {
-        let samples = std::iter::repeat_n(4000, 4).chain(std::iter::repeat_n(220, SAMPLES - 4));
-        let mut calibration = Calibration::default();
-        let decision = samples
-            .filter_map(|faults| calibration.record(faults))
-            .last();
-        assert_eq!(
-            decision,
-            Some(Decision {
-                reset: MemoryReset::WholePrefix,
-                faults: 220
-            })
-        );
+    fn samples_from_new_slots_decide_nothing_alone() {
+        // Samples from new slots the count did not tell apart read a whole heap faulted in
+        // (4000); up to three in four of them, the guest's own faults still decide.
+        let polluted = |own: u64, new_slots: usize| {
+            std::iter::repeat_n(4000, new_slots)
+                .chain(std::iter::repeat_n(own, SAMPLES - new_slots))
+        };
+        for (own, new_slots, reset) in [
+            (26, SAMPLES * 3 / 4, MemoryReset::DirtyPages),
+            (220, 4, MemoryReset::WholePrefix),
+        ] {
+            assert_eq!(
+                final_decision(polluted(own, new_slots)),
+                Some(Decision { reset, faults: own }),
+                "{own} faults, {new_slots} samples from new slots"
+            );
+        }
     }
 
     #[test]

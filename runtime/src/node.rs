@@ -30,7 +30,6 @@ pub struct Runtime {
 }
 
 struct Inner {
-    engine: Engine,
     allocator: AllocatorKind,
     linker: Linker<Host>,
     loader: ComponentLoader,
@@ -95,7 +94,6 @@ impl Runtime {
                     config.max_concurrent_compiles,
                 ),
                 fetches: tokio::sync::Semaphore::new(config.max_concurrent_fetches.max(1)),
-                engine,
                 allocator,
                 linker,
                 instance_slots: InstanceSlots::new(config.max_instances),
@@ -205,12 +203,7 @@ impl Runtime {
         digest: Digest,
         source_name: String,
     ) -> Result<PreparedComponent, RuntimeError> {
-        let pre = self.link(
-            &self.inner.engine,
-            &self.inner.linker,
-            &loaded.component,
-            &source_name,
-        )?;
+        let pre = Self::link(&self.inner.linker, &loaded.component, &source_name)?;
         let pooling = self.inner.allocator == AllocatorKind::Pooling;
         let reset = match self.inner.config.memory_reset {
             // Only WASIp2 instances are counted: a WASIp3 one serves many requests at once, and
@@ -261,7 +254,7 @@ impl Runtime {
         // an engine with the same compiler settings, just made: nothing else could alter them.
         let moved = unsafe { Component::deserialize(&target.engine, &image) }
             .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
-        match self.link(&target.engine, &target.linker, &moved, source_name)? {
+        match Self::link(&target.linker, &moved, source_name)? {
             Linked::P2(pre) => Ok(WholePrefixPre { pre }),
             Linked::P3(_) => Err(RuntimeError::Engine(
                 "a WASIp3 component keeps the dirty-page reset".into(),
@@ -319,13 +312,13 @@ impl Runtime {
             .map_or(0, |metrics| metrics.unused_warm_memories())
     }
 
+    /// Links `component` with `linker`, for the engine the linker belongs to.
     fn link(
-        &self,
-        engine: &Engine,
         linker: &Linker<Host>,
         component: &Component,
         source_name: &str,
     ) -> Result<Linked, RuntimeError> {
+        let engine = linker.engine();
         let component_type = component.component_type();
         let exports: Vec<&str> = component_type
             .exports(engine)
