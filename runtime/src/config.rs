@@ -59,7 +59,7 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MemoryReset {
     /// [`MemoryReset::DirtyPages`] for every component, until the page faults of 32 fresh
-    /// instances of a revision's component show that it writes all over a large heap: that one
+    /// instances of a component show that it writes all over a large heap: that one
     /// moves to [`MemoryReset::WholePrefix`] (see `memory_reset`).
     #[default]
     Auto,

@@ -16,8 +16,8 @@
 //! the component's instances alive at once than ever before (their stores, reused ones
 //! included) is not counted, and the quartile tolerates the rest (wasmtime hands each thread
 //! slots from its own shard of the pool first, so a new slot can also come with no rise). A
-//! revision whose component needs it is then loaded into the whole-prefix engine once, and its
-//! replicas start new instances there.
+//! component that needs it is then loaded into the whole-prefix engine once, and the replicas
+//! of every revision running it start new instances there.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -126,7 +126,7 @@ struct MoveSource {
     component: Component,
 }
 
-/// One prepared component's choice, shared by its replicas.
+/// One component's choice on a node, shared by the revisions that run it and their replicas.
 pub(crate) struct ResetChoice {
     source: Mutex<Option<MoveSource>>,
     source_name: String,

@@ -2,7 +2,8 @@
 //! component and replica the node runs (and the whole-prefix engine, for the components that
 //! need it).
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -45,6 +46,8 @@ struct Inner {
     /// The second engine, whose slots are rewritten whole, built when a component first needs
     /// it (`None` when its instance pool could not be reserved).
     whole_prefix: OnceLock<Option<WholePrefixEngine>>,
+    /// Each prepared component's slot-reset choice, by digest, while a revision runs it.
+    reset_choices: Mutex<HashMap<Digest, Weak<ResetChoice>>>,
 }
 
 /// An engine whose pool slots are reset by rewriting their first `keep_resident` bytes whole,
@@ -103,6 +106,7 @@ impl Runtime {
                 config,
                 _ticker: ticker,
                 whole_prefix: OnceLock::new(),
+                reset_choices: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -212,12 +216,14 @@ impl Runtime {
             MemoryReset::WholePrefix if pooling => ResetState::WholePrefix,
             _ => ResetState::DirtyPages,
         };
-        let reset = ResetChoice::new(
-            self.clone(),
-            loaded.component.clone(),
-            source_name.clone(),
-            reset,
-        );
+        let reset = self.reset_choice(digest, || {
+            ResetChoice::new(
+                self.clone(),
+                loaded.component.clone(),
+                source_name.clone(),
+                reset,
+            )
+        });
         Ok(PreparedComponent {
             runtime: self.clone(),
             digest,
@@ -227,6 +233,29 @@ impl Runtime {
             reset,
             _lease: loaded.lease,
         })
+    }
+
+    /// The slot-reset choice of the component with `digest`, shared by every revision that runs
+    /// it on this node while one does: counted once, moved once.
+    fn reset_choice(
+        &self,
+        digest: Digest,
+        make: impl FnOnce() -> Arc<ResetChoice>,
+    ) -> Arc<ResetChoice> {
+        let mut choices = self
+            .inner
+            .reset_choices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(choice) = choices.get(&digest).and_then(Weak::upgrade) {
+            return choice;
+        }
+        // Components no revision runs any more are forgotten here, so the map holds no more
+        // entries than the node has prepared components.
+        choices.retain(|_, choice| choice.strong_count() > 0);
+        let choice = make();
+        choices.insert(digest, Arc::downgrade(&choice));
+        choice
     }
 
     /// `component` (compiled for the node's engine) loaded into the whole-prefix engine, which

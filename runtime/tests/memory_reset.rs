@@ -1,5 +1,5 @@
-//! `--memory-reset auto`, the default: the page faults of 32 fresh instances of a revision's
-//! component decide how its pool slots are reset. The componentize-py hello writes all over CPython's heap
+//! `--memory-reset auto`, the default: the page faults of 32 fresh instances of a component
+//! decide how its pool slots are reset. The componentize-py hello writes all over CPython's heap
 //! and moves to the whole-prefix reset; the Rust counter stays with the dirty-page one; every
 //! answer is right before, during and after the move, each from a fresh instance.
 
@@ -48,6 +48,12 @@ async fn a_python_guest_moves_to_the_whole_prefix_reset() {
     assert!(runtime.whole_prefix_warm_slots() > 0);
     let another = prepared.start_replica(&ReplicaIdentity::default(), ReplicaLimits::default());
     serve(&another, 5, "Hello from wisp!\n").await;
+    // A revision prepared later with the same component shares the choice: nothing to count.
+    let again = runtime
+        .prepare(&ArtifactSource::parse(wisp_samples::PY_HELLO))
+        .await
+        .unwrap();
+    assert_eq!(again.memory_reset(), ResetState::WholePrefix);
     // Instances of both engines gave their memory back.
     assert_eq!(settled(&replica).await, (0, 0));
     assert_eq!(settled(&another).await, (0, 0));

@@ -37,7 +37,7 @@ pub struct ResetArgs {
     /// the instance wrote (cheapest for most guests); `whole-prefix` rewrites the first 16 MiB
     /// of linear memory whole, which is faster for guests that write all over a large heap,
     /// such as componentize-py's Python (about twice the requests with a fresh instance each);
-    /// `auto` counts the page faults of 32 fresh WASIp2 instances of each revision's component
+    /// `auto` counts the page faults of 32 fresh WASIp2 instances of each component
     /// and moves the components that fault their heap in (hundreds of faults each) to
     /// `whole-prefix`
     #[arg(long, value_enum, default_value_t)]
