@@ -4,10 +4,11 @@
 //! One [`Runtime`] per node holds the wasmtime engine (pooling allocator, copy-on-write memory
 //! images, an epoch ticker; a second engine whose pool slots are reset whole for the components
 //! that write all over a large heap, see `memory_reset`), the compile cache (once per digest per
-//! process, precompiled images on disk) and the linker. [`Runtime::prepare`] turns a component reference into a
-//! [`PreparedComponent`]; [`PreparedComponent::start_replica`] makes a [`Replica`], the resource
-//! envelope that serves requests — each WASIp2 request in a fresh instance unless the revision
-//! chose instance reuse, WASIp3 requests on instances each driven by a task of its own.
+//! process, precompiled images on disk) and the linker. [`Runtime::prepare`] turns a component
+//! reference into a [`PreparedComponent`]; [`PreparedComponent::start_replica`] makes a
+//! [`Replica`], the resource envelope that serves requests — each WASIp2 request in a fresh
+//! instance unless the revision chose instance reuse, WASIp3 requests on instances each driven
+//! by a task of its own.
 //!
 //! Not here: HTTP listening, routing, queueing across replicas and scaling decisions — those
 //! belong to the gateway, activator and autoscaler.

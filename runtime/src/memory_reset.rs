@@ -156,6 +156,13 @@ impl ResetChoice {
         })
     }
 
+    /// Ties a new instance's store to the count: the store holds the returned watch for its
+    /// life, and the instance's faults are a sample unless its slot is new to the component.
+    pub(crate) fn watch_new_instance(self: &Arc<Self>) -> (SlotWatch, bool) {
+        let new_slot = self.calibration().start();
+        (SlotWatch(self.clone()), !new_slot)
+    }
+
     pub(crate) fn state(&self) -> ResetState {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -255,15 +262,6 @@ fn thread_minor_faults() -> Option<u64> {
 #[cfg(not(target_os = "linux"))]
 fn thread_minor_faults() -> Option<u64> {
     None
-}
-
-impl ResetChoice {
-    /// Ties a new instance's store to the count: `store` holds the returned watch for its life,
-    /// and the instance's faults are a sample unless its slot is new to the component.
-    pub(crate) fn watch_new_instance(self: &Arc<Self>) -> (SlotWatch, bool) {
-        let new_slot = self.calibration().start();
-        (SlotWatch(self.clone()), !new_slot)
-    }
 }
 
 /// Held by a store of the component while its choice is made; says when its slot is given back.
